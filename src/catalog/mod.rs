@@ -1,0 +1,253 @@
+//! The catalog: a SQLite cache beside the repository (all SQL lives here).
+//!
+//! It knows which pack holds each blob, which index objects it has loaded, which
+//! packs are not yet covered by an index object, and the file-metadata cache. It is
+//! always rebuildable from the repository and holds no plaintext: file-cache rows are
+//! keyed by a keyed hash of the path, never the path itself. One file per repository
+//! id, WAL mode, so several processes may use it at once.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::crypto::Kind;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, ChunkId, ObjectId, PackId};
+use crate::model::index::IndexedPack;
+use crate::pack::PackEntry;
+
+/// Where a blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub pack: PackId,
+    pub offset: u64,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+/// What the file cache remembers about a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedFile {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub dev: u64,
+    pub content: Vec<ChunkId>,
+}
+
+pub struct Catalog {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> Result<Catalog> {
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io_path("creating catalog folder", dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| sql(path, e))?;
+        let c = Catalog { conn: Mutex::new(conn), path: path.to_path_buf() };
+        c.with(|conn| schema::migrate(conn))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Ok(c)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|e| sql(&self.path, e))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.with(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.with(|c| c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", [key, value]).map(|_| ()))
+    }
+
+    /// Index objects already loaded.
+    pub fn loaded_indexes(&self) -> Result<Vec<ObjectId>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id FROM indexes")?;
+            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|r| r.map(|b| ObjectId::from_slice(&b).unwrap_or(ObjectId([0; 32])))).collect()
+        })
+    }
+
+    /// Record an index object and the packs it covers, in one transaction.
+    pub fn add_index(&self, index: &ObjectId, packs: &[IndexedPack]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("INSERT OR IGNORE INTO indexes(id) VALUES (?1)", [&index.0[..]])?;
+            for p in packs {
+                insert_pack(&tx, p, Some(index))?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Record a durable pack that no index object covers yet.
+    pub fn add_unindexed_pack(&self, pack: &IndexedPack) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            insert_pack(&tx, pack, None)?;
+            tx.commit()
+        })
+    }
+
+    pub fn has_pack(&self, id: &PackId) -> Result<bool> {
+        self.with(|c| c.query_row("SELECT 1 FROM packs WHERE id = ?1", [&id.0[..]], |_| Ok(())).optional().map(|o| o.is_some()))
+    }
+
+    /// Packs no index object covers yet, with their blobs.
+    pub fn unindexed_packs(&self) -> Result<Vec<IndexedPack>> {
+        self.with(|c| {
+            let ids: Vec<(Vec<u8>, i64)> = {
+                let mut st = c.prepare("SELECT id, size FROM packs WHERE index_id IS NULL ORDER BY id")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            let mut st = c.prepare("SELECT kind, id, offset, length, raw_length FROM blobs WHERE pack = ?1 ORDER BY offset")?;
+            for (id, size) in ids {
+                let blobs = st
+                    .query_map([&id], |r| {
+                        Ok(PackEntry {
+                            kind: Kind::from_u8(r.get::<_, u8>(0)?).unwrap_or(Kind::Data),
+                            id: r.get::<_, Vec<u8>>(1)?.try_into().unwrap_or([0; 32]),
+                            offset: r.get::<_, i64>(2)? as u64,
+                            length: r.get(3)?,
+                            raw_length: r.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.push(IndexedPack { id: PackId::from_slice(&id).unwrap_or(PackId([0; 32])), size: size as u64, blobs });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Packs listed but gone from the repository are forgotten with their blobs.
+    pub fn remove_pack(&self, id: &PackId) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM blobs WHERE pack = ?1", [&id.0[..]])?;
+            tx.execute("DELETE FROM packs WHERE id = ?1", [&id.0[..]])?;
+            tx.commit()
+        })
+    }
+
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<Location>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT pack, offset, length, raw_length FROM blobs WHERE id = ?1 LIMIT 1")?
+                .query_row([&id.0[..]], |r| {
+                    Ok(Location {
+                        pack: PackId::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or(PackId([0; 32])),
+                        offset: r.get::<_, i64>(1)? as u64,
+                        length: r.get(2)?,
+                        raw_length: r.get(3)?,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
+        self.with(|c| {
+            c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?.query_row([&id.0[..]], |_| Ok(())).optional().map(|o| o.is_some())
+        })
+    }
+
+    /// True when every chunk is in a durable pack.
+    pub fn has_all(&self, ids: &[ChunkId]) -> Result<bool> {
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?;
+            for id in ids {
+                if st.query_row([&id.0[..]], |_| Ok(())).optional()?.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    pub fn cached_file(&self, key: &[u8; 32]) -> Result<Option<CachedFile>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT size, mtime_ns, ctime_ns, inode, dev, content FROM file_cache WHERE key = ?1")?
+                .query_row([&key[..]], |r| {
+                    let content: Vec<u8> = r.get(5)?;
+                    Ok(CachedFile {
+                        size: r.get::<_, i64>(0)? as u64,
+                        mtime_ns: r.get(1)?,
+                        ctime_ns: r.get(2)?,
+                        inode: r.get::<_, i64>(3)? as u64,
+                        dev: r.get::<_, i64>(4)? as u64,
+                        content: content.chunks_exact(32).map(|c| ChunkId(c.try_into().unwrap())).collect(),
+                    })
+                })
+                .optional()
+        })
+    }
+
+    pub fn put_cached_files(&self, rows: &[([u8; 32], CachedFile)]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO file_cache(key, size, mtime_ns, ctime_ns, inode, dev, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for (k, f) in rows {
+                    let content: Vec<u8> = f.content.iter().flat_map(|c| c.0).collect();
+                    st.execute(params![&k[..], f.size as i64, f.mtime_ns, f.ctime_ns, f.inode as i64, f.dev as i64, content])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Forget everything the repository can tell again (for a rebuild).
+    pub fn clear(&self) -> Result<()> {
+        self.with(|c| c.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM file_cache;"))
+    }
+
+    pub fn counts(&self) -> Result<(u64, u64, u64)> {
+        self.with(|c| {
+            let q = |s: &str| c.query_row(s, [], |r| r.get::<_, i64>(0)).map(|v| v as u64);
+            Ok((q("SELECT count(*) FROM indexes")?, q("SELECT count(*) FROM packs")?, q("SELECT count(*) FROM blobs")?))
+        })
+    }
+}
+
+fn insert_pack(tx: &rusqlite::Transaction<'_>, p: &IndexedPack, index: Option<&ObjectId>) -> rusqlite::Result<()> {
+    let idx = index.map(|i| i.0.to_vec());
+    tx.prepare_cached(
+        "INSERT INTO packs(id, size, index_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET index_id = coalesce(excluded.index_id, packs.index_id)",
+    )?
+    .execute(params![&p.id.0[..], p.size as i64, idx])?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blobs(id, pack, kind, offset, length, raw_length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for b in &p.blobs {
+        st.execute(params![&b.id[..], &p.id.0[..], b.kind as u8, b.offset as i64, b.length, b.raw_length])?;
+    }
+    Ok(())
+}
+
+fn sql(path: &Path, e: rusqlite::Error) -> Error {
+    Error::Catalog { path: path.display().to_string(), source: e }
+}

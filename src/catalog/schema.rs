@@ -1,0 +1,32 @@
+//! The catalog's schema and its migrations, applied in order by `user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: blobs, packs, indexes, file cache.
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE indexes(id BLOB PRIMARY KEY) WITHOUT ROWID;
+     CREATE TABLE packs(id BLOB PRIMARY KEY, size INTEGER NOT NULL, index_id BLOB) WITHOUT ROWID;
+     CREATE INDEX packs_unindexed ON packs(index_id) WHERE index_id IS NULL;
+     CREATE TABLE blobs(id BLOB NOT NULL, pack BLOB NOT NULL, kind INTEGER NOT NULL, offset INTEGER NOT NULL,
+                        length INTEGER NOT NULL, raw_length INTEGER NOT NULL, PRIMARY KEY(id, pack)) WITHOUT ROWID;
+     CREATE INDEX blobs_pack ON blobs(pack);
+     CREATE TABLE file_cache(key BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                             ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, dev INTEGER NOT NULL,
+                             content BLOB NOT NULL) WITHOUT ROWID;",
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(120))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    loop {
+        // IMMEDIATE: two processes opening a new catalog at once migrate it once.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(m) = MIGRATIONS.get(version) else { return Ok(()) };
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}

@@ -1,0 +1,58 @@
+//! `hcbackup key list|add|remove|passwd`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{render, Ctx};
+use crate::config::{read_password, PasswordSource};
+use crate::error::{exit, Result};
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// List key files (one per password).
+    List,
+    /// Add a password (e.g. a disaster-recovery escrow password).
+    Add {
+        /// Read the new password from this file (also HCBACKUP_NEW_PASSWORD_FILE).
+        #[arg(long, value_name = "FILE", env = "HCBACKUP_NEW_PASSWORD_FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// Remove a key file by id prefix (not the one in use).
+    Remove { id: String },
+    /// Change the password in use: a new key file replaces the old one; data is not re-encrypted.
+    Passwd {
+        #[arg(long, value_name = "FILE", env = "HCBACKUP_NEW_PASSWORD_FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+}
+
+fn new_password(file: Option<PathBuf>) -> Result<zeroize::Zeroizing<String>> {
+    let src = match file {
+        Some(f) => PasswordSource::File(f),
+        None => PasswordSource::Prompt,
+    };
+    read_password(&src, "new password", true)
+}
+
+pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
+    let mut repo = ctx.open()?;
+    match cmd {
+        KeyCommand::List => render::keys(ctx, &repo.list_keys()?),
+        KeyCommand::Add { new_password_file } => {
+            let pw = new_password(new_password_file)?;
+            let id = repo.add_key(pw.as_bytes())?;
+            render::line(ctx, &format!("added key {}", &id[..8]), serde_json::json!({ "id": id }));
+        }
+        KeyCommand::Remove { id } => {
+            let removed = repo.remove_key(&id)?;
+            render::line(ctx, &format!("removed key {}", &removed[..8]), serde_json::json!({ "id": removed }));
+        }
+        KeyCommand::Passwd { new_password_file } => {
+            let pw = new_password(new_password_file)?;
+            let id = repo.change_password(pw.as_bytes())?;
+            render::line(ctx, &format!("password changed (key {})", &id[..8]), serde_json::json!({ "id": id }));
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,129 @@
+//! The command line (clap): one file per command group; `render` is the only stdout writer.
+
+mod keys;
+mod progress;
+mod render;
+mod restore;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Flags, Settings};
+use crate::error::{exit, Result};
+use crate::repo::Repository;
+use crate::storage::LocalBackend;
+
+#[derive(Parser, Debug)]
+#[command(name = "hcbackup", version, about = "Encrypted, deduplicating backups of a clinic's database and uploads")]
+pub struct Cli {
+    /// Repository: a folder (default: $BACKUP_DIR/repository).
+    #[arg(long, global = true, value_name = "LOCATION")]
+    pub repo: Option<String>,
+    /// Read the password from this file (also HCBACKUP_PASSWORD_FILE).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and read the password from its output.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
+    /// Settings file (default: ./hcbackup.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail (repeat for debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the repository; prints its id.
+    Init,
+    /// Back up PATHs (default: UPLOADS_DIR).
+    Snapshot(snapshot::SnapshotArgs),
+    /// List snapshots.
+    Snapshots,
+    /// List a snapshot's entries (below PATH).
+    Ls { snapshot: String, path: Option<String> },
+    /// Restore a snapshot into a folder.
+    Restore(restore::RestoreArgs),
+    /// Manage passwords (key files).
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// The local catalog (a rebuildable cache).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// Rebuild the catalog from the repository alone.
+    Rebuild,
+}
+
+/// What every command gets: settings and output options.
+pub struct Ctx {
+    pub settings: Settings,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Ctx {
+    pub fn backend(&self) -> Result<Arc<LocalBackend>> {
+        Ok(Arc::new(LocalBackend::new(self.settings.repo_path()?)))
+    }
+
+    pub fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let mut pw = || self.settings.read_password("repository password", false);
+        Repository::open(backend, &mut pw, &self.settings.cache_dir)
+    }
+}
+
+/// Run a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let flags = Flags {
+        repo: cli.repo.clone(),
+        config: cli.config.clone(),
+        password_file: cli.password_file.clone(),
+        password_command: cli.password_command.clone(),
+    };
+    let ctx = Ctx { settings: Settings::load(&flags)?, json: cli.json, quiet: cli.quiet };
+    match cli.command {
+        Command::Init => {
+            let backend = ctx.backend()?;
+            let pw = ctx.settings.read_password("new repository password", true)?;
+            let repo = Repository::init(backend, pw.as_bytes(), &ctx.settings.cache_dir)?;
+            render::init(&ctx, &repo);
+            Ok(exit::OK)
+        }
+        Command::Snapshot(a) => snapshot::run(&ctx, a),
+        Command::Snapshots => {
+            let repo = ctx.open()?;
+            render::snapshots(&ctx, &repo.snapshots()?);
+            Ok(exit::OK)
+        }
+        Command::Ls { snapshot, path } => {
+            let repo = ctx.open()?;
+            let snap = repo.find_snapshot(&snapshot)?;
+            render::ls(&ctx, &repo, &snap, path.as_deref())
+        }
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Key(k) => keys::run(&ctx, k),
+        Command::Catalog(CatalogCommand::Rebuild) => {
+            let repo = ctx.open()?;
+            let counts = repo.rebuild_catalog()?;
+            render::catalog_rebuilt(&ctx, &repo, counts);
+            Ok(exit::OK)
+        }
+    }
+}

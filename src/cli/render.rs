@@ -1,0 +1,186 @@
+//! All that hcbackup writes on stdout: human lines, or one JSON document with --json.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::{exit, Result};
+use crate::model::snapshot::SnapshotEntry;
+use crate::model::tree::NodeKind;
+use crate::ops::ls::{display_path, walk};
+use crate::ops::restore::RestoreReport;
+use crate::repo::{KeyInfo, Repository};
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json serializes"));
+}
+
+/// Bytes in binary units, as people read them.
+pub fn size(n: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+pub fn line(ctx: &Ctx, human: &str, doc: serde_json::Value) {
+    if ctx.json {
+        print_json(&doc);
+    } else if !ctx.quiet {
+        println!("{human}");
+    }
+}
+
+pub fn init(ctx: &Ctx, repo: &Repository) {
+    line(
+        ctx,
+        &format!("created repository {} at {}", repo.config().id, repo.backend().location()),
+        json!({ "id": repo.config().id, "location": repo.backend().location() }),
+    );
+}
+
+fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
+    let s = &e.snapshot;
+    json!({
+        "id": e.id.to_hex(),
+        "short_id": e.id.short(),
+        "time": s.time,
+        "host": s.host,
+        "tags": s.tags,
+        "paths": s.paths,
+        "sources": s.names,
+        "files": s.summary.files,
+        "dirs": s.summary.dirs,
+        "bytes": s.summary.bytes,
+        "bytes_read": s.summary.bytes_read,
+        "bytes_added": s.summary.bytes_added,
+        "blobs_added": s.summary.blobs_added,
+        "duration_secs": s.summary.duration_secs,
+        "incomplete": s.incomplete(),
+        "errors": s.errors,
+    })
+}
+
+pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
+    let s = &e.snapshot;
+    for err in &s.errors {
+        eprintln!("hcbackup: could not read {err}");
+    }
+    let human = format!(
+        "snapshot {} saved{}: {} files, {} ({} read), {} added in {:.1} s",
+        e.id.short(),
+        if s.incomplete() { format!(" INCOMPLETE ({} entries unreadable)", s.errors.len()) } else { String::new() },
+        s.summary.files,
+        size(s.summary.bytes),
+        size(s.summary.bytes_read),
+        size(s.summary.bytes_added),
+        s.summary.duration_secs
+    );
+    // The summary line is printed even with -q: it is what a cron log needs.
+    if ctx.json {
+        print_json(&snapshot_json(e));
+    } else {
+        println!("{human}");
+    }
+}
+
+pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
+    if ctx.json {
+        print_json(&serde_json::Value::Array(list.iter().map(snapshot_json).collect()));
+        return;
+    }
+    println!("{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} tags", "id", "time", "files", "size", "added", "sources");
+    for e in list {
+        let s = &e.snapshot;
+        println!(
+            "{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} {}{}",
+            e.id.short(),
+            s.time,
+            s.summary.files,
+            size(s.summary.bytes),
+            size(s.summary.bytes_added),
+            s.names.join(","),
+            s.tags.join(","),
+            if s.incomplete() { " (incomplete)" } else { "" }
+        );
+    }
+}
+
+pub fn ls(ctx: &Ctx, repo: &Repository, snap: &SnapshotEntry, path: Option<&str>) -> Result<i32> {
+    let mut rows = Vec::new();
+    walk(repo, snap, path, &mut |l| {
+        let n = &l.node;
+        if ctx.json {
+            rows.push(json!({
+                "path": display_path(&l.path),
+                "type": format!("{:?}", n.kind).to_lowercase(),
+                "mode": format!("{:o}", n.mode),
+                "size": n.size,
+                "uid": n.uid,
+                "gid": n.gid,
+                "mtime_ns": n.mtime_ns,
+            }));
+        } else {
+            let t = match n.kind {
+                NodeKind::Dir => 'd',
+                NodeKind::Symlink => 'l',
+                NodeKind::File => '-',
+                _ => 'o',
+            };
+            let target = n.target.as_ref().map(|t| format!(" -> {}", display_path(t))).unwrap_or_default();
+            println!("{t}{:04o} {:>10} {}{}", n.mode, n.size, display_path(&l.path), target);
+        }
+    })?;
+    if ctx.json {
+        print_json(&serde_json::Value::Array(rows));
+    }
+    Ok(exit::OK)
+}
+
+pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Duration) {
+    for e in &r.errors {
+        eprintln!("hcbackup: could not restore {e}");
+    }
+    let human = format!(
+        "restored snapshot {}: {} files, {} folders, {} in {:.1} s{}",
+        snap.id.short(),
+        r.files,
+        r.dirs,
+        size(r.bytes),
+        took.as_secs_f64(),
+        if r.errors.is_empty() { String::new() } else { format!("; {} FAILED", r.errors.len()) }
+    );
+    line(
+        ctx,
+        &human,
+        json!({ "id": snap.id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes,
+                "duration_secs": took.as_secs_f64(), "errors": r.errors }),
+    );
+}
+
+pub fn keys(ctx: &Ctx, keys: &[KeyInfo]) {
+    if ctx.json {
+        print_json(&serde_json::to_value(keys).expect("keys serialize"));
+        return;
+    }
+    for k in keys {
+        println!("{} {}  {}  {}@{}", if k.current { "*" } else { " " }, &k.id[..8], k.created, k.user, k.host);
+    }
+}
+
+pub fn catalog_rebuilt(ctx: &Ctx, repo: &Repository, (indexes, packs, blobs): (u64, u64, u64)) {
+    line(
+        ctx,
+        &format!("catalog rebuilt from {indexes} index objects: {packs} packs, {blobs} blobs ({})", repo.catalog().path().display()),
+        json!({ "indexes": indexes, "packs": packs, "blobs": blobs }),
+    );
+}

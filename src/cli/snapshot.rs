@@ -1,0 +1,46 @@
+//! `hcbackup snapshot`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{progress::CliProgress, render, Ctx};
+use crate::error::{exit, Error, Result};
+use crate::ops::snapshot::{self, SnapshotOptions};
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Folders or files to back up (default: UPLOADS_DIR).
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// The snapshot's time instead of now (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub time: Option<String>,
+    /// Skip the database (until the database source exists, always skipped).
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Do not mirror to cloud destinations afterwards.
+    #[arg(long)]
+    pub no_mirror: bool,
+}
+
+pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+    let paths = if a.paths.is_empty() {
+        vec![ctx.settings.uploads_dir.clone().ok_or_else(|| Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into()))?]
+    } else {
+        a.paths
+    };
+    let time = match &a.time {
+        Some(t) => Some(crate::util::parse_rfc3339(t).ok_or_else(|| Error::Usage(format!("--time {t}: not an RFC 3339 time like 2026-01-15T03:00:00Z")))?),
+        None => None,
+    };
+    let repo = ctx.open()?;
+    let progress = CliProgress::start(ctx, &paths, "backing up");
+    let result = snapshot::run(&repo, &SnapshotOptions { paths, tags: a.tags, time }, &progress);
+    progress.finish();
+    let entry = result?;
+    render::snapshot_done(ctx, &entry);
+    Ok(if entry.snapshot.incomplete() { exit::INCOMPLETE } else { exit::OK })
+}

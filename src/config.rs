@@ -1,0 +1,179 @@
+//! Settings: command-line flags, then the environment (the seed's variables and
+//! `HCBACKUP_*`), then a `.env` file in the working folder, then `hcbackup.toml`.
+//! Secrets are held in zeroizing types and never printed.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// What `hcbackup.toml` may hold. Unknown keys are an error, so a typo is caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub repo: Option<String>,
+    pub backup_dir: Option<PathBuf>,
+    pub uploads_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<String>,
+}
+
+/// Flags that bear on settings.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub repo: Option<String>,
+    pub config: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub password_command: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum PasswordSource {
+    Env,
+    File(PathBuf),
+    Command(String),
+    Prompt,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    /// Repository location (a folder for now).
+    pub repo: Option<String>,
+    pub uploads_dir: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub password: PasswordSource,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    pub fn load(flags: &Flags) -> Result<Settings> {
+        load_dotenv(Path::new(".env"))?;
+        let file = match &flags.config {
+            Some(p) => read_toml(p)?,
+            None if Path::new("hcbackup.toml").exists() => read_toml(Path::new("hcbackup.toml"))?,
+            None => FileConfig::default(),
+        };
+        let backup_dir = env("BACKUP_DIR").map(PathBuf::from).or(file.backup_dir);
+        let repo = flags
+            .repo
+            .clone()
+            .or_else(|| env("HCBACKUP_REPO"))
+            .or_else(|| backup_dir.map(|d| d.join("repository").display().to_string()))
+            .or(file.repo);
+        let uploads_dir = env("UPLOADS_DIR").map(PathBuf::from).or(file.uploads_dir);
+        let cache_dir = env("HCBACKUP_CACHE_DIR")
+            .map(PathBuf::from)
+            .or(file.cache_dir)
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hcbackup")))
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/hcbackup")))
+            .ok_or_else(|| Error::Config("no cache folder: set HCBACKUP_CACHE_DIR or HOME".into()))?;
+        let password = if let Some(f) = &flags.password_file {
+            PasswordSource::File(f.clone())
+        } else if let Some(c) = &flags.password_command {
+            PasswordSource::Command(c.clone())
+        } else if std::env::var_os("HCBACKUP_PASSWORD").is_some() {
+            PasswordSource::Env
+        } else if let Some(f) = env("HCBACKUP_PASSWORD_FILE").map(PathBuf::from).or(file.password_file) {
+            PasswordSource::File(f)
+        } else if let Some(c) = env("HCBACKUP_PASSWORD_COMMAND").or(file.password_command) {
+            PasswordSource::Command(c)
+        } else {
+            PasswordSource::Prompt
+        };
+        Ok(Settings { repo, uploads_dir, cache_dir, password })
+    }
+
+    /// The repository folder, or a usage error saying how to name one.
+    pub fn repo_path(&self) -> Result<PathBuf> {
+        let r = self.repo.as_deref().ok_or_else(|| {
+            Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
+        })?;
+        if r.contains("://") {
+            return Err(Error::Usage(format!("{r}: only local repositories are supported by this version")));
+        }
+        Ok(PathBuf::from(r))
+    }
+
+    /// Read the password from its source; `confirm` asks twice at a prompt.
+    pub fn read_password(&self, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
+        read_password(&self.password, what, confirm)
+    }
+}
+
+pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
+    let pw = match src {
+        PasswordSource::Env => Zeroizing::new(std::env::var("HCBACKUP_PASSWORD").unwrap_or_default()),
+        PasswordSource::File(p) => {
+            let s = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
+                Error::Config(format!("password file {}: {e}", p.display()))
+            })?);
+            Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
+        }
+        PasswordSource::Command(c) => {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(c)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| Error::Config(format!("password command could not run: {e}")))?;
+            if !out.status.success() {
+                return Err(Error::Config(format!("password command failed ({})", out.status)));
+            }
+            let s = Zeroizing::new(String::from_utf8(out.stdout).map_err(|_| Error::Config("password command printed non-UTF-8".into()))?);
+            Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
+        }
+        PasswordSource::Prompt => {
+            if !std::io::stdin().is_terminal() {
+                return Err(Error::Usage(
+                    "no password: set HCBACKUP_PASSWORD_FILE or HCBACKUP_PASSWORD, or pass --password-file / --password-command".into(),
+                ));
+            }
+            let p = Zeroizing::new(
+                rpassword::prompt_password(format!("{what}: ")).map_err(|e| Error::io("reading the password", e))?,
+            );
+            if confirm {
+                let again = Zeroizing::new(rpassword::prompt_password(format!("{what} again: ")).map_err(|e| Error::io("reading the password", e))?);
+                if *again != *p {
+                    return Err(Error::Usage("the passwords do not match".into()));
+                }
+            }
+            p
+        }
+    };
+    if pw.is_empty() {
+        return Err(Error::Usage(format!("{what} is empty")));
+    }
+    Ok(pw)
+}
+
+fn read_toml(p: &Path) -> Result<FileConfig> {
+    let s = std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+    toml::from_str(&s).map_err(|e| {
+        let msg = e.message().to_string();
+        let line = e.span().map(|sp| s[..sp.start].lines().count().max(1));
+        Error::Config(match line {
+            Some(l) => format!("{} line {l}: {msg}; fix the file", p.display()),
+            None => format!("{}: {msg}; fix the file", p.display()),
+        })
+    })
+}
+
+fn load_dotenv(p: &Path) -> Result<()> {
+    match dotenvy::from_path(p) {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // The line itself is not shown: it may hold a password.
+        Err(dotenvy::Error::LineParse(..)) => {
+            Err(Error::Config(format!("{}: a line does not parse; each line must be KEY=value", p.display())))
+        }
+        Err(e) => Err(Error::Config(format!("{}: {e}", p.display()))),
+    }
+}

@@ -1,0 +1,28 @@
+//! The `hcbackup` binary: parse, set up logging, run, map errors to exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let cli = hcbackup::cli::Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HCBACKUP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let code = match hcbackup::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hcbackup: error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,7 @@
+//! The repository's structured objects: index, tree and snapshot, each versioned.
+//! Their decoders take authenticated bytes but are still fuzzed: a bug must not
+//! turn a damaged repository into a crash.
+
+pub mod index;
+pub mod snapshot;
+pub mod tree;

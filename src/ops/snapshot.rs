@@ -1,0 +1,87 @@
+//! `snapshot`: archive the sources, then write packs → index → manifest, in that order.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::chunker::{Chunker, FILE_CHUNKS};
+use crate::error::{Error, Result};
+use crate::model::snapshot::{Snapshot, SnapshotEntry, Summary};
+use crate::model::tree::Tree;
+use crate::progress::Progress;
+use crate::repo::{BlobWriter, Repository};
+use crate::source::fs::source_name;
+
+use super::archive::Archiver;
+
+pub struct SnapshotOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    /// The snapshot's time (default: now).
+    pub time: Option<time::OffsetDateTime>,
+}
+
+pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotEntry> {
+    let started = Instant::now();
+    if opts.paths.is_empty() {
+        return Err(Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into()));
+    }
+    let mut sources = Vec::new();
+    for p in &opts.paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
+        let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
+            Error::Usage(format!("source {} cannot be read ({e}): check the path (UPLOADS_DIR?)", abs.display()))
+        })?;
+        sources.push((abs, meta));
+    }
+    let time = opts.time.unwrap_or_else(crate::util::now);
+    let _lock = repo.lock(false, "snapshot")?;
+    repo.recover_packs()?;
+
+    let writer = BlobWriter::new(repo);
+    let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
+    let arch = Archiver::new(repo, &writer, chunker, progress);
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut nodes = Vec::new();
+    for (path, meta) in &sources {
+        let mut name = source_name(path);
+        let mut n = 2;
+        while names.contains(&name) {
+            name = [source_name(path), format!("-{n}").into_bytes()].concat();
+            n += 1;
+        }
+        if let Some(node) = arch.node(path, &name, meta)? {
+            nodes.push(node);
+        }
+        names.push(name);
+    }
+    let root = arch.store_tree(Tree::new(nodes))?;
+    writer.flush()?;
+    arch.flush_cache()?;
+    repo.write_index()?;
+
+    let c = &arch.counters;
+    let w = writer.stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    let snapshot = Snapshot {
+        version: 1,
+        time: crate::util::rfc3339(time),
+        host: crate::util::hostname(),
+        user: crate::util::username(),
+        tags: opts.tags.clone(),
+        paths: sources.iter().map(|(p, _)| p.display().to_string()).collect(),
+        names: names.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect(),
+        tree: root,
+        summary: Summary {
+            files: c.files.load(Relaxed),
+            dirs: c.dirs.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            bytes_read: c.bytes_read.load(Relaxed),
+            bytes_added: w.bytes_added,
+            blobs_added: w.blobs_added,
+            duration_secs: started.elapsed().as_secs_f64(),
+        },
+        errors: arch.take_errors(),
+    };
+    let id = repo.write_snapshot(&snapshot)?;
+    Ok(SnapshotEntry { id, snapshot })
+}

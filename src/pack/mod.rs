@@ -1,0 +1,14 @@
+//! Pack files: many sealed blobs followed by a sealed header that lists them.
+//!
+//! ```text
+//! pack   = blob_1 ‖ … ‖ blob_n ‖ sealed_header ‖ u32le(len(sealed_header))
+//! blob_i = codec::encode(kind_i, id_i, plaintext_i)
+//! header = u8 version(1) ‖ u32le n ‖ n × (u8 kind ‖ id[32] ‖ u32le length ‖ u32le raw_length)
+//! ```
+//! Offsets are the running sum of lengths. The header is sealed as kind PackHeader
+//! with an all-zero id, so chunk sizes and ids are invisible without the key. A pack's
+//! file name is the plain BLAKE3 of its bytes: any copy can be checked without the key.
+
+mod format;
+
+pub use format::{decode_header, encode_header, header_location, PackBuilder, PackEntry, HEADER_ID};

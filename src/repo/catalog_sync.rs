@@ -1,0 +1,116 @@
+//! Keeping the catalog in step with the repository, and the index step of a snapshot.
+//!
+//! On open, index objects the catalog has not seen are loaded; if one it had loaded
+//! is gone (pruned elsewhere), or the catalog belongs to another repository, it is
+//! rebuilt from scratch. Packs that no index covers yet (a run killed after writing
+//! them) are found by listing `packs/` and reading their sealed headers, so the next
+//! snapshot reuses them instead of uploading the same data again.
+
+use std::collections::HashSet;
+
+use super::Repository;
+use crate::codec;
+use crate::crypto::Kind;
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, PackId};
+use crate::model::index::{self, IndexedPack};
+use crate::pack::{self, PackEntry};
+use crate::storage::pack_path;
+
+/// Packs per index object: keeps each index object a few MiB.
+const PACKS_PER_INDEX: usize = 2048;
+
+impl Repository {
+    pub(super) fn sync_catalog(&self) -> Result<()> {
+        if self.catalog.meta("repo_id")?.as_deref() != Some(&self.config.id) {
+            self.catalog.clear()?;
+            self.catalog.set_meta("repo_id", &self.config.id)?;
+        }
+        let in_repo: HashSet<ObjectId> =
+            self.backend.list("index")?.into_iter().filter_map(|(n, _)| ObjectId::from_hex(&n)).collect();
+        let loaded: HashSet<ObjectId> = self.catalog.loaded_indexes()?.into_iter().collect();
+        if !loaded.is_subset(&in_repo) {
+            tracing::info!("index objects were removed from the repository; rebuilding the catalog");
+            self.catalog.clear()?;
+            return self.load_indexes(in_repo.iter());
+        }
+        self.load_indexes(in_repo.difference(&loaded))
+    }
+
+    fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
+        for id in ids {
+            let plain = self.read_object(Kind::Index, "index", id)?;
+            let packs = index::decode(&plain).map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))?;
+            self.catalog.add_index(id, &packs)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuild the catalog from the repository alone; returns (indexes, packs, blobs).
+    pub fn rebuild_catalog(&self) -> Result<(u64, u64, u64)> {
+        self.catalog.clear()?;
+        self.catalog.set_meta("repo_id", &self.config.id)?;
+        self.sync_catalog()?;
+        self.recover_packs()?;
+        self.catalog.counts()
+    }
+
+    /// Read and authenticate a pack's header.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let path = pack_path(id);
+        let bad = |d: String| Error::corrupt(format!("pack {}", id.to_hex()), d);
+        let trailer = self.backend.get_range(&path, size.saturating_sub(4), 4).map_err(|e| bad(e.to_string()))?;
+        let (start, len) = pack::header_location(size, trailer.try_into().expect("4 bytes")).map_err(|e| bad(e.into()))?;
+        let sealed = self.backend.get_range(&path, start, len).map_err(|e| bad(e.to_string()))?;
+        let plain = codec::decode(&self.key, Kind::PackHeader, &pack::HEADER_ID, &sealed, 64 << 20)
+            .map_err(|e| bad(format!("header: {e}")))?;
+        let entries = pack::decode_header(&plain).map_err(|e| bad(e.into()))?;
+        if entries.last().is_some_and(|e| e.offset + e.length as u64 != start) {
+            return Err(bad("header does not match the pack's length".into()));
+        }
+        Ok(entries)
+    }
+
+    /// Add durable packs that no index covers to the catalog; forget vanished ones.
+    /// Returns how many packs were recovered.
+    pub fn recover_packs(&self) -> Result<usize> {
+        let mut present = HashSet::new();
+        let mut recovered = 0;
+        for (name, size) in self.backend.list("packs")? {
+            let Some(id) = name.rsplit('/').next().and_then(PackId::from_hex) else { continue };
+            present.insert(id);
+            if self.catalog.has_pack(&id)? {
+                continue;
+            }
+            match self.read_pack_header(&id, size) {
+                Ok(blobs) => {
+                    self.catalog.add_unindexed_pack(&IndexedPack { id, size, blobs })?;
+                    recovered += 1;
+                }
+                Err(e) => tracing::warn!("ignoring unreadable pack {}: {e}", id.to_hex()),
+            }
+        }
+        for p in self.catalog.unindexed_packs()? {
+            if !present.contains(&p.id) {
+                self.catalog.remove_pack(&p.id)?;
+            }
+        }
+        if recovered > 0 {
+            tracing::info!("found {recovered} pack(s) from an interrupted run; they will be reused");
+        }
+        Ok(recovered)
+    }
+
+    /// Write index objects for every pack no index covers yet (step two of the
+    /// write order). Returns the new index ids.
+    pub fn write_index(&self) -> Result<Vec<ObjectId>> {
+        let packs = self.catalog.unindexed_packs()?;
+        let mut ids = Vec::new();
+        for group in packs.chunks(PACKS_PER_INDEX) {
+            let id = self.write_object(Kind::Index, "index", &index::encode(group))?;
+            self.catalog.add_index(&id, group)?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}

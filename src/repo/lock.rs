@@ -1,0 +1,162 @@
+//! Repository locks in `locks/`: shared for snapshots and restores, exclusive for
+//! operations that delete (prune). A lock is a sealed object naming host, pid and
+//! time; it is refreshed while held. A lock whose process is gone (same host) or
+//! that was not refreshed for `STALE_AFTER` (another host) is removed with a warning.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::Repository;
+use crate::crypto::Kind;
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::storage::Backend;
+
+/// A lock not refreshed for this long is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub host: String,
+    pub pid: u32,
+    pub user: String,
+    pub time: String,
+    pub exclusive: bool,
+    pub operation: String,
+}
+
+impl LockInfo {
+    fn describe(&self) -> String {
+        format!(
+            "{} (pid {} on {}, {}, since {})",
+            self.operation,
+            self.pid,
+            self.host,
+            if self.exclusive { "exclusive" } else { "shared" },
+            self.time
+        )
+    }
+
+    /// Why this lock is stale, if it is.
+    fn stale_reason(&self, host: &str) -> Option<String> {
+        if self.host == host && !crate::util::pid_alive(self.pid) {
+            return Some(format!("process {} on {} is gone", self.pid, self.host));
+        }
+        let t = crate::util::parse_rfc3339(&self.time)?;
+        let age = crate::util::now() - t;
+        (age > STALE_AFTER).then(|| format!("not refreshed for {} minutes", age.whole_minutes()))
+    }
+}
+
+/// Held while an operation runs; removes its lock file when dropped.
+pub struct LockGuard {
+    backend: Arc<dyn Backend>,
+    path: String,
+    stop: Arc<AtomicBool>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.refresher.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        let _ = self.backend.delete(&self.path);
+    }
+}
+
+impl Repository {
+    /// Every lock in the repository, stale ones removed (with a warning).
+    fn live_locks(&self) -> Result<Vec<(String, LockInfo)>> {
+        let host = crate::util::hostname();
+        let mut out = Vec::new();
+        for (name, _) in self.backend.list("locks")? {
+            let Some(id) = ObjectId::from_hex(&name) else { continue };
+            let path = format!("locks/{name}");
+            let info = match self.read_object(Kind::Lock, "locks", &id) {
+                Ok(b) => serde_json::from_slice::<LockInfo>(&b).ok(),
+                Err(Error::Missing { .. }) => continue, // released meanwhile
+                Err(_) => None,
+            };
+            let Some(info) = info else {
+                tracing::warn!("ignoring unreadable lock {path}");
+                continue;
+            };
+            if let Some(why) = info.stale_reason(&host) {
+                tracing::warn!("removed stale lock of {}: {why}", info.describe());
+                let _ = self.backend.delete(&path);
+                continue;
+            }
+            out.push((name, info));
+        }
+        Ok(out)
+    }
+
+    /// Take a lock. Shared locks coexist; an exclusive lock excludes every other.
+    pub fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        let conflict = |locks: &[(String, LockInfo)], mine: Option<&str>| {
+            locks
+                .iter()
+                .find(|(n, l)| Some(n.as_str()) != mine && (exclusive || l.exclusive))
+                .map(|(_, l)| Error::Locked(l.describe()))
+        };
+        if let Some(e) = conflict(&self.live_locks()?, None) {
+            return Err(e);
+        }
+        let info = LockInfo {
+            host: crate::util::hostname(),
+            pid: std::process::id(),
+            user: crate::util::username(),
+            time: crate::util::rfc3339(crate::util::now()),
+            exclusive,
+            operation: operation.to_string(),
+        };
+        // Random id: the lock's content changes as it is refreshed, its name does not.
+        let mut r = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut r);
+        let id = ObjectId(r);
+        let name = id.to_hex();
+        let path = format!("locks/{name}");
+        self.put_lock(&id, &info)?;
+        let guard = LockGuard { backend: self.backend.clone(), path, stop: Arc::new(AtomicBool::new(false)), refresher: None };
+        // Another process may have locked at the same moment: look again.
+        if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
+            return Err(e); // dropping the guard removes our lock
+        }
+        Ok(self.start_refresh(guard, id, info))
+    }
+
+    fn put_lock(&self, id: &ObjectId, info: &LockInfo) -> Result<()> {
+        let plain = serde_json::to_vec(info).expect("lock serializes");
+        let sealed = crate::codec::encode(&self.key, Kind::Lock, &id.0, &plain);
+        self.backend.put(&format!("locks/{}", id.to_hex()), &sealed)?;
+        Ok(())
+    }
+
+    fn start_refresh(&self, mut guard: LockGuard, id: ObjectId, mut info: LockInfo) -> LockGuard {
+        let stop = guard.stop.clone();
+        let backend = self.backend.clone();
+        let key = self.key.clone();
+        guard.refresher = Some(std::thread::spawn(move || loop {
+            std::thread::park_timeout(REFRESH_EVERY);
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            info.time = crate::util::rfc3339(crate::util::now());
+            let plain = serde_json::to_vec(&info).expect("lock serializes");
+            let sealed = crate::codec::encode(&key, Kind::Lock, &id.0, &plain);
+            if let Err(e) = backend.put(&format!("locks/{}", id.to_hex()), &sealed) {
+                tracing::warn!("could not refresh the repository lock: {e}");
+            }
+        }));
+        guard
+    }
+}

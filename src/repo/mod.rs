@@ -1,0 +1,166 @@
+//! The repository: the only writer of objects, and the keeper of the write order
+//! packs → index → snapshot (a snapshot exists only once its manifest is durable).
+//!
+//! It opens the key with a password, keeps the catalog in step with the objects, and
+//! reads blobs back with every check: the pack range must authenticate as the blob's
+//! kind and id, and the plaintext must hash to that id again.
+
+mod catalog_sync;
+mod config;
+mod keys;
+mod lock;
+mod writer;
+
+pub use config::RepoConfig;
+pub use keys::KeyInfo;
+pub use lock::{LockGuard, LockInfo};
+pub use writer::{BlobWriter, WriteStats};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::catalog::Catalog;
+use crate::codec;
+use crate::crypto::{Kind, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, ObjectId, TreeId};
+use crate::model::snapshot::{Snapshot, SnapshotEntry};
+use crate::model::tree::Tree;
+use crate::storage::{pack_path, Backend, StorageError};
+
+/// Folders every repository has.
+pub const DIRS: &[&str] = &["keys", "packs", "index", "snapshots", "locks", "audit"];
+
+/// Largest structured object (index, snapshot, tree) we accept when decoding.
+const MAX_OBJECT: usize = 512 * 1024 * 1024;
+
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: RepoConfig,
+    key: MasterKey,
+    key_id: String,
+    catalog: Catalog,
+}
+
+/// Gives the password when it is first needed (after the repository was found).
+pub type PasswordFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>>;
+
+impl Repository {
+    /// Open an existing repository: find it, unlock a key, open and sync the catalog.
+    pub fn open(backend: Arc<dyn Backend>, password: PasswordFn<'_>, cache_dir: &Path) -> Result<Repository> {
+        let config = RepoConfig::load(backend.as_ref())?;
+        let pw = password()?;
+        let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
+        let catalog = Catalog::open(&cache_dir.join(format!("{}.sqlite", config.id)))?;
+        let repo = Repository { backend, config, key, key_id, catalog };
+        repo.sync_catalog()?;
+        Ok(repo)
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Seal and store a structured object (index, snapshot, lock) under `dir/<id>`,
+    /// the id being the keyed hash of its plaintext.
+    pub(crate) fn write_object(&self, kind: Kind, dir: &str, plain: &[u8]) -> Result<ObjectId> {
+        let id = ObjectId(self.key.id_of(plain));
+        let sealed = codec::encode(&self.key, kind, &id.0, plain);
+        self.backend.put(&format!("{dir}/{}", id.to_hex()), &sealed)?;
+        Ok(id)
+    }
+
+    pub(crate) fn read_object(&self, kind: Kind, dir: &str, id: &ObjectId) -> Result<Vec<u8>> {
+        let path = format!("{dir}/{}", id.to_hex());
+        let sealed = self.backend.get(&path).map_err(|e| match e {
+            StorageError::NotFound(_) => Error::missing(kind.name(), format!("{path} is gone")),
+            e => e.into(),
+        })?;
+        let plain = codec::decode(&self.key, kind, &id.0, &sealed, MAX_OBJECT)
+            .map_err(|e| Error::corrupt(format!("{} {path}", kind.name()), e.to_string()))?;
+        if kind != Kind::Lock && self.key.id_of(&plain) != id.0 {
+            return Err(Error::corrupt(format!("{} {path}", kind.name()), "content does not match its name"));
+        }
+        Ok(plain)
+    }
+
+    /// Read one blob, checking its authenticity and that it hashes to its id.
+    pub fn read_blob(&self, kind: Kind, id: BlobId) -> Result<Vec<u8>> {
+        let loc = self
+            .catalog
+            .lookup(&id)?
+            .ok_or_else(|| Error::missing(format!("{} {}", kind.name(), id.short()), "no index lists it"))?;
+        let path = pack_path(&loc.pack);
+        let sealed = self.backend.get_range(&path, loc.offset, loc.length).map_err(|e| match e {
+            StorageError::NotFound(_) => Error::missing(format!("pack {}", loc.pack.to_hex()), "the pack file is gone"),
+            e => Error::corrupt(format!("pack {}", loc.pack.to_hex()), e.to_string()),
+        })?;
+        let plain = codec::decode(&self.key, kind, &id.0, &sealed, loc.raw_length as usize).map_err(|e| {
+            Error::corrupt(format!("pack {}", loc.pack.to_hex()), format!("{} {}: {e}", kind.name(), id.short()))
+        })?;
+        if self.key.id_of(&plain) != id.0 || plain.len() != loc.raw_length as usize {
+            return Err(Error::corrupt(
+                format!("pack {}", loc.pack.to_hex()),
+                format!("{} {} does not hash to its id", kind.name(), id.short()),
+            ));
+        }
+        Ok(plain)
+    }
+
+    pub fn load_tree(&self, id: TreeId) -> Result<Tree> {
+        let bytes = self.read_blob(Kind::Tree, id.into())?;
+        Tree::from_bytes(&bytes).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))
+    }
+
+    /// Write the manifest: the last step of a snapshot.
+    pub fn write_snapshot(&self, s: &Snapshot) -> Result<ObjectId> {
+        self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend.list("snapshots")? {
+            let Some(id) = ObjectId::from_hex(&name) else { continue };
+            let bytes = self.read_object(Kind::Snapshot, "snapshots", &id)?;
+            let snapshot = Snapshot::from_bytes(&bytes).map_err(|e| Error::corrupt(format!("snapshot {name}"), e))?;
+            out.push(SnapshotEntry { id, snapshot });
+        }
+        out.sort_by(|a, b| {
+            let ta = a.snapshot.parsed_time();
+            let tb = b.snapshot.parsed_time();
+            ta.cmp(&tb).then(a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    /// A snapshot by unique id prefix, or `latest`.
+    pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all.into_iter().last().ok_or_else(|| Error::Failed("the repository has no snapshots yet".into()));
+        }
+        let hexes: Vec<String> = all.iter().map(|e| e.id.to_hex()).collect();
+        let found = crate::id::resolve_prefix(spec, hexes.iter().map(|s| s.as_str())).map_err(Error::Usage)?.to_string();
+        Ok(all.into_iter().find(|e| e.id.to_hex() == found).expect("resolved id exists"))
+    }
+
+    /// The id of the key file this session unlocked.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}

@@ -1,0 +1,182 @@
+//! A repository in a local folder. Writes go to a temporary file in the same folder,
+//! are fsynced, renamed into place, and the folder is fsynced: a crash leaves either
+//! the old state or the complete object, never a torn one. Files 0600, folders 0700.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+use super::{Backend, StorageError, StorageResult};
+
+pub const TMP_PREFIX: &str = ".tmp-";
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+}
+
+impl LocalBackend {
+    fn create_dirs_impl(&self, dirs: &[&str]) -> StorageResult<()> {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(&self.root).map_err(|e| map(&self.root.display().to_string(), e))?;
+        for d in dirs {
+            b.create(self.full(d)).map_err(|e| map(d, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn map(what: &str, e: io::Error) -> StorageError {
+    if e.kind() == io::ErrorKind::NotFound {
+        StorageError::NotFound(what.to_string())
+    } else if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::EDQUOT) {
+        StorageError::Full(what.to_string())
+    } else if e.kind() == io::ErrorKind::PermissionDenied {
+        StorageError::Auth(format!("{what}: {e}"))
+    } else {
+        StorageError::Permanent(format!("{what}: {e}"))
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
+        let dest = self.full(path);
+        let dir = dest.parent().expect("object paths have a folder").to_path_buf();
+        if !dir.exists() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| map(path, e))?;
+            if let Some(up) = dir.parent() {
+                sync_dir(up).map_err(|e| map(path, e))?;
+            }
+        }
+        let mut r = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut r);
+        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(r)));
+        let result = (|| -> io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &dest)?;
+            sync_dir(&dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(map(path, e));
+        }
+        Ok(())
+    }
+
+    fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
+        fs::read(self.full(path)).map_err(|e| map(path, e))
+    }
+
+    fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
+        let mut f = File::open(self.full(path)).map_err(|e| map(path, e))?;
+        let mut buf = vec![0u8; len as usize];
+        f.seek(SeekFrom::Start(offset)).map_err(|e| map(path, e))?;
+        f.read_exact(&mut buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                StorageError::Permanent(format!("{path}: shorter than expected (truncated?)"))
+            } else {
+                map(path, e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn stat(&self, path: &str) -> StorageResult<u64> {
+        Ok(fs::metadata(self.full(path)).map_err(|e| map(path, e))?.len())
+    }
+
+    fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let base = self.full(dir);
+        let rd = match fs::read_dir(&base) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(map(dir, e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| map(dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) {
+                continue;
+            }
+            let ft = e.file_type().map_err(|e| map(dir, e))?;
+            if ft.is_dir() {
+                for sub in fs::read_dir(e.path()).map_err(|e| map(dir, e))? {
+                    let sub = sub.map_err(|e| map(dir, e))?;
+                    let sn = sub.file_name().to_string_lossy().into_owned();
+                    if sn.starts_with(TMP_PREFIX) {
+                        continue;
+                    }
+                    let len = sub.metadata().map_err(|e| map(dir, e))?.len();
+                    out.push((format!("{name}/{sn}"), len));
+                }
+            } else {
+                out.push((name, e.metadata().map_err(|e| map(dir, e))?.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> StorageResult<()> {
+        fs::remove_file(self.full(path)).map_err(|e| map(path, e))
+    }
+
+    /// Create the repository's folders (0700).
+    fn create_layout(&self, dirs: &[&str]) -> StorageResult<()> {
+        self.create_dirs_impl(dirs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path().join("repo"));
+        b.create_layout(&["index"]).unwrap();
+        b.put("packs/ab/abc", b"xyz").unwrap();
+        b.put("index/i1", b"1").unwrap();
+        assert_eq!(b.get("packs/ab/abc").unwrap(), b"xyz");
+        assert_eq!(b.get_range("packs/ab/abc", 1, 2).unwrap(), b"yz");
+        assert!(b.get_range("packs/ab/abc", 2, 2).is_err());
+        assert_eq!(b.list("packs").unwrap(), vec![("ab/abc".to_string(), 3)]);
+        assert!(matches!(b.get("index/none"), Err(StorageError::NotFound(_))));
+        b.delete("index/i1").unwrap();
+        assert!(b.list("index").unwrap().is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(d.path().join("repo/packs/ab/abc")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

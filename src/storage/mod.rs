@@ -1,0 +1,81 @@
+//! Storage of opaque, immutable objects: the one interface every destination offers.
+//!
+//! Storage never sees a key or plaintext: it moves sealed bytes by name (`config`,
+//! `keys/<id>`, `packs/ab/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`).
+//! Backends translate their own failures into [`StorageError`] at the edge.
+
+mod local;
+
+pub use local::LocalBackend;
+
+use std::fmt;
+
+/// The shared error vocabulary of every backend.
+#[derive(Debug)]
+pub enum StorageError {
+    NotFound(String),
+    AlreadyExists(String),
+    /// Worth retrying (timeouts, 5xx, resets).
+    Transient(String),
+    /// Will fail again (bad request, I/O error on the object).
+    Permanent(String),
+    /// Credentials refused.
+    Auth(String),
+    /// No space left at the destination.
+    Full(String),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::NotFound(s) => write!(f, "{s} not found"),
+            StorageError::AlreadyExists(s) => write!(f, "{s} already exists"),
+            StorageError::Transient(s) | StorageError::Permanent(s) => f.write_str(s),
+            StorageError::Auth(s) => write!(f, "access denied: {s}"),
+            StorageError::Full(s) => write!(f, "no space left writing {s}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+impl From<StorageError> for crate::Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(s) => crate::Error::missing(s, "the object is not in the repository"),
+            StorageError::Full(s) => crate::Error::DiskFull(format!("writing {s}")),
+            other => crate::Error::Failed(format!("storage: {other}")),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Object storage. Contract for every implementation:
+/// - `put` is atomic and durable: a reader sees the whole object or none of it, and
+///   once `put` returns the object survives a crash. Putting an existing name with
+///   the same bytes succeeds (objects are immutable and content-named).
+/// - `get`/`get_range` return exactly the stored bytes or `NotFound`.
+/// - `list(dir)` returns every object under `dir` (one level of fan-out folders
+///   included) as (name relative to `dir`, size); temporary files are never listed.
+/// - `delete` of a missing object is `NotFound`.
+pub trait Backend: Send + Sync {
+    /// Where this is, for messages.
+    fn location(&self) -> String;
+    fn put(&self, path: &str, data: &[u8]) -> StorageResult<()>;
+    fn get(&self, path: &str) -> StorageResult<Vec<u8>>;
+    fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>>;
+    fn stat(&self, path: &str) -> StorageResult<u64>;
+    fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>>;
+    fn delete(&self, path: &str) -> StorageResult<()>;
+    /// Create the folder layout where the backend has folders (a no-op elsewhere).
+    fn create_layout(&self, _dirs: &[&str]) -> StorageResult<()> {
+        Ok(())
+    }
+}
+
+/// The object path of a pack (`packs/ab/abcd…`).
+pub fn pack_path(id: &crate::id::PackId) -> String {
+    let h = id.to_hex();
+    format!("packs/{}/{}", &h[..2], h)
+}
