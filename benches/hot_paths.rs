@@ -20,7 +20,17 @@ fn noise(n: usize) -> Vec<u8> {
 }
 
 fn text(n: usize) -> Vec<u8> {
-    let words = ["paciente", "consulta", "retorno", "exame", "hemograma", "receita", "2026-03-14", "dipirona", "500mg"];
+    let words = [
+        "paciente",
+        "consulta",
+        "retorno",
+        "exame",
+        "hemograma",
+        "receita",
+        "2026-03-14",
+        "dipirona",
+        "500mg",
+    ];
     let mut out = Vec::with_capacity(n + 16);
     let mut i = 0usize;
     while out.len() < n {
@@ -40,7 +50,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("chunking");
     g.throughput(Throughput::Bytes(media.len() as u64));
     let chunker = Chunker::new(FILE_CHUNKS, key.gear_table());
-    g.bench_function("fastcdc_keyed_gear_1MiB_avg", |b| b.iter(|| chunker.chunk_slice(&media).len()));
+    g.bench_function("fastcdc_keyed_gear_1MiB_avg", |b| {
+        b.iter(|| chunker.chunk_slice(&media).len())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("hashing");
@@ -53,7 +65,9 @@ fn benches(c: &mut Criterion) {
     for (name, data) in [("text", &txt[..1 << 20]), ("media", &media[..1 << 20])] {
         let id = key.id_of(data);
         g.throughput(Throughput::Bytes(data.len() as u64));
-        g.bench_with_input(BenchmarkId::new("encode", name), data, |b, d| b.iter(|| codec::encode(&key, Kind::Data, &id, d)));
+        g.bench_with_input(BenchmarkId::new("encode", name), data, |b, d| {
+            b.iter(|| codec::encode(&key, Kind::Data, &id, d))
+        });
         let sealed = codec::encode(&key, Kind::Data, &id, data);
         g.bench_with_input(BenchmarkId::new("decode", name), &sealed, |b, s| {
             b.iter(|| codec::decode(&key, Kind::Data, &id, s, data.len()).unwrap())

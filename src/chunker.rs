@@ -19,7 +19,11 @@ pub struct ChunkSizes {
 }
 
 /// Files: large media dominate, so 1 MiB average keeps the index small.
-pub const FILE_CHUNKS: ChunkSizes = ChunkSizes { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
+pub const FILE_CHUNKS: ChunkSizes = ChunkSizes {
+    min: 256 * 1024,
+    avg: 1024 * 1024,
+    max: 4 * 1024 * 1024,
+};
 
 /// How much a batch reads at once (a multiple of the largest chunk).
 const SEGMENT: usize = 8 * 1024 * 1024;
@@ -35,13 +39,24 @@ pub struct Chunker {
 
 impl Chunker {
     pub fn new(sizes: ChunkSizes, gear: Box<[u64; 256]>) -> Self {
-        assert!(sizes.min >= 64 && sizes.min <= sizes.avg && sizes.avg <= sizes.max && sizes.max <= SEGMENT);
+        assert!(
+            sizes.min >= 64
+                && sizes.min <= sizes.avg
+                && sizes.avg <= sizes.max
+                && sizes.max <= SEGMENT
+        );
         let mut gear_ls = Box::new([0u64; 256]);
         for (d, s) in gear_ls.iter_mut().zip(gear.iter()) {
             *d = s << 1;
         }
         let (mask_s, mask_l) = select_masks(sizes.avg, Normalization::Level1);
-        Chunker { sizes, gear, gear_ls, mask_s, mask_l }
+        Chunker {
+            sizes,
+            gear,
+            gear_ls,
+            mask_s,
+            mask_l,
+        }
     }
 
     pub fn sizes(&self) -> ChunkSizes {
@@ -79,7 +94,12 @@ impl Chunker {
 
     /// Batches of whole chunks from a reader.
     pub fn batches<R: Read>(&self, reader: R) -> Batches<'_, R> {
-        Batches { chunker: self, reader, carry: Vec::new(), eof: false }
+        Batches {
+            chunker: self,
+            reader,
+            carry: Vec::new(),
+            eof: false,
+        }
     }
 }
 
@@ -174,7 +194,11 @@ mod tests {
         out
     }
 
-    const SMALL: ChunkSizes = ChunkSizes { min: 256, avg: 1024, max: 4096 };
+    const SMALL: ChunkSizes = ChunkSizes {
+        min: 256,
+        avg: 1024,
+        max: 4096,
+    };
 
     proptest! {
         #[test]
@@ -204,7 +228,11 @@ mod tests {
         }
         let c = test_chunker(FILE_CHUNKS);
         let s = stream_chunks(&c, &data, 1 << 20);
-        let d: Vec<Vec<u8>> = c.chunk_slice(&data).into_iter().map(|s| s.to_vec()).collect();
+        let d: Vec<Vec<u8>> = c
+            .chunk_slice(&data)
+            .into_iter()
+            .map(|s| s.to_vec())
+            .collect();
         assert_eq!(s, d);
         assert!(s.len() > 10);
     }
@@ -214,11 +242,18 @@ mod tests {
         let mut data = vec![0u8; 2_000_000];
         let mut x = 1u64;
         for b in data.iter_mut() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (x >> 33) as u8;
         }
-        let c = test_chunker(ChunkSizes { min: 4096, avg: 16384, max: 65536 });
-        let a: std::collections::HashSet<Vec<u8>> = c.chunk_slice(&data).iter().map(|s| s.to_vec()).collect();
+        let c = test_chunker(ChunkSizes {
+            min: 4096,
+            avg: 16384,
+            max: 65536,
+        });
+        let a: std::collections::HashSet<Vec<u8>> =
+            c.chunk_slice(&data).iter().map(|s| s.to_vec()).collect();
         let mut shifted = data.clone();
         shifted.splice(1_000_000..1_000_000, b"inserted".iter().copied());
         let b: Vec<Vec<u8>> = c.chunk_slice(&shifted).iter().map(|s| s.to_vec()).collect();

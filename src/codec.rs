@@ -49,7 +49,13 @@ impl std::fmt::Display for DecodeError {
 }
 
 /// Open and decompress. `max_len` bounds the plaintext size.
-pub fn decode(key: &MasterKey, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len: usize) -> Result<Vec<u8>, DecodeError> {
+pub fn decode(
+    key: &MasterKey,
+    kind: Kind,
+    id: &[u8; 32],
+    sealed: &[u8],
+    max_len: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let body = zeroize::Zeroizing::new(key.open(kind, id, sealed).ok_or(DecodeError::Auth)?);
     match body.first() {
         Some(&RAW) => {
@@ -60,7 +66,8 @@ pub fn decode(key: &MasterKey, kind: Kind, id: &[u8; 32], sealed: &[u8], max_len
         }
         Some(&ZSTD) => {
             let mut out = Vec::new();
-            let mut dec = zstd::stream::read::Decoder::new(&body[1..]).map_err(|_| DecodeError::Format("zstd"))?;
+            let mut dec = zstd::stream::read::Decoder::new(&body[1..])
+                .map_err(|_| DecodeError::Format("zstd"))?;
             use std::io::Read;
             let n = (&mut dec)
                 .take(max_len as u64 + 1)
@@ -99,10 +106,15 @@ mod tests {
         let text = "paciente consulta retorno ".repeat(4000);
         let s = encode(&k, Kind::Data, &[0; 32], text.as_bytes());
         assert!(s.len() < text.len() / 10);
-        let noise: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let s = encode(&k, Kind::Data, &[0; 32], &noise);
         assert!(s.len() <= noise.len() + 1 + crate::crypto::OVERHEAD);
-        assert_eq!(decode(&k, Kind::Data, &[0; 32], &s, noise.len()).unwrap(), noise);
+        assert_eq!(
+            decode(&k, Kind::Data, &[0; 32], &s, noise.len()).unwrap(),
+            noise
+        );
         assert!(decode(&k, Kind::Data, &[0; 32], &s, noise.len() - 1).is_err());
     }
 }

@@ -73,21 +73,31 @@ impl Settings {
             .or(file.cache_dir)
             .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hcbackup")))
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/hcbackup")))
-            .ok_or_else(|| Error::Config("no cache folder: set HCBACKUP_CACHE_DIR or HOME".into()))?;
+            .ok_or_else(|| {
+                Error::Config("no cache folder: set HCBACKUP_CACHE_DIR or HOME".into())
+            })?;
         let password = if let Some(f) = &flags.password_file {
             PasswordSource::File(f.clone())
         } else if let Some(c) = &flags.password_command {
             PasswordSource::Command(c.clone())
         } else if std::env::var_os("HCBACKUP_PASSWORD").is_some() {
             PasswordSource::Env
-        } else if let Some(f) = env("HCBACKUP_PASSWORD_FILE").map(PathBuf::from).or(file.password_file) {
+        } else if let Some(f) = env("HCBACKUP_PASSWORD_FILE")
+            .map(PathBuf::from)
+            .or(file.password_file)
+        {
             PasswordSource::File(f)
         } else if let Some(c) = env("HCBACKUP_PASSWORD_COMMAND").or(file.password_command) {
             PasswordSource::Command(c)
         } else {
             PasswordSource::Prompt
         };
-        Ok(Settings { repo, uploads_dir, cache_dir, password })
+        Ok(Settings {
+            repo,
+            uploads_dir,
+            cache_dir,
+            password,
+        })
     }
 
     /// The repository folder, or a usage error saying how to name one.
@@ -96,7 +106,9 @@ impl Settings {
             Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
         })?;
         if r.contains("://") {
-            return Err(Error::Usage(format!("{r}: only local repositories are supported by this version")));
+            return Err(Error::Usage(format!(
+                "{r}: only local repositories are supported by this version"
+            )));
         }
         Ok(PathBuf::from(r))
     }
@@ -109,11 +121,14 @@ impl Settings {
 
 pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
     let pw = match src {
-        PasswordSource::Env => Zeroizing::new(std::env::var("HCBACKUP_PASSWORD").unwrap_or_default()),
+        PasswordSource::Env => {
+            Zeroizing::new(std::env::var("HCBACKUP_PASSWORD").unwrap_or_default())
+        }
         PasswordSource::File(p) => {
-            let s = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
-                Error::Config(format!("password file {}: {e}", p.display()))
-            })?);
+            let s = Zeroizing::new(
+                std::fs::read_to_string(p)
+                    .map_err(|e| Error::Config(format!("password file {}: {e}", p.display())))?,
+            );
             Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
         }
         PasswordSource::Command(c) => {
@@ -125,9 +140,15 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
                 .output()
                 .map_err(|e| Error::Config(format!("password command could not run: {e}")))?;
             if !out.status.success() {
-                return Err(Error::Config(format!("password command failed ({})", out.status)));
+                return Err(Error::Config(format!(
+                    "password command failed ({})",
+                    out.status
+                )));
             }
-            let s = Zeroizing::new(String::from_utf8(out.stdout).map_err(|_| Error::Config("password command printed non-UTF-8".into()))?);
+            let s = Zeroizing::new(
+                String::from_utf8(out.stdout)
+                    .map_err(|_| Error::Config("password command printed non-UTF-8".into()))?,
+            );
             Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
         }
         PasswordSource::Prompt => {
@@ -137,10 +158,14 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
                 ));
             }
             let p = Zeroizing::new(
-                rpassword::prompt_password(format!("{what}: ")).map_err(|e| Error::io("reading the password", e))?,
+                rpassword::prompt_password(format!("{what}: "))
+                    .map_err(|e| Error::io("reading the password", e))?,
             );
             if confirm {
-                let again = Zeroizing::new(rpassword::prompt_password(format!("{what} again: ")).map_err(|e| Error::io("reading the password", e))?);
+                let again = Zeroizing::new(
+                    rpassword::prompt_password(format!("{what} again: "))
+                        .map_err(|e| Error::io("reading the password", e))?,
+                );
                 if *again != *p {
                     return Err(Error::Usage("the passwords do not match".into()));
                 }
@@ -155,7 +180,8 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
 }
 
 fn read_toml(p: &Path) -> Result<FileConfig> {
-    let s = std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+    let s =
+        std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
     toml::from_str(&s).map_err(|e| {
         let msg = e.message().to_string();
         let line = e.span().map(|sp| s[..sp.start].lines().count().max(1));
@@ -171,9 +197,10 @@ fn load_dotenv(p: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         // The line itself is not shown: it may hold a password.
-        Err(dotenvy::Error::LineParse(..)) => {
-            Err(Error::Config(format!("{}: a line does not parse; each line must be KEY=value", p.display())))
-        }
+        Err(dotenvy::Error::LineParse(..)) => Err(Error::Config(format!(
+            "{}: a line does not parse; each line must be KEY=value",
+            p.display()
+        ))),
         Err(e) => Err(Error::Config(format!("{}: {e}", p.display()))),
     }
 }

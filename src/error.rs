@@ -24,11 +24,15 @@ pub mod exit {
 pub enum Error {
     #[error("no repository at {0}: run `hcbackup init` first, or pass --repo / set BACKUP_DIR")]
     NoRepository(String),
-    #[error("wrong password for repository {0}: no key file opens with it (see `hcbackup key list`)")]
+    #[error(
+        "wrong password for repository {0}: no key file opens with it (see `hcbackup key list`)"
+    )]
     WrongPassword(String),
     #[error("repository is locked by {0}: wait for that run to finish, or remove the lock if it is dead")]
     Locked(String),
-    #[error("corrupt {what}: {detail}; run `hcbackup verify --read-data` and restore from another copy")]
+    #[error(
+        "corrupt {what}: {detail}; run `hcbackup verify --read-data` and restore from another copy"
+    )]
     Corrupt { what: String, detail: String },
     #[error("missing {what}: {detail}; run `hcbackup verify` and restore from another copy")]
     Missing { what: String, detail: String },
@@ -66,17 +70,25 @@ impl Error {
     }
 
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { what: what.into(), detail: detail.into() }
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     pub fn missing(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Missing { what: what.into(), detail: detail.into() }
+        Error::Missing {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     /// Wrap an I/O error with what was being done; a full disk gets its own message.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         let context = context.into();
-        if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(libc::EDQUOT) {
+        if source.kind() == io::ErrorKind::StorageFull
+            || source.raw_os_error() == Some(libc::EDQUOT)
+        {
             return Error::DiskFull(context);
         }
         Error::Io { context, source }

@@ -104,13 +104,18 @@ impl BlobId {
 }
 
 /// Find the one name among `names` that starts with `prefix`.
-pub fn resolve_prefix<'a>(prefix: &str, names: impl IntoIterator<Item = &'a str>) -> Result<&'a str, String> {
+pub fn resolve_prefix<'a>(
+    prefix: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<&'a str, String> {
     let prefix = prefix.to_ascii_lowercase();
     let mut found = None;
     for n in names {
         if n.starts_with(&prefix) {
             if found.is_some() {
-                return Err(format!("id prefix {prefix} is ambiguous: give more characters"));
+                return Err(format!(
+                    "id prefix {prefix} is ambiguous: give more characters"
+                ));
             }
             found = Some(n);
         }

@@ -23,7 +23,8 @@ pub fn now() -> time::OffsetDateTime {
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
@@ -35,4 +36,39 @@ pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Test hook, debug builds only: `HCBACKUP_FAILPOINT=name` or `name:N` kills the
+/// process with SIGKILL at the N-th (default first) time it passes `failpoint(name)`,
+/// so crash tests can stop a run at an exact step. Release builds ignore it.
+pub fn failpoint(name: &str) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    static HITS: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+    let Ok(spec) = std::env::var("HCBACKUP_FAILPOINT") else {
+        return;
+    };
+    let (want, nth) = match spec.split_once(':') {
+        Some((n, k)) => (n.to_string(), k.parse().unwrap_or(1)),
+        None => (spec, 1),
+    };
+    if want != name {
+        return;
+    }
+    let mut hits = HITS.lock().unwrap_or_else(|p| p.into_inner());
+    let count = match hits.iter_mut().find(|(n, _)| n == name) {
+        Some((_, c)) => {
+            *c += 1;
+            *c
+        }
+        None => {
+            hits.push((name.to_string(), 1));
+            1
+        }
+    };
+    if count == nth {
+        // SAFETY: raising SIGKILL on ourselves, as `kill -9` would.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
 }

@@ -55,8 +55,11 @@ impl Catalog {
                 .map_err(|e| Error::io_path("creating catalog folder", dir, e))?;
         }
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
-        let c = Catalog { conn: Mutex::new(conn), path: path.to_path_buf() };
-        c.with(|conn| schema::migrate(conn))?;
+        let c = Catalog {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
+        c.with(schema::migrate)?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(c)
@@ -72,11 +75,20 @@ impl Catalog {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        self.with(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+        self.with(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.with(|c| c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", [key, value]).map(|_| ()))
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                [key, value],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Index objects already loaded.
@@ -84,7 +96,8 @@ impl Catalog {
         self.with(|c| {
             let mut st = c.prepare("SELECT id FROM indexes")?;
             let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.map(|r| r.map(|b| ObjectId::from_slice(&b).unwrap_or(ObjectId([0; 32])))).collect()
+            rows.map(|r| r.map(|b| ObjectId::from_slice(&b).unwrap_or(ObjectId([0; 32]))))
+                .collect()
         })
     }
 
@@ -92,7 +105,10 @@ impl Catalog {
     pub fn add_index(&self, index: &ObjectId, packs: &[IndexedPack]) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute("INSERT OR IGNORE INTO indexes(id) VALUES (?1)", [&index.0[..]])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO indexes(id) VALUES (?1)",
+                [&index.0[..]],
+            )?;
             for p in packs {
                 insert_pack(&tx, p, Some(index))?;
             }
@@ -110,7 +126,11 @@ impl Catalog {
     }
 
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
-        self.with(|c| c.query_row("SELECT 1 FROM packs WHERE id = ?1", [&id.0[..]], |_| Ok(())).optional().map(|o| o.is_some()))
+        self.with(|c| {
+            c.query_row("SELECT 1 FROM packs WHERE id = ?1", [&id.0[..]], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+        })
     }
 
     /// Packs no index object covers yet, with their blobs.
@@ -153,22 +173,27 @@ impl Catalog {
 
     pub fn lookup(&self, id: &BlobId) -> Result<Option<Location>> {
         self.with(|c| {
-            c.prepare_cached("SELECT pack, offset, length, raw_length FROM blobs WHERE id = ?1 LIMIT 1")?
-                .query_row([&id.0[..]], |r| {
-                    Ok(Location {
-                        pack: PackId::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or(PackId([0; 32])),
-                        offset: r.get::<_, i64>(1)? as u64,
-                        length: r.get(2)?,
-                        raw_length: r.get(3)?,
-                    })
+            c.prepare_cached(
+                "SELECT pack, offset, length, raw_length FROM blobs WHERE id = ?1 LIMIT 1",
+            )?
+            .query_row([&id.0[..]], |r| {
+                Ok(Location {
+                    pack: PackId::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or(PackId([0; 32])),
+                    offset: r.get::<_, i64>(1)? as u64,
+                    length: r.get(2)?,
+                    raw_length: r.get(3)?,
                 })
-                .optional()
+            })
+            .optional()
         })
     }
 
     pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
         self.with(|c| {
-            c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?.query_row([&id.0[..]], |_| Ok(())).optional().map(|o| o.is_some())
+            c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?
+                .query_row([&id.0[..]], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
         })
     }
 
@@ -227,12 +252,20 @@ impl Catalog {
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
         self.with(|c| {
             let q = |s: &str| c.query_row(s, [], |r| r.get::<_, i64>(0)).map(|v| v as u64);
-            Ok((q("SELECT count(*) FROM indexes")?, q("SELECT count(*) FROM packs")?, q("SELECT count(*) FROM blobs")?))
+            Ok((
+                q("SELECT count(*) FROM indexes")?,
+                q("SELECT count(*) FROM packs")?,
+                q("SELECT count(*) FROM blobs")?,
+            ))
         })
     }
 }
 
-fn insert_pack(tx: &rusqlite::Transaction<'_>, p: &IndexedPack, index: Option<&ObjectId>) -> rusqlite::Result<()> {
+fn insert_pack(
+    tx: &rusqlite::Transaction<'_>,
+    p: &IndexedPack,
+    index: Option<&ObjectId>,
+) -> rusqlite::Result<()> {
     let idx = index.map(|i| i.0.to_vec());
     tx.prepare_cached(
         "INSERT INTO packs(id, size, index_id) VALUES (?1, ?2, ?3)
@@ -243,11 +276,21 @@ fn insert_pack(tx: &rusqlite::Transaction<'_>, p: &IndexedPack, index: Option<&O
         "INSERT OR IGNORE INTO blobs(id, pack, kind, offset, length, raw_length) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for b in &p.blobs {
-        st.execute(params![&b.id[..], &p.id.0[..], b.kind as u8, b.offset as i64, b.length, b.raw_length])?;
+        st.execute(params![
+            &b.id[..],
+            &p.id.0[..],
+            b.kind as u8,
+            b.offset as i64,
+            b.length,
+            b.raw_length
+        ])?;
     }
     Ok(())
 }
 
 fn sql(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Catalog { path: path.display().to_string(), source: e }
+    Error::Catalog {
+        path: path.display().to_string(),
+        source: e,
+    }
 }

@@ -24,7 +24,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         // IMMEDIATE: two processes opening a new catalog at once migrate it once.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let Some(m) = MIGRATIONS.get(version) else { return Ok(()) };
+        let Some(m) = MIGRATIONS.get(version) else {
+            return Ok(());
+        };
         tx.execute_batch(m)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;

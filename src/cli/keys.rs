@@ -42,16 +42,28 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         KeyCommand::Add { new_password_file } => {
             let pw = new_password(new_password_file)?;
             let id = repo.add_key(pw.as_bytes())?;
-            render::line(ctx, &format!("added key {}", &id[..8]), serde_json::json!({ "id": id }));
+            render::line(
+                ctx,
+                &format!("added key {}", &id[..8]),
+                serde_json::json!({ "id": id }),
+            );
         }
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(&id)?;
-            render::line(ctx, &format!("removed key {}", &removed[..8]), serde_json::json!({ "id": removed }));
+            render::line(
+                ctx,
+                &format!("removed key {}", &removed[..8]),
+                serde_json::json!({ "id": removed }),
+            );
         }
         KeyCommand::Passwd { new_password_file } => {
             let pw = new_password(new_password_file)?;
             let id = repo.change_password(pw.as_bytes())?;
-            render::line(ctx, &format!("password changed (key {})", &id[..8]), serde_json::json!({ "id": id }));
+            render::line(
+                ctx,
+                &format!("password changed (key {})", &id[..8]),
+                serde_json::json!({ "id": id }),
+            );
         }
     }
     Ok(exit::OK)

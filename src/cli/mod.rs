@@ -17,7 +17,11 @@ use crate::repo::Repository;
 use crate::storage::LocalBackend;
 
 #[derive(Parser, Debug)]
-#[command(name = "hcbackup", version, about = "Encrypted, deduplicating backups of a clinic's database and uploads")]
+#[command(
+    name = "hcbackup",
+    version,
+    about = "Encrypted, deduplicating backups of a clinic's database and uploads"
+)]
 pub struct Cli {
     /// Repository: a folder (default: $BACKUP_DIR/repository).
     #[arg(long, global = true, value_name = "LOCATION")]
@@ -53,7 +57,10 @@ pub enum Command {
     /// List snapshots.
     Snapshots,
     /// List a snapshot's entries (below PATH).
-    Ls { snapshot: String, path: Option<String> },
+    Ls {
+        snapshot: String,
+        path: Option<String>,
+    },
     /// Restore a snapshot into a folder.
     Restore(restore::RestoreArgs),
     /// Manage passwords (key files).
@@ -97,11 +104,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         password_file: cli.password_file.clone(),
         password_command: cli.password_command.clone(),
     };
-    let ctx = Ctx { settings: Settings::load(&flags)?, json: cli.json, quiet: cli.quiet };
+    let ctx = Ctx {
+        settings: Settings::load(&flags)?,
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Init => {
             let backend = ctx.backend()?;
-            let pw = ctx.settings.read_password("new repository password", true)?;
+            let pw = ctx
+                .settings
+                .read_password("new repository password", true)?;
             let repo = Repository::init(backend, pw.as_bytes(), &ctx.settings.cache_dir)?;
             render::init(&ctx, &repo);
             Ok(exit::OK)

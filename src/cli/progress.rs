@@ -22,7 +22,11 @@ impl CliProgress {
     pub fn start(ctx: &Ctx, paths: &[PathBuf], verb: &str) -> Self {
         let total_files = Arc::new(AtomicU64::new(0));
         if ctx.json || ctx.quiet || !std::io::stderr().is_terminal() {
-            return CliProgress { bar: None, files: AtomicU64::new(0), total_files };
+            return CliProgress {
+                bar: None,
+                files: AtomicU64::new(0),
+                total_files,
+            };
         }
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
@@ -43,7 +47,11 @@ impl CliProgress {
                 })
             });
         }
-        CliProgress { bar: Some(bar), files: AtomicU64::new(0), total_files }
+        CliProgress {
+            bar: Some(bar),
+            files: AtomicU64::new(0),
+            total_files,
+        }
     }
 
     pub fn set_totals_now(&self, files: u64, bytes: u64) {
@@ -69,7 +77,10 @@ impl Progress for CliProgress {
         let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(b) = &self.bar {
             b.inc(bytes);
-            b.set_message(format!("{n}/{} files", self.total_files.load(Ordering::Relaxed)));
+            b.set_message(format!(
+                "{n}/{} files",
+                self.total_files.load(Ordering::Relaxed)
+            ));
         }
     }
 

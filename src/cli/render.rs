@@ -13,7 +13,10 @@ use crate::ops::restore::RestoreReport;
 use crate::repo::{KeyInfo, Repository};
 
 fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("json serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("json serializes")
+    );
 }
 
 /// Bytes in binary units, as people read them.
@@ -43,7 +46,11 @@ pub fn line(ctx: &Ctx, human: &str, doc: serde_json::Value) {
 pub fn init(ctx: &Ctx, repo: &Repository) {
     line(
         ctx,
-        &format!("created repository {} at {}", repo.config().id, repo.backend().location()),
+        &format!(
+            "created repository {} at {}",
+            repo.config().id,
+            repo.backend().location()
+        ),
         json!({ "id": repo.config().id, "location": repo.backend().location() }),
     );
 }
@@ -78,7 +85,11 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
     let human = format!(
         "snapshot {} saved{}: {} files, {} ({} read), {} added in {:.1} s",
         e.id.short(),
-        if s.incomplete() { format!(" INCOMPLETE ({} entries unreadable)", s.errors.len()) } else { String::new() },
+        if s.incomplete() {
+            format!(" INCOMPLETE ({} entries unreadable)", s.errors.len())
+        } else {
+            String::new()
+        },
         s.summary.files,
         size(s.summary.bytes),
         size(s.summary.bytes_read),
@@ -95,10 +106,15 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
 
 pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
     if ctx.json {
-        print_json(&serde_json::Value::Array(list.iter().map(snapshot_json).collect()));
+        print_json(&serde_json::Value::Array(
+            list.iter().map(snapshot_json).collect(),
+        ));
         return;
     }
-    println!("{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} tags", "id", "time", "files", "size", "added", "sources");
+    println!(
+        "{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} tags",
+        "id", "time", "files", "size", "added", "sources"
+    );
     for e in list {
         let s = &e.snapshot;
         println!(
@@ -136,8 +152,18 @@ pub fn ls(ctx: &Ctx, repo: &Repository, snap: &SnapshotEntry, path: Option<&str>
                 NodeKind::File => '-',
                 _ => 'o',
             };
-            let target = n.target.as_ref().map(|t| format!(" -> {}", display_path(t))).unwrap_or_default();
-            println!("{t}{:04o} {:>10} {}{}", n.mode, n.size, display_path(&l.path), target);
+            let target = n
+                .target
+                .as_ref()
+                .map(|t| format!(" -> {}", display_path(t)))
+                .unwrap_or_default();
+            println!(
+                "{t}{:04o} {:>10} {}{}",
+                n.mode,
+                n.size,
+                display_path(&l.path),
+                target
+            );
         }
     })?;
     if ctx.json {
@@ -157,7 +183,11 @@ pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Du
         r.dirs,
         size(r.bytes),
         took.as_secs_f64(),
-        if r.errors.is_empty() { String::new() } else { format!("; {} FAILED", r.errors.len()) }
+        if r.errors.is_empty() {
+            String::new()
+        } else {
+            format!("; {} FAILED", r.errors.len())
+        }
     );
     line(
         ctx,
@@ -173,14 +203,24 @@ pub fn keys(ctx: &Ctx, keys: &[KeyInfo]) {
         return;
     }
     for k in keys {
-        println!("{} {}  {}  {}@{}", if k.current { "*" } else { " " }, &k.id[..8], k.created, k.user, k.host);
+        println!(
+            "{} {}  {}  {}@{}",
+            if k.current { "*" } else { " " },
+            &k.id[..8],
+            k.created,
+            k.user,
+            k.host
+        );
     }
 }
 
 pub fn catalog_rebuilt(ctx: &Ctx, repo: &Repository, (indexes, packs, blobs): (u64, u64, u64)) {
     line(
         ctx,
-        &format!("catalog rebuilt from {indexes} index objects: {packs} packs, {blobs} blobs ({})", repo.catalog().path().display()),
+        &format!(
+            "catalog rebuilt from {indexes} index objects: {packs} packs, {blobs} blobs ({})",
+            repo.catalog().path().display()
+        ),
         json!({ "indexes": indexes, "packs": packs, "blobs": blobs }),
     );
 }

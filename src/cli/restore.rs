@@ -29,10 +29,18 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let progress = CliProgress::start(ctx, &[], "restoring");
     progress.set_totals_now(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
     let started = std::time::Instant::now();
-    let opts = RestoreOptions { target: a.target, includes: a.includes, overwrite: a.overwrite };
+    let opts = RestoreOptions {
+        target: a.target,
+        includes: a.includes,
+        overwrite: a.overwrite,
+    };
     let result = restore::run(&repo, &snap, &opts, &progress);
     progress.finish();
     let report = result?;
     render::restore_done(ctx, &snap, &report, started.elapsed());
-    Ok(if report.errors.is_empty() { exit::OK } else { exit::ERROR })
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }

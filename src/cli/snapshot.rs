@@ -28,19 +28,37 @@ pub struct SnapshotArgs {
 
 pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let paths = if a.paths.is_empty() {
-        vec![ctx.settings.uploads_dir.clone().ok_or_else(|| Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into()))?]
+        vec![ctx.settings.uploads_dir.clone().ok_or_else(|| {
+            Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into())
+        })?]
     } else {
         a.paths
     };
     let time = match &a.time {
-        Some(t) => Some(crate::util::parse_rfc3339(t).ok_or_else(|| Error::Usage(format!("--time {t}: not an RFC 3339 time like 2026-01-15T03:00:00Z")))?),
+        Some(t) => Some(crate::util::parse_rfc3339(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "--time {t}: not an RFC 3339 time like 2026-01-15T03:00:00Z"
+            ))
+        })?),
         None => None,
     };
     let repo = ctx.open()?;
     let progress = CliProgress::start(ctx, &paths, "backing up");
-    let result = snapshot::run(&repo, &SnapshotOptions { paths, tags: a.tags, time }, &progress);
+    let result = snapshot::run(
+        &repo,
+        &SnapshotOptions {
+            paths,
+            tags: a.tags,
+            time,
+        },
+        &progress,
+    );
     progress.finish();
     let entry = result?;
     render::snapshot_done(ctx, &entry);
-    Ok(if entry.snapshot.incomplete() { exit::INCOMPLETE } else { exit::OK })
+    Ok(if entry.snapshot.incomplete() {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
 }

@@ -35,7 +35,12 @@ pub enum KdfAlgorithm {
 impl Default for KdfParams {
     /// 64 MiB, 3 passes: about a third of a second here, and 64 MiB per guess for an attacker.
     fn default() -> Self {
-        KdfParams { algorithm: KdfAlgorithm::Argon2id, m_kib: 64 * 1024, t: 3, p: 1 }
+        KdfParams {
+            algorithm: KdfAlgorithm::Argon2id,
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
     }
 }
 
@@ -43,8 +48,14 @@ impl KdfParams {
     /// Cheap parameters for the test suite. Only debug builds honour
     /// `HCBACKUP_TEST_KDF=1`; a release binary always uses the defaults.
     pub fn for_new_key() -> Self {
-        if cfg!(debug_assertions) && std::env::var_os("HCBACKUP_TEST_KDF").is_some_and(|v| v == "1") {
-            return KdfParams { algorithm: KdfAlgorithm::Argon2id, m_kib: 64, t: 1, p: 1 };
+        if cfg!(debug_assertions) && std::env::var_os("HCBACKUP_TEST_KDF").is_some_and(|v| v == "1")
+        {
+            return KdfParams {
+                algorithm: KdfAlgorithm::Argon2id,
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            };
         }
         KdfParams::default()
     }
@@ -74,15 +85,29 @@ pub struct KeyFile {
 
 impl KeyFile {
     /// Wrap `master` with `password` for repository `repo_id`.
-    pub fn wrap(master: &MasterKey, password: &[u8], repo_id: &[u8; 32], kdf: KdfParams, created: String) -> Self {
+    pub fn wrap(
+        master: &MasterKey,
+        password: &[u8],
+        repo_id: &[u8; 32],
+        kdf: KdfParams,
+        created: String,
+    ) -> Self {
         let mut salt = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut salt);
-        let wrapping = kdf.derive(password, &salt).expect("valid built-in KDF parameters");
+        let wrapping = kdf
+            .derive(password, &salt)
+            .expect("valid built-in KDF parameters");
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let plain = master.to_bytes();
         let ct = Aes256Gcm::new(wrapping.as_ref().into())
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad(repo_id) })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad(repo_id),
+                },
+            )
             .expect("AES-GCM encryption cannot fail");
         let mut data = nonce.to_vec();
         data.extend_from_slice(&ct);
@@ -99,14 +124,24 @@ impl KeyFile {
 
     /// Unwrap with `password`; `None` for a wrong password or a damaged file.
     pub fn unwrap_key(&self, password: &[u8], repo_id: &[u8; 32]) -> Option<MasterKey> {
-        if self.data.len() < super::OVERHEAD || self.kdf.m_kib > 4 * 1024 * 1024 {
+        if self.data.len() < super::OVERHEAD
+            || self.kdf.m_kib > 2 * 1024 * 1024
+            || self.kdf.t > 16
+            || self.kdf.p > 16
+        {
             return None;
         }
         let wrapping = self.kdf.derive(password, &self.salt)?;
         let (nonce, ct) = self.data.split_at(NONCE_LEN);
         let plain = Zeroizing::new(
             Aes256Gcm::new(wrapping.as_ref().into())
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(repo_id) })
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: &aad(repo_id),
+                    },
+                )
                 .ok()?,
         );
         MasterKey::from_bytes(&plain)
@@ -130,7 +165,12 @@ fn aad(repo_id: &[u8; 32]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    const CHEAP: KdfParams = KdfParams { algorithm: KdfAlgorithm::Argon2id, m_kib: 64, t: 1, p: 1 };
+    const CHEAP: KdfParams = KdfParams {
+        algorithm: KdfAlgorithm::Argon2id,
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
 
     #[test]
     fn wrap_unwrap() {

@@ -65,7 +65,11 @@ pub const MASTER_LEN: usize = 96;
 
 impl MasterKey {
     pub fn generate() -> Self {
-        let mut k = MasterKey { enc: [0; 32], id: [0; 32], gear: [0; 32] };
+        let mut k = MasterKey {
+            enc: [0; 32],
+            id: [0; 32],
+            gear: [0; 32],
+        };
         let mut rng = rand::rngs::OsRng;
         rng.fill_bytes(&mut k.enc);
         rng.fill_bytes(&mut k.id);
@@ -86,7 +90,11 @@ impl MasterKey {
         if b.len() != MASTER_LEN {
             return None;
         }
-        let mut k = MasterKey { enc: [0; 32], id: [0; 32], gear: [0; 32] };
+        let mut k = MasterKey {
+            enc: [0; 32],
+            id: [0; 32],
+            gear: [0; 32],
+        };
         k.enc.copy_from_slice(&b[..32]);
         k.id.copy_from_slice(&b[32..64]);
         k.gear.copy_from_slice(&b[64..]);
@@ -135,7 +143,13 @@ impl MasterKey {
         let aad = aad(kind, id);
         let ct = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
@@ -150,7 +164,9 @@ impl MasterKey {
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
         let aad = aad(kind, id);
-        self.cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad }).ok()
+        self.cipher()
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .ok()
     }
 }
 

@@ -55,15 +55,26 @@ pub fn decode(b: &[u8]) -> Result<Vec<IndexedPack>, &'static str> {
         }
         let mut blobs = Vec::with_capacity(m);
         for _ in 0..m {
-            let kind = Kind::from_u8(r.take(1)?[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
+            let kind = Kind::from_u8(r.take(1)?[0])
+                .filter(|k| matches!(k, Kind::Data | Kind::Tree))
+                .ok_or("bad blob kind")?;
             let id = r.take(32)?.try_into().unwrap();
             let offset = r.u64()?;
             let length = r.u32()?;
             let raw_length = r.u32()?;
-            if offset.checked_add(length as u64).is_none_or(|end| end > size) {
+            if offset
+                .checked_add(length as u64)
+                .is_none_or(|end| end > size)
+            {
                 return Err("blob lies outside its pack");
             }
-            blobs.push(PackEntry { kind, id, offset, length, raw_length });
+            blobs.push(PackEntry {
+                kind,
+                id,
+                offset,
+                length,
+                raw_length,
+            });
         }
         packs.push(IndexedPack { id, size, blobs });
     }
@@ -103,8 +114,20 @@ mod tests {
             id: PackId([9; 32]),
             size: 100,
             blobs: vec![
-                PackEntry { kind: Kind::Data, id: [1; 32], offset: 0, length: 40, raw_length: 50 },
-                PackEntry { kind: Kind::Tree, id: [2; 32], offset: 40, length: 30, raw_length: 20 },
+                PackEntry {
+                    kind: Kind::Data,
+                    id: [1; 32],
+                    offset: 0,
+                    length: 40,
+                    raw_length: 50,
+                },
+                PackEntry {
+                    kind: Kind::Tree,
+                    id: [2; 32],
+                    offset: 40,
+                    length: 30,
+                    raw_length: 20,
+                },
             ],
         }];
         assert_eq!(decode(&encode(&packs)).unwrap(), packs);

@@ -49,7 +49,8 @@ impl Snapshot {
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
-        let s: Snapshot = serde_json::from_slice(b).map_err(|e| format!("snapshot does not decode: {e}"))?;
+        let s: Snapshot =
+            serde_json::from_slice(b).map_err(|e| format!("snapshot does not decode: {e}"))?;
         if s.version != 1 {
             return Err(format!("unknown snapshot version {}", s.version));
         }

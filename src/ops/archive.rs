@@ -48,7 +48,12 @@ pub struct Archiver<'a> {
 }
 
 impl<'a> Archiver<'a> {
-    pub fn new(repo: &'a Repository, writer: &'a BlobWriter<'a>, chunker: Chunker, progress: &'a dyn Progress) -> Self {
+    pub fn new(
+        repo: &'a Repository,
+        writer: &'a BlobWriter<'a>,
+        chunker: Chunker,
+        progress: &'a dyn Progress,
+    ) -> Self {
         Archiver {
             repo,
             writer,
@@ -63,7 +68,10 @@ impl<'a> Archiver<'a> {
     fn error(&self, path: &Path, e: impl std::fmt::Display) {
         let msg = e.to_string();
         self.progress.entry_error(path, &msg);
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {msg}", path.display()));
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("{}: {msg}", path.display()));
     }
 
     pub fn take_errors(&self) -> Vec<String> {
@@ -130,7 +138,8 @@ impl<'a> Archiver<'a> {
                 }
             })
             .collect::<Result<_>>()?;
-        self.store_tree(Tree::new(nodes.into_iter().flatten().collect())).map(Some)
+        self.store_tree(Tree::new(nodes.into_iter().flatten().collect()))
+            .map(Some)
     }
 
     pub fn store_tree(&self, tree: Tree) -> Result<TreeId> {
@@ -143,7 +152,10 @@ impl<'a> Archiver<'a> {
     /// Chunk and store a file; returns its chunk ids and the bytes read, or `None`
     /// if it cannot be read.
     fn file(&self, path: &Path, meta: &Metadata) -> Result<Option<(Vec<ChunkId>, u64)>> {
-        let key = self.repo.key().derived_hash("file-cache path", path.as_os_str().as_bytes());
+        let key = self
+            .repo
+            .key()
+            .derived_hash("file-cache path", path.as_os_str().as_bytes());
         let fresh = CachedFile {
             size: meta.len(),
             mtime_ns: mtime_ns(meta),
@@ -153,7 +165,12 @@ impl<'a> Archiver<'a> {
             content: Vec::new(),
         };
         if let Some(c) = self.repo.catalog().cached_file(&key)? {
-            if (CachedFile { content: Vec::new(), ..c.clone() }) == fresh && self.repo.catalog().has_all(&c.content)? {
+            if (CachedFile {
+                content: Vec::new(),
+                ..c.clone()
+            }) == fresh
+                && self.repo.catalog().has_all(&c.content)?
+            {
                 self.counted(path, c.size, false);
                 return Ok(Some((c.content, c.size)));
             }
@@ -191,9 +208,16 @@ impl<'a> Archiver<'a> {
         }
         self.counted(path, size, true);
         // Cache only what was read from a file that did not change meanwhile.
-        let unchanged = fs::symlink_metadata(path).is_ok_and(|m| mtime_ns(&m) == fresh.mtime_ns && m.len() == size);
+        let unchanged = fs::symlink_metadata(path)
+            .is_ok_and(|m| mtime_ns(&m) == fresh.mtime_ns && m.len() == size);
         if unchanged {
-            self.cache(key, CachedFile { content: content.clone(), ..fresh })?;
+            self.cache(
+                key,
+                CachedFile {
+                    content: content.clone(),
+                    ..fresh
+                },
+            )?;
         }
         Ok(Some((content, size)))
     }

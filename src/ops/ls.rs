@@ -14,8 +14,15 @@ pub struct Listed {
 }
 
 /// Visit every entry at or below `prefix` (a path inside the snapshot, `/`-separated).
-pub fn walk(repo: &Repository, snap: &SnapshotEntry, prefix: Option<&str>, visit: &mut dyn FnMut(Listed)) -> Result<()> {
-    let prefix = prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
+pub fn walk(
+    repo: &Repository,
+    snap: &SnapshotEntry,
+    prefix: Option<&str>,
+    visit: &mut dyn FnMut(Listed),
+) -> Result<()> {
+    let prefix = prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty());
     let mut tree = repo.load_tree(snap.snapshot.tree)?;
     let mut base: Vec<u8> = Vec::new();
     if let Some(p) = prefix {
@@ -26,30 +33,46 @@ pub fn walk(repo: &Repository, snap: &SnapshotEntry, prefix: Option<&str>, visit
                 .iter()
                 .find(|n| n.name.as_ref() as &[u8] == *part)
                 .cloned()
-                .ok_or_else(|| Error::Usage(format!("{p} is not in snapshot {}", snap.id.short())))?;
+                .ok_or_else(|| {
+                    Error::Usage(format!("{p} is not in snapshot {}", snap.id.short()))
+                })?;
             if !base.is_empty() {
                 base.push(b'/');
             }
             base.extend_from_slice(part);
             if i + 1 == parts.len() || node.kind != NodeKind::Dir {
                 if i + 1 != parts.len() {
-                    return Err(Error::Usage(format!("{p} is not in snapshot {}", snap.id.short())));
+                    return Err(Error::Usage(format!(
+                        "{p} is not in snapshot {}",
+                        snap.id.short()
+                    )));
                 }
                 let sub = node.subtree;
-                visit(Listed { path: base.clone(), node });
+                visit(Listed {
+                    path: base.clone(),
+                    node,
+                });
                 match sub {
                     Some(t) => tree = repo.load_tree(t)?,
                     None => return Ok(()),
                 }
             } else {
-                tree = repo.load_tree(node.subtree.ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?)?;
+                tree = repo.load_tree(
+                    node.subtree
+                        .ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?,
+                )?;
             }
         }
     }
     entries(repo, &base, tree, visit)
 }
 
-fn entries(repo: &Repository, dir: &[u8], tree: crate::model::tree::Tree, visit: &mut dyn FnMut(Listed)) -> Result<()> {
+fn entries(
+    repo: &Repository,
+    dir: &[u8],
+    tree: crate::model::tree::Tree,
+    visit: &mut dyn FnMut(Listed),
+) -> Result<()> {
     for n in tree.nodes {
         let mut path = dir.to_vec();
         if !path.is_empty() {
@@ -57,7 +80,10 @@ fn entries(repo: &Repository, dir: &[u8], tree: crate::model::tree::Tree, visit:
         }
         path.extend_from_slice(&n.name);
         let sub = n.subtree;
-        visit(Listed { path: path.clone(), node: n });
+        visit(Listed {
+            path: path.clone(),
+            node: n,
+        });
         if let Some(sub) = sub {
             entries(repo, &path, repo.load_tree(sub)?, visit)?;
         }
@@ -67,5 +93,7 @@ fn entries(repo: &Repository, dir: &[u8], tree: crate::model::tree::Tree, visit:
 
 /// Display form of a snapshot path (non-UTF-8 bytes escaped).
 pub fn display_path(p: &[u8]) -> String {
-    std::ffi::OsStr::from_bytes(p).to_string_lossy().into_owned()
+    std::ffi::OsStr::from_bytes(p)
+        .to_string_lossy()
+        .into_owned()
 }

@@ -48,15 +48,26 @@ struct Restorer<'a> {
     is_root: bool,
 }
 
-pub fn run(repo: &Repository, snap: &SnapshotEntry, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreReport> {
+pub fn run(
+    repo: &Repository,
+    snap: &SnapshotEntry,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
     let include = if opts.includes.is_empty() {
         None
     } else {
         let mut b = GlobSetBuilder::new();
         for g in &opts.includes {
-            b.add(Glob::new(g.trim_start_matches('/')).map_err(|e| Error::Usage(format!("bad --include {g}: {e}")))?);
+            b.add(
+                Glob::new(g.trim_start_matches('/'))
+                    .map_err(|e| Error::Usage(format!("bad --include {g}: {e}")))?,
+            );
         }
-        Some(b.build().map_err(|e| Error::Usage(format!("bad --include: {e}")))?)
+        Some(
+            b.build()
+                .map_err(|e| Error::Usage(format!("bad --include: {e}")))?,
+        )
     };
     match fs::read_dir(&opts.target) {
         Ok(mut rd) => {
@@ -67,9 +78,8 @@ pub fn run(repo: &Repository, snap: &SnapshotEntry, opts: &RestoreOptions, progr
                 )));
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(&opts.target).ctx(|| format!("creating {}", opts.target.display()))?
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(&opts.target)
+            .ctx(|| format!("creating {}", opts.target.display()))?,
         Err(e) => return Err(Error::io_path("reading target", &opts.target, e)),
     }
     let _lock = repo.lock(false, "restore")?;
@@ -90,7 +100,11 @@ impl Restorer<'_> {
     fn fail(&self, path: &Path, e: impl std::fmt::Display) {
         let msg = e.to_string();
         self.progress.entry_error(path, &msg);
-        self.report.lock().unwrap_or_else(|p| p.into_inner()).errors.push(format!("{}: {msg}", path.display()));
+        self.report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .errors
+            .push(format!("{}: {msg}", path.display()));
     }
 
     /// Restore a tree's entries into `dir` (which exists when `selected`). Returns
@@ -101,7 +115,11 @@ impl Restorer<'_> {
             .map(|n| {
                 let name = std::ffi::OsStr::from_bytes(&n.name);
                 let path = dir.join(name);
-                let rel = if rel.is_empty() { name.to_string_lossy().into_owned() } else { format!("{rel}/{}", name.to_string_lossy()) };
+                let rel = if rel.is_empty() {
+                    name.to_string_lossy().into_owned()
+                } else {
+                    format!("{rel}/{}", name.to_string_lossy())
+                };
                 let sel = selected || self.include.as_ref().is_some_and(|g| g.is_match(&rel));
                 match self.node(n, &path, &rel, sel) {
                     Ok(done) => done,
@@ -116,7 +134,10 @@ impl Restorer<'_> {
 
     fn node(&self, n: &Node, path: &Path, rel: &str, selected: bool) -> Result<bool> {
         if n.kind == NodeKind::Dir {
-            let sub = self.repo.load_tree(n.subtree.ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?)?;
+            let sub = self.repo.load_tree(
+                n.subtree
+                    .ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?,
+            )?;
             if selected {
                 self.make_dir(path)?;
             }
@@ -136,7 +157,9 @@ impl Restorer<'_> {
         }
         if self.overwrite {
             match fs::symlink_metadata(path) {
-                Ok(m) if m.is_dir() => fs::remove_dir_all(path).ctx(|| format!("replacing {}", path.display()))?,
+                Ok(m) if m.is_dir() => {
+                    fs::remove_dir_all(path).ctx(|| format!("replacing {}", path.display()))?
+                }
                 Ok(_) => fs::remove_file(path).ctx(|| format!("replacing {}", path.display()))?,
                 Err(_) => {}
             }
@@ -149,12 +172,19 @@ impl Restorer<'_> {
                 }
             }
             NodeKind::Symlink => {
-                let target = std::ffi::OsStr::from_bytes(n.target.as_deref().map(|t| &t[..]).unwrap_or_default());
-                std::os::unix::fs::symlink(target, path).ctx(|| format!("creating symlink {}", path.display()))?;
+                let target = std::ffi::OsStr::from_bytes(
+                    n.target.as_deref().map(|t| &t[..]).unwrap_or_default(),
+                );
+                std::os::unix::fs::symlink(target, path)
+                    .ctx(|| format!("creating symlink {}", path.display()))?;
             }
             NodeKind::Fifo => mknod(path, libc::S_IFIFO, 0)?,
             NodeKind::CharDevice | NodeKind::BlockDevice => {
-                let t = if n.kind == NodeKind::CharDevice { libc::S_IFCHR } else { libc::S_IFBLK };
+                let t = if n.kind == NodeKind::CharDevice {
+                    libc::S_IFCHR
+                } else {
+                    libc::S_IFBLK
+                };
                 mknod(path, t, n.rdev)?
             }
             NodeKind::Socket => return Ok(false), // sockets are recreated by their servers
@@ -166,9 +196,8 @@ impl Restorer<'_> {
 
     fn make_dir(&self, path: &Path) -> Result<()> {
         match fs::create_dir(path) {
-            Ok(()) => {
-                fs::set_permissions(path, fs::Permissions::from_mode(0o700)).ctx(|| format!("chmod {}", path.display()))
-            }
+            Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+                .ctx(|| format!("chmod {}", path.display())),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(path).ctx(|| format!("creating {}", path.display()))
@@ -188,17 +217,22 @@ impl Restorer<'_> {
         let mut offset = 0u64;
         for c in &n.content {
             let loc = self.repo.catalog().lookup(&(*c).into())?.ok_or_else(|| {
-                Error::missing(format!("chunk {}", hex::encode(&c.0[..4])), "no index lists it")
+                Error::missing(
+                    format!("chunk {}", hex::encode(&c.0[..4])),
+                    "no index lists it",
+                )
             })?;
             jobs.push((*c, offset));
             offset += loc.raw_length as u64;
         }
         jobs.par_iter().try_for_each(|(c, off)| -> Result<()> {
             let data = self.repo.read_blob(Kind::Data, (*c).into())?;
-            f.write_all_at(&data, *off).ctx(|| format!("writing {}", path.display()))
+            f.write_all_at(&data, *off)
+                .ctx(|| format!("writing {}", path.display()))
         })?;
         if offset != n.size {
-            f.set_len(n.size).ctx(|| format!("sizing {}", path.display()))?;
+            f.set_len(n.size)
+                .ctx(|| format!("sizing {}", path.display()))?;
         }
         let mut rep = self.report.lock().unwrap_or_else(|p| p.into_inner());
         rep.files += 1;
@@ -211,23 +245,34 @@ impl Restorer<'_> {
     /// Owner, then mode (chown clears set-uid bits), then times.
     fn metadata(&self, n: &Node, path: &Path) -> Result<()> {
         if self.is_root {
-            std::os::unix::fs::lchown(path, Some(n.uid), Some(n.gid)).ctx(|| format!("chown {}", path.display()))?;
+            std::os::unix::fs::lchown(path, Some(n.uid), Some(n.gid))
+                .ctx(|| format!("chown {}", path.display()))?;
         }
-        let t = FileTime::from_unix_time(n.mtime_ns.div_euclid(1_000_000_000), n.mtime_ns.rem_euclid(1_000_000_000) as u32);
-        if n.kind == NodeKind::Symlink {
-            return filetime::set_symlink_file_times(path, t, t).ctx(|| format!("setting times of {}", path.display()));
+        let t = FileTime::from_unix_time(
+            n.mtime_ns.div_euclid(1_000_000_000),
+            n.mtime_ns.rem_euclid(1_000_000_000) as u32,
+        );
+        if n.kind != NodeKind::Symlink {
+            fs::set_permissions(path, fs::Permissions::from_mode(n.mode))
+                .ctx(|| format!("chmod {}", path.display()))?;
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(n.mode)).ctx(|| format!("chmod {}", path.display()))?;
-        filetime::set_file_times(path, t, t).ctx(|| format!("setting times of {}", path.display()))
+        // utimensat on the path: never opens it (a FIFO would block an open).
+        filetime::set_symlink_file_times(path, t, t)
+            .ctx(|| format!("setting times of {}", path.display()))
     }
 }
 
 fn mknod(path: &Path, kind: libc::mode_t, rdev: u64) -> Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Usage("NUL in path".into()))?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Usage("NUL in path".into()))?;
     // SAFETY: c is a valid NUL-terminated path.
     let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, rdev as libc::dev_t) };
     if r != 0 {
-        return Err(Error::io_path("creating special file", path, io::Error::last_os_error()));
+        return Err(Error::io_path(
+            "creating special file",
+            path,
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

@@ -20,16 +20,25 @@ pub struct SnapshotOptions {
     pub time: Option<time::OffsetDateTime>,
 }
 
-pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotEntry> {
+pub fn run(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotEntry> {
     let started = Instant::now();
     if opts.paths.is_empty() {
-        return Err(Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into()));
+        return Err(Error::Usage(
+            "nothing to back up: give a PATH or set UPLOADS_DIR".into(),
+        ));
     }
     let mut sources = Vec::new();
     for p in &opts.paths {
         let abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
         let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
-            Error::Usage(format!("source {} cannot be read ({e}): check the path (UPLOADS_DIR?)", abs.display()))
+            Error::Usage(format!(
+                "source {} cannot be read ({e}): check the path (UPLOADS_DIR?)",
+                abs.display()
+            ))
         })?;
         sources.push((abs, meta));
     }
@@ -57,7 +66,9 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -
     let root = arch.store_tree(Tree::new(nodes))?;
     writer.flush()?;
     arch.flush_cache()?;
+    crate::util::failpoint("before-index");
     repo.write_index()?;
+    crate::util::failpoint("after-index");
 
     let c = &arch.counters;
     let w = writer.stats();
@@ -68,8 +79,14 @@ pub fn run(repo: &Repository, opts: &SnapshotOptions, progress: &dyn Progress) -
         host: crate::util::hostname(),
         user: crate::util::username(),
         tags: opts.tags.clone(),
-        paths: sources.iter().map(|(p, _)| p.display().to_string()).collect(),
-        names: names.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect(),
+        paths: sources
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect(),
+        names: names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect(),
         tree: root,
         summary: Summary {
             files: c.files.load(Relaxed),

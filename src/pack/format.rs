@@ -48,10 +48,18 @@ pub fn decode_header(b: &[u8]) -> Result<Vec<PackEntry>, &'static str> {
     let mut out = Vec::with_capacity(n);
     let mut offset = 0u64;
     for e in body.chunks_exact(ENTRY_LEN) {
-        let kind = Kind::from_u8(e[0]).filter(|k| matches!(k, Kind::Data | Kind::Tree)).ok_or("bad blob kind")?;
+        let kind = Kind::from_u8(e[0])
+            .filter(|k| matches!(k, Kind::Data | Kind::Tree))
+            .ok_or("bad blob kind")?;
         let length = u32::from_le_bytes(e[33..37].try_into().unwrap());
         let raw_length = u32::from_le_bytes(e[37..41].try_into().unwrap());
-        out.push(PackEntry { kind, id: e[1..33].try_into().unwrap(), offset, length, raw_length });
+        out.push(PackEntry {
+            kind,
+            id: e[1..33].try_into().unwrap(),
+            offset,
+            length,
+            raw_length,
+        });
         offset += length as u64;
     }
     Ok(out)
@@ -60,7 +68,9 @@ pub fn decode_header(b: &[u8]) -> Result<Vec<PackEntry>, &'static str> {
 /// Given a pack's total size and its last four bytes, where its sealed header sits.
 pub fn header_location(pack_size: u64, trailer: [u8; 4]) -> Result<(u64, u32), &'static str> {
     let len = u32::from_le_bytes(trailer);
-    let start = pack_size.checked_sub(4 + len as u64).ok_or("header length exceeds the pack")?;
+    let start = pack_size
+        .checked_sub(4 + len as u64)
+        .ok_or("header length exceeds the pack")?;
     Ok((start, len))
 }
 
@@ -93,9 +103,15 @@ impl PackBuilder {
 
     /// Append the sealed header and trailer; return the pack's id, bytes and entries.
     pub fn finish(mut self, key: &MasterKey) -> (PackId, Vec<u8>, Vec<PackEntry>) {
-        let header = crate::codec::encode(key, Kind::PackHeader, &HEADER_ID, &encode_header(&self.entries));
+        let header = crate::codec::encode(
+            key,
+            Kind::PackHeader,
+            &HEADER_ID,
+            &encode_header(&self.entries),
+        );
         self.buf.extend_from_slice(&header);
-        self.buf.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(header.len() as u32).to_le_bytes());
         let id = PackId(*blake3::hash(&self.buf).as_bytes());
         (id, self.buf, self.entries)
     }
@@ -114,9 +130,14 @@ mod tests {
         b.add(Kind::Tree, [2; 32], b"sealed-two", 9);
         let (id, bytes, entries) = b.finish(&k);
         assert_eq!(id.0, *blake3::hash(&bytes).as_bytes());
-        let (start, len) = header_location(bytes.len() as u64, bytes[bytes.len() - 4..].try_into().unwrap()).unwrap();
+        let (start, len) = header_location(
+            bytes.len() as u64,
+            bytes[bytes.len() - 4..].try_into().unwrap(),
+        )
+        .unwrap();
         let sealed = &bytes[start as usize..start as usize + len as usize];
-        let plain = crate::codec::decode(&k, Kind::PackHeader, &HEADER_ID, sealed, 1 << 20).unwrap();
+        let plain =
+            crate::codec::decode(&k, Kind::PackHeader, &HEADER_ID, sealed, 1 << 20).unwrap();
         assert_eq!(decode_header(&plain).unwrap(), entries);
         assert_eq!(entries[1].offset, 8);
     }

@@ -11,4 +11,6 @@
 
 mod format;
 
-pub use format::{decode_header, encode_header, header_location, PackBuilder, PackEntry, HEADER_ID};
+pub use format::{
+    decode_header, encode_header, header_location, PackBuilder, PackEntry, HEADER_ID,
+};

@@ -26,11 +26,17 @@ impl Repository {
             self.catalog.clear()?;
             self.catalog.set_meta("repo_id", &self.config.id)?;
         }
-        let in_repo: HashSet<ObjectId> =
-            self.backend.list("index")?.into_iter().filter_map(|(n, _)| ObjectId::from_hex(&n)).collect();
+        let in_repo: HashSet<ObjectId> = self
+            .backend
+            .list("index")?
+            .into_iter()
+            .filter_map(|(n, _)| ObjectId::from_hex(&n))
+            .collect();
         let loaded: HashSet<ObjectId> = self.catalog.loaded_indexes()?.into_iter().collect();
         if !loaded.is_subset(&in_repo) {
-            tracing::info!("index objects were removed from the repository; rebuilding the catalog");
+            tracing::info!(
+                "index objects were removed from the repository; rebuilding the catalog"
+            );
             self.catalog.clear()?;
             return self.load_indexes(in_repo.iter());
         }
@@ -40,7 +46,8 @@ impl Repository {
     fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
         for id in ids {
             let plain = self.read_object(Kind::Index, "index", id)?;
-            let packs = index::decode(&plain).map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))?;
+            let packs = index::decode(&plain)
+                .map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))?;
             self.catalog.add_index(id, &packs)?;
         }
         Ok(())
@@ -59,13 +66,29 @@ impl Repository {
     pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         let path = pack_path(id);
         let bad = |d: String| Error::corrupt(format!("pack {}", id.to_hex()), d);
-        let trailer = self.backend.get_range(&path, size.saturating_sub(4), 4).map_err(|e| bad(e.to_string()))?;
-        let (start, len) = pack::header_location(size, trailer.try_into().expect("4 bytes")).map_err(|e| bad(e.into()))?;
-        let sealed = self.backend.get_range(&path, start, len).map_err(|e| bad(e.to_string()))?;
-        let plain = codec::decode(&self.key, Kind::PackHeader, &pack::HEADER_ID, &sealed, 64 << 20)
-            .map_err(|e| bad(format!("header: {e}")))?;
+        let trailer = self
+            .backend
+            .get_range(&path, size.saturating_sub(4), 4)
+            .map_err(|e| bad(e.to_string()))?;
+        let (start, len) = pack::header_location(size, trailer.try_into().expect("4 bytes"))
+            .map_err(|e| bad(e.into()))?;
+        let sealed = self
+            .backend
+            .get_range(&path, start, len)
+            .map_err(|e| bad(e.to_string()))?;
+        let plain = codec::decode(
+            &self.key,
+            Kind::PackHeader,
+            &pack::HEADER_ID,
+            &sealed,
+            64 << 20,
+        )
+        .map_err(|e| bad(format!("header: {e}")))?;
         let entries = pack::decode_header(&plain).map_err(|e| bad(e.into()))?;
-        if entries.last().is_some_and(|e| e.offset + e.length as u64 != start) {
+        if entries
+            .last()
+            .is_some_and(|e| e.offset + e.length as u64 != start)
+        {
             return Err(bad("header does not match the pack's length".into()));
         }
         Ok(entries)
@@ -77,14 +100,17 @@ impl Repository {
         let mut present = HashSet::new();
         let mut recovered = 0;
         for (name, size) in self.backend.list("packs")? {
-            let Some(id) = name.rsplit('/').next().and_then(PackId::from_hex) else { continue };
+            let Some(id) = name.rsplit('/').next().and_then(PackId::from_hex) else {
+                continue;
+            };
             present.insert(id);
             if self.catalog.has_pack(&id)? {
                 continue;
             }
             match self.read_pack_header(&id, size) {
                 Ok(blobs) => {
-                    self.catalog.add_unindexed_pack(&IndexedPack { id, size, blobs })?;
+                    self.catalog
+                        .add_unindexed_pack(&IndexedPack { id, size, blobs })?;
                     recovered += 1;
                 }
                 Err(e) => tracing::warn!("ignoring unreadable pack {}: {e}", id.to_hex()),
@@ -96,7 +122,9 @@ impl Repository {
             }
         }
         if recovered > 0 {
-            tracing::info!("found {recovered} pack(s) from an interrupted run; they will be reused");
+            tracing::info!(
+                "found {recovered} pack(s) from an interrupted run; they will be reused"
+            );
         }
         Ok(recovered)
     }

@@ -28,8 +28,9 @@ impl RepoConfig {
             Err(StorageError::NotFound(_)) => return Err(Error::NoRepository(backend.location())),
             Err(e) => return Err(e.into()),
         };
-        let c: RepoConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(format!("config of {}", backend.location()), e.to_string()))?;
+        let c: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corrupt(format!("config of {}", backend.location()), e.to_string())
+        })?;
         if c.version != FORMAT_VERSION {
             return Err(Error::Failed(format!(
                 "repository {} has format version {}; this hcbackup reads version {FORMAT_VERSION}: use a matching release",
@@ -38,7 +39,10 @@ impl RepoConfig {
             )));
         }
         if c.id.len() != 64 || hex::decode(&c.id).is_err() {
-            return Err(Error::corrupt(format!("config of {}", backend.location()), "bad repository id"));
+            return Err(Error::corrupt(
+                format!("config of {}", backend.location()),
+                "bad repository id",
+            ));
         }
         Ok(c)
     }

@@ -23,11 +23,18 @@ pub struct KeyInfo {
 }
 
 /// Try every key file with the password.
-pub(super) fn unlock(backend: &dyn Backend, config: &RepoConfig, password: &[u8]) -> Result<(MasterKey, String)> {
+pub(super) fn unlock(
+    backend: &dyn Backend,
+    config: &RepoConfig,
+    password: &[u8],
+) -> Result<(MasterKey, String)> {
     let repo_id = config.id_bytes();
     let names = backend.list("keys")?;
     if names.is_empty() {
-        return Err(Error::corrupt(format!("repository {}", backend.location()), "it has no key files"));
+        return Err(Error::corrupt(
+            format!("repository {}", backend.location()),
+            "it has no key files",
+        ));
     }
     for (name, _) in names {
         let bytes = backend.get(&format!("keys/{name}"))?;
@@ -51,7 +58,11 @@ fn new_key_name() -> String {
 impl Repository {
     /// Create a repository: folders, a key file, and the config last (its presence
     /// is what makes a repository).
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], cache_dir: &Path) -> Result<Repository> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_dir: &Path,
+    ) -> Result<Repository> {
         match backend.get("config") {
             Ok(_) => {
                 return Err(Error::Failed(format!(
@@ -63,27 +74,55 @@ impl Repository {
             Err(e) => return Err(e.into()),
         }
         if password.is_empty() {
-            return Err(Error::Usage("the password is empty: choose a real one".into()));
+            return Err(Error::Usage(
+                "the password is empty: choose a real one".into(),
+            ));
         }
         backend.create_layout(DIRS)?;
         let mut idb = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut idb);
-        let config = RepoConfig { version: FORMAT_VERSION, id: hex::encode(idb), created: crate::util::rfc3339(crate::util::now()) };
+        let config = RepoConfig {
+            version: FORMAT_VERSION,
+            id: hex::encode(idb),
+            created: crate::util::rfc3339(crate::util::now()),
+        };
         let key = MasterKey::generate();
-        let kf = KeyFile::wrap(&key, password, &idb, KdfParams::for_new_key(), config.created.clone());
+        let kf = KeyFile::wrap(
+            &key,
+            password,
+            &idb,
+            KdfParams::for_new_key(),
+            config.created.clone(),
+        );
         let key_id = new_key_name();
         backend.put(&format!("keys/{key_id}"), &kf.to_json())?;
-        backend.put("config", &serde_json::to_vec_pretty(&config).expect("config serializes"))?;
+        backend.put(
+            "config",
+            &serde_json::to_vec_pretty(&config).expect("config serializes"),
+        )?;
         let catalog = Catalog::open(&cache_dir.join(format!("{}.sqlite", config.id)))?;
-        Ok(Repository { backend, config, key, key_id, catalog })
+        Ok(Repository {
+            backend,
+            config,
+            key,
+            key_id,
+            catalog,
+        })
     }
 
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for (name, _) in self.backend.list("keys")? {
             let bytes = self.backend.get(&format!("keys/{name}"))?;
-            let kf = KeyFile::from_json(&bytes).ok_or_else(|| Error::corrupt(format!("key file {name}"), "does not parse"))?;
-            out.push(KeyInfo { current: name == self.key_id, id: name, created: kf.created, host: kf.host, user: kf.user });
+            let kf = KeyFile::from_json(&bytes)
+                .ok_or_else(|| Error::corrupt(format!("key file {name}"), "does not parse"))?;
+            out.push(KeyInfo {
+                current: name == self.key_id,
+                id: name,
+                created: kf.created,
+                host: kf.host,
+                user: kf.user,
+            });
         }
         Ok(out)
     }
@@ -91,9 +130,17 @@ impl Repository {
     /// Wrap the master keys with another password; returns the new key file's id.
     pub fn add_key(&self, password: &[u8]) -> Result<String> {
         if password.is_empty() {
-            return Err(Error::Usage("the new password is empty: choose a real one".into()));
+            return Err(Error::Usage(
+                "the new password is empty: choose a real one".into(),
+            ));
         }
-        let kf = KeyFile::wrap(&self.key, password, &self.config.id_bytes(), KdfParams::for_new_key(), crate::util::rfc3339(crate::util::now()));
+        let kf = KeyFile::wrap(
+            &self.key,
+            password,
+            &self.config.id_bytes(),
+            KdfParams::for_new_key(),
+            crate::util::rfc3339(crate::util::now()),
+        );
         let name = new_key_name();
         self.backend.put(&format!("keys/{name}"), &kf.to_json())?;
         Ok(name)
@@ -104,7 +151,11 @@ impl Repository {
         let keys = self.list_keys()?;
         let names: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
         let name = crate::id::resolve_prefix(prefix, names.iter().copied())
-            .map_err(|_| Error::Usage(format!("no single key matches {prefix}: see `hcbackup key list`")))?
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "no single key matches {prefix}: see `hcbackup key list`"
+                ))
+            })?
             .to_string();
         if name == self.key_id {
             return Err(Error::Usage(

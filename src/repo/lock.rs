@@ -38,7 +38,11 @@ impl LockInfo {
             self.operation,
             self.pid,
             self.host,
-            if self.exclusive { "exclusive" } else { "shared" },
+            if self.exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
             self.time
         )
     }
@@ -79,7 +83,9 @@ impl Repository {
         let host = crate::util::hostname();
         let mut out = Vec::new();
         for (name, _) in self.backend.list("locks")? {
-            let Some(id) = ObjectId::from_hex(&name) else { continue };
+            let Some(id) = ObjectId::from_hex(&name) else {
+                continue;
+            };
             let path = format!("locks/{name}");
             let info = match self.read_object(Kind::Lock, "locks", &id) {
                 Ok(b) => serde_json::from_slice::<LockInfo>(&b).ok(),
@@ -126,7 +132,12 @@ impl Repository {
         let name = id.to_hex();
         let path = format!("locks/{name}");
         self.put_lock(&id, &info)?;
-        let guard = LockGuard { backend: self.backend.clone(), path, stop: Arc::new(AtomicBool::new(false)), refresher: None };
+        let guard = LockGuard {
+            backend: self.backend.clone(),
+            path,
+            stop: Arc::new(AtomicBool::new(false)),
+            refresher: None,
+        };
         // Another process may have locked at the same moment: look again.
         if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
             return Err(e); // dropping the guard removes our lock
@@ -137,7 +148,8 @@ impl Repository {
     fn put_lock(&self, id: &ObjectId, info: &LockInfo) -> Result<()> {
         let plain = serde_json::to_vec(info).expect("lock serializes");
         let sealed = crate::codec::encode(&self.key, Kind::Lock, &id.0, &plain);
-        self.backend.put(&format!("locks/{}", id.to_hex()), &sealed)?;
+        self.backend
+            .put(&format!("locks/{}", id.to_hex()), &sealed)?;
         Ok(())
     }
 

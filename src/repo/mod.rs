@@ -49,12 +49,22 @@ pub type PasswordFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>>;
 
 impl Repository {
     /// Open an existing repository: find it, unlock a key, open and sync the catalog.
-    pub fn open(backend: Arc<dyn Backend>, password: PasswordFn<'_>, cache_dir: &Path) -> Result<Repository> {
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        password: PasswordFn<'_>,
+        cache_dir: &Path,
+    ) -> Result<Repository> {
         let config = RepoConfig::load(backend.as_ref())?;
         let pw = password()?;
         let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
         let catalog = Catalog::open(&cache_dir.join(format!("{}.sqlite", config.id)))?;
-        let repo = Repository { backend, config, key, key_id, catalog };
+        let repo = Repository {
+            backend,
+            config,
+            key,
+            key_id,
+            catalog,
+        };
         repo.sync_catalog()?;
         Ok(repo)
     }
@@ -80,7 +90,8 @@ impl Repository {
     pub(crate) fn write_object(&self, kind: Kind, dir: &str, plain: &[u8]) -> Result<ObjectId> {
         let id = ObjectId(self.key.id_of(plain));
         let sealed = codec::encode(&self.key, kind, &id.0, plain);
-        self.backend.put(&format!("{dir}/{}", id.to_hex()), &sealed)?;
+        self.backend
+            .put(&format!("{dir}/{}", id.to_hex()), &sealed)?;
         Ok(id)
     }
 
@@ -93,25 +104,40 @@ impl Repository {
         let plain = codec::decode(&self.key, kind, &id.0, &sealed, MAX_OBJECT)
             .map_err(|e| Error::corrupt(format!("{} {path}", kind.name()), e.to_string()))?;
         if kind != Kind::Lock && self.key.id_of(&plain) != id.0 {
-            return Err(Error::corrupt(format!("{} {path}", kind.name()), "content does not match its name"));
+            return Err(Error::corrupt(
+                format!("{} {path}", kind.name()),
+                "content does not match its name",
+            ));
         }
         Ok(plain)
     }
 
     /// Read one blob, checking its authenticity and that it hashes to its id.
     pub fn read_blob(&self, kind: Kind, id: BlobId) -> Result<Vec<u8>> {
-        let loc = self
-            .catalog
-            .lookup(&id)?
-            .ok_or_else(|| Error::missing(format!("{} {}", kind.name(), id.short()), "no index lists it"))?;
+        let loc = self.catalog.lookup(&id)?.ok_or_else(|| {
+            Error::missing(
+                format!("{} {}", kind.name(), id.short()),
+                "no index lists it",
+            )
+        })?;
         let path = pack_path(&loc.pack);
-        let sealed = self.backend.get_range(&path, loc.offset, loc.length).map_err(|e| match e {
-            StorageError::NotFound(_) => Error::missing(format!("pack {}", loc.pack.to_hex()), "the pack file is gone"),
-            e => Error::corrupt(format!("pack {}", loc.pack.to_hex()), e.to_string()),
-        })?;
-        let plain = codec::decode(&self.key, kind, &id.0, &sealed, loc.raw_length as usize).map_err(|e| {
-            Error::corrupt(format!("pack {}", loc.pack.to_hex()), format!("{} {}: {e}", kind.name(), id.short()))
-        })?;
+        let sealed = self
+            .backend
+            .get_range(&path, loc.offset, loc.length)
+            .map_err(|e| match e {
+                StorageError::NotFound(_) => Error::missing(
+                    format!("pack {}", loc.pack.to_hex()),
+                    "the pack file is gone",
+                ),
+                e => Error::corrupt(format!("pack {}", loc.pack.to_hex()), e.to_string()),
+            })?;
+        let plain = codec::decode(&self.key, kind, &id.0, &sealed, loc.raw_length as usize)
+            .map_err(|e| {
+                Error::corrupt(
+                    format!("pack {}", loc.pack.to_hex()),
+                    format!("{} {}: {e}", kind.name(), id.short()),
+                )
+            })?;
         if self.key.id_of(&plain) != id.0 || plain.len() != loc.raw_length as usize {
             return Err(Error::corrupt(
                 format!("pack {}", loc.pack.to_hex()),
@@ -135,9 +161,12 @@ impl Repository {
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
         let mut out = Vec::new();
         for (name, _) in self.backend.list("snapshots")? {
-            let Some(id) = ObjectId::from_hex(&name) else { continue };
+            let Some(id) = ObjectId::from_hex(&name) else {
+                continue;
+            };
             let bytes = self.read_object(Kind::Snapshot, "snapshots", &id)?;
-            let snapshot = Snapshot::from_bytes(&bytes).map_err(|e| Error::corrupt(format!("snapshot {name}"), e))?;
+            let snapshot = Snapshot::from_bytes(&bytes)
+                .map_err(|e| Error::corrupt(format!("snapshot {name}"), e))?;
             out.push(SnapshotEntry { id, snapshot });
         }
         out.sort_by(|a, b| {
@@ -152,11 +181,19 @@ impl Repository {
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
         let all = self.snapshots()?;
         if spec == "latest" {
-            return all.into_iter().last().ok_or_else(|| Error::Failed("the repository has no snapshots yet".into()));
+            return all
+                .into_iter()
+                .last()
+                .ok_or_else(|| Error::Failed("the repository has no snapshots yet".into()));
         }
         let hexes: Vec<String> = all.iter().map(|e| e.id.to_hex()).collect();
-        let found = crate::id::resolve_prefix(spec, hexes.iter().map(|s| s.as_str())).map_err(Error::Usage)?.to_string();
-        Ok(all.into_iter().find(|e| e.id.to_hex() == found).expect("resolved id exists"))
+        let found = crate::id::resolve_prefix(spec, hexes.iter().map(|s| s.as_str()))
+            .map_err(Error::Usage)?
+            .to_string();
+        Ok(all
+            .into_iter()
+            .find(|e| e.id.to_hex() == found)
+            .expect("resolved id exists"))
     }
 
     /// The id of the key file this session unlocked.

@@ -70,7 +70,11 @@ impl<'r> BlobWriter<'r> {
             if !st.pending.insert(id) {
                 return Ok(false);
             }
-            let builder = if kind == Kind::Tree { &mut st.trees } else { &mut st.data };
+            let builder = if kind == Kind::Tree {
+                &mut st.trees
+            } else {
+                &mut st.data
+            };
             builder.add(kind, id, &sealed, plain.len() as u32);
             self.blobs.fetch_add(1, Ordering::Relaxed);
             (builder.len() >= PACK_TARGET).then(|| std::mem::take(builder))
@@ -84,7 +88,12 @@ impl<'r> BlobWriter<'r> {
     fn write_pack(&self, pack: PackBuilder) -> Result<()> {
         let (id, bytes, blobs) = pack.finish(self.repo.key());
         self.repo.backend().put(&pack_path(&id), &bytes)?;
-        self.repo.catalog().add_unindexed_pack(&IndexedPack { id, size: bytes.len() as u64, blobs: blobs.clone() })?;
+        crate::util::failpoint("after-pack");
+        self.repo.catalog().add_unindexed_pack(&IndexedPack {
+            id,
+            size: bytes.len() as u64,
+            blobs: blobs.clone(),
+        })?;
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.packs.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();

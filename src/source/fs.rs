@@ -34,20 +34,32 @@ pub fn base_node(name: &[u8], meta: &Metadata) -> Node {
         uid: meta.uid(),
         gid: meta.gid(),
         mtime_ns: mtime_ns(meta),
-        size: if kind == NodeKind::File { meta.len() } else { 0 },
+        size: if kind == NodeKind::File {
+            meta.len()
+        } else {
+            0
+        },
         content: Vec::new(),
         subtree: None,
         target: None,
-        rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) { meta.rdev() } else { 0 },
+        rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+            meta.rdev()
+        } else {
+            0
+        },
     }
 }
 
 pub fn mtime_ns(meta: &Metadata) -> i64 {
-    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
 }
 
 pub fn ctime_ns(meta: &Metadata) -> i64 {
-    meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
+    meta.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec())
 }
 
 /// The name a source gets at the root of a snapshot: its last component.
@@ -64,7 +76,9 @@ pub fn scan_totals(paths: &[std::path::PathBuf], mut report: impl FnMut(u64, u64
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut stack: Vec<std::path::PathBuf> = paths.to_vec();
     while let Some(p) = stack.pop() {
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if m.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));

@@ -29,14 +29,14 @@ impl LocalBackend {
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
-
 }
 
 impl LocalBackend {
     fn create_dirs_impl(&self, dirs: &[&str]) -> StorageResult<()> {
         let mut b = fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
-        b.create(&self.root).map_err(|e| map(&self.root.display().to_string(), e))?;
+        b.create(&self.root)
+            .map_err(|e| map(&self.root.display().to_string(), e))?;
         for d in dirs {
             b.create(self.full(d)).map_err(|e| map(d, e))?;
         }
@@ -67,9 +67,16 @@ impl Backend for LocalBackend {
 
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         let dest = self.full(path);
-        let dir = dest.parent().expect("object paths have a folder").to_path_buf();
+        let dir = dest
+            .parent()
+            .expect("object paths have a folder")
+            .to_path_buf();
         if !dir.exists() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| map(path, e))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| map(path, e))?;
             if let Some(up) = dir.parent() {
                 sync_dir(up).map_err(|e| map(path, e))?;
             }
@@ -78,7 +85,11 @@ impl Backend for LocalBackend {
         rand::rngs::OsRng.fill_bytes(&mut r);
         let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(r)));
         let result = (|| -> io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -111,7 +122,9 @@ impl Backend for LocalBackend {
     }
 
     fn stat(&self, path: &str) -> StorageResult<u64> {
-        Ok(fs::metadata(self.full(path)).map_err(|e| map(path, e))?.len())
+        Ok(fs::metadata(self.full(path))
+            .map_err(|e| map(path, e))?
+            .len())
     }
 
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
@@ -172,11 +185,17 @@ mod tests {
         assert_eq!(b.get_range("packs/ab/abc", 1, 2).unwrap(), b"yz");
         assert!(b.get_range("packs/ab/abc", 2, 2).is_err());
         assert_eq!(b.list("packs").unwrap(), vec![("ab/abc".to_string(), 3)]);
-        assert!(matches!(b.get("index/none"), Err(StorageError::NotFound(_))));
+        assert!(matches!(
+            b.get("index/none"),
+            Err(StorageError::NotFound(_))
+        ));
         b.delete("index/i1").unwrap();
         assert!(b.list("index").unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(d.path().join("repo/packs/ab/abc")).unwrap().permissions().mode();
+        let mode = fs::metadata(d.path().join("repo/packs/ab/abc"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

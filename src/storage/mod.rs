@@ -42,7 +42,9 @@ impl std::error::Error for StorageError {}
 impl From<StorageError> for crate::Error {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound(s) => crate::Error::missing(s, "the object is not in the repository"),
+            StorageError::NotFound(s) => {
+                crate::Error::missing(s, "the object is not in the repository")
+            }
             StorageError::Full(s) => crate::Error::DiskFull(format!("writing {s}")),
             other => crate::Error::Failed(format!("storage: {other}")),
         }

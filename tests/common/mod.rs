@@ -1,0 +1,266 @@
+//! Shared helpers for the integration tests: a repository in a temp folder, the real
+//! `hcbackup` binary run against it, generated clinic-like data, and tree digests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl Env {
+    /// A fresh, initialised repository.
+    pub fn new() -> Env {
+        let e = Env::uninit();
+        e.ok(&["init"]);
+        e
+    }
+
+    pub fn uninit() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let cache = dir.path().join("cache");
+        Env { dir, repo, cache }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The binary with a clean environment: the test password, a private cache, cheap KDF.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hcbackup"));
+        for v in [
+            "BACKUP_DIR",
+            "UPLOADS_DIR",
+            "HCBACKUP_REPO",
+            "HCBACKUP_PASSWORD_FILE",
+            "HCBACKUP_PASSWORD_COMMAND",
+            "HCBACKUP_FAILPOINT",
+            "XDG_CACHE_HOME",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("HCBACKUP_PASSWORD", PASSWORD)
+            .env("HCBACKUP_CACHE_DIR", &self.cache)
+            .env("HCBACKUP_TEST_KDF", "1")
+            .current_dir(self.dir.path())
+            .arg("--repo")
+            .arg(&self.repo)
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run and require exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "hcbackup {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Snapshot `paths`; returns the --json document.
+    pub fn snapshot(&self, paths: &[&Path]) -> serde_json::Value {
+        let mut a: Vec<&str> = vec!["snapshot"];
+        let ps: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        a.extend(ps.iter().map(|s| s.as_str()));
+        self.json(&a)
+    }
+
+    /// Restore snapshot `id` into a new folder and return it.
+    pub fn restore(&self, id: &str, into: &str) -> PathBuf {
+        let t = self.path(into);
+        self.ok(&["restore", id, "--target", t.to_str().unwrap()]);
+        t
+    }
+
+    /// Sum of the repository's file sizes.
+    pub fn repo_size(&self) -> u64 {
+        dir_size(&self.repo)
+    }
+}
+
+pub fn dir_size(p: &Path) -> u64 {
+    let mut n = 0;
+    for e in fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}
+
+/// Fast deterministic pseudo-random bytes (incompressible, like images and video).
+pub fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Compressible text, like exported medical records.
+pub fn text(seed: u64, n: usize) -> Vec<u8> {
+    let words = [
+        "paciente",
+        "consulta",
+        "retorno",
+        "exame",
+        "hemograma",
+        "receita",
+        "pressão",
+        "dipirona",
+        "Dr.",
+        "CRM",
+    ];
+    let r = noise(seed, n / 4 + 16);
+    let mut out = Vec::with_capacity(n + 16);
+    let mut i = 0;
+    while out.len() < n {
+        out.extend_from_slice(words[r[i % r.len()] as usize % words.len()].as_bytes());
+        out.push(if r[(i + 1) % r.len()] % 9 == 0 {
+            b'\n'
+        } else {
+            b' '
+        });
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+pub fn write(p: &Path, data: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// Everything a restore must reproduce, per relative path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: (i64, i64),
+    pub size: u64,
+    pub hash: [u8; 32],
+    pub target: Vec<u8>,
+}
+
+pub fn digest(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Entry>) {
+    for e in fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        let path = e.path();
+        let m = fs::symlink_metadata(&path).unwrap();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let ft = m.file_type();
+        let (kind, hash, target) = if ft.is_dir() {
+            walk(root, &path, out);
+            ("dir", [0; 32], vec![])
+        } else if ft.is_symlink() {
+            (
+                "symlink",
+                [0; 32],
+                fs::read_link(&path)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
+        } else if ft.is_file() {
+            (
+                "file",
+                *blake3::hash(&fs::read(&path).unwrap()).as_bytes(),
+                vec![],
+            )
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            (
+                if ft.is_fifo() { "fifo" } else { "special" },
+                [0; 32],
+                vec![],
+            )
+        };
+        out.insert(
+            rel,
+            Entry {
+                kind,
+                mode: if kind == "symlink" {
+                    0
+                } else {
+                    m.mode() & 0o7777
+                },
+                uid: m.uid(),
+                gid: m.gid(),
+                mtime: (m.mtime(), m.mtime_nsec()),
+                size: if kind == "file" { m.len() } else { 0 },
+                hash,
+                target,
+            },
+        );
+    }
+}
+
+/// Assert a restored tree equals its source, content and metadata.
+pub fn assert_same_tree(src: &Path, restored: &Path) {
+    let a = digest(src);
+    let b = digest(restored);
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "entry count differs: {:?}",
+        a.keys().filter(|k| !b.contains_key(*k)).collect::<Vec<_>>()
+    );
+    for (k, v) in &a {
+        assert_eq!(
+            Some(v),
+            b.get(k),
+            "entry {} differs",
+            String::from_utf8_lossy(k)
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Round trips: a generated tree with every kind of entry restores identical, content
+//! and metadata; partial restores; listing; the target-folder rules.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use common::*;
+
+fn set_mtime(p: &Path, secs: i64, nsec: u32) {
+    let t = filetime::FileTime::from_unix_time(secs, nsec);
+    filetime::set_symlink_file_times(p, t, t).unwrap();
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A tree with empty files, large files, deep nesting, unicode and non-UTF-8 names,
+/// symlinks, odd permissions, old mtimes, empty folders and a FIFO.
+fn generate(root: &Path) {
+    write(
+        &root.join("exams/video/teleconsulta-2026-01-15.mp4"),
+        &noise(1, 24 << 20),
+    );
+    write(&root.join("exams/laudo-joão-ção.txt"), &text(2, 3 << 20));
+    write(&root.join("prontuários/患者/ficha.txt"), &text(3, 10_000));
+    write(&root.join("empty.pdf"), b"");
+    fs::create_dir_all(root.join("empty-folder/also-empty")).unwrap();
+    let raw = root.join(OsStr::from_bytes(b"bin\xff\xfe-name.dcm"));
+    write(&raw, &noise(4, 700_000));
+    let mut deep = root.join("deep");
+    for i in 0..40 {
+        deep = deep.join(format!("level{i}"));
+    }
+    write(&deep.join("bottom.txt"), b"bottom");
+    symlink(
+        "../exams/laudo-joão-ção.txt",
+        root.join("prontuários/link-to-laudo"),
+    )
+    .unwrap();
+    symlink("/nonexistent/dangling", root.join("dangling")).unwrap();
+    symlink(
+        OsStr::from_bytes(b"target\xff"),
+        root.join("binary-target-link"),
+    )
+    .unwrap();
+    unsafe {
+        let c = std::ffi::CString::new(root.join("fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(libc::mkfifo(c.as_ptr(), 0o640), 0);
+    }
+    write(&root.join("perms/setuid-tool"), b"#!/bin/sh\n");
+    chmod(&root.join("perms/setuid-tool"), 0o4755);
+    write(&root.join("perms/secret"), b"s");
+    chmod(&root.join("perms/secret"), 0o400);
+    write(&root.join("perms/none"), b"n");
+    chmod(&root.join("perms/none"), 0o000);
+    fs::create_dir(root.join("perms/sticky")).unwrap();
+    chmod(&root.join("perms/sticky"), 0o1777);
+    fs::create_dir(root.join("perms/readonly-dir")).unwrap();
+    write(&root.join("perms/readonly-dir/inside"), b"i");
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::lchown(root.join("perms/secret"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(root.join("dangling"), Some(42), Some(43)).unwrap();
+    }
+    set_mtime(
+        &root.join("exams/laudo-joão-ção.txt"),
+        631_152_000,
+        123_456_789,
+    ); // 1990
+    set_mtime(&root.join("empty.pdf"), -86_400 * 365, 0); // before 1970
+    set_mtime(&root.join("dangling"), 946_684_800, 5);
+    chmod(&root.join("perms/readonly-dir"), 0o555);
+    for d in ["empty-folder/also-empty", "empty-folder", "perms", "exams"] {
+        set_mtime(&root.join(d), 1_000_000_000, 777);
+    }
+}
+
+#[test]
+fn generated_tree_restores_identical_and_old_snapshots_stay_intact() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    generate(&src);
+    let first = env.snapshot(&[&src]);
+    assert_eq!(first["incomplete"], false);
+    assert!(first["files"].as_u64().unwrap() >= 9);
+    let keep = env.path("uploads-day1");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&keep)
+        .status()
+        .unwrap()
+        .success());
+
+    // Day two: a new file, a changed file, a deleted file.
+    write(&src.join("exams/new-exam.dcm"), &noise(9, 2 << 20));
+    write(&src.join("prontuários/患者/ficha.txt"), &text(10, 12_000));
+    fs::remove_file(src.join("empty.pdf")).unwrap();
+    let second = env.snapshot(&[&src]);
+
+    let r1 = env.restore(first["id"].as_str().unwrap(), "r1");
+    assert_same_tree(&keep, &r1.join("uploads"));
+    let r2 = env.restore(&second["short_id"].as_str().unwrap()[..6], "r2");
+    assert_same_tree(&src, &r2.join("uploads"));
+    let latest = env.restore("latest", "r3");
+    assert_same_tree(&src, &latest.join("uploads"));
+
+    let list = env.json(&["snapshots"]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            first["id"].as_str().unwrap(),
+            second["id"].as_str().unwrap()
+        ]
+    );
+    for field in ["time", "tags", "id"] {
+        assert!(
+            list[0].get(field).is_some(),
+            "snapshots --json lacks {field}"
+        );
+    }
+    chmod(&src.join("perms/readonly-dir"), 0o755);
+}
+
+#[test]
+fn include_globs_ls_and_target_rules() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(1, 100_000));
+    write(&src.join("exams/sub/b.dcm"), &noise(2, 100_000));
+    write(&src.join("records/c.txt"), &text(3, 5_000));
+    let s = env.snapshot(&[&src]);
+    let id = s["short_id"].as_str().unwrap();
+
+    let t = env.path("partial");
+    env.ok(&[
+        "restore",
+        id,
+        "--target",
+        t.to_str().unwrap(),
+        "--include",
+        "uploads/exams/**",
+    ]);
+    assert_eq!(
+        fs::read(t.join("uploads/exams/sub/b.dcm")).unwrap(),
+        noise(2, 100_000)
+    );
+    assert!(t.join("uploads/exams/a.dcm").exists());
+    assert!(!t.join("uploads/records").exists());
+
+    // A non-empty target is refused without --overwrite, and allowed with it.
+    let o = env.run(&["restore", id, "--target", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    fs::write(t.join("uploads/exams/a.dcm"), b"stale").unwrap();
+    env.ok(&[
+        "restore",
+        id,
+        "--target",
+        t.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_same_tree(&src, &t.join("uploads"));
+
+    let ls = env.ok(&["ls", id, "uploads/exams"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines.len(), 4, "{ls}");
+    assert!(lines[0].ends_with(" uploads/exams") && lines[0].starts_with('d'));
+    assert!(ls.contains("uploads/exams/sub/b.dcm"));
+    assert!(!ls.contains("records"));
+    let all = env.json(&["ls", "latest"]);
+    assert_eq!(all.as_array().unwrap().len(), 7);
+    assert_eq!(
+        env.run(&["ls", id, "uploads/nothing"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn several_sources_with_the_same_name_are_kept_apart() {
+    let env = Env::new();
+    let a = env.path("a/uploads");
+    let b = env.path("b/uploads");
+    write(&a.join("one.txt"), b"one");
+    write(&b.join("two.txt"), b"two");
+    let s = env.snapshot(&[&a, &b]);
+    assert_eq!(s["sources"], serde_json::json!(["uploads", "uploads-2"]));
+    let r = env.restore("latest", "r");
+    assert_eq!(fs::read(r.join("uploads/one.txt")).unwrap(), b"one");
+    assert_eq!(fs::read(r.join("uploads-2/two.txt")).unwrap(), b"two");
+}
