@@ -125,6 +125,23 @@ impl Catalog {
         })
     }
 
+    /// Every pack the catalog knows, with its size.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, size FROM packs ORDER BY id")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| {
+                r.map(|(id, size)| {
+                    (
+                        PackId::from_slice(&id).unwrap_or(PackId([0; 32])),
+                        size as u64,
+                    )
+                })
+            })
+            .collect()
+        })
+    }
+
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
         self.with(|c| {
             c.query_row("SELECT 1 FROM packs WHERE id = ?1", [&id.0[..]], |_| Ok(()))

@@ -63,6 +63,11 @@ pub enum Command {
     },
     /// Restore a snapshot into a folder.
     Restore(restore::RestoreArgs),
+    /// Check that every snapshot can be restored (--read-data: read and check every pack).
+    Verify {
+        #[arg(long)]
+        read_data: bool,
+    },
     /// Manage passwords (key files).
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -132,6 +137,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Key(k) => keys::run(&ctx, k),
+        Command::Verify { read_data } => {
+            let repo = ctx.open()?;
+            let report = crate::ops::verify::run(&repo, read_data)?;
+            render::verify(&ctx, &report);
+            Ok(if report.problems.is_empty() {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

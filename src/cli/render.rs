@@ -224,3 +224,30 @@ pub fn catalog_rebuilt(ctx: &Ctx, repo: &Repository, (indexes, packs, blobs): (u
         json!({ "indexes": indexes, "packs": packs, "blobs": blobs }),
     );
 }
+
+pub fn verify(ctx: &Ctx, r: &crate::ops::verify::VerifyReport) {
+    for p in &r.problems {
+        eprintln!("hcbackup: verify: {p}");
+    }
+    let human = format!(
+        "verify: {} snapshots, {} trees, {} packs{}: {}",
+        r.snapshots,
+        r.trees,
+        r.packs,
+        if r.packs_read > 0 {
+            format!(" ({} read, {} blobs checked)", r.packs_read, r.blobs_read)
+        } else {
+            String::new()
+        },
+        if r.problems.is_empty() {
+            "no problems".to_string()
+        } else {
+            format!("{} PROBLEMS", r.problems.len())
+        }
+    );
+    line(
+        ctx,
+        &human,
+        serde_json::to_value(r).expect("report serializes"),
+    );
+}

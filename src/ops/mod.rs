@@ -4,3 +4,4 @@ pub mod archive;
 pub mod ls;
 pub mod restore;
 pub mod snapshot;
+pub mod verify;
