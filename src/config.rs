@@ -184,7 +184,7 @@ fn read_toml(p: &Path) -> Result<FileConfig> {
         std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
     toml::from_str(&s).map_err(|e| {
         let msg = e.message().to_string();
-        let line = e.span().map(|sp| s[..sp.start].lines().count().max(1));
+        let line = e.span().map(|sp| s[..sp.start].matches('\n').count() + 1);
         Error::Config(match line {
             Some(l) => format!("{} line {l}: {msg}; fix the file", p.display()),
             None => format!("{}: {msg}; fix the file", p.display()),

@@ -54,14 +54,43 @@ impl Catalog {
                 .create(dir)
                 .map_err(|e| Error::io_path("creating catalog folder", dir, e))?;
         }
+        let c = match Catalog::open_once(path) {
+            Err(Error::Catalog {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            }) if matches!(
+                f.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+            {
+                // A cache: set the damaged file aside and start afresh from the repository.
+                let aside = path.with_extension("sqlite.damaged");
+                tracing::warn!(
+                    "catalog {} is damaged; moved to {} and rebuilding it",
+                    path.display(),
+                    aside.display()
+                );
+                std::fs::rename(path, &aside)
+                    .map_err(|e| Error::io_path("moving aside", path, e))?;
+                for ext in ["sqlite-wal", "sqlite-shm"] {
+                    let _ = std::fs::remove_file(path.with_extension(ext));
+                }
+                Catalog::open_once(path)?
+            }
+            other => other?,
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Ok(c)
+    }
+
+    fn open_once(path: &Path) -> Result<Catalog> {
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
         let c = Catalog {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         };
         c.with(schema::migrate)?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         Ok(c)
     }
 

@@ -1,0 +1,86 @@
+//! The catalog is a cache: missing, damaged or stale, it is rebuilt from the repository.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+fn catalog_file(env: &Env) -> std::path::PathBuf {
+    fs::read_dir(&env.cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .unwrap()
+}
+
+#[test]
+fn missing_damaged_or_rebuilt_catalog_loses_nothing() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(1, 5 << 20));
+    write(&src.join("records/b.txt"), &text(2, 100_000));
+    let first = env.snapshot(&[&src]);
+
+    // Deleted: the next command rebuilds it; the next snapshot re-reads but adds nothing.
+    fs::remove_dir_all(&env.cache).unwrap();
+    let again = env.snapshot(&[&src]);
+    assert_eq!(again["bytes_added"], 0);
+    assert_eq!(again["bytes_read"], first["bytes"]);
+    let r = env.restore(first["id"].as_str().unwrap(), "r1");
+    assert_same_tree(&src, &r.join("uploads"));
+
+    // Damaged: set aside with a warning, rebuilt.
+    let f = catalog_file(&env);
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = fs::remove_file(f.with_extension(ext));
+    }
+    fs::write(&f, b"this is not a database at all, just garbage bytes ..........................................").unwrap();
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("r2").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("damaged"));
+    assert_same_tree(&src, &env.path("r2/uploads"));
+
+    // Explicit rebuild reports what it found.
+    let counts = env.json(&["catalog", "rebuild"]);
+    assert!(counts["indexes"].as_u64().unwrap() >= 1);
+    assert!(counts["packs"].as_u64().unwrap() >= 2);
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+#[test]
+fn a_catalog_follows_index_objects_written_elsewhere() {
+    // Two machines (two caches) write to one repository: each sees the other's data.
+    let env = Env::new();
+    let other_cache = env.path("other-cache");
+    let src = env.path("uploads");
+    write(&src.join("a.bin"), &noise(3, 3 << 20));
+    env.snapshot(&[&src]);
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &other_cache)
+        .args(["--json", "snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        s["bytes_added"], 0,
+        "the second machine stored data the repository had"
+    );
+    write(&src.join("b.bin"), &noise(4, 1 << 20));
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &other_cache)
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+}
