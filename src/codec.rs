@@ -5,6 +5,8 @@
 //! quick compression attempt and nothing on restore. Decoding bounds the output size,
 //! so a damaged length can never make it allocate without limit.
 
+use std::cell::RefCell;
+
 use crate::crypto::{Kind, MasterKey};
 
 /// zstd level: 3 is zstd's default and runs ~400 MB/s on text on one core here.
@@ -13,15 +15,42 @@ pub const ZSTD_LEVEL: i32 = 3;
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
 
+thread_local! {
+    // zstd contexts are costly to create (about a millisecond for level 3); each
+    // rayon worker keeps one of each for the whole run.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// zstd-compress `plain` into `out[1..]` if that saves more than 1/64 of its size.
+fn compress_into(plain: &[u8], out: &mut Vec<u8>) -> bool {
+    let limit = plain.len() - plain.len() / 64 - 1;
+    out.resize(1 + limit, 0);
+    let n = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        // An output that does not fit in `limit` fails: the data is not worth compressing.
+        c.as_mut()?.compress_to_buffer(plain, &mut out[1..]).ok()
+    });
+    match n {
+        Some(n) => {
+            out.truncate(1 + n);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Compress (when it helps) and seal `plain` as `kind`/`id`.
 pub fn encode(key: &MasterKey, kind: Kind, id: &[u8; 32], plain: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(plain.len() / 2 + 64);
-    body.push(ZSTD);
-    let compressed = plain.len() >= 64
-        && zstd::stream::copy_encode(plain, &mut body, ZSTD_LEVEL).is_ok()
-        && body.len() < plain.len() + 1 - plain.len() / 64; // keep only a real gain (>1.5%)
-    if !compressed {
+    let mut body = Vec::new();
+    if plain.len() >= 64 && compress_into(plain, &mut body) {
+        body[0] = ZSTD;
+    } else {
         body.clear();
+        body.reserve(plain.len() + 1);
         body.push(RAW);
         body.extend_from_slice(plain);
     }
@@ -64,20 +93,21 @@ pub fn decode(
             }
             Ok(body[1..].to_vec())
         }
-        Some(&ZSTD) => {
-            let mut out = Vec::new();
-            let mut dec = zstd::stream::read::Decoder::new(&body[1..])
-                .map_err(|_| DecodeError::Format("zstd"))?;
-            use std::io::Read;
-            let n = (&mut dec)
-                .take(max_len as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|_| DecodeError::Format("zstd stream"))?;
-            if n > max_len {
-                return Err(DecodeError::Format("larger than its recorded size"));
+        Some(&ZSTD) => DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = zstd::bulk::Decompressor::new().ok();
             }
-            Ok(out)
-        }
+            let d = d.as_mut().ok_or(DecodeError::Format("zstd context"))?;
+            // Our frames record their size: allocate exactly that, and refuse more than `max_len`.
+            let size = match zstd::zstd_safe::get_frame_content_size(&body[1..]) {
+                Ok(Some(n)) if n <= max_len as u64 => n as usize,
+                Ok(Some(_)) => return Err(DecodeError::Format("larger than its recorded size")),
+                _ => return Err(DecodeError::Format("zstd frame without a size")),
+            };
+            d.decompress(&body[1..], size)
+                .map_err(|_| DecodeError::Format("zstd frame"))
+        }),
         _ => Err(DecodeError::Format("unknown compression flag")),
     }
 }

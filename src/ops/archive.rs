@@ -184,7 +184,7 @@ impl<'a> Archiver<'a> {
         };
         let mut content = Vec::new();
         let mut size = 0u64;
-        let mut batches = self.chunker.batches(f);
+        let mut batches = self.chunker.batches(f, Some(meta.len()));
         loop {
             let batch = match batches.next_batch() {
                 Ok(Some(b)) => b,

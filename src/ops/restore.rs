@@ -216,20 +216,16 @@ impl Restorer<'_> {
         let mut jobs = Vec::with_capacity(n.content.len());
         let mut offset = 0u64;
         for c in &n.content {
-            let loc = self.repo.catalog().lookup(&(*c).into())?.ok_or_else(|| {
-                Error::missing(
-                    format!("chunk {}", hex::encode(&c.0[..4])),
-                    "no index lists it",
-                )
-            })?;
-            jobs.push((*c, offset));
+            let loc = self.repo.locate(Kind::Data, (*c).into())?;
+            jobs.push((*c, offset, loc));
             offset += loc.raw_length as u64;
         }
-        jobs.par_iter().try_for_each(|(c, off)| -> Result<()> {
-            let data = self.repo.read_blob(Kind::Data, (*c).into())?;
-            f.write_all_at(&data, *off)
-                .ctx(|| format!("writing {}", path.display()))
-        })?;
+        jobs.par_iter()
+            .try_for_each(|(c, off, loc)| -> Result<()> {
+                let data = self.repo.read_blob_at(Kind::Data, (*c).into(), loc)?;
+                f.write_all_at(&data, *off)
+                    .ctx(|| format!("writing {}", path.display()))
+            })?;
         if offset != n.size {
             f.set_len(n.size)
                 .ctx(|| format!("sizing {}", path.display()))?;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Location};
 use crate::codec;
 use crate::crypto::{Kind, MasterKey};
 use crate::error::{Error, Result};
@@ -114,12 +114,22 @@ impl Repository {
 
     /// Read one blob, checking its authenticity and that it hashes to its id.
     pub fn read_blob(&self, kind: Kind, id: BlobId) -> Result<Vec<u8>> {
-        let loc = self.catalog.lookup(&id)?.ok_or_else(|| {
+        let loc = self.locate(kind, id)?;
+        self.read_blob_at(kind, id, &loc)
+    }
+
+    /// Where a blob is, or a "missing" error naming it.
+    pub fn locate(&self, kind: Kind, id: BlobId) -> Result<Location> {
+        self.catalog.lookup(&id)?.ok_or_else(|| {
             Error::missing(
                 format!("{} {}", kind.name(), id.short()),
                 "no index lists it",
             )
-        })?;
+        })
+    }
+
+    /// Read a blob at a known location, with the same checks as `read_blob`.
+    pub fn read_blob_at(&self, kind: Kind, id: BlobId, loc: &Location) -> Result<Vec<u8>> {
         let path = pack_path(&loc.pack);
         let sealed = self
             .backend
