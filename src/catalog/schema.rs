@@ -20,6 +20,8 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(120))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A fixed page cache (32 MiB) whatever the repository size: memory stays bounded.
+    conn.pragma_update(None, "cache_size", -32768)?;
     loop {
         // IMMEDIATE: two processes opening a new catalog at once migrate it once.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
