@@ -338,6 +338,7 @@ fn ratio_row(label: &str, v: &[f64]) {
 }
 
 fn clinic(work: &Path, mb: usize) {
+    fs::create_dir_all(work).unwrap();
     let src = work.join("uploads");
     let files = generate(&src, mb, 1);
     let data = dir_size(&src);
@@ -419,6 +420,7 @@ fn clinic(work: &Path, mb: usize) {
 }
 
 fn many_files(work: &Path) {
+    fs::create_dir_all(work).unwrap();
     let src = work.join("many");
     for i in 0..100_000u64 {
         put(
@@ -463,6 +465,7 @@ fn many_files(work: &Path) {
 /// ten times more data: it must not grow with the repository.
 fn memory(work: &Path, mb: usize) {
     let small = mb / 10;
+    fs::create_dir_all(work).unwrap();
     println!("\n== hcbackup peak memory against repository size ==");
     let mut peaks = vec![];
     for (label, extra) in [("1x", 0usize), ("10x", 9)] {

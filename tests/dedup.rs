@@ -46,6 +46,9 @@ fn moved_and_appended_files_store_only_the_new_bytes() {
     let before = env.repo_size();
     let next = env.snapshot(&[&src]);
     let added = next["bytes_added"].as_u64().unwrap();
+    // Only the moved and the appended file are read again; records.txt, unchanged in
+    // a folder where another file changed, comes from the file cache.
+    assert_eq!(next["bytes_read"].as_u64().unwrap(), 40 * MIB + 31 * MIB);
     // The new bytes, plus at most the old last chunk of the appended file (≤ 4 MiB,
     // re-cut), plus a few small trees and a pack header.
     let bound = MIB + 4 * MIB + 64 * 1024;

@@ -6,7 +6,10 @@
 //! keyed by a keyed hash of the path, never the path itself. One file per repository
 //! id, WAL mode, so several processes may use it at once.
 
+mod file_cache;
 mod schema;
+
+pub use file_cache::{CachedFile, DirCache};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, ChunkId, ObjectId, PackId};
+use crate::id::{BlobId, ObjectId, PackId};
 use crate::model::index::IndexedPack;
 use crate::pack::PackEntry;
 
@@ -26,17 +29,6 @@ pub struct Location {
     pub offset: u64,
     pub length: u32,
     pub raw_length: u32,
-}
-
-/// What the file cache remembers about a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CachedFile {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-    pub dev: u64,
-    pub content: Vec<ChunkId>,
 }
 
 pub struct Catalog {
@@ -98,7 +90,10 @@ impl Catalog {
         &self.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn).map_err(|e| sql(&self.path, e))
     }
@@ -243,56 +238,13 @@ impl Catalog {
         })
     }
 
-    /// True when every chunk is in a durable pack.
-    pub fn has_all(&self, ids: &[ChunkId]) -> Result<bool> {
-        self.with(|c| {
-            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?;
-            for id in ids {
-                if st.query_row([&id.0[..]], |_| Ok(())).optional()?.is_none() {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })
-    }
-
-    pub fn cached_file(&self, key: &[u8; 32]) -> Result<Option<CachedFile>> {
-        self.with(|c| {
-            c.prepare_cached("SELECT size, mtime_ns, ctime_ns, inode, dev, content FROM file_cache WHERE key = ?1")?
-                .query_row([&key[..]], |r| {
-                    let content: Vec<u8> = r.get(5)?;
-                    Ok(CachedFile {
-                        size: r.get::<_, i64>(0)? as u64,
-                        mtime_ns: r.get(1)?,
-                        ctime_ns: r.get(2)?,
-                        inode: r.get::<_, i64>(3)? as u64,
-                        dev: r.get::<_, i64>(4)? as u64,
-                        content: content.chunks_exact(32).map(|c| ChunkId(c.try_into().unwrap())).collect(),
-                    })
-                })
-                .optional()
-        })
-    }
-
-    pub fn put_cached_files(&self, rows: &[([u8; 32], CachedFile)]) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut st = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO file_cache(key, size, mtime_ns, ctime_ns, inode, dev, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for (k, f) in rows {
-                    let content: Vec<u8> = f.content.iter().flat_map(|c| c.0).collect();
-                    st.execute(params![&k[..], f.size as i64, f.mtime_ns, f.ctime_ns, f.inode as i64, f.dev as i64, content])?;
-                }
-            }
-            tx.commit()
-        })
-    }
-
     /// Forget everything the repository can tell again (for a rebuild).
     pub fn clear(&self) -> Result<()> {
-        self.with(|c| c.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM file_cache;"))
+        self.with(|c| {
+            c.execute_batch(
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache;",
+            )
+        })
     }
 
     pub fn counts(&self) -> Result<(u64, u64, u64)> {

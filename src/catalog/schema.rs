@@ -14,6 +14,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE file_cache(key BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
                              ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, dev INTEGER NOT NULL,
                              content BLOB NOT NULL) WITHOUT ROWID;",
+    // 2: the file cache per folder: one query per folder instead of two per file.
+    "DROP TABLE file_cache;
+     CREATE TABLE dir_cache(key BLOB PRIMARY KEY, entries BLOB NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -3,21 +3,22 @@
 //! Each folder's entries are handled in parallel (rayon); each file is read in
 //! segments whose chunks are hashed, sealed and packed in parallel, so one large
 //! video keeps both cores busy too. A file whose size, mtime, ctime, inode and device
-//! match the file cache, and whose chunks are all still in the repository, is not read
-//! again. An entry that cannot be read is reported and left out; the rest goes on.
+//! match the folder's file-cache row, and whose chunks are all still in the
+//! repository, is not read again: an unchanged folder costs one `lstat` per entry and
+//! two catalog queries. An entry that cannot be read is reported and left out.
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde_bytes::ByteBuf;
 
-use crate::catalog::CachedFile;
+use crate::catalog::{CachedFile, DirCache};
 use crate::chunker::Chunker;
 use crate::crypto::Kind;
 use crate::error::Result;
@@ -26,8 +27,6 @@ use crate::model::tree::{Node, NodeKind, Tree};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
 use crate::source::fs::{base_node, ctime_ns, mtime_ns};
-
-const CACHE_BATCH: usize = 1000;
 
 #[derive(Default)]
 pub struct Counters {
@@ -44,7 +43,6 @@ pub struct Archiver<'a> {
     progress: &'a dyn Progress,
     pub counters: Counters,
     errors: Mutex<Vec<String>>,
-    cache_rows: Mutex<Vec<([u8; 32], CachedFile)>>,
 }
 
 impl<'a> Archiver<'a> {
@@ -61,7 +59,6 @@ impl<'a> Archiver<'a> {
             progress,
             counters: Counters::default(),
             errors: Mutex::default(),
-            cache_rows: Mutex::default(),
         }
     }
 
@@ -81,6 +78,20 @@ impl<'a> Archiver<'a> {
     /// The node for `path` (stat'ed as `meta`), named `name`; `None` if unreadable.
     /// A repository failure (not a source failure) is returned as an error.
     pub fn node(&self, path: &Path, name: &[u8], meta: &Metadata) -> Result<Option<Node>> {
+        self.node_with(path, name, meta, None)
+            .map(|r| r.map(|(n, _)| n))
+    }
+
+    /// Like `node`; `hit` is the file's chunk list when the file cache vouches for it.
+    /// Also returns the file-cache entry to keep for a file.
+    fn node_with(
+        &self,
+        path: &Path,
+        name: &[u8],
+        meta: &Metadata,
+        hit: Option<&CachedFile>,
+    ) -> Result<Option<(Node, Option<CachedFile>)>> {
+        let mut cache_entry = None;
         let mut node = base_node(name, meta);
         match node.kind {
             NodeKind::Dir => match self.dir(path)? {
@@ -90,13 +101,21 @@ impl<'a> Archiver<'a> {
                 }
                 None => return Ok(None),
             },
-            NodeKind::File => match self.file(path, meta)? {
-                Some((content, size)) => {
-                    node.content = content;
-                    node.size = size;
-                }
-                None => return Ok(None),
-            },
+            NodeKind::File => {
+                let (content, size, entry) = match hit {
+                    Some(c) => {
+                        self.counted(path, c.size, false);
+                        (c.content.clone(), c.size, Some(c.clone()))
+                    }
+                    None => match self.file(path, meta)? {
+                        Some(r) => r,
+                        None => return Ok(None),
+                    },
+                };
+                node.content = content;
+                node.size = size;
+                cache_entry = entry;
+            }
             NodeKind::Symlink => match fs::read_link(path) {
                 Ok(t) => node.target = Some(ByteBuf::from(t.as_os_str().as_bytes().to_vec())),
                 Err(e) => {
@@ -106,7 +125,7 @@ impl<'a> Archiver<'a> {
             },
             _ => {}
         }
-        Ok(Some(node))
+        Ok(Some((node, cache_entry)))
     }
 
     /// Store a folder's tree; `None` if the folder cannot be listed.
@@ -125,21 +144,68 @@ impl<'a> Archiver<'a> {
                 Err(e) => self.error(path, e),
             }
         }
-        let nodes: Vec<Option<Node>> = names
+        let key = self.repo.key();
+        let dir_key = key.derived_hash("file-cache dir", path.as_os_str().as_bytes());
+        let cached = self.repo.catalog().dir_cache(&dir_key)?;
+        // lstat everything, then find the files the cache vouches for.
+        let entries: Vec<(OsString, PathBuf, std::io::Result<Metadata>, [u8; 16])> = names
+            .into_par_iter()
+            .map(|n| {
+                let p = path.join(&n);
+                let m = fs::symlink_metadata(&p);
+                let k: [u8; 16] = key.derived_hash("file-cache name", n.as_bytes())[..16]
+                    .try_into()
+                    .unwrap();
+                (n, p, m, k)
+            })
+            .collect();
+        let candidates: Vec<(usize, &CachedFile)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, _, m, k))| {
+                let m = m.as_ref().ok().filter(|m| m.is_file())?;
+                cached
+                    .get(k)
+                    .filter(|c| c.same_stat(&stat_of(m)))
+                    .map(|c| (i, c))
+            })
+            .collect();
+        let lists: Vec<&[ChunkId]> = candidates
+            .iter()
+            .map(|(_, c)| c.content.as_slice())
+            .collect();
+        let valid = self.repo.catalog().has_all_many(&lists)?;
+        let mut hits: Vec<Option<&CachedFile>> = vec![None; entries.len()];
+        for ((i, c), ok) in candidates.iter().zip(valid) {
+            if ok {
+                hits[*i] = Some(c);
+            }
+        }
+        let results: Vec<Option<Keyed>> = entries
             .par_iter()
-            .map(|name| {
-                let p = path.join(name);
-                match fs::symlink_metadata(&p) {
-                    Ok(m) => self.node(&p, name.as_bytes(), &m),
-                    Err(e) => {
-                        self.error(&p, e);
-                        Ok(None)
-                    }
+            .zip(hits.par_iter())
+            .map(|((name, p, m, k), hit)| match m {
+                Ok(m) => Ok(self
+                    .node_with(p, name.as_bytes(), m, *hit)?
+                    .map(|(n, c)| (n, c, *k))),
+                Err(e) => {
+                    self.error(p, e);
+                    Ok(None)
                 }
             })
             .collect::<Result<_>>()?;
-        self.store_tree(Tree::new(nodes.into_iter().flatten().collect()))
-            .map(Some)
+        let mut fresh = DirCache::new();
+        let mut nodes = Vec::with_capacity(results.len());
+        for (node, entry, k) in results.into_iter().flatten() {
+            if let Some(e) = entry {
+                fresh.insert(k, e);
+            }
+            nodes.push(node);
+        }
+        if fresh != cached {
+            self.repo.catalog().put_dir_cache(&dir_key, &fresh)?;
+        }
+        self.store_tree(Tree::new(nodes)).map(Some)
     }
 
     pub fn store_tree(&self, tree: Tree) -> Result<TreeId> {
@@ -149,32 +215,10 @@ impl<'a> Archiver<'a> {
         Ok(TreeId(id))
     }
 
-    /// Chunk and store a file; returns its chunk ids and the bytes read, or `None`
-    /// if it cannot be read.
-    fn file(&self, path: &Path, meta: &Metadata) -> Result<Option<(Vec<ChunkId>, u64)>> {
-        let key = self
-            .repo
-            .key()
-            .derived_hash("file-cache path", path.as_os_str().as_bytes());
-        let fresh = CachedFile {
-            size: meta.len(),
-            mtime_ns: mtime_ns(meta),
-            ctime_ns: ctime_ns(meta),
-            inode: meta.ino(),
-            dev: meta.dev(),
-            content: Vec::new(),
-        };
-        if let Some(c) = self.repo.catalog().cached_file(&key)? {
-            if (CachedFile {
-                content: Vec::new(),
-                ..c.clone()
-            }) == fresh
-                && self.repo.catalog().has_all(&c.content)?
-            {
-                self.counted(path, c.size, false);
-                return Ok(Some((c.content, c.size)));
-            }
-        }
+    /// Chunk and store a file; returns its chunk ids, the bytes read and the
+    /// file-cache entry to keep (none if it changed while being read), or `None` if
+    /// it cannot be read.
+    fn file(&self, path: &Path, meta: &Metadata) -> Result<Option<FileRead>> {
         let f = match File::open(path) {
             Ok(f) => f,
             Err(e) => {
@@ -208,18 +252,16 @@ impl<'a> Archiver<'a> {
         }
         self.counted(path, size, true);
         // Cache only what was read from a file that did not change meanwhile.
-        let unchanged = fs::symlink_metadata(path)
-            .is_ok_and(|m| mtime_ns(&m) == fresh.mtime_ns && m.len() == size);
-        if unchanged {
-            self.cache(
-                key,
-                CachedFile {
-                    content: content.clone(),
-                    ..fresh
-                },
-            )?;
-        }
-        Ok(Some((content, size)))
+        let before = stat_of(meta);
+        let entry = fs::symlink_metadata(path)
+            .ok()
+            .map(|m| stat_of(&m))
+            .filter(|after| after.same_stat(&before) && after.size == size)
+            .map(|s| CachedFile {
+                content: content.clone(),
+                ..s
+            });
+        Ok(Some((content, size, entry)))
     }
 
     fn counted(&self, path: &Path, size: u64, read: bool) {
@@ -230,22 +272,21 @@ impl<'a> Archiver<'a> {
         }
         self.progress.file_done(path, size);
     }
+}
 
-    fn cache(&self, key: [u8; 32], row: CachedFile) -> Result<()> {
-        let batch = {
-            let mut rows = self.cache_rows.lock().unwrap_or_else(|p| p.into_inner());
-            rows.push((key, row));
-            if rows.len() < CACHE_BATCH {
-                return Ok(());
-            }
-            std::mem::take(&mut *rows)
-        };
-        self.repo.catalog().put_cached_files(&batch)
-    }
+/// A node, the file-cache entry to keep for it, and its name key.
+type Keyed = (Node, Option<CachedFile>, [u8; 16]);
+/// A file's chunk ids, the bytes read, and the file-cache entry to keep.
+type FileRead = (Vec<ChunkId>, u64, Option<CachedFile>);
 
-    /// Write the remaining file-cache rows (after the packs are durable).
-    pub fn flush_cache(&self) -> Result<()> {
-        let rows = std::mem::take(&mut *self.cache_rows.lock().unwrap_or_else(|p| p.into_inner()));
-        self.repo.catalog().put_cached_files(&rows)
+/// A file's cache-relevant metadata (no chunks yet).
+fn stat_of(m: &Metadata) -> CachedFile {
+    CachedFile {
+        size: m.len(),
+        mtime_ns: mtime_ns(m),
+        ctime_ns: ctime_ns(m),
+        inode: m.ino(),
+        dev: m.dev(),
+        content: Vec::new(),
     }
 }

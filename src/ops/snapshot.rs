@@ -65,7 +65,6 @@ pub fn run(
     }
     let root = arch.store_tree(Tree::new(nodes))?;
     writer.flush()?;
-    arch.flush_cache()?;
     crate::util::failpoint("before-index");
     repo.write_index()?;
     crate::util::failpoint("after-index");

@@ -121,6 +121,12 @@ impl Repository {
                 self.catalog.remove_pack(&p.id)?;
             }
         }
+        let partials = self
+            .backend
+            .remove_stale_partials(std::time::Duration::from_secs(3600))?;
+        if partials > 0 {
+            tracing::info!("removed {partials} partial file(s) left by interrupted runs");
+        }
         if recovered > 0 {
             tracing::info!(
                 "found {recovered} pack(s) from an interrupted run; they will be reused"

@@ -164,6 +164,32 @@ impl Backend for LocalBackend {
         fs::remove_file(self.full(path)).map_err(|e| map(path, e))
     }
 
+    /// `.tmp-*` files are writes in progress; one older than `age` belongs to a run
+    /// that died (a pack takes seconds to write) and is removed.
+    fn remove_stale_partials(&self, age: std::time::Duration) -> StorageResult<usize> {
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                let Ok(m) = e.metadata() else { continue };
+                if m.is_dir() {
+                    stack.push(p);
+                } else if e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                    && m.modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|a| a > age)
+                    && fs::remove_file(&p).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Create the repository's folders (0700).
     fn create_layout(&self, dirs: &[&str]) -> StorageResult<()> {
         self.create_dirs_impl(dirs)
@@ -197,5 +223,25 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn only_old_partial_writes_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path());
+        b.put("packs/ab/abc", b"xyz").unwrap();
+        let old = d.path().join("packs/ab/.tmp-dead");
+        let fresh = d.path().join("packs/ab/.tmp-running");
+        fs::write(&old, b"partial").unwrap();
+        fs::write(&fresh, b"partial").unwrap();
+        let t = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        filetime::set_file_mtime(&old, t).unwrap();
+        assert_eq!(
+            b.remove_stale_partials(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            1
+        );
+        assert!(!old.exists() && fresh.exists());
+        assert_eq!(b.list("packs").unwrap().len(), 1);
     }
 }

@@ -70,6 +70,11 @@ pub trait Backend: Send + Sync {
     fn stat(&self, path: &str) -> StorageResult<u64>;
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>>;
     fn delete(&self, path: &str) -> StorageResult<()>;
+    /// Remove partial writes left by crashed runs that are older than `age` (a
+    /// no-op where writes are atomic by nature). Returns how many were removed.
+    fn remove_stale_partials(&self, _age: std::time::Duration) -> StorageResult<usize> {
+        Ok(0)
+    }
     /// Create the folder layout where the backend has folders (a no-op elsewhere).
     fn create_layout(&self, _dirs: &[&str]) -> StorageResult<()> {
         Ok(())
