@@ -50,21 +50,28 @@ pub fn run(
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
     let arch = Archiver::new(repo, &writer, chunker, progress);
     let mut names: Vec<Vec<u8>> = Vec::new();
-    let mut nodes = Vec::new();
-    for (path, meta) in &sources {
-        let mut name = source_name(path);
-        let mut n = 2;
-        while names.contains(&name) {
-            name = [source_name(path), format!("-{n}").into_bytes()].concat();
-            n += 1;
+    let archived = (|| -> Result<_> {
+        let mut nodes = Vec::new();
+        for (path, meta) in &sources {
+            let mut name = source_name(path);
+            let mut n = 2;
+            while names.contains(&name) {
+                name = [source_name(path), format!("-{n}").into_bytes()].concat();
+                n += 1;
+            }
+            if let Some(node) = arch.node(path, &name, meta)? {
+                nodes.push(node);
+            }
+            names.push(name);
         }
-        if let Some(node) = arch.node(path, &name, meta)? {
-            nodes.push(node);
-        }
-        names.push(name);
-    }
-    let root = arch.store_tree(Tree::new(nodes))?;
-    writer.flush()?;
+        arch.store_tree(Tree::new(nodes))
+    })();
+    // The pack writer's own error (a full disk, say) explains a failure best.
+    let flushed = writer.flush();
+    let root = match (archived, flushed) {
+        (_, Err(e)) | (Err(e), _) => return Err(e),
+        (Ok(root), Ok(())) => root,
+    };
     crate::util::failpoint("before-index");
     repo.write_index()?;
     crate::util::failpoint("after-index");

@@ -100,7 +100,9 @@ impl Repository {
             "config",
             &serde_json::to_vec_pretty(&config).expect("config serializes"),
         )?;
-        let catalog = Catalog::open(&cache_dir.join(format!("{}.sqlite", config.id)))?;
+        let catalog = Arc::new(Catalog::open(
+            &cache_dir.join(format!("{}.sqlite", config.id)),
+        )?);
         Ok(Repository {
             backend,
             config,

@@ -41,7 +41,7 @@ pub struct Repository {
     config: RepoConfig,
     key: MasterKey,
     key_id: String,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
 }
 
 /// Gives the password when it is first needed (after the repository was found).
@@ -57,7 +57,9 @@ impl Repository {
         let config = RepoConfig::load(backend.as_ref())?;
         let pw = password()?;
         let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
-        let catalog = Catalog::open(&cache_dir.join(format!("{}.sqlite", config.id)))?;
+        let catalog = Arc::new(Catalog::open(
+            &cache_dir.join(format!("{}.sqlite", config.id)),
+        )?);
         let repo = Repository {
             backend,
             config,
@@ -83,6 +85,15 @@ impl Repository {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// A shared handle on the catalog, for threads that outlive a borrow.
+    pub(crate) fn catalog_arc(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
+    pub(crate) fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
     }
 
     /// Seal and store a structured object (index, snapshot, lock) under `dir/<id>`,

@@ -2,30 +2,53 @@
 //!
 //! Safe to call from many threads. A blob id is always either in the `pending` set
 //! (sealed, in a pack not yet durable) or in the catalog (in a durable pack), so two
-//! threads never store the same chunk twice. Catalog rows for a pack are committed
-//! only after the pack file is durable (DESIGN.md §3).
+//! threads never store the same chunk twice. Full packs go to one writer thread
+//! through a short queue (two packs), so hashing, compressing and encrypting go on
+//! while a pack is written and fsynced; memory stays bounded by the queue. Catalog
+//! rows for a pack are committed only after the pack file is durable (DESIGN.md §3).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use super::Repository;
+use crate::catalog::Catalog;
 use crate::codec;
 use crate::crypto::Kind;
-use crate::error::Result;
-use crate::id::BlobId;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId};
 use crate::model::index::IndexedPack;
-use crate::pack::PackBuilder;
-use crate::storage::pack_path;
+use crate::pack::{PackBuilder, PackEntry};
+use crate::storage::{pack_path, Backend};
 
 /// A pack is written once its blobs reach this size.
 pub const PACK_TARGET: usize = 16 * 1024 * 1024;
+/// Finished packs waiting for the writer thread.
+const QUEUE: usize = 2;
 
 #[derive(Default)]
 struct State {
     data: PackBuilder,
     trees: PackBuilder,
     pending: HashSet<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    blobs: AtomicU64,
+    bytes: AtomicU64,
+    packs: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,37 +59,50 @@ pub struct WriteStats {
     pub packs_written: u64,
 }
 
+type Finished = (PackId, Vec<u8>, Vec<PackEntry>);
+
 pub struct BlobWriter<'r> {
     repo: &'r Repository,
-    state: Mutex<State>,
-    blobs: AtomicU64,
-    bytes: AtomicU64,
-    packs: AtomicU64,
+    shared: Arc<Shared>,
+    queue: Mutex<Option<SyncSender<Finished>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<'r> BlobWriter<'r> {
     pub fn new(repo: &'r Repository) -> Self {
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = sync_channel::<Finished>(QUEUE);
+        let (backend, catalog, sh) = (repo.backend_arc(), repo.catalog_arc(), shared.clone());
+        let thread = std::thread::spawn(move || {
+            for pack in rx {
+                if sh.failed.load(Ordering::Relaxed) {
+                    continue; // drain: the run is failing anyway
+                }
+                if let Err(e) = write_pack(backend.as_ref(), &catalog, &sh, pack) {
+                    *sh.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    sh.failed.store(true, Ordering::Relaxed);
+                }
+            }
+        });
         BlobWriter {
             repo,
-            state: Mutex::default(),
-            blobs: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            packs: AtomicU64::new(0),
+            shared,
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Store a blob unless the repository has it. Returns true when it was new.
     pub fn add(&self, kind: Kind, id: [u8; 32], plain: &[u8]) -> Result<bool> {
-        if self.lock().pending.contains(&id) || self.repo.catalog().has_blob(&BlobId(id))? {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(Error::Failed("writing packs failed".into()));
+        }
+        if self.shared.lock().pending.contains(&id) || self.repo.catalog().has_blob(&BlobId(id))? {
             return Ok(false);
         }
         let sealed = codec::encode(self.repo.key(), kind, &id, plain);
         let full = {
-            let mut st = self.lock();
+            let mut st = self.shared.lock();
             if !st.pending.insert(id) {
                 return Ok(false);
             }
@@ -76,52 +112,92 @@ impl<'r> BlobWriter<'r> {
                 &mut st.data
             };
             builder.add(kind, id, &sealed, plain.len() as u32);
-            self.blobs.fetch_add(1, Ordering::Relaxed);
+            self.shared.blobs.fetch_add(1, Ordering::Relaxed);
             (builder.len() >= PACK_TARGET).then(|| std::mem::take(builder))
         };
         if let Some(pack) = full {
-            self.write_pack(pack)?;
+            self.send(pack)?;
         }
         Ok(true)
     }
 
-    fn write_pack(&self, pack: PackBuilder) -> Result<()> {
-        let (id, bytes, blobs) = pack.finish(self.repo.key());
-        self.repo.backend().put(&pack_path(&id), &bytes)?;
-        crate::util::failpoint("after-pack");
-        self.repo.catalog().add_unindexed_pack(&IndexedPack {
-            id,
-            size: bytes.len() as u64,
-            blobs: blobs.clone(),
-        })?;
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.packs.fetch_add(1, Ordering::Relaxed);
-        let mut st = self.lock();
-        for b in &blobs {
-            st.pending.remove(&b.id);
+    fn send(&self, pack: PackBuilder) -> Result<()> {
+        let finished = pack.finish(self.repo.key());
+        let tx = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match tx {
+            Some(tx) if tx.send(finished).is_ok() => Ok(()),
+            _ => Err(Error::Failed("the pack writer has stopped".into())),
         }
-        Ok(())
     }
 
-    /// Write the partly filled packs. Call before writing the index.
+    /// Write the partly filled packs and wait until every pack is durable. Call
+    /// before writing the index; after a failed run, call it to get the first
+    /// storage error (a full disk, say) rather than its echo.
     pub fn flush(&self) -> Result<()> {
         let (data, trees) = {
-            let mut st = self.lock();
+            let mut st = self.shared.lock();
             (std::mem::take(&mut st.data), std::mem::take(&mut st.trees))
         };
         for p in [data, trees] {
             if !p.is_empty() {
-                self.write_pack(p)?;
+                self.send(p)?;
             }
         }
-        Ok(())
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+        match self
+            .shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(e) => Err(e),
+            None if self.shared.failed.load(Ordering::Relaxed) => {
+                Err(Error::Failed("writing packs failed".into()))
+            }
+            None => Ok(()),
+        }
     }
 
     pub fn stats(&self) -> WriteStats {
         WriteStats {
-            blobs_added: self.blobs.load(Ordering::Relaxed),
-            bytes_added: self.bytes.load(Ordering::Relaxed),
-            packs_written: self.packs.load(Ordering::Relaxed),
+            blobs_added: self.shared.blobs.load(Ordering::Relaxed),
+            bytes_added: self.shared.bytes.load(Ordering::Relaxed),
+            packs_written: self.shared.packs.load(Ordering::Relaxed),
         }
     }
+}
+
+impl Drop for BlobWriter<'_> {
+    fn drop(&mut self) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn write_pack(
+    backend: &dyn Backend,
+    catalog: &Catalog,
+    sh: &Shared,
+    (id, bytes, blobs): Finished,
+) -> Result<()> {
+    backend.put(&pack_path(&id), &bytes)?;
+    crate::util::failpoint("after-pack");
+    catalog.add_unindexed_pack(&IndexedPack {
+        id,
+        size: bytes.len() as u64,
+        blobs: blobs.clone(),
+    })?;
+    sh.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    sh.packs.fetch_add(1, Ordering::Relaxed);
+    let mut st = sh.lock();
+    for b in &blobs {
+        st.pending.remove(&b.id);
+    }
+    Ok(())
 }
