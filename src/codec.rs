@@ -22,17 +22,32 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
+/// Chunks above this size are first judged by a sample from their middle.
+const SAMPLE_ABOVE: usize = 256 * 1024;
+const SAMPLE: usize = 64 * 1024;
+
 /// zstd-compress `plain` into `out[1..]` if that saves more than 1/64 of its size.
+/// Large chunks whose middle 64 KiB does not shrink (images, video, encrypted or
+/// already compressed files) are stored raw without compressing the rest: zstd
+/// would spend most of a chunk's encoding time finding nothing.
 fn compress_into(plain: &[u8], out: &mut Vec<u8>) -> bool {
-    let limit = plain.len() - plain.len() / 64 - 1;
-    out.resize(1 + limit, 0);
     let n = COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
             *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
         }
+        let c = c.as_mut()?;
+        if plain.len() > SAMPLE_ABOVE {
+            let mid = plain.len() / 2 - SAMPLE / 2;
+            let sample = &plain[mid..mid + SAMPLE];
+            out.resize(SAMPLE - SAMPLE / 32, 0);
+            // Does not fit in 97% of the sample: not worth compressing.
+            c.compress_to_buffer(sample, &mut out[..]).ok()?;
+        }
+        let limit = plain.len() - plain.len() / 64 - 1;
+        out.resize(1 + limit, 0);
         // An output that does not fit in `limit` fails: the data is not worth compressing.
-        c.as_mut()?.compress_to_buffer(plain, &mut out[1..]).ok()
+        c.compress_to_buffer(plain, &mut out[1..]).ok()
     });
     match n {
         Some(n) => {
