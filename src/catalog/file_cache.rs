@@ -3,9 +3,16 @@
 //!
 //! One row per folder, keyed by a keyed hash of the folder's path; inside, entries
 //! keyed by a keyed hash of the file name (CBOR). No path or name is stored in the
-//! clear. A row may name chunks that never became durable (a run killed before its
-//! packs were written), so a hit is trusted only after `has_all_many` confirms that
-//! every chunk is in the catalog; the check runs in one transaction per folder.
+//! clear.
+//!
+//! A row may name chunks that never became durable (a run killed before its packs
+//! were written). Each row records the run that wrote it; a run is recorded as
+//! complete, with the catalog's blob generation, only after its packs and index are
+//! durable. Rows of a complete run whose generation is still current are trusted
+//! as they are; any other row is trusted only after `has_all_many` finds every chunk
+//! in the catalog (one transaction per folder). The generation goes up whenever
+//! blobs leave the catalog (`clear`, `remove_pack`, and prune when it comes), so
+//! no trusted row can name a chunk that is gone.
 
 use std::collections::HashMap;
 
@@ -49,6 +56,22 @@ impl CachedFile {
 /// A folder's cached files, by name key.
 pub type DirCache = HashMap<[u8; 16], CachedFile>;
 
+/// A folder's row: its files and the run that wrote it.
+#[derive(Debug, Default)]
+pub struct DirRow {
+    pub files: DirCache,
+    pub run: i64,
+}
+
+pub(super) fn bump_generation(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO meta(key, value) VALUES ('cache_generation', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )
+    .map(|_| ())
+}
+
 #[derive(Serialize, Deserialize)]
 struct Row {
     entries: Vec<(serde_bytes::ByteArray<16>, CachedFile)>,
@@ -56,26 +79,27 @@ struct Row {
 
 impl Catalog {
     /// The cached files of one folder (empty when unknown or undecodable).
-    pub fn dir_cache(&self, key: &[u8; 32]) -> Result<DirCache> {
-        let bytes: Option<Vec<u8>> = self.with(|c| {
-            c.prepare_cached("SELECT entries FROM dir_cache WHERE key = ?1")?
-                .query_row([&key[..]], |r| r.get(0))
+    pub fn dir_cache(&self, key: &[u8; 32]) -> Result<DirRow> {
+        let row: Option<(Vec<u8>, i64)> = self.with(|c| {
+            c.prepare_cached("SELECT entries, run FROM dir_cache WHERE key = ?1")?
+                .query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })?;
-        let Some(bytes) = bytes else {
-            return Ok(DirCache::new());
+        let Some((bytes, run)) = row else {
+            return Ok(DirRow::default());
         };
-        Ok(ciborium::from_reader::<Row, _>(&bytes[..])
+        let files = ciborium::from_reader::<Row, _>(&bytes[..])
             .map(|r| {
                 r.entries
                     .into_iter()
                     .map(|(k, v)| (k.into_array(), v))
                     .collect()
             })
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok(DirRow { files, run })
     }
 
-    pub fn put_dir_cache(&self, key: &[u8; 32], entries: &DirCache) -> Result<()> {
+    pub fn put_dir_cache(&self, key: &[u8; 32], entries: &DirCache, run: i64) -> Result<()> {
         let mut sorted: Vec<_> = entries
             .iter()
             .map(|(k, v)| (serde_bytes::ByteArray::new(*k), v.clone()))
@@ -84,9 +108,46 @@ impl Catalog {
         let mut bytes = Vec::new();
         ciborium::into_writer(&Row { entries: sorted }, &mut bytes).expect("cache row serializes");
         self.with(|c| {
-            c.prepare_cached("INSERT OR REPLACE INTO dir_cache(key, entries) VALUES (?1, ?2)")?
-                .execute(params![&key[..], bytes])
-                .map(|_| ())
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO dir_cache(key, entries, run) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&key[..], bytes, run])
+            .map(|_| ())
+        })
+    }
+
+    /// The current blob generation (see the module docs).
+    pub fn cache_generation(&self) -> Result<i64> {
+        Ok(self
+            .meta("cache_generation")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Runs whose rows are trusted without a chunk check: complete, same generation.
+    pub fn trusted_runs(&self) -> Result<std::collections::HashSet<i64>> {
+        let generation = self.cache_generation()?;
+        self.with(|c| {
+            let mut st = c.prepare("SELECT run FROM cache_runs WHERE generation = ?1")?;
+            let rows = st.query_map([generation], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Record a run as complete: its packs and index are durable. `generation` is
+    /// the one read when the run started.
+    pub fn complete_run(&self, run: i64, generation: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO cache_runs(run, generation) VALUES (?1, ?2)",
+                params![run, generation],
+            )?;
+            // Runs no row names any more are forgotten.
+            c.execute(
+                "DELETE FROM cache_runs WHERE run NOT IN (SELECT DISTINCT run FROM dir_cache)",
+                [],
+            )
+            .map(|_| ())
         })
     }
 
@@ -114,5 +175,50 @@ impl Catalog {
             tx.commit()?;
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::PackId;
+
+    #[test]
+    fn rows_are_trusted_only_from_complete_runs_of_the_current_generation() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::open(&d.path().join("c.sqlite")).unwrap();
+        let mut files = DirCache::new();
+        files.insert(
+            [1; 16],
+            CachedFile {
+                size: 1,
+                mtime_ns: 2,
+                ctime_ns: 3,
+                inode: 4,
+                dev: 5,
+                content: vec![ChunkId([9; 32])],
+            },
+        );
+        c.put_dir_cache(&[7; 32], &files, 42).unwrap();
+        c.put_dir_cache(&[8; 32], &files, 43).unwrap();
+        let g = c.cache_generation().unwrap();
+        assert!(c.trusted_runs().unwrap().is_empty(), "no run has completed");
+        c.complete_run(42, g).unwrap();
+        assert_eq!(c.trusted_runs().unwrap(), [42].into_iter().collect());
+        let row = c.dir_cache(&[7; 32]).unwrap();
+        assert_eq!((row.run, row.files), (42, files.clone()));
+        // Blobs leaving the catalog end all trust.
+        c.remove_pack(&PackId([3; 32])).unwrap();
+        assert!(c.cache_generation().unwrap() > g);
+        assert!(c.trusted_runs().unwrap().is_empty());
+        // A run that started before the change is not trusted after it.
+        c.complete_run(43, g).unwrap();
+        assert!(c.trusted_runs().unwrap().is_empty());
+        // clear() forgets rows and runs.
+        c.complete_run(43, c.cache_generation().unwrap()).unwrap();
+        assert_eq!(c.trusted_runs().unwrap().len(), 1);
+        c.clear().unwrap();
+        assert!(c.trusted_runs().unwrap().is_empty());
+        assert!(c.dir_cache(&[7; 32]).unwrap().files.is_empty());
     }
 }

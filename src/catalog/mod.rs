@@ -9,7 +9,7 @@
 mod file_cache;
 mod schema;
 
-pub use file_cache::{CachedFile, DirCache};
+pub use file_cache::{CachedFile, DirCache, DirRow};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -208,6 +208,7 @@ impl Catalog {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM blobs WHERE pack = ?1", [&id.0[..]])?;
             tx.execute("DELETE FROM packs WHERE id = ?1", [&id.0[..]])?;
+            file_cache::bump_generation(&tx)?;
             tx.commit()
         })
     }
@@ -242,8 +243,9 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.with(|c| {
             c.execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache;",
-            )
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs;",
+            )?;
+            file_cache::bump_generation(c)
         })
     }
 

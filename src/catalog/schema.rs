@@ -17,6 +17,9 @@ const MIGRATIONS: &[&str] = &[
     // 2: the file cache per folder: one query per folder instead of two per file.
     "DROP TABLE file_cache;
      CREATE TABLE dir_cache(key BLOB PRIMARY KEY, entries BLOB NOT NULL) WITHOUT ROWID;",
+    // 3: rows remember the run that wrote them; runs that completed are trusted.
+    "ALTER TABLE dir_cache ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE cache_runs(run INTEGER PRIMARY KEY, generation INTEGER NOT NULL);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

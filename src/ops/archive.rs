@@ -7,6 +7,7 @@
 //! repository, is not read again: an unchanged folder costs one `lstat` per entry and
 //! two catalog queries. An entry that cannot be read is reported and left out.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
@@ -41,6 +42,9 @@ pub struct Archiver<'a> {
     writer: &'a BlobWriter<'a>,
     chunker: Chunker,
     progress: &'a dyn Progress,
+    /// This run's id in the file cache, and the runs whose rows need no chunk check.
+    run: i64,
+    trusted: HashSet<i64>,
     pub counters: Counters,
     errors: Mutex<Vec<String>>,
 }
@@ -51,12 +55,16 @@ impl<'a> Archiver<'a> {
         writer: &'a BlobWriter<'a>,
         chunker: Chunker,
         progress: &'a dyn Progress,
+        run: i64,
+        trusted: HashSet<i64>,
     ) -> Self {
         Archiver {
             repo,
             writer,
             chunker,
             progress,
+            run,
+            trusted,
             counters: Counters::default(),
             errors: Mutex::default(),
         }
@@ -146,7 +154,9 @@ impl<'a> Archiver<'a> {
         }
         let key = self.repo.key();
         let dir_key = key.derived_hash("file-cache dir", path.as_os_str().as_bytes());
-        let cached = self.repo.catalog().dir_cache(&dir_key)?;
+        let row = self.repo.catalog().dir_cache(&dir_key)?;
+        let trusted = row.run != 0 && self.trusted.contains(&row.run);
+        let cached = row.files;
         // lstat everything, then find the files the cache vouches for.
         let entries: Vec<(OsString, PathBuf, std::io::Result<Metadata>, [u8; 16])> = names
             .into_par_iter()
@@ -174,7 +184,11 @@ impl<'a> Archiver<'a> {
             .iter()
             .map(|(_, c)| c.content.as_slice())
             .collect();
-        let valid = self.repo.catalog().has_all_many(&lists)?;
+        let valid = if trusted {
+            vec![true; lists.len()]
+        } else {
+            self.repo.catalog().has_all_many(&lists)?
+        };
         let mut hits: Vec<Option<&CachedFile>> = vec![None; entries.len()];
         for ((i, c), ok) in candidates.iter().zip(valid) {
             if ok {
@@ -202,8 +216,12 @@ impl<'a> Archiver<'a> {
             }
             nodes.push(node);
         }
-        if fresh != cached {
-            self.repo.catalog().put_dir_cache(&dir_key, &fresh)?;
+        // Rewrite a changed row, and an unchanged one from an untrusted run, so that
+        // it is trusted once this run completes.
+        if fresh != cached || (!trusted && !fresh.is_empty()) {
+            self.repo
+                .catalog()
+                .put_dir_cache(&dir_key, &fresh, self.run)?;
         }
         self.store_tree(Tree::new(nodes)).map(Some)
     }

@@ -48,7 +48,16 @@ pub fn run(
 
     let writer = BlobWriter::new(repo);
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
-    let arch = Archiver::new(repo, &writer, chunker, progress);
+    let generation = repo.catalog().cache_generation()?;
+    let run = (rand::random::<u64>() >> 1) as i64 | 1;
+    let arch = Archiver::new(
+        repo,
+        &writer,
+        chunker,
+        progress,
+        run,
+        repo.catalog().trusted_runs()?,
+    );
     let mut names: Vec<Vec<u8>> = Vec::new();
     let archived = (|| -> Result<_> {
         let mut nodes = Vec::new();
@@ -74,6 +83,8 @@ pub fn run(
     };
     crate::util::failpoint("before-index");
     repo.write_index()?;
+    // Every chunk this run's file-cache rows name is durable now.
+    repo.catalog().complete_run(run, generation)?;
     crate::util::failpoint("after-index");
 
     let c = &arch.counters;
