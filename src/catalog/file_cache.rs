@@ -17,14 +17,13 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 use super::Catalog;
 use crate::error::Result;
 use crate::id::ChunkId;
 
 /// What the cache remembers about one file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedFile {
     pub size: u64,
     pub mtime_ns: i64,
@@ -72,9 +71,74 @@ pub(super) fn bump_generation(c: &rusqlite::Connection) -> rusqlite::Result<()> 
     .map(|_| ())
 }
 
-#[derive(Serialize, Deserialize)]
-struct Row {
-    entries: Vec<(serde_bytes::ByteArray<16>, CachedFile)>,
+/// Row bytes: u8 version (1) ‖ u32 n ‖ n × (name key[16] ‖ u64 size ‖ i64 mtime ‖
+/// i64 ctime ‖ u64 inode ‖ u64 dev ‖ u32 chunks ‖ chunks × id[32]), little-endian.
+/// A fixed layout: a no-change run decodes every row, and CBOR cost far more.
+fn encode_row(entries: &DirCache) -> Vec<u8> {
+    let mut keys: Vec<&[u8; 16]> = entries.keys().collect();
+    keys.sort();
+    let mut out = Vec::with_capacity(5 + entries.len() * 90);
+    out.push(1);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for k in keys {
+        let f = &entries[k];
+        out.extend_from_slice(k);
+        for v in [f.size, f.mtime_ns as u64, f.ctime_ns as u64, f.inode, f.dev] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(f.content.len() as u32).to_le_bytes());
+        for c in &f.content {
+            out.extend_from_slice(&c.0);
+        }
+    }
+    out
+}
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if b.len() < n {
+        return None;
+    }
+    let (a, rest) = b.split_at(n);
+    *b = rest;
+    Some(a)
+}
+
+fn take_u64(b: &mut &[u8]) -> Option<u64> {
+    take(b, 8).map(|x| u64::from_le_bytes(x.try_into().unwrap()))
+}
+
+fn decode_row(mut b: &[u8]) -> Option<DirCache> {
+    if take(&mut b, 1)? != [1] {
+        return None;
+    }
+    let n = u32::from_le_bytes(take(&mut b, 4)?.try_into().unwrap()) as usize;
+    let mut out = DirCache::with_capacity(n.min(b.len() / 60));
+    for _ in 0..n {
+        let k: [u8; 16] = take(&mut b, 16)?.try_into().unwrap();
+        let size = take_u64(&mut b)?;
+        let mtime_ns = take_u64(&mut b)? as i64;
+        let ctime_ns = take_u64(&mut b)? as i64;
+        let inode = take_u64(&mut b)?;
+        let dev = take_u64(&mut b)?;
+        let m = u32::from_le_bytes(take(&mut b, 4)?.try_into().unwrap()) as usize;
+        let ids = take(&mut b, m.checked_mul(32)?)?;
+        let content = ids
+            .chunks_exact(32)
+            .map(|c| ChunkId(c.try_into().unwrap()))
+            .collect();
+        out.insert(
+            k,
+            CachedFile {
+                size,
+                mtime_ns,
+                ctime_ns,
+                inode,
+                dev,
+                content,
+            },
+        );
+    }
+    b.is_empty().then_some(out)
 }
 
 impl Catalog {
@@ -88,25 +152,12 @@ impl Catalog {
         let Some((bytes, run)) = row else {
             return Ok(DirRow::default());
         };
-        let files = ciborium::from_reader::<Row, _>(&bytes[..])
-            .map(|r| {
-                r.entries
-                    .into_iter()
-                    .map(|(k, v)| (k.into_array(), v))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let files = decode_row(&bytes).unwrap_or_default();
         Ok(DirRow { files, run })
     }
 
     pub fn put_dir_cache(&self, key: &[u8; 32], entries: &DirCache, run: i64) -> Result<()> {
-        let mut sorted: Vec<_> = entries
-            .iter()
-            .map(|(k, v)| (serde_bytes::ByteArray::new(*k), v.clone()))
-            .collect();
-        sorted.sort_by_key(|e| e.0);
-        let mut bytes = Vec::new();
-        ciborium::into_writer(&Row { entries: sorted }, &mut bytes).expect("cache row serializes");
+        let bytes = encode_row(entries);
         self.with(|c| {
             c.prepare_cached(
                 "INSERT OR REPLACE INTO dir_cache(key, entries, run) VALUES (?1, ?2, ?3)",
@@ -214,6 +265,12 @@ mod tests {
         // A run that started before the change is not trusted after it.
         c.complete_run(43, g).unwrap();
         assert!(c.trusted_runs().unwrap().is_empty());
+        // Rows survive a round trip; damaged rows read as empty.
+        let bytes = encode_row(&files);
+        assert_eq!(decode_row(&bytes).unwrap(), files);
+        for cut in 0..bytes.len() {
+            assert!(decode_row(&bytes[..cut]).is_none());
+        }
         // clear() forgets rows and runs.
         c.complete_run(43, c.cache_generation().unwrap()).unwrap();
         assert_eq!(c.trusted_runs().unwrap().len(), 1);

@@ -20,6 +20,8 @@ const MIGRATIONS: &[&str] = &[
     // 3: rows remember the run that wrote them; runs that completed are trusted.
     "ALTER TABLE dir_cache ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE cache_runs(run INTEGER PRIMARY KEY, generation INTEGER NOT NULL);",
+    // 4: folder rows move from CBOR to a fixed binary layout.
+    "DELETE FROM dir_cache; DELETE FROM cache_runs;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

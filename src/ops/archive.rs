@@ -145,10 +145,10 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
-        let mut names: Vec<OsString> = Vec::new();
+        let mut dirents: Vec<fs::DirEntry> = Vec::new();
         for e in rd {
             match e {
-                Ok(e) => names.push(e.file_name()),
+                Ok(e) => dirents.push(e),
                 Err(e) => self.error(path, e),
             }
         }
@@ -158,11 +158,13 @@ impl<'a> Archiver<'a> {
         let trusted = row.run != 0 && self.trusted.contains(&row.run);
         let cached = row.files;
         // lstat everything, then find the files the cache vouches for.
-        let entries: Vec<(OsString, PathBuf, std::io::Result<Metadata>, [u8; 16])> = names
+        // DirEntry::metadata is an lstat relative to the open folder: no path walk.
+        let entries: Vec<(OsString, PathBuf, std::io::Result<Metadata>, [u8; 16])> = dirents
             .into_par_iter()
-            .map(|n| {
+            .map(|e| {
+                let n = e.file_name();
                 let p = path.join(&n);
-                let m = fs::symlink_metadata(&p);
+                let m = e.metadata();
                 let k: [u8; 16] = key.derived_hash("file-cache name", n.as_bytes())[..16]
                     .try_into()
                     .unwrap();
