@@ -307,3 +307,37 @@ fn key_files_hold_no_key_and_passwords_are_managed() {
         Some(12)
     );
 }
+
+#[test]
+fn a_missing_pack_is_named_with_the_files_it_affects() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/scan.dcm"), &noise(5, 200_000));
+    env.snapshot(&[&src]);
+    // The data pack is the larger of the two (the other holds trees).
+    let mut ps = packs(&env);
+    ps.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    let data = ps.last().unwrap().clone();
+    let name = data.file_name().unwrap().to_str().unwrap().to_string();
+    fs::remove_file(&data).unwrap();
+    let o = env.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&name) && err.contains("missing"), "{err}");
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("r").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&name) && err.contains("uploads/exams/scan.dcm"),
+        "{err}"
+    );
+    assert!(
+        !env.path("r/uploads/exams/scan.dcm").exists(),
+        "an incomplete file was left behind"
+    );
+}

@@ -54,10 +54,6 @@ impl CliProgress {
         }
     }
 
-    pub fn set_totals_now(&self, files: u64, bytes: u64) {
-        self.set_totals(files, bytes);
-    }
-
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{progress::CliProgress, render, Ctx};
 use crate::error::{exit, Result};
 use crate::ops::restore::{self, RestoreOptions};
+use crate::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -27,7 +28,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let progress = CliProgress::start(ctx, &[], "restoring");
-    progress.set_totals_now(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
+    progress.set_totals(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
     let started = std::time::Instant::now();
     let opts = RestoreOptions {
         target: a.target,

@@ -7,7 +7,7 @@
 //! Problems are collected, each naming the object and, where known, the snapshot
 //! and file that need it; the caller turns a non-empty list into exit 1.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::crypto::Kind;
 use crate::error::Result;
@@ -48,18 +48,16 @@ pub fn run(repo: &Repository, read_data: bool) -> Result<VerifyReport> {
         .into_iter()
         .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
         .collect();
-    let present_set: HashSet<PackId> = present.iter().map(|p| p.0).collect();
+    let sizes: HashMap<PackId, u64> = present.iter().copied().collect();
     for (id, size) in repo.catalog().packs()? {
         r.packs += 1;
-        if !present_set.contains(&id) {
-            r.problems.push(format!("pack {} is missing", id.to_hex()));
-        } else if let Some((_, actual)) = present.iter().find(|(p, _)| *p == id) {
-            if *actual != size {
-                r.problems.push(format!(
-                    "pack {} has {actual} bytes, the index says {size}",
-                    id.to_hex()
-                ));
-            }
+        match sizes.get(&id) {
+            None => r.problems.push(format!("pack {} is missing", id.to_hex())),
+            Some(&actual) if actual != size => r.problems.push(format!(
+                "pack {} has {actual} bytes, the index says {size}",
+                id.to_hex()
+            )),
+            Some(_) => {}
         }
     }
     if read_data {

@@ -216,9 +216,4 @@ impl Repository {
             .find(|e| e.id.to_hex() == found)
             .expect("resolved id exists"))
     }
-
-    /// The id of the key file this session unlocked.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
 }
