@@ -29,15 +29,9 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut r = rng(seed);
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        v.extend_from_slice(&r().to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
+#[path = "../tests/common/data.rs"]
+mod data;
+use data::noise;
 
 fn text(seed: u64, n: usize) -> Vec<u8> {
     const W: [&str; 12] = [

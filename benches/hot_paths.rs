@@ -7,45 +7,13 @@ use hcbackup::chunker::{Chunker, FILE_CHUNKS};
 use hcbackup::codec;
 use hcbackup::crypto::{Kind, MasterKey};
 
-fn noise(n: usize) -> Vec<u8> {
-    let mut x = 0x2545F4914F6CDD1Du64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn text(n: usize) -> Vec<u8> {
-    let words = [
-        "paciente",
-        "consulta",
-        "retorno",
-        "exame",
-        "hemograma",
-        "receita",
-        "2026-03-14",
-        "dipirona",
-        "500mg",
-    ];
-    let mut out = Vec::with_capacity(n + 16);
-    let mut i = 0usize;
-    while out.len() < n {
-        out.extend_from_slice(words[(i * 7 + i / 3) % words.len()].as_bytes());
-        out.push(if i % 11 == 0 { b'\n' } else { b' ' });
-        i += 1;
-    }
-    out.truncate(n);
-    out
-}
+#[path = "../tests/common/data.rs"]
+mod data;
 
 fn benches(c: &mut Criterion) {
     let key = MasterKey::generate();
-    let media = noise(32 << 20);
-    let txt = text(8 << 20);
+    let media = data::noise(1, 32 << 20);
+    let txt = data::text(2, 8 << 20);
 
     let mut g = c.benchmark_group("chunking");
     g.throughput(Throughput::Bytes(media.len() as u64));
