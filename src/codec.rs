@@ -26,9 +26,12 @@ thread_local! {
 const SAMPLE_ABOVE: usize = 256 * 1024;
 const SAMPLE: usize = 64 * 1024;
 
-/// zstd-compress `plain` into `out[1..]` if that saves more than 1/64 of its size.
-/// Large chunks whose middle 64 KiB does not shrink (images, video, encrypted or
-/// already compressed files) are stored raw without compressing the rest: zstd
+/// Where the body starts in an output buffer: after room for the nonce.
+const BODY: usize = crate::crypto::NONCE_LEN;
+
+/// zstd-compress `plain` into `out[BODY + 1..]` if that saves more than 1/64 of its
+/// size. Large chunks whose middle 64 KiB does not shrink (images, video, encrypted
+/// or already compressed files) are stored raw without compressing the rest: zstd
 /// would spend most of a chunk's encoding time finding nothing.
 fn compress_into(plain: &[u8], out: &mut Vec<u8>) -> bool {
     let n = COMPRESSOR.with(|c| {
@@ -40,38 +43,39 @@ fn compress_into(plain: &[u8], out: &mut Vec<u8>) -> bool {
         if plain.len() > SAMPLE_ABOVE {
             let mid = plain.len() / 2 - SAMPLE / 2;
             let sample = &plain[mid..mid + SAMPLE];
-            out.resize(SAMPLE - SAMPLE / 32, 0);
+            out.resize(BODY + 1 + SAMPLE - SAMPLE / 32, 0);
             // Does not fit in 97% of the sample: not worth compressing.
-            c.compress_to_buffer(sample, &mut out[..]).ok()?;
+            c.compress_to_buffer(sample, &mut out[BODY + 1..]).ok()?;
         }
         let limit = plain.len() - plain.len() / 64 - 1;
-        out.resize(1 + limit, 0);
+        out.resize(BODY + 1 + limit, 0);
         // An output that does not fit in `limit` fails: the data is not worth compressing.
-        c.compress_to_buffer(plain, &mut out[1..]).ok()
+        c.compress_to_buffer(plain, &mut out[BODY + 1..]).ok()
     });
     match n {
         Some(n) => {
-            out.truncate(1 + n);
+            out.truncate(BODY + 1 + n);
             true
         }
         None => false,
     }
 }
 
-/// Compress (when it helps) and seal `plain` as `kind`/`id`.
+/// Compress (when it helps) and seal `plain` as `kind`/`id`. The body is built in
+/// the output buffer and encrypted in place: the plaintext is never copied twice
+/// and no plaintext buffer outlives the call.
 pub fn encode(key: &MasterKey, kind: Kind, id: &[u8; 32], plain: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    if plain.len() >= 64 && compress_into(plain, &mut body) {
-        body[0] = ZSTD;
+    let mut out = Vec::with_capacity(BODY + 1 + plain.len() + crate::crypto::TAG_LEN);
+    if plain.len() >= 64 && compress_into(plain, &mut out) {
+        out[BODY] = ZSTD;
     } else {
-        body.clear();
-        body.reserve(plain.len() + 1);
-        body.push(RAW);
-        body.extend_from_slice(plain);
+        out.clear();
+        out.resize(BODY, 0);
+        out.push(RAW);
+        out.extend_from_slice(plain);
     }
-    let sealed = key.seal(kind, id, &body);
-    zeroize::Zeroize::zeroize(&mut body);
-    sealed
+    key.seal_in_place(kind, id, &mut out);
+    out
 }
 
 /// Why a sealed string could not be decoded.
