@@ -22,25 +22,8 @@ impl LocalBackend {
         LocalBackend { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
-    }
-}
-
-impl LocalBackend {
-    fn create_dirs_impl(&self, dirs: &[&str]) -> StorageResult<()> {
-        let mut b = fs::DirBuilder::new();
-        b.recursive(true).mode(0o700);
-        b.create(&self.root)
-            .map_err(|e| map(&self.root.display().to_string(), e))?;
-        for d in dirs {
-            b.create(self.full(d)).map_err(|e| map(d, e))?;
-        }
-        Ok(())
     }
 }
 
@@ -192,7 +175,14 @@ impl Backend for LocalBackend {
 
     /// Create the repository's folders (0700).
     fn create_layout(&self, dirs: &[&str]) -> StorageResult<()> {
-        self.create_dirs_impl(dirs)
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(&self.root)
+            .map_err(|e| map(&self.root.display().to_string(), e))?;
+        for d in dirs {
+            b.create(self.full(d)).map_err(|e| map(d, e))?;
+        }
+        Ok(())
     }
 }
 
