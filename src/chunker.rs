@@ -25,6 +25,14 @@ pub const FILE_CHUNKS: ChunkSizes = ChunkSizes {
     max: 4 * 1024 * 1024,
 };
 
+/// Database dump streams: a day's changes are scattered rows, so small chunks keep
+/// the daily increment small (measured in docs/decisions/002-database-dumps.md).
+pub const DB_CHUNKS: ChunkSizes = ChunkSizes {
+    min: 2 * 1024,
+    avg: 8 * 1024,
+    max: 32 * 1024,
+};
+
 /// How much a batch reads at once (a multiple of the largest chunk).
 const SEGMENT: usize = 8 * 1024 * 1024;
 

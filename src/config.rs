@@ -20,6 +20,87 @@ pub struct FileConfig {
     pub cache_dir: Option<PathBuf>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
+    /// Databases to back up besides (or instead of) the POSTGRES_* one.
+    #[serde(default)]
+    pub postgres: Vec<PgFileConfig>,
+    #[serde(default)]
+    pub restore_test: RestoreTestConfig,
+}
+
+/// One `[[postgres]]` table of `hcbackup.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgFileConfig {
+    pub db: String,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    /// A file holding the password (the password itself never goes in this file).
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[restore_test]`: the monthly restore test's target time and the user's checks.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTestConfig {
+    #[serde(default = "default_rto")]
+    pub rto_minutes: f64,
+    #[serde(default, rename = "check")]
+    pub checks: Vec<SqlCheck>,
+}
+
+impl Default for RestoreTestConfig {
+    fn default() -> Self {
+        RestoreTestConfig {
+            rto_minutes: default_rto(),
+            checks: Vec::new(),
+        }
+    }
+}
+
+fn default_rto() -> f64 {
+    15.0
+}
+
+/// A query whose first column of the first row, as text, must equal `expect`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    pub name: Option<String>,
+    pub query: String,
+    pub expect: String,
+}
+
+/// Where one database lives and how to log in. The password is never printed.
+#[derive(Clone)]
+pub struct PgTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<Zeroizing<String>>,
+    pub db: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.db)
+    }
+}
+
+impl PgTarget {
+    /// The same server and login, another database.
+    pub fn with_db(&self, db: &str) -> PgTarget {
+        PgTarget {
+            db: db.to_string(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Flags that bear on settings.
@@ -46,6 +127,9 @@ pub struct Settings {
     pub uploads_dir: Option<PathBuf>,
     pub cache_dir: PathBuf,
     pub password: PasswordSource,
+    /// Databases to back up: the POSTGRES_* one first, then `[[postgres]]` tables.
+    pub databases: Vec<PgTarget>,
+    pub restore_test: RestoreTestConfig,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -92,11 +176,14 @@ impl Settings {
         } else {
             PasswordSource::Prompt
         };
+        let databases = databases(&file.postgres)?;
         Ok(Settings {
             repo,
             uploads_dir,
             cache_dir,
             password,
+            databases,
+            restore_test: file.restore_test,
         })
     }
 
@@ -177,6 +264,56 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
         return Err(Error::Usage(format!("{what} is empty")));
     }
     Ok(pw)
+}
+
+/// The seed's POSTGRES_* variables (when POSTGRES_DB is set), then `[[postgres]]`.
+/// Unset parts fall back to libpq's defaults: localhost, 5432, the OS user.
+fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
+    let default_user = || env("PGUSER").unwrap_or_else(crate::util::username);
+    let port = |v: Option<String>, what: &str| -> Result<Option<u16>> {
+        v.map(|p| {
+            p.parse()
+                .map_err(|_| Error::Config(format!("{what}={p} is not a port number (1-65535)")))
+        })
+        .transpose()
+    };
+    let mut out = Vec::new();
+    if let Some(db) = env("POSTGRES_DB") {
+        out.push(PgTarget {
+            host: env("POSTGRES_HOST").unwrap_or_else(|| "localhost".into()),
+            port: port(env("POSTGRES_PORT"), "POSTGRES_PORT")?.unwrap_or(5432),
+            user: env("POSTGRES_USER").unwrap_or_else(default_user),
+            password: std::env::var("POSTGRES_PASSWORD").ok().map(Zeroizing::new),
+            db,
+        });
+    }
+    for f in file {
+        let password = match &f.password_file {
+            Some(p) => Some(Zeroizing::new(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        Error::Config(format!("[[postgres]] password_file {}: {e}", p.display()))
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            )),
+            None => None,
+        };
+        let t = PgTarget {
+            host: f.host.clone().unwrap_or_else(|| "localhost".into()),
+            port: f.port.unwrap_or(5432),
+            user: f.user.clone().unwrap_or_else(default_user),
+            password,
+            db: f.db.clone(),
+        };
+        if !out
+            .iter()
+            .any(|o: &PgTarget| o.host == t.host && o.port == t.port && o.db == t.db)
+        {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 fn read_toml(p: &Path) -> Result<FileConfig> {

@@ -16,6 +16,7 @@ pub mod id;
 pub mod model;
 pub mod ops;
 pub mod pack;
+pub mod pg;
 pub mod progress;
 pub mod repo;
 pub mod source;

@@ -7,9 +7,11 @@
 //! id, WAL mode, so several processes may use it at once.
 
 mod file_cache;
+mod history;
 mod schema;
 
 pub use file_cache::{CachedFile, DirCache, DirRow};
+pub use history::RestoreTestRow;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -22,6 +22,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE cache_runs(run INTEGER PRIMARY KEY, generation INTEGER NOT NULL);",
     // 4: folder rows move from CBOR to a fixed binary layout.
     "DELETE FROM dir_cache; DELETE FROM cache_runs;",
+    // 5: results of restore tests (`verify --restore-test`).
+    "CREATE TABLE restore_tests(id INTEGER PRIMARY KEY, time TEXT NOT NULL, snapshot TEXT NOT NULL,
+                                database TEXT NOT NULL, passed INTEGER NOT NULL,
+                                restore_secs REAL NOT NULL, report TEXT NOT NULL);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

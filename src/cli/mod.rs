@@ -3,8 +3,10 @@
 mod keys;
 mod progress;
 mod render;
+mod render_db;
 mod restore;
 mod snapshot;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,12 +63,19 @@ pub enum Command {
         snapshot: String,
         path: Option<String>,
     },
-    /// Restore a snapshot into a folder.
+    /// Restore a snapshot's files into a folder and/or its database.
     Restore(restore::RestoreArgs),
-    /// Check that every snapshot can be restored (--read-data: read and check every pack).
+    /// Write a snapshot's database dump to a file stock pg_restore reads.
+    Export(restore::ExportArgs),
+    /// Check that every snapshot can be restored (--read-data: read and check every
+    /// pack; --restore-test: restore the database into a temporary database and check it).
     Verify {
         #[arg(long)]
         read_data: bool,
+        /// Restore SNAPSHOT's databases (default: the latest with a database) into a
+        /// temporary database on the POSTGRES_* server, check them, drop it.
+        #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "")]
+        restore_test: Option<String>,
     },
     /// Manage passwords (key files).
     #[command(subcommand)]
@@ -136,17 +145,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             render::ls(&ctx, &repo, &snap, path.as_deref())
         }
         Command::Restore(a) => restore::run(&ctx, a),
+        Command::Export(a) => restore::export(&ctx, a),
         Command::Key(k) => keys::run(&ctx, k),
-        Command::Verify { read_data } => {
-            let repo = ctx.open()?;
-            let report = crate::ops::verify::run(&repo, read_data)?;
-            render::verify(&ctx, &report);
-            Ok(if report.problems.is_empty() {
-                exit::OK
-            } else {
-                exit::ERROR
-            })
-        }
+        Command::Verify {
+            read_data,
+            restore_test,
+        } => verify::run(&ctx, read_data, restore_test),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

@@ -74,6 +74,20 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "duration_secs": s.summary.duration_secs,
         "incomplete": s.incomplete(),
         "errors": s.errors,
+        "databases": s.databases.iter().map(|d| json!({
+            "db": d.db,
+            "host": d.host,
+            "port": d.port,
+            "server_version": d.server_version,
+            "format": d.format,
+            "dump_bytes": d.dump_bytes,
+            "tables": d.tables.len(),
+            "rows": d.tables.iter().map(|t| t.rows).sum::<u64>(),
+            "ok": d.ok(),
+            "error": d.error,
+            "warnings": d.warnings,
+            "duration_secs": d.duration_secs,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -82,13 +96,30 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
     for err in &s.errors {
         eprintln!("hcbackup: could not read {err}");
     }
+    let mut db_part = String::new();
+    for d in &s.databases {
+        for w in &d.warnings {
+            eprintln!("hcbackup: database {}: {w}", d.db);
+        }
+        match &d.error {
+            Some(err) => eprintln!("hcbackup: database {} NOT saved: {err}", d.db),
+            None => db_part.push_str(&format!(
+                "database {} ({} dump, {} tables), ",
+                d.db,
+                size(d.dump_bytes),
+                d.tables.len()
+            )),
+        }
+    }
+    let failed_dbs = s.databases.iter().filter(|d| d.error.is_some()).count();
     let human = format!(
-        "snapshot {} saved{}: {} files, {} ({} read), {} added in {:.1} s",
+        "snapshot {} saved{}: {db_part}{} files, {} ({} read), {} added in {:.1} s",
         e.id.short(),
-        if s.incomplete() {
-            format!(" INCOMPLETE ({} entries unreadable)", s.errors.len())
-        } else {
-            String::new()
+        match (s.errors.len(), failed_dbs) {
+            (0, 0) => String::new(),
+            (n, 0) => format!(" INCOMPLETE ({n} entries unreadable)"),
+            (0, f) => format!(" INCOMPLETE ({f} database(s) not saved)"),
+            (n, f) => format!(" INCOMPLETE ({n} entries unreadable, {f} database(s) not saved)"),
         },
         s.summary.files,
         size(s.summary.bytes),

@@ -1,11 +1,13 @@
-//! `hcbackup restore`.
+//! `hcbackup restore` and `hcbackup export --db-dump`.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{progress::CliProgress, render, Ctx};
-use crate::error::{exit, Result};
+use super::{progress::CliProgress, render, render_db, Ctx};
+use crate::error::{exit, Error, Result};
+use crate::ops::database::{pick, write_dump_file};
+use crate::ops::db_restore::{self, source_entry, DbRestoreOptions};
 use crate::ops::restore::{self, RestoreOptions};
 use crate::progress::Progress;
 
@@ -13,35 +15,151 @@ use crate::progress::Progress;
 pub struct RestoreArgs {
     /// Snapshot id (a unique prefix) or `latest`.
     pub snapshot: String,
-    /// Folder to restore into (created when missing; must be empty unless --overwrite).
+    /// Folder to restore the files into (created when missing; must be empty unless
+    /// --overwrite). Without --target no files are restored.
     #[arg(long, value_name = "DIR")]
-    pub target: PathBuf,
+    pub target: Option<PathBuf>,
     /// Restore only paths matching this glob (repeatable), e.g. 'uploads/exams/**'.
     #[arg(long = "include", value_name = "GLOB")]
     pub includes: Vec<String>,
-    /// Allow restoring into a non-empty folder, replacing files of the same name.
+    /// Allow restoring into a non-empty folder, replacing files of the same name
+    /// (and replacing an existing --db-file).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Restore the database dump into database NAME on the POSTGRES_* server (default
+    /// NAME: POSTGRES_DB). Created when missing; otherwise its objects are replaced
+    /// (pg_restore --clean --if-exists).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "no_db")]
+    pub db: Option<String>,
+    /// Restore no database (the default unless --db or --db-file is given).
+    #[arg(long)]
+    pub no_db: bool,
+    /// Write the database dump to FILE (stock `pg_restore` reads it).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_db")]
+    pub db_file: Option<PathBuf>,
+    /// Which of the snapshot's databases (when it holds several).
+    #[arg(long, value_name = "NAME")]
+    pub dump: Option<String>,
+    /// With --db: also restore roles and tablespaces (pg_dumpall --globals-only).
+    #[arg(long, requires = "db")]
+    pub globals: bool,
+}
+
+pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    if a.target.is_none() && a.db.is_none() && a.db_file.is_none() {
+        return Err(Error::Usage(
+            "nothing to restore: give --target DIR for files, --db [NAME] for the database, or --db-file FILE".into(),
+        ));
+    }
+    let db_target = match &a.db {
+        Some(name) => Some(db_target(ctx, name)?),
+        None => None,
+    };
+    let repo = ctx.open()?;
+    let snap = repo.find_snapshot(&a.snapshot)?;
+    let _lock = repo.lock(false, "restore")?;
+    let mut code = exit::OK;
+    if let Some(target) = a.target {
+        let progress = CliProgress::start(ctx, &[], "restoring");
+        progress.set_totals(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
+        let started = std::time::Instant::now();
+        let opts = RestoreOptions {
+            target,
+            includes: a.includes,
+            overwrite: a.overwrite,
+        };
+        let result = restore::run(&repo, &snap, &opts, &progress);
+        progress.finish();
+        let report = result?;
+        render::restore_done(ctx, &snap, &report, started.elapsed());
+        if !report.errors.is_empty() {
+            code = exit::ERROR;
+        }
+    }
+    if let Some(path) = &a.db_file {
+        let d = match &db_target {
+            Some(t) => source_entry(&snap.snapshot, a.dump.as_deref(), &t.db)?,
+            None => pick(&snap.snapshot, a.dump.as_deref())?,
+        };
+        let started = std::time::Instant::now();
+        let n = write_dump_file(&repo, d, path, a.overwrite)?;
+        render_db::dump_written(ctx, d, path, n, started.elapsed());
+    }
+    if let Some(target) = db_target {
+        let opts = DbRestoreOptions {
+            target,
+            dump: a.dump,
+            globals: a.globals,
+            temp_dir: None,
+        };
+        let report = db_restore::restore_database(&repo, &snap.snapshot, &opts)?;
+        render_db::db_restored(ctx, &report);
+    }
+    Ok(code)
+}
+
+/// The server and login of the POSTGRES_* settings, restoring into `name` (or POSTGRES_DB).
+fn db_target(ctx: &Ctx, name: &str) -> Result<crate::config::PgTarget> {
+    let base = ctx.settings.databases.first().ok_or_else(|| {
+        Error::Usage(
+            "--db needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (or a [[postgres]] table)".into(),
+        )
+    })?;
+    Ok(if name.is_empty() {
+        base.clone()
+    } else {
+        base.with_db(name)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Snapshot id (a unique prefix) or `latest`.
+    pub snapshot: String,
+    /// Write the database dump (pg_restore's custom format) to FILE, or into a folder
+    /// as db_backup_YYYY-MM-DD_HH-MM-SS.dump (default: the current folder).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub db_dump: Option<String>,
+    /// Which of the snapshot's databases (when it holds several).
+    #[arg(long, value_name = "NAME")]
+    pub dump: Option<String>,
+    /// Replace an existing file.
     #[arg(long)]
     pub overwrite: bool,
 }
 
-pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
+    let Some(given) = a.db_dump else {
+        return Err(Error::Usage(
+            "export needs --db-dump [FILE] (--tar is not built yet)".into(),
+        ));
+    };
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
-    let progress = CliProgress::start(ctx, &[], "restoring");
-    progress.set_totals(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
-    let started = std::time::Instant::now();
-    let opts = RestoreOptions {
-        target: a.target,
-        includes: a.includes,
-        overwrite: a.overwrite,
-    };
-    let result = restore::run(&repo, &snap, &opts, &progress);
-    progress.finish();
-    let report = result?;
-    render::restore_done(ctx, &snap, &report, started.elapsed());
-    Ok(if report.errors.is_empty() {
-        exit::OK
+    let _lock = repo.lock(false, "export")?;
+    let d = pick(&snap.snapshot, a.dump.as_deref())?;
+    let given = PathBuf::from(given);
+    let path = if given.as_os_str().is_empty() || given.is_dir() {
+        let t = snap.snapshot.parsed_time().unwrap_or_else(crate::util::now);
+        let name = format!(
+            "db_backup_{:04}-{:02}-{:02}_{:02}-{:02}-{:02}.dump",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        if given.as_os_str().is_empty() {
+            PathBuf::from(name)
+        } else {
+            given.join(name)
+        }
     } else {
-        exit::ERROR
-    })
+        given
+    };
+    let started = std::time::Instant::now();
+    let n = write_dump_file(&repo, d, &path, a.overwrite)?;
+    render_db::dump_written(ctx, d, &path, n, started.elapsed());
+    Ok(exit::OK)
 }

@@ -10,7 +10,8 @@ use crate::ops::snapshot::{self, SnapshotOptions};
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
-    /// Folders or files to back up (default: UPLOADS_DIR).
+    /// Folders or files to back up (default: UPLOADS_DIR). The POSTGRES_* database
+    /// and `[[postgres]]` databases are dumped into the same snapshot.
     pub paths: Vec<PathBuf>,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "T")]
@@ -18,7 +19,7 @@ pub struct SnapshotArgs {
     /// The snapshot's time instead of now (RFC 3339).
     #[arg(long, value_name = "RFC3339")]
     pub time: Option<String>,
-    /// Skip the database (until the database source exists, always skipped).
+    /// Skip the databases: files only.
     #[arg(long)]
     pub no_postgres: bool,
     /// Do not mirror to cloud destinations afterwards.
@@ -27,10 +28,21 @@ pub struct SnapshotArgs {
 }
 
 pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+    let databases = if a.no_postgres {
+        Vec::new()
+    } else {
+        ctx.settings.databases.clone()
+    };
     let paths = if a.paths.is_empty() {
-        vec![ctx.settings.uploads_dir.clone().ok_or_else(|| {
-            Error::Usage("nothing to back up: give a PATH or set UPLOADS_DIR".into())
-        })?]
+        match (&ctx.settings.uploads_dir, databases.is_empty()) {
+            (Some(u), _) => vec![u.clone()],
+            (None, false) => Vec::new(),
+            (None, true) => {
+                return Err(Error::Usage(
+                    "nothing to back up: give a PATH, set UPLOADS_DIR, or set POSTGRES_DB".into(),
+                ))
+            }
+        }
     } else {
         a.paths
     };
@@ -50,6 +62,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
             paths,
             tags: a.tags,
             time,
+            databases,
         },
         &progress,
     );

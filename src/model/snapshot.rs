@@ -34,14 +34,71 @@ pub struct Snapshot {
     pub names: Vec<String>,
     pub tree: TreeId,
     pub summary: Summary,
-    /// Entries that could not be read; non-empty means the snapshot is incomplete.
+    /// Entries that could not be read (database failures are in `databases`).
     #[serde(default)]
     pub errors: Vec<String>,
+    /// The databases dumped into this snapshot (empty for a files-only snapshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DatabaseEntry>,
+}
+
+/// One database of a snapshot: where it came from, what the server said about it in
+/// the dump's own exported snapshot, and the tree holding the dump streams.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseEntry {
+    pub db: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    #[serde(default)]
+    pub server_version: String,
+    #[serde(default)]
+    pub encoding: String,
+    #[serde(default)]
+    pub extensions: Vec<Extension>,
+    /// Exact row counts of every table, read in the snapshot pg_dump dumped.
+    #[serde(default)]
+    pub tables: Vec<TableCount>,
+    /// How the dump stream was made, e.g. "pg_dump -Fc -Z0".
+    #[serde(default)]
+    pub format: String,
+    pub dump_bytes: u64,
+    pub globals_bytes: u64,
+    /// A tree with `DUMP_NAME` (pg_restore's custom format) and `GLOBALS_NAME`;
+    /// absent when the dump failed.
+    pub tree: Option<TreeId>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    pub duration_secs: f64,
+}
+
+impl DatabaseEntry {
+    pub const DUMP_NAME: &'static str = "database.dump";
+    pub const GLOBALS_NAME: &'static str = "globals.sql";
+
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.tree.is_some()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCount {
+    pub schema: String,
+    pub table: String,
+    pub rows: u64,
 }
 
 impl Snapshot {
+    /// A file could not be read, or a database could not be dumped.
     pub fn incomplete(&self) -> bool {
-        !self.errors.is_empty()
+        !self.errors.is_empty() || self.databases.iter().any(|d| d.error.is_some())
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -246,17 +246,43 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
+        let (content, size) = match self.chunk_stream(&self.chunker, f, Some(meta.len()))? {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(path, e);
+                return Ok(None);
+            }
+        };
+        self.counted(path, size, true);
+        // Cache only what was read from a file that did not change meanwhile.
+        let before = stat_of(meta);
+        let entry = fs::symlink_metadata(path)
+            .ok()
+            .map(|m| stat_of(&m))
+            .filter(|after| after.same_stat(&before) && after.size == size)
+            .map(|s| CachedFile {
+                content: content.clone(),
+                ..s
+            });
+        Ok(Some((content, size, entry)))
+    }
+
+    /// Chunk and store everything `reader` yields: its chunk ids and length. The outer
+    /// error is the repository's; the inner one is the reader's.
+    pub fn chunk_stream<R: std::io::Read>(
+        &self,
+        chunker: &Chunker,
+        reader: R,
+        size_hint: Option<u64>,
+    ) -> Result<std::io::Result<(Vec<ChunkId>, u64)>> {
         let mut content = Vec::new();
         let mut size = 0u64;
-        let mut batches = self.chunker.batches(f, Some(meta.len()));
+        let mut batches = chunker.batches(reader, size_hint);
         loop {
             let batch = match batches.next_batch() {
                 Ok(Some(b)) => b,
                 Ok(None) => break,
-                Err(e) => {
-                    self.error(path, e);
-                    return Ok(None);
-                }
+                Err(e) => return Ok(Err(e)),
             };
             let chunks: Vec<&[u8]> = batch.chunks().collect();
             let ids: Vec<ChunkId> = chunks
@@ -270,18 +296,7 @@ impl<'a> Archiver<'a> {
             content.extend(ids);
             size += batch.data.len() as u64;
         }
-        self.counted(path, size, true);
-        // Cache only what was read from a file that did not change meanwhile.
-        let before = stat_of(meta);
-        let entry = fs::symlink_metadata(path)
-            .ok()
-            .map(|m| stat_of(&m))
-            .filter(|after| after.same_stat(&before) && after.size == size)
-            .map(|s| CachedFile {
-                content: content.clone(),
-                ..s
-            });
-        Ok(Some((content, size, entry)))
+        Ok(Ok((content, size)))
     }
 
     fn counted(&self, path: &Path, size: u64, read: bool) {

@@ -1,7 +1,10 @@
 //! Operations on a repository: what the CLI commands do, without the printing.
 
 pub mod archive;
+pub mod database;
+pub mod db_restore;
 pub mod ls;
 pub mod restore;
+pub mod restore_test;
 pub mod snapshot;
 pub mod verify;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::chunker::{Chunker, FILE_CHUNKS};
+use crate::config::PgTarget;
 use crate::error::{Error, Result};
 use crate::model::snapshot::{Snapshot, SnapshotEntry, Summary};
 use crate::model::tree::Tree;
@@ -18,6 +19,8 @@ pub struct SnapshotOptions {
     pub tags: Vec<String>,
     /// The snapshot's time (default: now).
     pub time: Option<time::OffsetDateTime>,
+    /// Databases to dump into the same snapshot.
+    pub databases: Vec<PgTarget>,
 }
 
 pub fn run(
@@ -26,9 +29,9 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<SnapshotEntry> {
     let started = Instant::now();
-    if opts.paths.is_empty() {
+    if opts.paths.is_empty() && opts.databases.is_empty() {
         return Err(Error::Usage(
-            "nothing to back up: give a PATH or set UPLOADS_DIR".into(),
+            "nothing to back up: give a PATH, set UPLOADS_DIR, or set POSTGRES_DB".into(),
         ));
     }
     let mut sources = Vec::new();
@@ -59,7 +62,13 @@ pub fn run(
         repo.catalog().trusted_runs()?,
     );
     let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut databases = Vec::new();
     let archived = (|| -> Result<_> {
+        // The database first: its dump is the snapshot's most important part, and
+        // its exported snapshot then sits closest to the snapshot's time.
+        for t in &opts.databases {
+            databases.push(super::database::dump_database(&arch, repo, t)?);
+        }
         let mut nodes = Vec::new();
         for (path, meta) in &sources {
             let mut name = source_name(path);
@@ -81,6 +90,13 @@ pub fn run(
         (_, Err(e)) | (Err(e), _) => return Err(e),
         (Ok(root), Ok(())) => root,
     };
+    if sources.is_empty() && !databases.iter().any(|d| d.ok()) {
+        let why: Vec<String> = databases
+            .iter()
+            .filter_map(|d| d.error.as_ref().map(|e| format!("database {}: {e}", d.db)))
+            .collect();
+        return Err(Error::Failed(why.join("; ")));
+    }
     crate::util::failpoint("before-index");
     repo.write_index()?;
     // Every chunk this run's file-cache rows name is durable now.
@@ -115,7 +131,9 @@ pub fn run(
             duration_secs: started.elapsed().as_secs_f64(),
         },
         errors: arch.take_errors(),
+        databases,
     };
+
     let id = repo.write_snapshot(&snapshot)?;
     Ok(SnapshotEntry { id, snapshot })
 }

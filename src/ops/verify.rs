@@ -1,6 +1,6 @@
 //! `verify`: check that every snapshot can be restored, without restoring it.
 //!
-//! Structure: every snapshot's trees load (authenticated, id re-hashed), every chunk
+//! Structure: every snapshot's trees (files and database dumps) load (authenticated, id re-hashed), every chunk
 //! a file needs is indexed, and every indexed pack exists with its recorded size.
 //! `--read-data` also reads every pack: its bytes must hash to its name, its header
 //! must authenticate, and every blob in it must decrypt and hash to its id.
@@ -41,6 +41,12 @@ pub fn run(repo: &Repository, read_data: bool) -> Result<VerifyReport> {
         r.snapshots += 1;
         let label = format!("snapshot {}", s.id.short());
         check_tree(repo, s.snapshot.tree, &label, "", &mut seen, &mut r)?;
+        for d in &s.snapshot.databases {
+            if let Some(t) = d.tree {
+                let path = format!("[database {}]", d.db);
+                check_tree(repo, t, &label, &path, &mut seen, &mut r)?;
+            }
+        }
     }
     let present: Vec<(PackId, u64)> = repo
         .backend()

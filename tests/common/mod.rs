@@ -51,6 +51,13 @@ impl Env {
             "HCBACKUP_PASSWORD_COMMAND",
             "HCBACKUP_FAILPOINT",
             "XDG_CACHE_HOME",
+            "POSTGRES_HOST",
+            "POSTGRES_PORT",
+            "POSTGRES_USER",
+            "POSTGRES_PASSWORD",
+            "POSTGRES_DB",
+            "PGPASSWORD",
+            "HCBACKUP_PG_BIN",
         ] {
             c.env_remove(v);
         }

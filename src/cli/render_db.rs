@@ -1,0 +1,99 @@
+//! What the database commands print: dump files, database restores, restore tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::render::{line, size};
+use super::Ctx;
+use crate::model::snapshot::DatabaseEntry;
+use crate::ops::db_restore::DbRestoreReport;
+use crate::ops::restore_test::RestoreTestReport;
+
+pub fn dump_written(ctx: &Ctx, d: &DatabaseEntry, path: &Path, bytes: u64, took: Duration) {
+    line(
+        ctx,
+        &format!(
+            "wrote the dump of database {} to {} ({}, {:.1} s); restore it with: pg_restore -d DBNAME {}",
+            d.db,
+            path.display(),
+            size(bytes),
+            took.as_secs_f64(),
+            path.display()
+        ),
+        json!({ "database": d.db, "file": path.display().to_string(), "bytes": bytes, "format": d.format }),
+    );
+}
+
+pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
+    for w in &r.warnings {
+        eprintln!("hcbackup: {w}");
+    }
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|(p, s)| format!("{p} {s:.1} s"))
+        .collect();
+    line(
+        ctx,
+        &format!(
+            "restored database {} into {}{} ({}): {}; total {:.1} s",
+            r.source_db,
+            r.db,
+            if r.created {
+                " (created)"
+            } else {
+                " (replaced)"
+            },
+            size(r.bytes),
+            phases.join(", "),
+            r.total_secs()
+        ),
+        json!({
+            "database": r.db,
+            "source_database": r.source_db,
+            "created": r.created,
+            "streamed": r.streamed,
+            "bytes": r.bytes,
+            "phases": r.phases.iter().map(|(p, s)| json!({"phase": p, "secs": s})).collect::<Vec<_>>(),
+            "total_secs": r.total_secs(),
+            "warnings": r.warnings,
+        }),
+    );
+}
+
+pub fn restore_tests(ctx: &Ctx, reports: &[RestoreTestReport]) {
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "restore_tests": reports })).expect("json")
+        );
+        return;
+    }
+    for r in reports {
+        println!(
+            "restore test of database {} from snapshot {}: {} (restore {:.1} s, RTO {:.0} s; temporary database {} {})",
+            r.database,
+            &r.snapshot[..8.min(r.snapshot.len())],
+            if r.passed { "PASSED" } else { "FAILED" },
+            r.restore_secs,
+            r.rto_secs,
+            r.temp_database,
+            if r.dropped { "dropped" } else { "NOT dropped" }
+        );
+        for c in &r.checks {
+            if !c.passed || !ctx.quiet {
+                println!(
+                    "  {} {}: {}",
+                    if c.passed { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+        }
+        if let Some(e) = &r.error {
+            println!("  error: {e}");
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The database part of a snapshot: dump each configured database through the
+//! engine, and read a stored dump back as a stream.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_bytes::ByteBuf;
+
+use super::archive::Archiver;
+use crate::chunker::{Chunker, DB_CHUNKS};
+use crate::config::PgTarget;
+use crate::crypto::Kind;
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+use crate::model::snapshot::{DatabaseEntry, Snapshot};
+use crate::model::tree::{Node, NodeKind, Tree};
+use crate::pg::dump::{self, Dump};
+use crate::repo::Repository;
+
+/// Dump one database into the snapshot being written. A database failure is
+/// recorded in the entry (the snapshot goes on without it); only a repository
+/// failure is returned as an error.
+pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result<DatabaseEntry> {
+    let started = Instant::now();
+    let mut entry = DatabaseEntry {
+        db: t.db.clone(),
+        host: t.host.clone(),
+        port: t.port,
+        user: t.user.clone(),
+        format: dump::FORMAT.into(),
+        ..Default::default()
+    };
+    let chunker = Chunker::new(DB_CHUNKS, repo.key().gear_table());
+    let mut d = match Dump::start(t) {
+        Ok(d) => d,
+        Err(e) => {
+            entry.error = Some(e.to_string());
+            return Ok(entry);
+        }
+    };
+    entry.server_version = d.info.server_version.clone();
+    entry.encoding = d.info.encoding.clone();
+    entry.extensions = d.info.extensions.clone();
+    entry.tables = d.info.tables.clone();
+    let superuser = d.info.superuser;
+    let read = arch.chunk_stream(&chunker, d.stdout(), None)?;
+    let finished = d.finish();
+    let (content, size) = match (read, finished) {
+        (_, Err(e)) => {
+            entry.error = Some(e.to_string());
+            return Ok(entry);
+        }
+        (Err(e), _) => {
+            entry.error = Some(format!("reading pg_dump's output: {e}"));
+            return Ok(entry);
+        }
+        (Ok(r), Ok(())) => r,
+    };
+    let mut nodes = vec![stream_node(DatabaseEntry::DUMP_NAME, content, size)];
+    entry.dump_bytes = size;
+    match dump::globals(t, superuser) {
+        Ok((sql, warning)) => {
+            entry.warnings.extend(warning);
+            let (content, size) = arch
+                .chunk_stream(&chunker, &sql[..], Some(sql.len() as u64))?
+                .map_err(|e| Error::io("chunking the globals", e))?;
+            entry.globals_bytes = size;
+            nodes.push(stream_node(DatabaseEntry::GLOBALS_NAME, content, size));
+        }
+        Err(e) => entry.error = Some(e.to_string()),
+    }
+    entry.tree = Some(arch.store_tree(Tree::new(nodes))?);
+    entry.duration_secs = started.elapsed().as_secs_f64();
+    Ok(entry)
+}
+
+fn stream_node(name: &str, content: Vec<ChunkId>, size: u64) -> Node {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    Node {
+        name: ByteBuf::from(name.as_bytes().to_vec()),
+        kind: NodeKind::File,
+        mode: 0o600,
+        uid,
+        gid,
+        mtime_ns: (crate::util::now().unix_timestamp_nanos()) as i64,
+        size,
+        content,
+        subtree: None,
+        target: None,
+        rdev: 0,
+    }
+}
+
+/// The database of a snapshot to restore: the one named `name`, or the only one.
+pub fn pick<'s>(snap: &'s Snapshot, name: Option<&str>) -> Result<&'s DatabaseEntry> {
+    let dbs = &snap.databases;
+    let found = match name {
+        Some(n) => dbs.iter().find(|d| d.db == n),
+        None if dbs.len() == 1 => dbs.first(),
+        None => None,
+    };
+    let names: Vec<&str> = dbs.iter().map(|d| d.db.as_str()).collect();
+    let d = found.ok_or_else(|| {
+        Error::Usage(match (dbs.is_empty(), name) {
+            (true, _) => "this snapshot holds no database dump (it was taken with --no-postgres or without POSTGRES_DB)".into(),
+            (false, Some(n)) => format!("this snapshot holds no dump of database {n:?}; it has: {}", names.join(", ")),
+            (false, None) => format!("this snapshot holds several databases ({}): choose one with --dump NAME", names.join(", ")),
+        })
+    })?;
+    if !d.ok() {
+        return Err(Error::Failed(format!(
+            "the dump of database {} in this snapshot failed when it was taken ({}); choose an earlier snapshot",
+            d.db,
+            d.error.as_deref().unwrap_or("no dump stored")
+        )));
+    }
+    Ok(d)
+}
+
+/// The stored streams of a database entry: the dump, and the globals when present.
+pub fn streams(repo: &Repository, d: &DatabaseEntry) -> Result<(Node, Option<Node>)> {
+    let tree = repo.load_tree(d.tree.expect("checked by pick"))?;
+    let find = |n: &str| {
+        tree.nodes
+            .iter()
+            .find(|x| x.name.as_ref() == n.as_bytes())
+            .cloned()
+    };
+    let dump = find(DatabaseEntry::DUMP_NAME)
+        .ok_or_else(|| Error::corrupt(format!("database tree of {}", d.db), "no dump in it"))?;
+    Ok((dump, find(DatabaseEntry::GLOBALS_NAME)))
+}
+
+/// Reads a stored stream back, decoding chunks in parallel batches. Every chunk is
+/// checked against its id; a failure is kept as a typed error (`take_error`).
+pub struct ChunkReader<'r> {
+    repo: &'r Repository,
+    ids: Vec<ChunkId>,
+    next: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    error: Option<Error>,
+}
+
+const READ_BATCH: usize = 64;
+
+impl<'r> ChunkReader<'r> {
+    pub fn new(repo: &'r Repository, node: &Node) -> Self {
+        ChunkReader {
+            repo,
+            ids: node.content.clone(),
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+            error: None,
+        }
+    }
+
+    /// The repository error that stopped reading, if any.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let end = (self.next + READ_BATCH).min(self.ids.len());
+        let parts: Vec<Vec<u8>> = self.ids[self.next..end]
+            .par_iter()
+            .map(|id| self.repo.read_blob(Kind::Data, (*id).into()))
+            .collect::<Result<_>>()?;
+        self.next = end;
+        self.buf.clear();
+        self.pos = 0;
+        for p in parts {
+            self.buf.extend_from_slice(&p);
+        }
+        Ok(())
+    }
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.next == self.ids.len() {
+                return Ok(0);
+            }
+            if let Err(e) = self.fill() {
+                let msg = e.to_string();
+                self.error = Some(e);
+                return Err(io::Error::other(msg));
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Copy a stored stream to `w`; a repository error comes back typed.
+pub fn copy_stream(repo: &Repository, node: &Node, w: &mut dyn Write, what: &str) -> Result<u64> {
+    let mut r = ChunkReader::new(repo, node);
+    match io::copy(&mut r, w) {
+        Ok(n) => Ok(n),
+        Err(e) => Err(r
+            .take_error()
+            .unwrap_or_else(|| Error::io(what.to_string(), e))),
+    }
+}
+
+/// Write a database's dump to `path` (mode 0600): a file stock `pg_restore` reads.
+/// An existing file is replaced only with `overwrite`; a partial file is removed.
+pub fn write_dump_file(
+    repo: &Repository,
+    d: &DatabaseEntry,
+    path: &Path,
+    overwrite: bool,
+) -> Result<u64> {
+    let (dump, _) = streams(repo, d)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if overwrite {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::Usage(format!(
+                "{} exists: choose another file, or pass --overwrite",
+                path.display()
+            ))
+        } else {
+            Error::io_path("creating", path, e)
+        }
+    })?;
+    let result =
+        copy_stream(repo, &dump, &mut f, &format!("writing {}", path.display())).and_then(|n| {
+            f.sync_all()
+                .map(|_| n)
+                .map_err(|e| Error::io_path("writing", path, e))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}

@@ -1,0 +1,210 @@
+//! Dumping a database consistently: a REPEATABLE READ READ ONLY transaction exports
+//! its snapshot, counts every table's rows in it, and stays open while
+//! `pg_dump -Fc -Z0 --snapshot=ID` dumps exactly that snapshot to a pipe. The counts
+//! in the manifest therefore describe exactly what the dump holds, whatever is
+//! written to the database meanwhile.
+//!
+//! `-Z0`: compression happens in the engine, after chunking; a compressed dump
+//! would change almost entirely every day and defeat deduplication.
+
+use std::process::{Child, ChildStdout, Stdio};
+use std::thread::JoinHandle;
+
+use super::session::{ident, Session};
+use super::tools;
+use crate::config::PgTarget;
+use crate::error::{Error, Result};
+use crate::model::snapshot::{Extension, TableCount};
+
+/// The dump format recorded in the manifest.
+pub const FORMAT: &str = "pg_dump -Fc -Z0";
+
+/// What the server said about the database, inside the exported snapshot.
+#[derive(Debug, Clone)]
+pub struct DumpInfo {
+    pub server_version: String,
+    /// Scaled as `tools::server_major`.
+    pub server_major: u32,
+    pub encoding: String,
+    pub extensions: Vec<Extension>,
+    pub tables: Vec<TableCount>,
+    pub superuser: bool,
+}
+
+/// A running pg_dump and the transaction that keeps its snapshot alive.
+pub struct Dump {
+    _session: Session,
+    pub info: DumpInfo,
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// Tables whose data pg_dump dumps: ordinary tables outside the system schemas and
+/// not owned by an extension. Partitioned parents hold no rows of their own.
+const TABLES_SQL: &str = "SELECT n.nspname, c.relname FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                       AND d.objid = c.oid AND d.deptype = 'e') \
+     ORDER BY 1, 2";
+
+/// Row counts of every table, by the session's current snapshot.
+pub fn count_tables(s: &Session) -> Result<Vec<TableCount>> {
+    let mut out = Vec::new();
+    for r in s.rows(TABLES_SQL)? {
+        let (schema, table) = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+        );
+        let n = s
+            .value(&format!(
+                "SELECT count(*) FROM ONLY {}.{}",
+                ident(&schema),
+                ident(&table)
+            ))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        out.push(TableCount {
+            schema,
+            table,
+            rows: n,
+        });
+    }
+    Ok(out)
+}
+
+impl Dump {
+    /// Connect, export a snapshot, record what it holds, and start pg_dump on it.
+    pub fn start(t: &PgTarget) -> Result<Dump> {
+        let dump_major = tools::major_version("pg_dump")?;
+        let s = Session::connect(t)?;
+        s.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let snapshot_id = s
+            .value("SELECT pg_export_snapshot()")?
+            .ok_or_else(|| Error::Failed("pg_export_snapshot() returned nothing".into()))?;
+        let row = s
+            .rows(
+                "SELECT current_setting('server_version'), current_setting('server_version_num'), \
+                 pg_encoding_to_char(encoding), \
+                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text \
+                 FROM pg_database WHERE datname = current_database()",
+            )?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Failed(format!("database {} is not in pg_database", t.db)))?;
+        let text = |i: usize| row[i].clone().unwrap_or_default();
+        let server_major = tools::server_major(text(1).parse().unwrap_or(0));
+        if dump_major < server_major {
+            return Err(Error::Failed(format!(
+                "pg_dump {} is older than the PostgreSQL {} server at {}:{}: install pg_dump {} or newer (or set HCBACKUP_PG_BIN)",
+                tools::major_display(dump_major),
+                tools::major_display(server_major),
+                t.host,
+                t.port,
+                tools::major_display(server_major)
+            )));
+        }
+        let extensions = s
+            .rows("SELECT extname, extversion FROM pg_extension ORDER BY 1")?
+            .into_iter()
+            .map(|r| Extension {
+                name: r[0].clone().unwrap_or_default(),
+                version: r[1].clone().unwrap_or_default(),
+            })
+            .collect();
+        let info = DumpInfo {
+            server_version: text(0),
+            server_major,
+            encoding: text(2),
+            extensions,
+            tables: count_tables(&s)?,
+            superuser: text(3) == "true",
+        };
+        let mut cmd = tools::command("pg_dump", t);
+        cmd.args(["-w", "--format=custom", "--compress=0"])
+            .arg(format!("--snapshot={snapshot_id}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = tools::spawn("pg_dump", &mut cmd)?;
+        let stderr = Some(tools::collect_stderr(&mut child));
+        let stdout = child.stdout.take();
+        Ok(Dump {
+            _session: s,
+            info,
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// pg_dump's output: the dump stream.
+    pub fn stdout(&mut self) -> &mut ChildStdout {
+        self.stdout.as_mut().expect("stdout is taken once")
+    }
+
+    /// Wait for pg_dump; its own error line when it failed.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.stdout.take());
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::io("waiting for pg_dump", e))?;
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        if !status.success() || tools::has_error(&stderr) {
+            return Err(Error::Failed(format!(
+                "pg_dump failed ({status}): {}",
+                tools::error_line(&stderr).unwrap_or_else(|| "no message".into())
+            )));
+        }
+        for w in stderr.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::warn!("{w}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        // Reached with the child still running only when the dump is abandoned.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `pg_dumpall --globals-only` (roles, tablespaces). Without superuser rights the
+/// role passwords cannot be read: they are left out, with a warning.
+pub fn globals(t: &PgTarget, superuser: bool) -> Result<(Vec<u8>, Option<String>)> {
+    let mut cmd = tools::command("pg_dumpall", t);
+    cmd.args(["-w", "--globals-only", "-l", &t.db]);
+    let warning = if superuser {
+        None
+    } else {
+        cmd.arg("--no-role-passwords");
+        Some(format!(
+            "user {} is not a superuser: roles were saved without their passwords (set them again after a restore)",
+            t.user
+        ))
+    };
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = tools::spawn("pg_dumpall", &mut cmd)?
+        .wait_with_output()
+        .map_err(|e| Error::io("running pg_dumpall", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || tools::has_error(&stderr) {
+        return Err(Error::Failed(format!(
+            "pg_dumpall --globals-only failed ({}): {}",
+            out.status,
+            tools::error_line(&stderr).unwrap_or_else(|| "no message".into())
+        )));
+    }
+    Ok((out.stdout, warning))
+}

@@ -1,0 +1,15 @@
+//! PostgreSQL: the database as a snapshot source, and its restore.
+//!
+//! `session` is a small blocking wrapper over tokio-postgres (the engine itself is
+//! synchronous); `tools` runs the stock client programs (pg_dump, pg_dumpall,
+//! pg_restore, psql) with the password in their environment, never on a command
+//! line; `dump` holds the exported snapshot open while pg_dump reads it; `restore`
+//! feeds a dump to pg_restore; `restore_test` is the monthly restore test.
+
+pub mod dump;
+pub mod restore;
+pub mod restore_test;
+pub mod session;
+pub mod tools;
+
+pub use session::Session;

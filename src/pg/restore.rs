@@ -1,0 +1,156 @@
+//! Restoring a dump with stock pg_restore: into a database created when missing,
+//! cleaned (`--clean --if-exists`) when it exists; from a temp file with parallel
+//! jobs, or streamed on stdin when there is no room for the file.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use super::session::{ident, literal, Session};
+use super::tools;
+use crate::config::PgTarget;
+use crate::error::{Error, Result};
+
+/// A session on the server's maintenance database (`postgres`, else `template1`).
+pub fn maintenance(t: &PgTarget) -> Result<Session> {
+    Session::connect(&t.with_db("postgres"))
+        .or_else(|first| Session::connect(&t.with_db("template1")).map_err(|_| first))
+}
+
+pub fn database_exists(m: &Session, name: &str) -> Result<bool> {
+    Ok(m.value(&format!(
+        "SELECT 1 FROM pg_database WHERE datname = {}",
+        literal(name)
+    ))?
+    .is_some())
+}
+
+/// Create database `name` from template0 with the dump's encoding.
+pub fn create_database(m: &Session, name: &str, encoding: &str) -> Result<()> {
+    let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(name));
+    if !encoding.is_empty() {
+        sql.push_str(&format!(" ENCODING {}", literal(encoding)));
+    }
+    m.batch(&sql)
+}
+
+/// Drop database `name`, disconnecting whoever is still in it.
+pub fn drop_database(m: &Session, name: &str) -> Result<()> {
+    m.batch(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        ident(name)
+    ))
+}
+
+/// Parallel jobs for pg_restore: the number of cores.
+pub fn jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn pg_restore_args(clean: bool) -> Vec<&'static str> {
+    let mut a = vec!["-w", "--format=custom"];
+    if clean {
+        a.extend(["--clean", "--if-exists"]);
+    }
+    a
+}
+
+/// pg_restore a dump file into `t.db` with `jobs` parallel jobs.
+pub fn restore_file(t: &PgTarget, file: &Path, jobs: usize, clean: bool) -> Result<()> {
+    let mut cmd = tools::command("pg_restore", t);
+    cmd.args(pg_restore_args(clean))
+        .arg(format!("--jobs={jobs}"))
+        .arg("--dbname")
+        .arg(&t.db)
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = tools::spawn("pg_restore", &mut cmd)?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("running pg_restore", e))?;
+    check(
+        "pg_restore",
+        t,
+        out.status,
+        &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// pg_restore a dump fed on stdin by `feed` (one job: a pipe cannot be read in parallel).
+pub fn restore_stream(
+    t: &PgTarget,
+    clean: bool,
+    feed: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
+) -> Result<()> {
+    let mut cmd = tools::command("pg_restore", t);
+    cmd.args(pg_restore_args(clean))
+        .arg("--dbname")
+        .arg(&t.db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = tools::spawn("pg_restore", &mut cmd)?;
+    let stderr = tools::collect_stderr(&mut child);
+    let mut stdin = child.stdin.take().expect("piped");
+    let fed = feed(&mut stdin);
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("waiting for pg_restore", e))?;
+    let stderr = stderr.join().unwrap_or_default();
+    // pg_restore's own complaint explains a broken pipe better than the pipe does.
+    let checked = check("pg_restore", t, status, &stderr);
+    match fed {
+        Err(e) if checked.is_ok() => Err(e),
+        _ => checked,
+    }
+}
+
+/// Run `sql` (the globals script) with psql on the maintenance database. Errors such
+/// as "role already exists" are expected on a live server: they come back as warnings.
+pub fn run_globals(t: &PgTarget, sql: &[u8]) -> Result<Vec<String>> {
+    let mut cmd = tools::command("psql", &t.with_db("postgres"));
+    cmd.args(["-w", "-X", "-q", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = tools::spawn("psql", &mut cmd)?;
+    let stderr = tools::collect_stderr(&mut child);
+    let mut stdin = child.stdin.take().expect("piped");
+    let written = stdin.write_all(sql);
+    drop(stdin);
+    let status = child.wait().map_err(|e| Error::io("waiting for psql", e))?;
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        return Err(Error::Failed(format!(
+            "psql (globals) failed ({status}): {}",
+            tools::error_line(&stderr).unwrap_or_else(|| "no message".into())
+        )));
+    }
+    written.map_err(|e| Error::io("feeding the globals to psql", e))?;
+    Ok(stderr
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(|l| l.trim().to_string())
+        .collect())
+}
+
+fn check(name: &str, t: &PgTarget, status: std::process::ExitStatus, stderr: &str) -> Result<()> {
+    if status.success() {
+        for w in stderr.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::warn!("{w}");
+        }
+        return Ok(());
+    }
+    let errors = stderr.lines().filter(|l| l.contains("error:")).count();
+    Err(Error::Failed(format!(
+        "{name} into database {} on {}:{} failed ({status}, {errors} error lines): {}",
+        t.db,
+        t.host,
+        t.port,
+        tools::error_line(stderr).unwrap_or_else(|| "no message".into())
+    )))
+}
