@@ -3,8 +3,9 @@
 # again: a service already up is reused.
 #
 # PostgreSQL 15 (the Debian cluster "15 main", port 5432) with a test role
-# `hcbackup_test` that may create databases; the tests reach it through the
-# HCBACKUP_TEST_PG_* variables exported here. The cloud and alert issues add moto
+# `hcbackup_test` that may create databases (what a clinic's backup user usually
+# is) and a superuser `hcbackup_admin` (amcheck, role passwords); the tests reach
+# them through the HCBACKUP_TEST_PG_* variables exported here. The cloud and alert issues add moto
 # (S3) and aiosmtpd here.
 
 start_postgres() {
@@ -23,12 +24,17 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hcbackup_test') THEN
     CREATE ROLE hcbackup_test LOGIN CREATEDB PASSWORD 'hcbackup-test-pw';
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hcbackup_admin') THEN
+    CREATE ROLE hcbackup_admin LOGIN SUPERUSER PASSWORD 'hcbackup-admin-pw';
+  END IF;
 END $$;
 SQL
     export HCBACKUP_TEST_PG_HOST=127.0.0.1
     export HCBACKUP_TEST_PG_PORT=5432
     export HCBACKUP_TEST_PG_USER=hcbackup_test
     export HCBACKUP_TEST_PG_PASSWORD=hcbackup-test-pw
+    export HCBACKUP_TEST_PG_ADMIN_USER=hcbackup_admin
+    export HCBACKUP_TEST_PG_ADMIN_PASSWORD=hcbackup-admin-pw
 }
 
 start_services() {

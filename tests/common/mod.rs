@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod data;
+pub mod pg;
+#[allow(unused_imports)]
 pub use data::{noise, text};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -229,4 +231,23 @@ pub fn assert_same_tree(src: &Path, restored: &Path) {
             String::from_utf8_lossy(k)
         );
     }
+}
+
+/// The first file under `root` whose bytes contain `needle`.
+pub fn find_in_tree(root: &Path, needle: &[u8]) -> Option<PathBuf> {
+    for e in fs::read_dir(root).ok()? {
+        let p = e.ok()?.path();
+        let m = fs::symlink_metadata(&p).ok()?;
+        if m.is_dir() {
+            if let Some(f) = find_in_tree(&p, needle) {
+                return Some(f);
+            }
+        } else if m.is_file() {
+            let b = fs::read(&p).ok()?;
+            if b.windows(needle.len()).any(|w| w == needle) {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
