@@ -37,6 +37,10 @@ pub struct Node {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<ChunkId>,
+    /// Instead of `content`, for long streams: list blobs holding the chunk ids
+    /// (see `chunk_list`); `Repository::node_content` gives the ids either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<TreeId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<TreeId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +97,7 @@ mod tests {
                 mtime_ns: -5,
                 size: 3,
                 content: vec![ChunkId([4; 32])],
+                lists: vec![],
                 subtree: None,
                 target: None,
                 rdev: 0,
@@ -106,6 +111,7 @@ mod tests {
                 mtime_ns: 0,
                 size: 0,
                 content: vec![],
+                lists: vec![TreeId([9; 32])],
                 subtree: None,
                 target: Some(ByteBuf::from(b"../x".to_vec())),
                 rdev: 0,

@@ -228,6 +228,19 @@ impl<'a> Archiver<'a> {
         self.store_tree(Tree::new(nodes)).map(Some)
     }
 
+    /// Store a long stream's chunk ids as content-defined list blobs.
+    pub fn store_lists(&self, ids: &[ChunkId]) -> Result<Vec<TreeId>> {
+        crate::model::chunk_list::split(ids)
+            .into_iter()
+            .map(|l| {
+                let bytes = crate::model::chunk_list::to_bytes(l);
+                let id = self.repo.key().id_of(&bytes);
+                self.writer.add(Kind::Tree, id, &bytes)?;
+                Ok(TreeId(id))
+            })
+            .collect()
+    }
+
     pub fn store_tree(&self, tree: Tree) -> Result<TreeId> {
         let bytes = tree.to_bytes();
         let id = self.repo.key().id_of(&bytes);

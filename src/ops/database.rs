@@ -14,7 +14,7 @@ use crate::chunker::{Chunker, DB_CHUNKS};
 use crate::config::PgTarget;
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::id::ChunkId;
+use crate::id::{ChunkId, TreeId};
 use crate::model::snapshot::{DatabaseEntry, Snapshot};
 use crate::model::tree::{Node, NodeKind, Tree};
 use crate::pg::dump::{self, Dump};
@@ -59,7 +59,8 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
         }
         (Ok(r), Ok(())) => r,
     };
-    let mut nodes = vec![stream_node(DatabaseEntry::DUMP_NAME, content, size)];
+    let lists = arch.store_lists(&content)?;
+    let mut nodes = vec![stream_node(DatabaseEntry::DUMP_NAME, lists, size)];
     entry.dump_bytes = size;
     match dump::globals(t, superuser) {
         Ok((sql, warning)) => {
@@ -68,7 +69,8 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
                 .chunk_stream(&chunker, &sql[..], Some(sql.len() as u64))?
                 .map_err(|e| Error::io("chunking the globals", e))?;
             entry.globals_bytes = size;
-            nodes.push(stream_node(DatabaseEntry::GLOBALS_NAME, content, size));
+            let lists = arch.store_lists(&content)?;
+            nodes.push(stream_node(DatabaseEntry::GLOBALS_NAME, lists, size));
         }
         Err(e) => entry.error = Some(e.to_string()),
     }
@@ -77,7 +79,8 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
     Ok(entry)
 }
 
-fn stream_node(name: &str, content: Vec<ChunkId>, size: u64) -> Node {
+/// A file node for a stream whose chunk ids are in list blobs.
+fn stream_node(name: &str, lists: Vec<TreeId>, size: u64) -> Node {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     Node {
@@ -88,7 +91,8 @@ fn stream_node(name: &str, content: Vec<ChunkId>, size: u64) -> Node {
         gid,
         mtime_ns: (crate::util::now().unix_timestamp_nanos()) as i64,
         size,
-        content,
+        content: Vec::new(),
+        lists,
         subtree: None,
         target: None,
         rdev: 0,
@@ -149,15 +153,16 @@ pub struct ChunkReader<'r> {
 const READ_BATCH: usize = 64;
 
 impl<'r> ChunkReader<'r> {
-    pub fn new(repo: &'r Repository, node: &Node) -> Self {
-        ChunkReader {
+    pub fn new(repo: &'r Repository, node: &Node) -> Result<Self> {
+        let ids = repo.node_content(node)?.into_owned();
+        Ok(ChunkReader {
             repo,
-            ids: node.content.clone(),
+            ids,
             next: 0,
             buf: Vec::new(),
             pos: 0,
             error: None,
-        }
+        })
     }
 
     /// The repository error that stopped reading, if any.
@@ -202,7 +207,7 @@ impl Read for ChunkReader<'_> {
 
 /// Copy a stored stream to `w`; a repository error comes back typed.
 pub fn copy_stream(repo: &Repository, node: &Node, w: &mut dyn Write, what: &str) -> Result<u64> {
-    let mut r = ChunkReader::new(repo, node);
+    let mut r = ChunkReader::new(repo, node)?;
     match io::copy(&mut r, w) {
         Ok(n) => Ok(n),
         Err(e) => Err(r

@@ -213,9 +213,10 @@ impl Restorer<'_> {
             .mode(0o600)
             .open(path)
             .ctx(|| format!("creating {}", path.display()))?;
-        let mut jobs = Vec::with_capacity(n.content.len());
+        let content = self.repo.node_content(n)?;
+        let mut jobs = Vec::with_capacity(content.len());
         let mut offset = 0u64;
-        for c in &n.content {
+        for c in content.iter() {
             let loc = self.repo.locate(Kind::Data, (*c).into())?;
             jobs.push((*c, offset, loc));
             offset += loc.raw_length as u64;

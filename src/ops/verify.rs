@@ -104,7 +104,14 @@ fn check_tree(
                 None => r.problems.push(format!("{snap}: folder {p} has no tree")),
             },
             NodeKind::File => {
-                for c in &n.content {
+                let content = match repo.node_content(n) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        r.problems.push(format!("{snap}: file {p}: {e}"));
+                        continue;
+                    }
+                };
+                for c in content.iter() {
                     if !repo.catalog().has_blob(&(*c).into())? {
                         r.problems.push(format!(
                             "{snap}: file {p} needs chunk {} that no index lists",

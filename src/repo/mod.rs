@@ -25,9 +25,10 @@ use crate::catalog::{Catalog, Location};
 use crate::codec;
 use crate::crypto::{Kind, MasterKey};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, ObjectId, TreeId};
+use crate::id::{BlobId, ChunkId, ObjectId, TreeId};
+use crate::model::chunk_list;
 use crate::model::snapshot::{Snapshot, SnapshotEntry};
-use crate::model::tree::Tree;
+use crate::model::tree::{Node, Tree};
 use crate::storage::{pack_path, Backend, StorageError};
 
 /// Folders every repository has.
@@ -166,6 +167,24 @@ impl Repository {
             ));
         }
         Ok(plain)
+    }
+
+    /// A file node's chunk ids: inline, or read from its list blobs (in parallel).
+    pub fn node_content<'n>(&self, node: &'n Node) -> Result<std::borrow::Cow<'n, [ChunkId]>> {
+        if node.lists.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&node.content));
+        }
+        use rayon::prelude::*;
+        let parts: Vec<Vec<ChunkId>> = node
+            .lists
+            .par_iter()
+            .map(|l| {
+                let b = self.read_blob(Kind::Tree, (*l).into())?;
+                chunk_list::from_bytes(&b)
+                    .map_err(|e| Error::corrupt(format!("chunk list {}", l.short()), e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(std::borrow::Cow::Owned(parts.concat()))
     }
 
     pub fn load_tree(&self, id: TreeId) -> Result<Tree> {

@@ -40,6 +40,7 @@ pub fn base_node(name: &[u8], meta: &Metadata) -> Node {
             0
         },
         content: Vec::new(),
+        lists: Vec::new(),
         subtree: None,
         target: None,
         rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
