@@ -293,9 +293,24 @@ fn restore_test_runs_amcheck_and_user_checks_and_records_the_result() {
     assert_eq!(r["rto_secs"], 600.0);
     assert_eq!(r["passed"], false);
     assert!(!admin.exists(r["temp_database"].as_str().unwrap()));
-    // Globals of a superuser carry the role passwords, and restore as SQL.
-    let file = env.path("g.dump");
-    env.ok(&["restore", "latest", "--db-file", file.to_str().unwrap()]);
+    // The result is kept in the catalog, for `status` and the alerts.
+    let catalog = std::fs::read_dir(&env.cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
+        .expect("a catalog");
+    let conn = rusqlite::Connection::open(&catalog).unwrap();
+    let (db_name, passed, secs): (String, bool, f64) = conn
+        .query_row(
+            "SELECT database, passed, restore_secs FROM restore_tests ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(db_name, db.name);
+    assert!(!passed);
+    assert!(secs > 0.0);
 }
 
 /// A snapshot of files and a database whose dump fails: the files are saved, the
@@ -554,4 +569,70 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
     );
     assert_eq!(r["dropped"], true);
     assert!(!server.exists(r["temp_database"].as_str().unwrap()));
+}
+
+#[test]
+fn a_scratch_cluster_restore_test_needs_no_server_settings() {
+    let server = Server::from_env();
+    let db = marker_db(&server, "scratch");
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    // No POSTGRES_* at all: the test runs in its own throwaway cluster, as a
+    // superuser there, so amcheck runs too.
+    let o = env.run(&["--json", "verify", "--restore-test", "--scratch-cluster"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &rt["restore_tests"][0];
+    assert_eq!(r["passed"], true, "{rt}");
+    let checks = r["checks"].as_array().unwrap();
+    assert_eq!(
+        checks
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("rows "))
+            .count(),
+        2
+    );
+    let am = checks.iter().find(|c| c["name"] == "amcheck").unwrap();
+    assert!(am["skipped"].is_null(), "{rt}");
+    assert!(!server.exists(r["temp_database"].as_str().unwrap()));
+}
+
+#[test]
+fn an_interrupted_restore_test_drops_its_database() {
+    let server = Server::from_env();
+    let db = marker_db(&server, "sigint");
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let slow = env.pg_bin(
+        "slowrestore",
+        &[("pg_restore", "sleep 3\nexec \"$REAL\" \"$@\"")],
+    );
+    let child = env
+        .pg_cmd(&server, &db.name)
+        .env("HCBACKUP_PG_BIN", &slow)
+        .args(["--json", "verify", "--restore-test"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("interrupted"),
+        "{}",
+        out(&o)
+    );
+    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &rt["restore_tests"][0];
+    assert_eq!(r["passed"], false);
+    assert_eq!(r["dropped"], true);
+    assert!(!server.exists(r["temp_database"].as_str().unwrap()));
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

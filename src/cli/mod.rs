@@ -76,6 +76,10 @@ pub enum Command {
         /// temporary database on the POSTGRES_* server, check them, drop it.
         #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "")]
         restore_test: Option<String>,
+        /// With --restore-test: use a throwaway cluster (initdb in a temp folder)
+        /// instead of the POSTGRES_* server.
+        #[arg(long, requires = "restore_test")]
+        scratch_cluster: bool,
     },
     /// Manage passwords (key files).
     #[command(subcommand)]
@@ -150,7 +154,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify {
             read_data,
             restore_test,
-        } => verify::run(&ctx, read_data, restore_test),
+            scratch_cluster,
+        } => verify::run(&ctx, read_data, restore_test, scratch_cluster),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

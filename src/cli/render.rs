@@ -155,7 +155,12 @@ pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
             s.summary.files,
             size(s.summary.bytes),
             size(s.summary.bytes_added),
-            s.names.join(","),
+            s.names
+                .iter()
+                .cloned()
+                .chain(s.databases.iter().map(|d| format!("db:{}", d.db)))
+                .collect::<Vec<_>>()
+                .join(","),
             s.tags.join(","),
             if s.incomplete() { " (incomplete)" } else { "" }
         );

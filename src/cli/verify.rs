@@ -4,7 +4,7 @@ use super::{render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::ops::restore_test::{self, RestoreTestOptions};
 
-pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>) -> Result<i32> {
+pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>, scratch: bool) -> Result<i32> {
     let repo = ctx.open()?;
     let report = crate::ops::verify::run(&repo, read_data)?;
     let mut code = if report.problems.is_empty() {
@@ -19,11 +19,20 @@ pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>) -> Result<i
     if !ctx.json {
         render::verify(ctx, &report);
     }
-    let server = ctx.settings.databases.first().cloned().ok_or_else(|| {
-        Error::Usage(
-            "--restore-test needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB".into(),
-        )
-    })?;
+    let server = match ctx.settings.databases.first() {
+        Some(s) => s.clone(),
+        // A scratch cluster needs no server settings.
+        None if scratch => crate::config::PgTarget {
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+            password: None,
+            db: String::new(),
+        },
+        None => return Err(Error::Usage(
+            "--restore-test needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (or use --scratch-cluster)".into(),
+        )),
+    };
     let snap = if spec.is_empty() {
         // The latest snapshot holding a good database dump.
         repo.snapshots()?
@@ -42,6 +51,7 @@ pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>) -> Result<i
         server,
         config: ctx.settings.restore_test.clone(),
         temp_dir: None,
+        scratch,
     };
     let reports = restore_test::run(&repo, &snap, &opts)?;
     render_db::restore_tests(ctx, &reports);

@@ -23,6 +23,8 @@ pub struct RestoreTestOptions {
     pub server: PgTarget,
     pub config: RestoreTestConfig,
     pub temp_dir: Option<std::path::PathBuf>,
+    /// Test in a throwaway cluster instead of on `server`.
+    pub scratch: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,9 +59,16 @@ pub fn run(
         )));
     }
     crate::util::catch_interrupts();
+    // Declared before the loop's work so it outlives every session on it.
+    let scratch = if opts.scratch {
+        Some(crate::pg::scratch::Scratch::start()?)
+    } else {
+        None
+    };
+    let server = scratch.as_ref().map_or(&opts.server, |s| &s.target);
     let mut out = Vec::new();
     for d in dbs {
-        let r = test_one(repo, snap, d, opts)?;
+        let r = test_one(repo, snap, d, server, scratch.is_some(), opts)?;
         let row = RestoreTestRow {
             time: r.time.clone(),
             snapshot: r.snapshot.clone(),
@@ -81,6 +90,8 @@ fn test_one(
     repo: &Repository,
     snap: &SnapshotEntry,
     d: &DatabaseEntry,
+    server: &PgTarget,
+    scratch: bool,
     opts: &RestoreTestOptions,
 ) -> Result<RestoreTestReport> {
     let now = crate::util::now();
@@ -107,9 +118,20 @@ fn test_one(
         error: None,
         dropped: false,
     };
-    let m = pgr::maintenance(&opts.server)?;
+    if scratch {
+        // The roles the dump's objects belong to exist only in the globals.
+        let (_, globals) = super::database::streams(repo, d)?;
+        if let Some(g) = globals {
+            let mut sql = Vec::new();
+            super::database::copy_stream(repo, &g, &mut sql, "reading the globals")?;
+            for w in pgr::run_globals(server, &sql)? {
+                tracing::info!("scratch cluster globals: {w}");
+            }
+        }
+    }
+    let m = pgr::maintenance(server)?;
     pgr::create_database(&m, &temp, &d.encoding)?;
-    let target = opts.server.with_db(&temp);
+    let target = server.with_db(&temp);
     let body = (|| -> Result<()> {
         let started = Instant::now();
         let mut dr = DbRestoreReport::default();

@@ -9,6 +9,7 @@
 pub mod dump;
 pub mod restore;
 pub mod restore_test;
+pub mod scratch;
 pub mod session;
 pub mod tools;
 
