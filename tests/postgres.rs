@@ -31,7 +31,22 @@ SELECT 1 + g % 3000, jsonb_build_object('hb', 12 + g % 5), timestamptz '2024-02-
        CASE WHEN g <= 5 THEN lo_from_bytea(0, decode(repeat(md5(g::text), 2000), 'hex')) END
 FROM generate_series(1, 6000) g;
 SELECT setval('ticket_seq', 4242);
+-- A composite key, a generated column, a dropped column and a name to quote.
+CREATE TABLE "Sala (2) ""A""" (ala text, leito int, nota text, paciente int,
+  dobro int GENERATED ALWAYS AS (leito * 2) STORED, PRIMARY KEY (ala, leito));
+INSERT INTO "Sala (2) ""A""" (ala, leito, nota, paciente)
+SELECT chr(65 + g % 3), g, 'x', g FROM generate_series(1, 300) g;
+ALTER TABLE "Sala (2) ""A""" DROP COLUMN nota;
+-- No key at all: its rows stay in pg_dump's order.
+CREATE TABLE log_sem_chave (msg text, at timestamptz);
+INSERT INTO log_sem_chave SELECT 'evento ' || g, '2025-01-01'::timestamptz + g * interval '1 s'
+FROM generate_series(1, 200) g;
+-- Updated rows move to the end of the heap: physical order is no longer key order.
+UPDATE patients SET weight = weight + 1 WHERE id % 7 = 0;
 "#;
+
+const KEY_ORDER: &str = "SELECT (SELECT string_agg(id::text, ',') FROM patients) = \
+     (SELECT string_agg(id::text, ',' ORDER BY id) FROM patients)";
 
 fn marker_db(server: &Server, prefix: &str) -> TestDb {
     let db = server.create(prefix);
@@ -79,7 +94,10 @@ fn database_and_files_round_trip_in_one_snapshot() {
     let d = &snap["databases"][0];
     assert_eq!(d["ok"], true, "{snap}");
     assert_eq!(d["format"], "pg_dump -Fc -Z0");
-    assert_eq!(d["rows"], 9000);
+    assert_eq!(d["rows"], 9500);
+    // patients, exams and the composite-key table; not the one without a key.
+    assert_eq!(d["rows_by_primary_key"], 3);
+    assert_eq!(db.psql(KEY_ORDER), "f");
     assert_eq!(snap["incomplete"], false);
     let id = snap["id"].as_str().unwrap();
 
@@ -100,6 +118,12 @@ fn database_and_files_round_trip_in_one_snapshot() {
         assert_eq!(restored.digest(), before);
     }
     assert_eq!(restored.psql("SELECT bmi(80, 1.8)"), "24.7");
+    // The dump held the rows in key order, so that is how they were loaded.
+    assert_eq!(restored.psql(KEY_ORDER), "t");
+    assert_eq!(
+        restored.psql(r#"SELECT sum(dobro) FROM "Sala (2) ""A""""#),
+        "90300"
+    );
     assert_eq!(
         restored.psql("SELECT count(*) FROM active_patients"),
         "1000"
@@ -178,7 +202,7 @@ fn counts_describe_the_dump_even_while_rows_are_inserted() {
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(db.psql("SELECT count(*) FROM exams"), "6500");
     let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(snap["databases"][0]["rows"], 9000, "{snap}");
+    assert_eq!(snap["databases"][0]["rows"], 9500, "{snap}");
 
     // The restore test compares restored counts with the recorded ones: equal.
     let rt = ok_json(&env, &server, &db.name, &["verify", "--restore-test"]);
@@ -225,10 +249,10 @@ fn a_clinic_day_adds_a_small_fraction_and_each_day_restores_to_its_own_content()
         "clinic day: dump {dump} B, first snapshot added {first} B, day two added {added} B = {:.2}% of the dump; the seed's pg_dump -Fc writes {seed} B a day ({ratio:.2}x)",
         100.0 * added as f64 / dump as f64
     );
-    // Measured 0.21x here (docs/decisions/002-database-dumps.md); whether autovacuum
-    // has run decides whether new rows land in scattered free space, hence the margin.
+    // Measured 0.03x here (docs/decisions/002-database-dumps.md; 0.21x before rows
+    // were put in key order).
     assert!(
-        ratio < 0.34,
+        ratio < 0.1,
         "day two added {added} B, the seed's full copy is {seed} B"
     );
 
@@ -590,7 +614,7 @@ fn a_scratch_cluster_restore_test_needs_no_server_settings() {
             .iter()
             .filter(|c| c["name"].as_str().unwrap().starts_with("rows "))
             .count(),
-        2
+        4
     );
     let am = checks.iter().find(|c| c["name"] == "amcheck").unwrap();
     assert!(am["skipped"].is_null(), "{rt}");
@@ -635,4 +659,45 @@ fn an_interrupted_restore_test_drops_its_database() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn a_database_not_in_utf8_is_dumped_as_pg_dump_wrote_it() {
+    let server = Server::from_env();
+    let db = TestDb {
+        server: server.clone(),
+        name: format!(
+            "hct_latin1_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ),
+    };
+    server.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'",
+            db.name
+        ),
+    );
+    db.psql(MANY_TYPES);
+    let before = db.digest();
+    let env = Env::new();
+    let snap = ok_json(&env, &server, &db.name, &["snapshot"]);
+    let d = &snap["databases"][0];
+    assert_eq!(d["ok"], true, "{snap}");
+    assert_eq!(d["rows_by_primary_key"], 0);
+    let target = format!("{}_r", db.name);
+    let restored = TestDb {
+        server: server.clone(),
+        name: target.clone(),
+    };
+    let o = run(
+        &env,
+        &server,
+        &db.name,
+        &["restore", "latest", "--db", &target],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(restored.digest(), before);
+    assert_eq!(restored.psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"), "LATIN1");
 }

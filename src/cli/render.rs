@@ -80,6 +80,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
             "port": d.port,
             "server_version": d.server_version,
             "format": d.format,
+            "rows_by_primary_key": d.rows_by_primary_key,
             "dump_bytes": d.dump_bytes,
             "tables": d.tables.len(),
             "rows": d.tables.iter().map(|t| t.rows).sum::<u64>(),

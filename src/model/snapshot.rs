@@ -54,6 +54,11 @@ pub struct DatabaseEntry {
     pub server_version: String,
     #[serde(default)]
     pub encoding: String,
+    /// The database's LC_COLLATE and LC_CTYPE, to create it alike on restore.
+    #[serde(default)]
+    pub collate: String,
+    #[serde(default)]
+    pub ctype: String,
     #[serde(default)]
     pub extensions: Vec<Extension>,
     /// Exact row counts of every table, read in the snapshot pg_dump dumped.
@@ -62,6 +67,9 @@ pub struct DatabaseEntry {
     /// How the dump stream was made, e.g. "pg_dump -Fc -Z0".
     #[serde(default)]
     pub format: String,
+    /// Tables whose rows the dump holds in primary-key order (see `pg::reorder`).
+    #[serde(default)]
+    pub rows_by_primary_key: u32,
     pub dump_bytes: u64,
     pub globals_bytes: u64,
     /// A tree with `DUMP_NAME` (pg_restore's custom format) and `GLOBALS_NAME`;

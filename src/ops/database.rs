@@ -43,10 +43,17 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
     };
     entry.server_version = d.info.server_version.clone();
     entry.encoding = d.info.encoding.clone();
+    entry.collate = d.info.collate.clone();
+    entry.ctype = d.info.ctype.clone();
     entry.extensions = d.info.extensions.clone();
     entry.tables = d.info.tables.clone();
     let superuser = d.info.superuser;
-    let read = arch.chunk_stream(&chunker, d.stdout(), None)?;
+    let read = {
+        let mut r = d.reader();
+        let read = arch.chunk_stream(&chunker, &mut r, None)?;
+        entry.rows_by_primary_key = r.ordered as u32;
+        read
+    };
     let finished = d.finish();
     let (content, size) = match (read, finished) {
         (_, Err(e)) => {

@@ -72,7 +72,9 @@ pub fn restore_database(
     let m = pgr::maintenance(&opts.target)?;
     let exists = pgr::database_exists(&m, &opts.target.db)?;
     if !exists {
-        pgr::create_database(&m, &opts.target.db, &d.encoding)?;
+        report
+            .warnings
+            .extend(pgr::create_database(&m, &opts.target.db, d)?);
         report.created = true;
     }
     drop(m);

@@ -130,7 +130,9 @@ fn test_one(
         }
     }
     let m = pgr::maintenance(server)?;
-    pgr::create_database(&m, &temp, &d.encoding)?;
+    if let Some(w) = pgr::create_database(&m, &temp, d)? {
+        tracing::warn!("{w}");
+    }
     let target = server.with_db(&temp);
     let body = (|| -> Result<()> {
         let started = Instant::now();

@@ -10,6 +10,7 @@
 use std::process::{Child, ChildStdout, Stdio};
 use std::thread::JoinHandle;
 
+use super::reorder::Reorder;
 use super::session::{ident, Session};
 use super::tools;
 use crate::config::PgTarget;
@@ -26,14 +27,19 @@ pub struct DumpInfo {
     /// Scaled as `tools::server_major`.
     pub server_major: u32,
     pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
     pub extensions: Vec<Extension>,
     pub tables: Vec<TableCount>,
     pub superuser: bool,
+    /// Whether rows may be re-read in key order: our session reads UTF-8, so the
+    /// archive's encoding must be UTF-8 (or SQL_ASCII, which is never converted).
+    pub reorder: bool,
 }
 
 /// A running pg_dump and the transaction that keeps its snapshot alive.
 pub struct Dump {
-    _session: Session,
+    session: Session,
     pub info: DumpInfo,
     child: Child,
     stdout: Option<ChildStdout>,
@@ -89,7 +95,8 @@ impl Dump {
             .rows(
                 "SELECT current_setting('server_version'), current_setting('server_version_num'), \
                  pg_encoding_to_char(encoding), \
-                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text \
+                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text, \
+                 datcollate, datctype \
                  FROM pg_database WHERE datname = current_database()",
             )?
             .into_iter()
@@ -119,10 +126,18 @@ impl Dump {
             server_version: text(0),
             server_major,
             encoding: text(2),
+            collate: text(4),
+            ctype: text(5),
             extensions,
             tables: count_tables(&s)?,
             superuser: text(3) == "true",
+            reorder: matches!(text(2).as_str(), "UTF8" | "SQL_ASCII"),
         };
+        // The output settings pg_dump uses for its own COPY, for the ordered COPYs.
+        s.batch(
+            "SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; \
+             SET LOCAL extra_float_digits = 3; SET LOCAL row_security = off",
+        )?;
         let mut cmd = tools::command("pg_dump", t);
         cmd.args(["-w", "--format=custom", "--compress=0"])
             .arg(format!("--snapshot={snapshot_id}"))
@@ -132,7 +147,7 @@ impl Dump {
         let stderr = Some(tools::collect_stderr(&mut child));
         let stdout = child.stdout.take();
         Ok(Dump {
-            _session: s,
+            session: s,
             info,
             child,
             stdout,
@@ -140,9 +155,11 @@ impl Dump {
         })
     }
 
-    /// pg_dump's output: the dump stream.
-    pub fn stdout(&mut self) -> &mut ChildStdout {
-        self.stdout.as_mut().expect("stdout is taken once")
+    /// The dump stream: pg_dump's output, with each table's rows in primary-key
+    /// order when the database's encoding allows it (see `reorder`).
+    pub fn reader(&mut self) -> Reorder<'_, ChildStdout> {
+        let out = self.stdout.take().expect("the stream is read once");
+        Reorder::new(out, &self.session, self.info.reorder)
     }
 
     /// Wait for pg_dump; its own error line when it failed.

@@ -7,6 +7,7 @@
 //! feeds a dump to pg_restore; `restore_test` is the monthly restore test.
 
 pub mod dump;
+pub mod reorder;
 pub mod restore;
 pub mod restore_test;
 pub mod scratch;

@@ -10,6 +10,7 @@ use super::session::{ident, literal, Session};
 use super::tools;
 use crate::config::PgTarget;
 use crate::error::{Error, Result};
+use crate::model::snapshot::DatabaseEntry;
 
 /// A session on the server's maintenance database (`postgres`, else `template1`).
 pub fn maintenance(t: &PgTarget) -> Result<Session> {
@@ -25,13 +26,37 @@ pub fn database_exists(m: &Session, name: &str) -> Result<bool> {
     .is_some())
 }
 
-/// Create database `name` from template0 with the dump's encoding.
-pub fn create_database(m: &Session, name: &str, encoding: &str) -> Result<()> {
-    let mut sql = format!("CREATE DATABASE {} TEMPLATE template0", ident(name));
-    if !encoding.is_empty() {
-        sql.push_str(&format!(" ENCODING {}", literal(encoding)));
+/// Create database `name` from template0 like the dumped one: its encoding and
+/// locale; when this server lacks that locale, its default locale; when that does
+/// not fit the encoding, the C locale (which fits every encoding). Returns a
+/// warning when the locale differs from the original.
+pub fn create_database(m: &Session, name: &str, d: &DatabaseEntry) -> Result<Option<String>> {
+    let base = format!("CREATE DATABASE {} TEMPLATE template0", ident(name));
+    let enc = if d.encoding.is_empty() {
+        String::new()
+    } else {
+        format!(" ENCODING {}", literal(&d.encoding))
+    };
+    let locale = |c: &str, t: &str| format!(" LC_COLLATE {} LC_CTYPE {}", literal(c), literal(t));
+    let mut first = None;
+    if !d.collate.is_empty() && !d.ctype.is_empty() {
+        match m.batch(&format!("{base}{enc}{}", locale(&d.collate, &d.ctype))) {
+            Ok(()) => return Ok(None),
+            Err(e) => first = Some(e),
+        }
     }
-    m.batch(&sql)
+    if m.batch(&format!("{base}{enc}")).is_ok() {
+        return Ok(first.map(|e| {
+            format!("database {name} was created with this server's default locale ({e})")
+        }));
+    }
+    match m.batch(&format!("{base}{enc}{}", locale("C", "C"))) {
+        Ok(()) => Ok(Some(format!(
+            "database {name} was created with the C locale: this server has no locale that fits encoding {}",
+            d.encoding
+        ))),
+        Err(e) => Err(first.unwrap_or(e)),
+    }
 }
 
 /// Drop database `name`, disconnecting whoever is still in it.

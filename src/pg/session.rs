@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use std::pin::Pin;
+
+use futures_util::StreamExt;
+use tokio_postgres::{Client, CopyOutStream, NoTls, SimpleQueryMessage};
 
 use crate::config::PgTarget;
 use crate::error::{Error, Result};
@@ -83,6 +86,18 @@ impl Session {
             .and_then(|r| r.into_iter().next().flatten()))
     }
 
+    /// Start `COPY … TO STDOUT`; rows are pulled in batches with `CopyOut::fill`.
+    pub fn copy_out(&self, sql: &str) -> Result<CopyOut<'_>> {
+        let stream = self
+            .rt
+            .block_on(self.client.copy_out(sql))
+            .map_err(|e| self.error(&e))?;
+        Ok(CopyOut {
+            session: self,
+            stream: Box::pin(stream),
+        })
+    }
+
     fn error(&self, e: &tokio_postgres::Error) -> Error {
         let t = &self.target;
         Error::Failed(format!(
@@ -151,4 +166,32 @@ pub fn ident(name: &str) -> String {
 /// `'text'` with inner quotes doubled: a safe SQL string literal.
 pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A running `COPY … TO STDOUT`: each item is one row, as the server sent it.
+pub struct CopyOut<'s> {
+    session: &'s Session,
+    stream: Pin<Box<CopyOutStream>>,
+}
+
+impl CopyOut<'_> {
+    /// Hand rows to `row` until about `limit` bytes went by; false once the COPY ended.
+    pub fn fill(&mut self, limit: usize, row: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        let session = self.session;
+        let stream = &mut self.stream;
+        session.rt.block_on(async {
+            let mut n = 0;
+            while n < limit {
+                match stream.next().await {
+                    Some(Ok(b)) => {
+                        n += b.len();
+                        row(&b);
+                    }
+                    Some(Err(e)) => return Err(session.error(&e)),
+                    None => return Ok(false),
+                }
+            }
+            Ok(true)
+        })
+    }
 }

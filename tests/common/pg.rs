@@ -104,7 +104,7 @@ impl Server {
     pub fn digest(&self, db: &str) -> BTreeMap<String, String> {
         let tables = self.psql(
             db,
-            "SELECT schemaname || '.' || tablename FROM pg_tables \
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables \
              WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1",
         );
         let mut out = BTreeMap::new();
