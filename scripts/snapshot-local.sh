@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build hcbackup and take a snapshot of a folder into a local repository.
 #   scripts/snapshot-local.sh [FOLDER]   (default: $UPLOADS_DIR, else a small sample)
+# With POSTGRES_DB set (and POSTGRES_HOST/PORT/USER/PASSWORD as in the seed), the
+# database is dumped into the same snapshot; pg_dump must then be installed.
 # The repository is $BACKUP_DIR/repository (default ./local-backup/repository); the
 # password is read from $HCBACKUP_PASSWORD_FILE (default ./local-backup/password, made
 # once with random bytes: keep a copy somewhere safe, without it nothing restores).

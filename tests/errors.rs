@@ -236,28 +236,8 @@ fn two_snapshots_at_once_corrupt_nothing() {
 
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_earlier_snapshots() {
-    assert!(
-        is_root(),
-        "this test mounts a small tmpfs and must run as root (CI does)"
-    );
     let env = Env::uninit();
-    fs::create_dir(&env.repo).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&env.repo)
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "cannot mount a tmpfs for the full-disk test"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Unmount(env.repo.clone());
+    let _u = common::mount_tmpfs(&env.repo, "3m");
     env.ok(&["init"]);
     let src = env.path("uploads");
     write(&src.join("small.txt"), b"fits");

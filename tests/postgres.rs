@@ -701,3 +701,30 @@ fn a_database_not_in_utf8_is_dumped_as_pg_dump_wrote_it() {
     assert_eq!(restored.digest(), before);
     assert_eq!(restored.psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"), "LATIN1");
 }
+
+#[test]
+fn without_room_for_a_temp_file_the_dump_is_streamed_to_pg_restore() {
+    let server = Server::from_env();
+    let db = marker_db(&server, "stream");
+    let before = db.digest();
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let small = env.path("small-tmp");
+    let _u = common::mount_tmpfs(&small, "1m");
+    let target = format!("{}_r", db.name);
+    let restored = TestDb {
+        server: server.clone(),
+        name: target.clone(),
+    };
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .env("HCBACKUP_TMPDIR", &small)
+        .args(["--json", "restore", "latest", "--db", &target])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["streamed"], true, "{r}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("streaming"));
+    assert_eq!(restored.digest(), before);
+}

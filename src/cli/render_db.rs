@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::model::snapshot::DatabaseEntry;
 use crate::ops::db_restore::DbRestoreReport;
 use crate::ops::restore_test::RestoreTestReport;
+use crate::ops::verify::VerifyReport;
 
 pub fn dump_written(ctx: &Ctx, d: &DatabaseEntry, path: &Path, bytes: u64, took: Duration) {
     line(
@@ -63,12 +64,12 @@ pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
     );
 }
 
-pub fn restore_tests(ctx: &Ctx, reports: &[RestoreTestReport]) {
+/// The restore tests; with --json one document holding the structure check too.
+pub fn restore_tests(ctx: &Ctx, verify: &VerifyReport, reports: &[RestoreTestReport]) {
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "restore_tests": reports })).expect("json")
-        );
+        let mut doc = serde_json::to_value(verify).expect("report serializes");
+        doc["restore_tests"] = serde_json::to_value(reports).expect("report serializes");
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         return;
     }
     for r in reports {

@@ -18,6 +18,10 @@ pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>, scratch: bo
     };
     if !ctx.json {
         render::verify(ctx, &report);
+    } else {
+        for p in &report.problems {
+            eprintln!("hcbackup: verify: {p}");
+        }
     }
     let server = match ctx.settings.databases.first() {
         Some(s) => s.clone(),
@@ -54,7 +58,7 @@ pub fn run(ctx: &Ctx, read_data: bool, restore_test: Option<String>, scratch: bo
         scratch,
     };
     let reports = restore_test::run(&repo, &snap, &opts)?;
-    render_db::restore_tests(ctx, &reports);
+    render_db::restore_tests(ctx, &report, &reports);
     if reports.iter().any(|r| !r.passed) {
         code = exit::ERROR;
     }

@@ -118,21 +118,34 @@ fn test_one(
         error: None,
         dropped: false,
     };
-    if scratch {
-        // The roles the dump's objects belong to exist only in the globals.
-        let (_, globals) = super::database::streams(repo, d)?;
-        if let Some(g) = globals {
-            let mut sql = Vec::new();
-            super::database::copy_stream(repo, &g, &mut sql, "reading the globals")?;
-            for w in pgr::run_globals(server, &sql)? {
-                tracing::info!("scratch cluster globals: {w}");
+    // Failing before the temporary database exists is a failed test too, recorded
+    // like any other (nothing to drop).
+    let prepared = (|| -> Result<Session> {
+        if scratch {
+            // The roles the dump's objects belong to exist only in the globals.
+            let (_, globals) = super::database::streams(repo, d)?;
+            if let Some(g) = globals {
+                let mut sql = Vec::new();
+                super::database::copy_stream(repo, &g, &mut sql, "reading the globals")?;
+                for w in pgr::run_globals(server, &sql)? {
+                    tracing::info!("scratch cluster globals: {w}");
+                }
             }
         }
-    }
-    let m = pgr::maintenance(server)?;
-    if let Some(w) = pgr::create_database(&m, &temp, d)? {
-        tracing::warn!("{w}");
-    }
+        let m = pgr::maintenance(server)?;
+        if let Some(w) = pgr::create_database(&m, &temp, d)? {
+            tracing::warn!("{w}");
+        }
+        Ok(m)
+    })();
+    let m = match prepared {
+        Ok(m) => m,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.dropped = true;
+            return Ok(report);
+        }
+    };
     let target = server.with_db(&temp);
     let body = (|| -> Result<()> {
         let started = Instant::now();

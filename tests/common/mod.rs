@@ -251,3 +251,34 @@ pub fn find_in_tree(root: &Path, needle: &[u8]) -> Option<PathBuf> {
     }
     None
 }
+
+/// Unmounts a tmpfs when dropped.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Create `dir` and mount a tmpfs of `size` (e.g. "3m") on it: a small, full-able
+/// disk. Needs root (CI runs as root).
+pub fn mount_tmpfs(dir: &Path, size: &str) -> Unmount {
+    // SAFETY: geteuid cannot fail.
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test mounts a small tmpfs and must run as root (CI does)"
+    );
+    fs::create_dir_all(dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "cannot mount a tmpfs on {}",
+        dir.display()
+    );
+    Unmount(dir.to_path_buf())
+}
