@@ -99,6 +99,14 @@ fn database_and_files_round_trip_in_one_snapshot() {
     assert_eq!(d["rows_by_primary_key"], 3);
     assert_eq!(db.psql(KEY_ORDER), "f");
     assert_eq!(snap["incomplete"], false);
+    // Not a superuser: roles are saved without their passwords, and it is said.
+    assert!(
+        d["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("without their passwords"),
+        "{snap}"
+    );
     let id = snap["id"].as_str().unwrap();
 
     // Into a new database (created), then again into the same one (replaced).
@@ -727,4 +735,93 @@ fn without_room_for_a_temp_file_the_dump_is_streamed_to_pg_restore() {
     assert_eq!(r["streamed"], true, "{r}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("streaming"));
     assert_eq!(restored.digest(), before);
+}
+
+#[test]
+fn several_databases_from_the_config_file_and_the_globals() {
+    let admin = Server::admin();
+    let a = admin.create("multi_a");
+    a.psql("CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'a' || g FROM generate_series(1, 50) g");
+    let b = admin.create("multi_b");
+    b.psql("CREATE TABLE u(id int PRIMARY KEY); INSERT INTO u SELECT generate_series(1, 70)");
+    let role = format!("hct_role_{}", std::process::id());
+    admin.psql(
+        "postgres",
+        &format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'role-pw'"),
+    );
+    let env = Env::new();
+    let pwfile = env.path("pg-password");
+    std::fs::write(&pwfile, format!("{}\n", admin.password)).unwrap();
+    std::fs::write(
+        env.path("hcbackup.toml"),
+        format!(
+            "[[postgres]]\ndb = \"{}\"\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword_file = \"{}\"\n",
+            b.name,
+            admin.host,
+            admin.port,
+            admin.user,
+            pwfile.display()
+        ),
+    )
+    .unwrap();
+    // POSTGRES_DB names the first database, hcbackup.toml the second.
+    let snap = ok_json(&env, &admin, &a.name, &["snapshot"]);
+    let dbs = snap["databases"].as_array().unwrap();
+    assert_eq!(dbs.len(), 2, "{snap}");
+    assert_eq!(dbs[0]["db"], a.name.as_str());
+    assert_eq!(dbs[1]["db"], b.name.as_str());
+    assert_eq!(dbs[1]["rows"], 70);
+    // A superuser's globals carry role passwords: no warning.
+    assert!(dbs[0]["warnings"].as_array().unwrap().is_empty(), "{snap}");
+
+    // Several dumps: a restore names the one it wants.
+    let o = run(
+        &env,
+        &admin,
+        &a.name,
+        &[
+            "restore",
+            "latest",
+            "--db-file",
+            env.path("x.dump").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--dump NAME"));
+    let target = format!("{}_r", b.name);
+    let restored = TestDb {
+        server: admin.clone(),
+        name: target.clone(),
+    };
+    // The role is gone; --globals brings it back (with its password).
+    admin.psql("postgres", &format!("DROP ROLE {role}"));
+    let o = run(
+        &env,
+        &admin,
+        &a.name,
+        &[
+            "restore",
+            "latest",
+            "--dump",
+            &b.name,
+            "--db",
+            &target,
+            "--globals",
+        ],
+    );
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("globals"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(restored.psql("SELECT count(*) FROM u"), "70");
+    assert_eq!(
+        admin.psql(
+            "postgres",
+            &format!("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = '{role}'")
+        ),
+        "t"
+    );
+    admin.psql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
 }
