@@ -51,7 +51,7 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
     let read = {
         let mut r = d.reader();
         let read = arch.chunk_stream(&chunker, &mut r, None)?;
-        entry.rows_by_primary_key = r.ordered as u32;
+        entry.rows_by_primary_key = r.ordered() as u32;
         read
     };
     let finished = d.finish();

@@ -10,7 +10,7 @@
 use std::process::{Child, ChildStdout, Stdio};
 use std::thread::JoinHandle;
 
-use super::reorder::Reorder;
+use super::reorder::{keyed_tables, KeyedTable, Reorder};
 use super::session::{ident, Session};
 use super::tools;
 use crate::config::PgTarget;
@@ -41,6 +41,8 @@ pub struct DumpInfo {
 pub struct Dump {
     session: Session,
     pub info: DumpInfo,
+    /// Tables pg_dump leaves out and the reader supplies in key order.
+    keyed: Vec<KeyedTable>,
     child: Child,
     stdout: Option<ChildStdout>,
     stderr: Option<JoinHandle<String>>,
@@ -138,9 +140,28 @@ impl Dump {
             "SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; \
              SET LOCAL extra_float_digits = 3; SET LOCAL row_security = off",
         )?;
+        let keyed = if info.reorder && (1100..=1700).contains(&dump_major) && server_major >= 1200 {
+            // A catalog query this server cannot answer only means: no reordering.
+            s.batch("SAVEPOINT hcbackup_keyed")?;
+            match keyed_tables(&s) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::info!("rows stay in pg_dump's order: {e}");
+                    s.batch("ROLLBACK TO SAVEPOINT hcbackup_keyed")?;
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let mut cmd = tools::command("pg_dump", t);
         cmd.args(["-w", "--format=custom", "--compress=0"])
             .arg(format!("--snapshot={snapshot_id}"))
+            .args(
+                keyed
+                    .iter()
+                    .map(|k| format!("--exclude-table-data={}", k.exclude_pattern())),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = tools::spawn("pg_dump", &mut cmd)?;
@@ -149,6 +170,7 @@ impl Dump {
         Ok(Dump {
             session: s,
             info,
+            keyed,
             child,
             stdout,
             stderr,
@@ -159,7 +181,7 @@ impl Dump {
     /// order when the database's encoding allows it (see `reorder`).
     pub fn reader(&mut self) -> Reorder<'_, ChildStdout> {
         let out = self.stdout.take().expect("the stream is read once");
-        Reorder::new(out, &self.session, self.info.reorder)
+        Reorder::new(out, &self.session, std::mem::take(&mut self.keyed))
     }
 
     /// Wait for pg_dump; its own error line when it failed.

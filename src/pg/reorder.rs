@@ -3,32 +3,67 @@
 //! pg_dump writes each table's rows in physical order. In a database that has
 //! lived, new rows fill free space all over a table, so a day's 1% of new rows
 //! touches most of the dump and defeats deduplication (measured in
-//! docs/decisions/002-database-dumps.md). This reader passes pg_dump's `-Fc -Z0`
-//! stream through unchanged, except the data block of every table with a primary
-//! key: its rows are replaced by the same columns read by
-//! `COPY (SELECT … FROM ONLY t ORDER BY pk) TO STDOUT` in the same exported
-//! snapshot, framed as pg_dump frames them (one length word and one row at a time).
-//! The result is still a stock custom-format archive: `pg_restore` (also `-j`)
-//! reads it, and the rows and their count are the same.
+//! docs/decisions/002-database-dumps.md). So pg_dump is run with
+//! `--exclude-table-data` for every table with a primary key, and this reader
+//! passes its `-Fc -Z0` archive through, adding for each of those tables the
+//! "TABLE DATA" entry pg_dump would have written (same fields, a new dump id, the
+//! table as its dependency) at the end of the data section of the table of
+//! contents, and its data block after pg_dump's own blocks: the same columns read
+//! by `COPY (SELECT … FROM ONLY t ORDER BY pk) TO STDOUT` in the same exported
+//! snapshot, framed as pg_dump frames rows. The result is a stock custom-format
+//! archive: `pg_restore` (also `-j`, also from a pipe) reads it; the rows are the
+//! same, only their order differs; each table is read once.
 //!
-//! Anything unexpected (an archive version this code does not know, a compressed
-//! archive, a COPY statement it cannot parse, a table whose ordered COPY the server
-//! refuses) leaves that part as pg_dump wrote it.
+//! Since pg_dump left those tables' rows out, nothing here may fail quietly: an
+//! archive this code does not understand, or a table whose definition is not in
+//! it, is an error, and the dump is reported failed.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::session::{literal, CopyOut, Session};
+use super::session::{CopyOut, Session};
 
 const BLK_DATA: u8 = 1;
-const BLK_BLOBS: u8 = 3;
+const SECTION_DATA: i64 = 3;
+const SECTION_POST_DATA: i64 = 4;
+const OFFSET_POS_NOT_SET: u8 = 1;
 /// Archive versions 1.12 (PostgreSQL 11) to 1.16 (17) are understood.
-const MIN_VERSION: (u8, u8) = (1, 12);
-const MAX_VERSION: (u8, u8) = (1, 16);
+pub const MIN_VERSION: (u8, u8) = (1, 12);
+pub const MAX_VERSION: (u8, u8) = (1, 16);
+
+/// A table whose rows this reader supplies, in key order.
+#[derive(Debug, Clone)]
+pub struct KeyedTable {
+    pub schema: String,
+    pub table: String,
+    /// `schema.table` and the column list, quoted as pg_dump quotes them.
+    pub qualified: String,
+    pub columns: String,
+    pub key: String,
+}
+
+impl KeyedTable {
+    /// The pattern for `pg_dump --exclude-table-data` that names exactly this table.
+    pub fn exclude_pattern(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        format!("{}.{}", q(&self.schema), q(&self.table))
+    }
+
+    fn copy_stmt(&self) -> String {
+        format!("COPY {} ({}) FROM stdin;\n", self.qualified, self.columns)
+    }
+
+    fn query(&self) -> String {
+        format!(
+            "COPY (SELECT {} FROM ONLY {} ORDER BY {}) TO STDOUT",
+            self.columns, self.qualified, self.key
+        )
+    }
+}
 
 pub struct Reorder<'s, R: Read> {
     src: BufReader<R>,
     session: &'s Session,
+    keyed: Vec<KeyedTable>,
     /// Bytes ready to hand out, from `pos`.
     out: Vec<u8>,
     pos: usize,
@@ -36,234 +71,249 @@ pub struct Reorder<'s, R: Read> {
     version: (u8, u8),
     int_size: usize,
     off_size: usize,
-    /// dumpId → ordered COPY query, for the tables that get one.
-    plans: HashMap<i64, String>,
-    /// Tables whose rows went out in primary-key order.
-    pub ordered: usize,
-    enabled: bool,
+    /// Dump ids given to the added entries, in `keyed` order.
+    ids: Vec<i64>,
+    next_table: usize,
 }
 
 enum State<'s> {
     Start,
-    Blocks,
-    /// Our ordered rows for a block; pg_dump's own rows are skipped afterwards.
+    /// pg_dump's own data blocks, passed through.
+    Theirs,
+    /// Our rows for `keyed[next_table - 1]`.
     Ours(CopyOut<'s>),
-    /// Raw copy of whatever is left (unknown archive or block type).
-    Raw,
     Done,
 }
 
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
 impl<'s, R: Read> Reorder<'s, R> {
-    /// `enabled` false passes the archive through untouched.
-    pub fn new(src: R, session: &'s Session, enabled: bool) -> Self {
+    /// With no keyed tables the archive passes through untouched.
+    pub fn new(src: R, session: &'s Session, keyed: Vec<KeyedTable>) -> Self {
         Reorder {
             src: BufReader::with_capacity(1 << 20, src),
             session,
+            keyed,
             out: Vec::with_capacity(1 << 20),
             pos: 0,
             state: State::Start,
             version: (0, 0),
             int_size: 4,
             off_size: 8,
-            plans: HashMap::new(),
-            ordered: 0,
-            enabled,
+            ids: Vec::new(),
+            next_table: 0,
         }
     }
 
-    fn bytes(&mut self, n: usize, emit: bool) -> io::Result<Vec<u8>> {
+    /// Tables whose rows went out in key order.
+    pub fn ordered(&self) -> usize {
+        self.keyed.len()
+    }
+
+    fn bytes(&mut self, n: usize, to: &mut Vec<u8>) -> io::Result<Vec<u8>> {
         let mut b = vec![0; n];
         self.src.read_exact(&mut b)?;
-        if emit {
-            self.out.extend_from_slice(&b);
-        }
+        to.extend_from_slice(&b);
         Ok(b)
     }
 
-    fn byte(&mut self, emit: bool) -> io::Result<u8> {
-        Ok(self.bytes(1, emit)?[0])
-    }
-
     /// pg_dump's integer: a sign byte, then `int_size` bytes little-endian.
-    fn int(&mut self, emit: bool) -> io::Result<i64> {
-        let b = self.bytes(1 + self.int_size, emit)?;
+    fn int(&mut self, to: &mut Vec<u8>) -> io::Result<i64> {
+        let b = self.bytes(1 + self.int_size, to)?;
         let mut v: i64 = 0;
-        for (i, x) in b[1..].iter().enumerate() {
+        for (i, x) in b[1..].iter().enumerate().take(8) {
             v |= (*x as i64) << (8 * i);
         }
         Ok(if b[0] != 0 { -v } else { v })
     }
 
-    fn put_int(&mut self, v: usize) {
-        self.out.push(0);
-        for i in 0..self.int_size {
-            self.out.push((v >> (8 * i)) as u8);
-        }
-    }
-
-    fn string(&mut self, emit: bool) -> io::Result<Option<Vec<u8>>> {
-        let n = self.int(emit)?;
+    fn string(&mut self, to: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        let n = self.int(to)?;
         if n < 0 {
             return Ok(None);
         }
-        Ok(Some(self.bytes(n as usize, emit)?))
+        Ok(Some(self.bytes(n as usize, to)?))
     }
 
-    /// Header and table of contents, passed through; false when not understood.
-    fn header_and_toc(&mut self) -> io::Result<bool> {
-        if self.bytes(5, true)? != b"PGDMP" {
-            return Ok(false);
+    fn put_int(&self, to: &mut Vec<u8>, v: i64) {
+        to.push(u8::from(v < 0));
+        let a = v.unsigned_abs();
+        for i in 0..self.int_size {
+            to.push(if i < 8 { (a >> (8 * i)) as u8 } else { 0 });
         }
-        let (maj, min, _rev) = (self.byte(true)?, self.byte(true)?, self.byte(true)?);
-        self.version = (maj, min);
+    }
+
+    fn put_str(&self, to: &mut Vec<u8>, s: Option<&[u8]>) {
+        match s {
+            None => self.put_int(to, -1),
+            Some(s) => {
+                self.put_int(to, s.len() as i64);
+                to.extend_from_slice(s);
+            }
+        }
+    }
+
+    /// Read the header and table of contents, add our entries, queue it all.
+    fn header_and_toc(&mut self) -> io::Result<()> {
+        let mut head = Vec::new();
+        if self.bytes(5, &mut head)? != b"PGDMP" {
+            return Err(bad("pg_dump's output is not a custom-format archive"));
+        }
+        let v = self.bytes(3, &mut head)?;
+        self.version = (v[0], v[1]);
         if self.version < MIN_VERSION || self.version > MAX_VERSION {
-            return Ok(false);
+            return Err(bad(format!(
+                "archive version {}.{} is not one hcbackup knows (1.12 to 1.16)",
+                v[0], v[1]
+            )));
         }
-        self.int_size = self.byte(true)? as usize;
-        self.off_size = self.byte(true)? as usize;
-        let format = self.byte(true)?;
-        if !(1..=8).contains(&self.int_size) || !(1..=16).contains(&self.off_size) || format != 1 {
-            return Ok(false);
+        let sizes = self.bytes(3, &mut head)?;
+        self.int_size = sizes[0] as usize;
+        self.off_size = sizes[1] as usize;
+        if !(1..=8).contains(&self.int_size) || !(1..=16).contains(&self.off_size) || sizes[2] != 1
+        {
+            return Err(bad("unexpected sizes or format in the archive header"));
         }
         let compression = if self.version >= (1, 15) {
-            self.byte(true)? as i64
+            self.bytes(1, &mut head)?[0] as i64
         } else {
-            self.int(true)?
+            self.int(&mut head)?
         };
         if compression != 0 {
-            return Ok(false);
+            return Err(bad("the archive is compressed (pg_dump must run with -Z0)"));
         }
         for _ in 0..7 {
-            self.int(true)?; // creation time
+            self.int(&mut head)?; // creation time
         }
         for _ in 0..3 {
-            self.string(true)?; // database, server version, pg_dump version
+            self.string(&mut head)?; // database, server version, pg_dump version
         }
-        let entries = self.int(true)?;
-        let mut data = Vec::new();
-        for _ in 0..entries {
-            let dump_id = self.int(true)?;
-            self.int(true)?; // hadDumper
-            self.string(true)?; // tableoid
-            self.string(true)?; // oid
-            self.string(true)?; // tag
-            let desc = self.string(true)?;
-            self.int(true)?; // section
-            self.string(true)?; // defn
-            self.string(true)?; // dropStmt
-            let copy = self.string(true)?;
-            self.string(true)?; // namespace
-            self.string(true)?; // tablespace
-            self.string(true)?; // tableam
+        let count = self.int(&mut Vec::new())?;
+        // Each entry's bytes, its dump id, section, and (for tables) name and owner.
+        struct Entry {
+            raw: Vec<u8>,
+            section: i64,
+        }
+        let mut entries = Vec::new();
+        let mut tables = Vec::new();
+        let mut max_id = 0;
+        for _ in 0..count {
+            let mut raw = Vec::new();
+            let id = self.int(&mut raw)?;
+            self.int(&mut raw)?; // hadDumper
+            self.string(&mut raw)?; // tableoid
+            let oid = self.string(&mut raw)?;
+            let tag = self.string(&mut raw)?;
+            let desc = self.string(&mut raw)?;
+            let section = self.int(&mut raw)?;
+            self.string(&mut raw)?; // defn
+            self.string(&mut raw)?; // dropStmt
+            self.string(&mut raw)?; // copyStmt
+            let namespace = self.string(&mut raw)?;
+            self.string(&mut raw)?; // tablespace
+            self.string(&mut raw)?; // tableam
             if self.version >= (1, 16) {
-                self.int(true)?; // relkind
+                self.int(&mut raw)?; // relkind
             }
-            self.string(true)?; // owner
-            self.string(true)?; // "false" (was WITH OIDS)
-            while self.string(true)?.is_some() {} // dependencies
-            self.byte(true)?; // offset state
-            self.bytes(self.off_size, true)?; // offset
-            if desc.as_deref() == Some(b"TABLE DATA") {
-                if let Some(c) = copy.and_then(|c| String::from_utf8(c).ok()) {
-                    data.push((dump_id, c));
+            let owner = self.string(&mut raw)?;
+            self.string(&mut raw)?; // "false" (was WITH OIDS)
+            while self.string(&mut raw)?.is_some() {} // dependencies
+            self.bytes(1 + self.off_size, &mut raw)?; // data offset
+            max_id = max_id.max(id);
+            match desc.as_deref() {
+                Some(b"TABLE") => tables.push((namespace, tag, id, oid, owner)),
+                Some(b"TABLE DATA")
+                    if self.keyed.iter().any(|k| {
+                        namespace.as_deref() == Some(k.schema.as_bytes())
+                            && tag.as_deref() == Some(k.table.as_bytes())
+                    }) =>
+                {
+                    return Err(bad(
+                        "pg_dump dumped the rows of a table it was told to leave out",
+                    ));
                 }
+                _ => {}
             }
+            entries.push(Entry { raw, section });
         }
-        for (id, copy) in data.into_iter().filter(|_| self.enabled) {
-            if let Some(q) = self.plan(&copy) {
-                self.plans.insert(id, q);
+        // Our entries, shaped like pg_dump's own TABLE DATA entries.
+        let mut added = Vec::new();
+        for (i, k) in self.keyed.clone().iter().enumerate() {
+            let (_, _, table_id, oid, owner) = tables
+                .iter()
+                .find(|(ns, tag, ..)| {
+                    ns.as_deref() == Some(k.schema.as_bytes())
+                        && tag.as_deref() == Some(k.table.as_bytes())
+                })
+                .ok_or_else(|| bad(format!("table {} is not in pg_dump's archive", k.qualified)))?;
+            let id = max_id + 1 + i as i64;
+            self.ids.push(id);
+            let mut e = Vec::new();
+            self.put_int(&mut e, id);
+            self.put_int(&mut e, 1); // hadDumper
+            self.put_str(&mut e, Some(b"0"));
+            self.put_str(&mut e, oid.as_deref());
+            self.put_str(&mut e, Some(k.table.as_bytes()));
+            self.put_str(&mut e, Some(b"TABLE DATA"));
+            self.put_int(&mut e, SECTION_DATA);
+            self.put_str(&mut e, None); // defn
+            self.put_str(&mut e, None); // dropStmt
+            self.put_str(&mut e, Some(k.copy_stmt().as_bytes()));
+            self.put_str(&mut e, Some(k.schema.as_bytes()));
+            self.put_str(&mut e, None); // tablespace
+            self.put_str(&mut e, None); // tableam
+            if self.version >= (1, 16) {
+                self.put_int(&mut e, 0); // relkind
             }
+            self.put_str(&mut e, owner.as_deref());
+            self.put_str(&mut e, Some(b"false"));
+            self.put_str(&mut e, Some(table_id.to_string().as_bytes()));
+            self.put_str(&mut e, None); // end of dependencies
+            e.push(OFFSET_POS_NOT_SET);
+            e.extend(std::iter::repeat_n(0, self.off_size));
+            added.push(e);
         }
-        Ok(true)
-    }
-
-    /// The ordered COPY for a table data entry, when the table has a primary key.
-    fn plan(&self, copy_stmt: &str) -> Option<String> {
-        let (table, columns) = parse_copy(copy_stmt)?;
-        let pk = self
-            .session
-            .value(&format!(
-                "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) \
-                 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                 WHERE i.indrelid = {}::regclass AND i.indisprimary",
-                literal(table)
-            ))
-            .ok()??;
-        Some(format!(
-            "COPY (SELECT {columns} FROM ONLY {table} ORDER BY {pk}) TO STDOUT"
-        ))
-    }
-
-    /// Copy `len`-framed rows until the zero word; `emit` false skips them.
-    fn frames(&mut self, emit: bool) -> io::Result<()> {
-        loop {
-            let n = self.int(emit)?;
-            if n <= 0 {
-                return Ok(());
-            }
-            let mut left = n as usize;
-            while left > 0 {
-                let buf = self.src.fill_buf()?;
-                if buf.is_empty() {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                let k = buf.len().min(left);
-                if emit {
-                    self.out.extend_from_slice(&buf[..k]);
-                }
-                self.src.consume(k);
-                left -= k;
-            }
+        let at = entries
+            .iter()
+            .position(|e| e.section == SECTION_POST_DATA)
+            .unwrap_or(entries.len());
+        let mut out = head;
+        self.put_int(&mut out, count + added.len() as i64);
+        for e in &entries[..at] {
+            out.extend_from_slice(&e.raw);
         }
+        for e in &added {
+            out.extend_from_slice(e);
+        }
+        for e in &entries[at..] {
+            out.extend_from_slice(&e.raw);
+        }
+        self.out.extend_from_slice(&out);
+        Ok(())
     }
 
     /// Produce the next piece of output into `out`; false at the end.
     fn step(&mut self) -> io::Result<bool> {
         match std::mem::replace(&mut self.state, State::Done) {
+            State::Start if self.keyed.is_empty() => {
+                // Nothing to add: pg_dump's archive as it is.
+                self.state = State::Theirs;
+            }
             State::Start => {
-                self.state = if self.header_and_toc()? {
-                    State::Blocks
-                } else {
-                    State::Raw
-                };
+                self.header_and_toc()?;
+                self.state = State::Theirs;
             }
-            State::Raw => {
+            State::Theirs => {
                 let buf = self.src.fill_buf()?;
-                if buf.is_empty() {
-                    return Ok(false);
-                }
-                let k = buf.len();
-                self.out.extend_from_slice(buf);
-                self.src.consume(k);
-                self.state = State::Raw;
-            }
-            State::Blocks => {
-                if self.src.fill_buf()?.is_empty() {
-                    return Ok(false);
-                }
-                let kind = self.byte(true)?;
-                match kind {
-                    BLK_DATA => {
-                        let id = self.int(true)?;
-                        self.state = State::Blocks;
-                        if let Some(q) = self.plans.get(&id).cloned() {
-                            if let Some(c) = self.start_copy(&q) {
-                                self.ordered += 1;
-                                self.state = State::Ours(c);
-                                return Ok(true);
-                            }
-                        }
-                        self.frames(true)?;
-                    }
-                    BLK_BLOBS => {
-                        self.int(true)?;
-                        while self.int(true)? != 0 {
-                            self.frames(true)?;
-                        }
-                        self.state = State::Blocks;
-                    }
-                    _ => self.state = State::Raw,
+                if !buf.is_empty() {
+                    let k = buf.len();
+                    self.out.extend_from_slice(buf);
+                    self.src.consume(k);
+                    self.state = State::Theirs;
+                } else {
+                    return self.next_table();
                 }
             }
             State::Ours(mut c) => {
@@ -275,37 +325,42 @@ impl<'s, R: Read> Reorder<'s, R> {
                         buf.extend_from_slice(row);
                     })
                     .map_err(|e| io::Error::other(e.to_string()))?;
+                let mut out = std::mem::take(&mut self.out);
                 for (at, len) in rows {
-                    self.put_int(len);
-                    self.out.extend_from_slice(&buf[at..at + len]);
+                    self.put_int(&mut out, len as i64);
+                    out.extend_from_slice(&buf[at..at + len]);
                 }
                 if more {
                     self.state = State::Ours(c);
                 } else {
-                    drop(c);
-                    // Release the savepoint; skip pg_dump's own rows; end the block.
-                    let _ = self.session.batch("RELEASE SAVEPOINT hcbackup_copy");
-                    self.frames(false)?;
-                    self.put_int(0);
-                    self.state = State::Blocks;
+                    self.put_int(&mut out, 0); // end of the block
+                    self.out = out;
+                    return self.next_table();
                 }
+                self.out = out;
             }
             State::Done => return Ok(false),
         }
         Ok(true)
     }
 
-    /// Start an ordered COPY; None (and the transaction as it was) when refused.
-    fn start_copy(&self, q: &str) -> Option<CopyOut<'s>> {
-        self.session.batch("SAVEPOINT hcbackup_copy").ok()?;
-        match self.session.copy_out(q) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::info!("rows left in pg_dump's order: {e}");
-                let _ = self.session.batch("ROLLBACK TO SAVEPOINT hcbackup_copy");
-                None
-            }
-        }
+    /// Start the next table's block after pg_dump's, or finish.
+    fn next_table(&mut self) -> io::Result<bool> {
+        let Some(k) = self.keyed.get(self.next_table).cloned() else {
+            self.state = State::Done;
+            return Ok(!self.out.is_empty());
+        };
+        let c = self
+            .session
+            .copy_out(&k.query())
+            .map_err(|e| io::Error::other(format!("reading {} in key order: {e}", k.qualified)))?;
+        let mut out = std::mem::take(&mut self.out);
+        out.push(BLK_DATA);
+        self.put_int(&mut out, self.ids[self.next_table]);
+        self.out = out;
+        self.next_table += 1;
+        self.state = State::Ours(c);
+        Ok(true)
     }
 }
 
@@ -325,46 +380,54 @@ impl<R: Read> Read for Reorder<'_, R> {
     }
 }
 
-/// `COPY schema.table (a, b) FROM stdin;\n` → ("schema.table", "a, b"), the
-/// identifiers as pg_dump quoted them.
-pub fn parse_copy(stmt: &str) -> Option<(&str, &str)> {
-    let body = stmt.strip_prefix("COPY ")?.strip_suffix(" FROM stdin;\n")?;
-    let mut quoted = false;
-    let mut split = None;
-    for (i, ch) in body.char_indices() {
-        match ch {
-            '"' => quoted = !quoted,
-            ' ' if !quoted && body[i..].starts_with(" (") => {
-                split = Some(i);
-                break;
-            }
-            _ => {}
-        }
-    }
-    let at = split?;
-    let columns = body[at + 2..].strip_suffix(')')?;
-    let table = &body[..at];
-    if table.is_empty() || columns.is_empty() {
-        return None;
-    }
-    Some((table, columns))
+/// Tables with a primary key whose rows can be read in key order, with the
+/// column list pg_dump's COPY would use (not dropped, not generated).
+pub const KEYED_SQL: &str = "SELECT n.nspname, c.relname, \
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a \
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), \
+       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) FROM pg_index i \
+         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+         WHERE i.indrelid = c.oid AND i.indisprimary) \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                       AND d.objid = c.oid AND d.deptype = 'e') \
+     ORDER BY 1, 2";
+
+/// The keyed tables of the session's database (rows of `KEYED_SQL` with a key).
+pub fn keyed_tables(s: &Session) -> crate::error::Result<Vec<KeyedTable>> {
+    Ok(s.rows(KEYED_SQL)?
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            Some(KeyedTable {
+                schema: it.next()??,
+                table: it.next()??,
+                qualified: it.next()??,
+                columns: it.next()??,
+                key: it.next()??,
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_copy;
+    use super::KeyedTable;
 
     #[test]
-    fn copy_statements() {
-        assert_eq!(
-            parse_copy("COPY public.patients (id, name, \"weird (col\") FROM stdin;\n"),
-            Some(("public.patients", "id, name, \"weird (col\""))
-        );
-        assert_eq!(
-            parse_copy("COPY \"my (schema\".\"t x\" (a) FROM stdin;\n"),
-            Some(("\"my (schema\".\"t x\"", "a"))
-        );
-        assert_eq!(parse_copy("COPY public.t  FROM stdin;\n"), None);
-        assert_eq!(parse_copy("SELECT 1"), None);
+    fn exclusion_patterns_quote_every_character() {
+        let k = KeyedTable {
+            schema: "public".into(),
+            table: "Sala (2) \"A\"*".into(),
+            qualified: String::new(),
+            columns: String::new(),
+            key: String::new(),
+        };
+        assert_eq!(k.exclude_pattern(), "\"public\".\"Sala (2) \"\"A\"\"*\"");
     }
 }
