@@ -27,6 +27,14 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// `t` in a fixed layout (file and database names).
+pub fn format_time(
+    t: time::OffsetDateTime,
+    layout: &[time::format_description::BorrowedFormatItem<'_>],
+) -> String {
+    t.format(layout).unwrap_or_default()
+}
+
 pub fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }

@@ -76,6 +76,34 @@ fn ok_json(env: &Env, server: &Server, db: &str, args: &[&str]) -> serde_json::V
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// The test server, a many-types database on it, and a repository holding one
+/// snapshot of that database.
+fn snapshotted(prefix: &str) -> (Server, TestDb, Env) {
+    let server = Server::from_env();
+    let db = marker_db(&server, prefix);
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    (server, db, env)
+}
+
+/// The first restore test of a `--json verify --restore-test` run that exited `code`.
+fn restore_test_of(o: &std::process::Output, code: i32) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(code), "{}", out(o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    doc["restore_tests"][0].clone()
+}
+
+/// A restore test's check by name.
+fn check_named(r: &serde_json::Value, name: &str) -> serde_json::Value {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {r}"))
+        .clone()
+}
+
 #[test]
 fn database_and_files_round_trip_in_one_snapshot() {
     let server = Server::from_env();
@@ -198,8 +226,7 @@ fn counts_describe_the_dump_even_while_rows_are_inserted() {
         )],
     );
     let child = env
-        .pg_cmd(&server, &db.name)
-        .env("HCBACKUP_PG_BIN", &bin)
+        .pg_cmd_bin(&server, &db.name, &bin)
         .args(["--json", "snapshot"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -216,12 +243,7 @@ fn counts_describe_the_dump_even_while_rows_are_inserted() {
     let rt = ok_json(&env, &server, &db.name, &["verify", "--restore-test"]);
     let r = &rt["restore_tests"][0];
     assert_eq!(r["passed"], true, "{rt}");
-    let exams = r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "rows public.exams")
-        .unwrap();
+    let exams = check_named(r, "rows public.exams");
     assert_eq!(exams["detail"], "6000 rows", "{rt}");
     assert!(!server.exists(r["temp_database"].as_str().unwrap()));
 }
@@ -301,19 +323,9 @@ fn restore_test_runs_amcheck_and_user_checks_and_records_the_result() {
         &db.name,
         &["--json", "verify", "--restore-test"],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = &rt["restore_tests"][0];
-    let check = |n: &str| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == n)
-            .unwrap_or_else(|| panic!("no check {n}: {rt}"))
-            .clone()
-    };
-    assert_eq!(check("amcheck")["passed"], true, "{rt}");
+    let r = &restore_test_of(&o, 1);
+    let check = |n: &str| check_named(r, n);
+    assert_eq!(check("amcheck")["passed"], true, "{r}");
     assert!(check("amcheck")["detail"]
         .as_str()
         .unwrap()
@@ -498,8 +510,7 @@ fn the_password_reaches_pg_dump_only_through_its_environment() {
         )],
     );
     let o = env
-        .pg_cmd(&server, &db.name)
-        .env("HCBACKUP_PG_BIN", &bin)
+        .pg_cmd_bin(&server, &db.name, &bin)
         .env("HCBACKUP_LOG", "debug")
         .args(["-vv", "snapshot"])
         .output()
@@ -553,8 +564,7 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
         &[("pg_dump", "[ \"$1\" = --version ] && exec \"$REAL\" \"$@\"\nexec \"$REAL\" --exclude-table-data=public.log_sem_chave \"$@\"")],
     );
     let o = env
-        .pg_cmd(&server, &db.name)
-        .env("HCBACKUP_PG_BIN", &lossy)
+        .pg_cmd_bin(&server, &db.name, &lossy)
         .args(["snapshot"])
         .output()
         .unwrap();
@@ -565,9 +575,7 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
         &db.name,
         &["--json", "verify", "--restore-test"],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = &rt["restore_tests"][0];
+    let r = &restore_test_of(&o, 1);
     assert_eq!(r["passed"], false);
     let bad: Vec<_> = r["checks"]
         .as_array()
@@ -575,7 +583,7 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
         .iter()
         .filter(|c| c["passed"] == false)
         .collect();
-    assert_eq!(bad.len(), 1, "{rt}");
+    assert_eq!(bad.len(), 1, "{r}");
     assert_eq!(bad[0]["name"], "rows public.log_sem_chave");
     assert_eq!(
         bad[0]["detail"],
@@ -593,17 +601,14 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
         )],
     );
     let o = env
-        .pg_cmd(&server, &db.name)
-        .env("HCBACKUP_PG_BIN", &failing)
+        .pg_cmd_bin(&server, &db.name, &failing)
         .args(["--json", "verify", "--restore-test"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
-    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = &rt["restore_tests"][0];
+    let r = &restore_test_of(&o, 1);
     assert!(
         r["error"].as_str().unwrap().contains("out of memory"),
-        "{rt}"
+        "{r}"
     );
     assert_eq!(r["dropped"], true);
     assert!(!server.exists(r["temp_database"].as_str().unwrap()));
@@ -611,17 +616,12 @@ fn a_restore_test_that_does_not_match_fails_and_drops_its_database() {
 
 #[test]
 fn a_scratch_cluster_restore_test_needs_no_server_settings() {
-    let server = Server::from_env();
-    let db = marker_db(&server, "scratch");
-    let env = Env::new();
-    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let (server, _db, env) = snapshotted("scratch");
     // No POSTGRES_* at all: the test runs in its own throwaway cluster, as a
     // superuser there, so amcheck runs too.
     let o = env.run(&["--json", "verify", "--restore-test", "--scratch-cluster"]);
-    assert!(o.status.success(), "{}", out(&o));
-    let rt: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = &rt["restore_tests"][0];
-    assert_eq!(r["passed"], true, "{rt}");
+    let r = &restore_test_of(&o, 0);
+    assert_eq!(r["passed"], true, "{r}");
     let checks = r["checks"].as_array().unwrap();
     assert_eq!(
         checks
@@ -630,24 +630,20 @@ fn a_scratch_cluster_restore_test_needs_no_server_settings() {
             .count(),
         4
     );
-    let am = checks.iter().find(|c| c["name"] == "amcheck").unwrap();
-    assert!(am["skipped"].is_null(), "{rt}");
+    let am = check_named(r, "amcheck");
+    assert!(am["skipped"].is_null(), "{r}");
     assert!(!server.exists(r["temp_database"].as_str().unwrap()));
 }
 
 #[test]
 fn an_interrupted_restore_test_drops_its_database() {
-    let server = Server::from_env();
-    let db = marker_db(&server, "sigint");
-    let env = Env::new();
-    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let (server, db, env) = snapshotted("sigint");
     let slow = env.pg_bin(
         "slowrestore",
         &[("pg_restore", "sleep 3\nexec \"$REAL\" \"$@\"")],
     );
     let child = env
-        .pg_cmd(&server, &db.name)
-        .env("HCBACKUP_PG_BIN", &slow)
+        .pg_cmd_bin(&server, &db.name, &slow)
         .args(["--json", "verify", "--restore-test"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -142,13 +142,11 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     let path = if given.as_os_str().is_empty() || given.is_dir() {
         let t = snap.snapshot.parsed_time().unwrap_or_else(crate::util::now);
         let name = format!(
-            "db_backup_{:04}-{:02}-{:02}_{:02}-{:02}-{:02}.dump",
-            t.year(),
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
+            "db_backup_{}.dump",
+            crate::util::format_time(
+                t,
+                time::macros::format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]")
+            )
         );
         if given.as_os_str().is_empty() {
             PathBuf::from(name)

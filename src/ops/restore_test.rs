@@ -96,13 +96,11 @@ fn test_one(
 ) -> Result<RestoreTestReport> {
     let now = crate::util::now();
     let temp = format!(
-        "hcbackup_restoretest_{:04}{:02}{:02}{:02}{:02}{:02}_{:06x}",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
+        "hcbackup_restoretest_{}_{:06x}",
+        crate::util::format_time(
+            now,
+            time::macros::format_description!("[year][month][day][hour][minute][second]")
+        ),
         rand::random::<u32>() & 0xff_ffff
     );
     let mut report = RestoreTestReport {

@@ -50,14 +50,21 @@ pub struct Dump {
 
 /// Tables whose data pg_dump dumps: ordinary tables outside the system schemas and
 /// not owned by an extension. Partitioned parents hold no rows of their own.
-const TABLES_SQL: &str = "SELECT n.nspname, c.relname FROM pg_class c \
-     JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind = 'r' \
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                       AND d.objid = c.oid AND d.deptype = 'e') \
-     ORDER BY 1, 2";
+/// The FROM and WHERE of every query over those tables (`c` the table, `n` its schema).
+macro_rules! dumped_tables {
+    () => {
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                           AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1, 2"
+    };
+}
+pub(crate) use dumped_tables;
+
+const TABLES_SQL: &str = concat!("SELECT n.nspname, c.relname", dumped_tables!());
 
 /// Row counts of every table, by the session's current snapshot.
 pub fn count_tables(s: &Session) -> Result<Vec<TableCount>> {

@@ -382,21 +382,17 @@ impl<R: Read> Read for Reorder<'_, R> {
 
 /// Tables with a primary key whose rows can be read in key order, with the
 /// column list pg_dump's COPY would use (not dropped, not generated).
-pub const KEYED_SQL: &str = "SELECT n.nspname, c.relname, \
+pub const KEYED_SQL: &str = concat!(
+    "SELECT n.nspname, c.relname, \
        quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
        (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a \
          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), \
        (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) FROM pg_index i \
          CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-         WHERE i.indrelid = c.oid AND i.indisprimary) \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind = 'r' \
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                       AND d.objid = c.oid AND d.deptype = 'e') \
-     ORDER BY 1, 2";
+         WHERE i.indrelid = c.oid AND i.indisprimary)",
+    super::dump::dumped_tables!()
+);
 
 /// The keyed tables of the session's database (rows of `KEYED_SQL` with a key).
 pub fn keyed_tables(s: &Session) -> crate::error::Result<Vec<KeyedTable>> {

@@ -195,6 +195,13 @@ impl Env {
         c
     }
 
+    /// `pg_cmd` with the PostgreSQL programs taken from `bin` (see `pg_bin`).
+    pub fn pg_cmd_bin(&self, server: &Server, db: &str, bin: &Path) -> Command {
+        let mut c = self.pg_cmd(server, db);
+        c.env("HCBACKUP_PG_BIN", bin);
+        c
+    }
+
     /// A folder of PostgreSQL programs for HCBACKUP_PG_BIN: the real ones, except
     /// those given as shell scripts (`$REAL` in a script is the real program).
     pub fn pg_bin(&self, name: &str, scripts: &[(&str, &str)]) -> PathBuf {
