@@ -4,9 +4,14 @@
 //! `keys/<id>`, `packs/ab/<id>`, `index/<id>`, `snapshots/<id>`, `locks/<id>`).
 //! Backends translate their own failures into [`StorageError`] at the edge.
 
+pub mod conformance;
 mod local;
+mod memory;
+mod retry;
 
 pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+pub use retry::{RetryPolicy, Retrying};
 
 use std::fmt;
 

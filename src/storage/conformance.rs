@@ -1,0 +1,100 @@
+//! The storage contract as a test every backend must pass (memory and local now;
+//! S3 and Google Drive run the same function against their test servers).
+//! It panics with the failing rule; it expects an empty destination.
+
+use super::{Backend, StorageError};
+
+fn not_found<T: std::fmt::Debug>(r: Result<T, StorageError>, what: &str) {
+    assert!(
+        matches!(r, Err(StorageError::NotFound(_))),
+        "{what}: expected NotFound, got {r:?}"
+    );
+}
+
+pub fn run(b: &dyn Backend) {
+    b.create_layout(&["keys", "packs", "index", "snapshots", "locks"])
+        .expect("create_layout");
+    assert!(
+        b.list("index").unwrap().is_empty(),
+        "a new destination lists nothing"
+    );
+
+    // Round trip, overwrite with the same bytes, stat.
+    b.put("index/aa", b"first").unwrap();
+    assert_eq!(b.get("index/aa").unwrap(), b"first");
+    b.put("index/aa", b"first").unwrap();
+    assert_eq!(b.stat("index/aa").unwrap(), 5);
+    b.put("config", b"{}").unwrap();
+    assert_eq!(b.get("config").unwrap(), b"{}");
+
+    // Empty objects and binary content survive.
+    b.put("locks/empty", b"").unwrap();
+    assert_eq!(b.get("locks/empty").unwrap(), b"");
+    let bin: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    b.put("snapshots/bin", &bin).unwrap();
+    assert_eq!(b.get("snapshots/bin").unwrap(), bin);
+
+    // Ranges: inside the object exact; past its end an error, never short data.
+    assert_eq!(b.get_range("snapshots/bin", 256, 3).unwrap(), vec![0, 1, 2]);
+    assert_eq!(
+        b.get_range("snapshots/bin", 69_990, 10).unwrap(),
+        bin[69_990..].to_vec()
+    );
+    assert!(
+        b.get_range("snapshots/bin", 69_995, 10).is_err(),
+        "range past the end"
+    );
+
+    // Missing objects.
+    not_found(b.get("index/none"), "get");
+    not_found(b.stat("index/none"), "stat");
+    not_found(b.get_range("index/none", 0, 1), "get_range");
+    not_found(b.delete("index/none"), "delete");
+
+    // Listing: one level of fan-out folders, names relative to the folder, sizes,
+    // nothing from a sibling folder whose name starts the same.
+    let pack = vec![7u8; 5 << 20];
+    b.put("packs/ab/abcd", &pack).unwrap();
+    b.put("packs/cd/cdef", b"12").unwrap();
+    b.put("packsx/zz", b"no").unwrap();
+    let mut packs = b.list("packs").unwrap();
+    packs.sort();
+    assert_eq!(
+        packs,
+        vec![("ab/abcd".to_string(), 5 << 20), ("cd/cdef".to_string(), 2)]
+    );
+    assert_eq!(b.get("packs/ab/abcd").unwrap(), pack, "a 5 MiB object");
+    assert_eq!(
+        b.get_range("packs/ab/abcd", 4 << 20, 4).unwrap(),
+        vec![7; 4]
+    );
+
+    // Many objects (past one listing page of S3 and Drive).
+    let many = 1100;
+    for i in 0..many {
+        b.put(&format!("keys/k{i:05}"), i.to_string().as_bytes())
+            .unwrap();
+    }
+    let keys = b.list("keys").unwrap();
+    assert_eq!(keys.len(), many, "every object is listed");
+    assert!(keys.iter().any(|(n, s)| n == "k01099" && *s == 4));
+
+    // Concurrent writers.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..20 {
+                    let p = format!("locks/t{t}-{i}");
+                    b.put(&p, p.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(b.list("locks").unwrap().len(), 81);
+    assert_eq!(b.get("locks/t3-19").unwrap(), b"locks/t3-19");
+
+    // Delete.
+    b.delete("index/aa").unwrap();
+    not_found(b.get("index/aa"), "get after delete");
+    assert!(b.list("index").unwrap().is_empty());
+}
