@@ -5,8 +5,8 @@
 # PostgreSQL 15 (the Debian cluster "15 main", port 5432) with a test role
 # `hcbackup_test` that may create databases (what a clinic's backup user usually
 # is) and a superuser `hcbackup_admin` (amcheck, role passwords); the tests reach
-# them through the HCBACKUP_TEST_PG_* variables exported here. The cloud and alert issues add moto
-# (S3) and aiosmtpd here.
+# them through the HCBACKUP_TEST_PG_* variables exported here. Then moto (S3);
+# the alert issue adds aiosmtpd here.
 
 start_postgres() {
     if ! command -v pg_ctlcluster >/dev/null || ! command -v pg_dump >/dev/null; then
@@ -37,7 +37,29 @@ SQL
     export HCBACKUP_TEST_PG_ADMIN_PASSWORD=hcbackup-admin-pw
 }
 
+# S3: moto's server (pinned) in a venv outside the clone, on loopback port 5055.
+# The tests reach it through HCBACKUP_TEST_S3_ENDPOINT and test credentials.
+start_s3() {
+    local venv=/var/tmp/hcbackup-venv port=5055
+    if [ ! -x "$venv/bin/moto_server" ]; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q 'moto[server]==5.2.5'
+    fi
+    if ! curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
+        nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >/var/tmp/hcbackup-moto.log 2>&1 &
+        for _ in $(seq 1 60); do
+            curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+    fi
+    curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null || { echo "moto did not start" >&2; return 1; }
+    export HCBACKUP_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=hcbackup-test AWS_SECRET_ACCESS_KEY=hcbackup-test-secret AWS_REGION=us-east-1
+}
+
 start_services() {
     command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
+    command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
     start_postgres
+    start_s3
 }

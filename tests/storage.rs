@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use hcbackup::storage::{conformance, Backend, LocalBackend, MemoryBackend, RetryPolicy, Retrying};
+use hcbackup::storage::{
+    conformance, Backend, LocalBackend, MemoryBackend, RetryPolicy, Retrying, S3Backend, S3Config,
+    StorageError,
+};
 
 #[test]
 fn memory_backend_keeps_the_contract() {
@@ -19,4 +22,61 @@ fn local_backend_keeps_the_contract() {
 fn the_retry_decorator_keeps_the_contract() {
     let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     conformance::run(&Retrying::new(inner, RetryPolicy::default()));
+}
+
+/// A fresh bucket on the S3 test server (moto, started by scripts/services.sh).
+fn s3_bucket() -> (String, String) {
+    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("HCBACKUP_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the S3 server")
+    });
+    let bucket = format!("hcb-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let ok = std::process::Command::new("curl")
+        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "creating bucket {bucket}: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (endpoint, bucket)
+}
+
+fn s3(endpoint: &str, bucket: &str) -> S3Backend {
+    S3Backend::new(S3Config {
+        bucket: bucket.to_string(),
+        prefix: "backups/".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(endpoint.to_string()),
+        force_path_style: None,
+        sse: true,
+        storage_class: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn s3_backend_keeps_the_contract() {
+    let (endpoint, bucket) = s3_bucket();
+    conformance::run(&s3(&endpoint, &bucket));
+}
+
+#[test]
+fn a_missing_bucket_is_named_and_not_retried() {
+    let (endpoint, _) = s3_bucket();
+    let b = s3(&endpoint, "hcb-no-such-bucket");
+    let e = b.put("index/a", b"x").unwrap_err();
+    assert!(matches!(e, StorageError::Permanent(_)), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("bucket hcb-no-such-bucket does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unreachable_s3_server_is_a_transient_failure() {
+    let b = s3("http://127.0.0.1:1", "anything");
+    let e = b.get("config").unwrap_err();
+    assert!(matches!(e, StorageError::Transient(_)), "{e:?}");
 }

@@ -69,6 +69,18 @@ pub fn run(b: &dyn Backend) {
         vec![7; 4]
     );
 
+    // An object above the multipart threshold of the cloud backends.
+    let big: Vec<u8> = (0..(17u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    b.put("packs/ef/big", &big).unwrap();
+    assert_eq!(b.stat("packs/ef/big").unwrap(), big.len() as u64);
+    assert_eq!(b.get("packs/ef/big").unwrap(), big, "a 17 MiB object");
+    assert_eq!(
+        b.get_range("packs/ef/big", (8 << 20) - 2, 4).unwrap(),
+        big[(8 << 20) - 2..(8 << 20) + 2].to_vec(),
+        "a range across a part boundary"
+    );
+    b.delete("packs/ef/big").unwrap();
+
     // Many objects (past one listing page of S3 and Drive).
     let many = 1100;
     for i in 0..many {

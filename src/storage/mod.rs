@@ -8,10 +8,12 @@ pub mod conformance;
 mod local;
 mod memory;
 mod retry;
+mod s3;
 
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use retry::{RetryPolicy, Retrying};
+pub use s3::{S3Backend, S3Config};
 
 use std::fmt;
 

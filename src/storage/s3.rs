@@ -1,0 +1,363 @@
+//! An S3 (or S3-compatible) destination: objects under a prefix in a bucket.
+//!
+//! The SDK is async; each call runs on the backend's own small tokio runtime, so
+//! the synchronous engine can use it from any thread. Credentials come from the
+//! standard AWS chain (`AWS_ACCESS_KEY_ID`, profiles, …); `AWS_ENDPOINT_URL` names
+//! an S3-compatible server, and then path-style addressing is used unless
+//! `S3_FORCE_PATH_STYLE=false`. Every upload carries a SHA-256 checksum the server
+//! verifies; objects larger than `MULTIPART_THRESHOLD` go up in parts. Server-side
+//! encryption (SSE-S3, AES256) is asked for by default, on top of ours.
+//! TLS: rustls with ring, the project's one TLS stack.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+};
+use aws_sdk_s3::Client;
+
+use super::{Backend, StorageError, StorageResult};
+
+/// Objects above this go up in parts of `PART_SIZE`.
+pub const MULTIPART_THRESHOLD: usize = 16 << 20;
+pub const PART_SIZE: usize = 8 << 20;
+
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Prepended to every object name; "" or ending in '/'.
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub force_path_style: Option<bool>,
+    /// Ask for SSE-S3 (AES256) on every object.
+    pub sse: bool,
+    pub storage_class: Option<String>,
+}
+
+impl S3Config {
+    /// `s3://bucket/prefix` plus the environment (S3_BACKUP_REGION, AWS_ENDPOINT_URL,
+    /// S3_FORCE_PATH_STYLE, S3_STORAGE_CLASS, S3_SSE=off).
+    pub fn from_url(url: &str) -> Option<S3Config> {
+        let rest = url.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, "backups/"));
+        if bucket.is_empty() {
+            return None;
+        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        Some(S3Config {
+            bucket: bucket.to_string(),
+            prefix,
+            region: env("S3_BACKUP_REGION").or_else(|| env("AWS_REGION")),
+            endpoint: env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")),
+            force_path_style: env("S3_FORCE_PATH_STYLE").map(|v| v != "false" && v != "0"),
+            sse: env("S3_SSE").is_none_or(|v| v != "off"),
+            storage_class: env("S3_STORAGE_CLASS"),
+        })
+    }
+}
+
+pub struct S3Backend {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    cfg: S3Config,
+}
+
+impl S3Backend {
+    pub fn new(cfg: S3Config) -> StorageResult<S3Backend> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Permanent(format!("starting the S3 client: {e}")))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+        if let Some(r) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(e) = &cfg.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let shared = rt.block_on(loader.load());
+        let mut b = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            b = b.region(aws_config::Region::new("us-east-1"));
+        }
+        b = b.force_path_style(cfg.force_path_style.unwrap_or(cfg.endpoint.is_some()));
+        let client = Client::from_conf(b.build());
+        Ok(S3Backend { rt, client, cfg })
+    }
+
+    fn key(&self, path: &str) -> String {
+        format!("{}{path}", self.cfg.prefix)
+    }
+
+    fn err<E>(
+        &self,
+        what: &str,
+        e: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    ) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let code = e.code().map(str::to_string);
+        let msg = format!(
+            "s3://{}/{}: {}",
+            self.cfg.bucket,
+            self.key(what),
+            DisplayErrorContext(&e)
+        );
+        match (&e, status, code.as_deref()) {
+            (
+                SdkError::TimeoutError(_)
+                | SdkError::DispatchFailure(_)
+                | SdkError::ResponseError(_),
+                ..,
+            ) => StorageError::Transient(msg),
+            (_, _, Some("NoSuchBucket")) => StorageError::Permanent(format!(
+                "bucket {} does not exist: create it, or check S3_BACKUP_BUCKET",
+                self.cfg.bucket
+            )),
+            (_, Some(404), _) | (_, _, Some("NoSuchKey" | "NotFound")) => {
+                StorageError::NotFound(what.to_string())
+            }
+            (_, Some(401 | 403), _) => StorageError::Auth(format!(
+                "{msg}; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
+            )),
+            (_, Some(429 | 500..=599), _)
+            | (
+                _,
+                _,
+                Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"),
+            ) => StorageError::Transient(msg),
+            _ => StorageError::Permanent(msg),
+        }
+    }
+
+    async fn put_multipart(&self, key: &str, data: &[u8]) -> Result<(), (String, StorageError)> {
+        let c = &self.client;
+        let mut create = c
+            .create_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256);
+        if self.cfg.sse {
+            create = create.server_side_encryption(ServerSideEncryption::Aes256);
+        }
+        if let Some(s) = &self.cfg.storage_class {
+            create = create.storage_class(StorageClass::from(s.as_str()));
+        }
+        let up = create
+            .send()
+            .await
+            .map_err(|e| (key.to_string(), self.err(key, e)))?;
+        let id = up.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let mut parts = Vec::new();
+            for (i, part) in data.chunks(PART_SIZE).enumerate() {
+                let n = i as i32 + 1;
+                let r = c
+                    .upload_part()
+                    .bucket(&self.cfg.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .body(ByteStream::from(part.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| self.err(key, e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(r.e_tag().map(str::to_string))
+                        .set_checksum_sha256(r.checksum_sha256().map(str::to_string))
+                        .build(),
+                );
+            }
+            c.complete_multipart_upload()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.err(key, e))?;
+            Ok::<(), StorageError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = c
+                .abort_multipart_upload()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .upload_id(&id)
+                .send()
+                .await;
+            return Err((key.to_string(), e));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.cfg.bucket, self.cfg.prefix)
+    }
+
+    fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
+        let key = self.key(path);
+        if data.len() > MULTIPART_THRESHOLD {
+            return self
+                .rt
+                .block_on(self.put_multipart(&key, data))
+                .map_err(|(_, e)| e);
+        }
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.cfg.bucket)
+            .key(&key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(data.to_vec()));
+        if self.cfg.sse {
+            req = req.server_side_encryption(ServerSideEncryption::Aes256);
+        }
+        if let Some(s) = &self.cfg.storage_class {
+            req = req.storage_class(StorageClass::from(s.as_str()));
+        }
+        self.rt
+            .block_on(req.send())
+            .map(|_| ())
+            .map_err(|e| self.err(path, e))
+    }
+
+    fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .get_object()
+                .bucket(&self.cfg.bucket)
+                .key(self.key(path))
+                .send()
+                .await
+                .map_err(|e| self.err(path, e))?;
+            let body =
+                r.body.collect().await.map_err(|e| {
+                    StorageError::Transient(format!("{path}: reading the body: {e}"))
+                })?;
+            Ok(body.into_bytes().to_vec())
+        })
+    }
+
+    fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
+        if len == 0 {
+            self.stat(path)?;
+            return Ok(Vec::new());
+        }
+        let range = format!("bytes={}-{}", offset, offset + len as u64 - 1);
+        let data = self.rt.block_on(async {
+            let r = self
+                .client
+                .get_object()
+                .bucket(&self.cfg.bucket)
+                .key(self.key(path))
+                .range(range)
+                .send()
+                .await
+                .map_err(|e| match self.err(path, e) {
+                    // 416: the range starts past the end.
+                    StorageError::Permanent(m) if m.contains("InvalidRange") => {
+                        StorageError::Permanent(format!(
+                            "{path}: shorter than expected (truncated?)"
+                        ))
+                    }
+                    other => other,
+                })?;
+            let body =
+                r.body.collect().await.map_err(|e| {
+                    StorageError::Transient(format!("{path}: reading the body: {e}"))
+                })?;
+            Ok::<_, StorageError>(body.into_bytes().to_vec())
+        })?;
+        if data.len() != len as usize {
+            return Err(StorageError::Permanent(format!(
+                "{path}: shorter than expected (truncated?)"
+            )));
+        }
+        Ok(data)
+    }
+
+    fn stat(&self, path: &str) -> StorageResult<u64> {
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(&self.cfg.bucket)
+                    .key(self.key(path))
+                    .send(),
+            )
+            .map_err(|e| self.err(path, e))?;
+        Ok(r.content_length().unwrap_or(0).max(0) as u64)
+    }
+
+    fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
+        let prefix = self.key(&format!("{}/", dir.trim_end_matches('/')));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let r = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.cfg.bucket)
+                        .prefix(&prefix)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .map_err(|e| self.err(dir, e))?;
+            for o in r.contents() {
+                if let Some(k) = o.key().and_then(|k| k.strip_prefix(&prefix)) {
+                    out.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            match r.next_continuation_token() {
+                Some(t) if r.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> StorageResult<()> {
+        // S3 deletes a missing key without complaint; the contract says NotFound.
+        self.stat(path)?;
+        self.rt
+            .block_on(
+                self.client
+                    .delete_object()
+                    .bucket(&self.cfg.bucket)
+                    .key(self.key(path))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(path, e))
+    }
+}
