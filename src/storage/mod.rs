@@ -8,11 +8,13 @@ pub mod conformance;
 mod local;
 mod memory;
 mod retry;
+#[cfg(feature = "cloud")]
 mod s3;
 
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use retry::{RetryPolicy, Retrying};
+#[cfg(feature = "cloud")]
 pub use s3::{S3Backend, S3Config};
 
 use std::fmt;
