@@ -103,6 +103,14 @@ impl PgTarget {
     }
 }
 
+/// A repository's place: a local folder or a cloud destination.
+#[derive(Debug)]
+pub enum RepoLocation {
+    Local(PathBuf),
+    #[cfg(feature = "cloud")]
+    S3(crate::storage::S3Config),
+}
+
 /// Flags that bear on settings.
 #[derive(Debug, Default, Clone)]
 pub struct Flags {
@@ -187,17 +195,23 @@ impl Settings {
         })
     }
 
-    /// The repository folder, or a usage error saying how to name one.
-    pub fn repo_path(&self) -> Result<PathBuf> {
+    /// Where the repository is, or a usage error saying how to name one.
+    pub fn repo_location(&self) -> Result<RepoLocation> {
         let r = self.repo.as_deref().ok_or_else(|| {
             Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
         })?;
+        #[cfg(feature = "cloud")]
+        if r.starts_with("s3://") {
+            return crate::storage::S3Config::from_url(r)
+                .map(RepoLocation::S3)
+                .ok_or_else(|| Error::Usage(format!("{r}: expected s3://BUCKET/PREFIX")));
+        }
         if r.contains("://") {
             return Err(Error::Usage(format!(
-                "{r}: only local repositories are supported by this version"
+                "{r}: this version reads local folders and s3://BUCKET/PREFIX (drive:// comes with issue #4)"
             )));
         }
-        Ok(PathBuf::from(r))
+        Ok(RepoLocation::Local(PathBuf::from(r)))
     }
 
     /// Read the password from its source; `confirm` asks twice at a prompt.

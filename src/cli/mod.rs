@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Flags, Settings};
+use crate::config::{Flags, RepoLocation, Settings};
 use crate::error::{exit, Result};
 use crate::repo::Repository;
-use crate::storage::LocalBackend;
+use crate::storage::{Backend, LocalBackend, RetryPolicy, Retrying};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,7 +25,7 @@ use crate::storage::LocalBackend;
     about = "Encrypted, deduplicating backups of a clinic's database and uploads"
 )]
 pub struct Cli {
-    /// Repository: a folder (default: $BACKUP_DIR/repository).
+    /// Repository: a folder (default: $BACKUP_DIR/repository) or s3://BUCKET/PREFIX.
     #[arg(long, global = true, value_name = "LOCATION")]
     pub repo: Option<String>,
     /// Read the password from this file (also HCBACKUP_PASSWORD_FILE).
@@ -103,8 +103,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn backend(&self) -> Result<Arc<LocalBackend>> {
-        Ok(Arc::new(LocalBackend::new(self.settings.repo_path()?)))
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        Ok(match self.settings.repo_location()? {
+            RepoLocation::Local(p) => Arc::new(LocalBackend::new(p)),
+            #[cfg(feature = "cloud")]
+            RepoLocation::S3(cfg) => {
+                let s3 = crate::storage::S3Backend::new(cfg)?;
+                Arc::new(Retrying::new(Arc::new(s3), RetryPolicy::default()))
+            }
+        })
     }
 
     pub fn open(&self) -> Result<Repository> {

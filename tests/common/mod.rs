@@ -44,6 +44,11 @@ impl Env {
 
     /// The binary with a clean environment: the test password, a private cache, cheap KDF.
     pub fn cmd(&self) -> Command {
+        self.cmd_repo(self.repo.as_os_str())
+    }
+
+    /// `cmd` on another repository location (a cloud one, say).
+    pub fn cmd_repo(&self, repo: &std::ffi::OsStr) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hcbackup"));
         for v in [
             "BACKUP_DIR",
@@ -68,7 +73,7 @@ impl Env {
             .env("HCBACKUP_TEST_KDF", "1")
             .current_dir(self.dir.path())
             .arg("--repo")
-            .arg(&self.repo)
+            .arg(repo)
             .stdin(std::process::Stdio::null());
         c
     }
