@@ -104,7 +104,7 @@ impl PgTarget {
 }
 
 /// A repository's place: a local folder or a cloud destination.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RepoLocation {
     Local(PathBuf),
     #[cfg(feature = "cloud")]
@@ -138,6 +138,8 @@ pub struct Settings {
     /// Databases to back up: the POSTGRES_* one first, then `[[postgres]]` tables.
     pub databases: Vec<PgTarget>,
     pub restore_test: RestoreTestConfig,
+    /// Where `snapshot` and `mirror` copy the repository (S3 when S3_BACKUP_BUCKET is set).
+    pub destinations: Vec<(String, RepoLocation)>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -192,6 +194,7 @@ impl Settings {
             password,
             databases,
             restore_test: file.restore_test,
+            destinations: destinations(),
         })
     }
 
@@ -278,6 +281,17 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
         return Err(Error::Usage(format!("{what} is empty")));
     }
     Ok(pw)
+}
+
+/// Mirror destinations from the seed's variables (Drive comes with issue #4's rest).
+fn destinations() -> Vec<(String, RepoLocation)> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(feature = "cloud")]
+    if let Some(s3) = crate::storage::S3Config::from_env() {
+        out.push(("s3".to_string(), RepoLocation::S3(s3)));
+    }
+    out
 }
 
 /// The seed's POSTGRES_* variables (when POSTGRES_DB is set), then `[[postgres]]`.

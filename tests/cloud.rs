@@ -70,3 +70,85 @@ fn a_repository_in_s3_snapshots_and_restores_from_a_fresh_machine() {
     assert_same_tree(&src, &target.join("uploads"));
     assert!(s3(&env, &repo, &["verify", "--read-data"]).contains("no problems"));
 }
+
+#[test]
+fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
+    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap();
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exames/tc.dcm"), &noise(3, 2 << 20));
+    write(&src.join("notas.txt"), &text(4, 50_000));
+    let mirror_cmd = |bucket: &str| {
+        let mut c = env.cmd();
+        c.env("AWS_ENDPOINT_URL", &endpoint)
+            .env("S3_BACKUP_BUCKET", bucket);
+        c
+    };
+
+    // The bucket does not exist yet: the local snapshot is saved, the exit code
+    // says the offsite copy failed, and the message names the destination and why.
+    let bucket = format!(
+        "hcb-mirror-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let o = mirror_cmd(&bucket)
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mirror to s3 FAILED") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+
+    // Once the bucket exists, `mirror` catches up; a second run sends nothing.
+    let ok = std::process::Command::new("curl")
+        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let o = mirror_cmd(&bucket)
+        .args(["--json", "mirror"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r[0]["copied"].as_u64().unwrap() >= 5, "{r}");
+    let o = mirror_cmd(&bucket)
+        .args(["--json", "mirror"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r[0]["copied"], 0, "{r}");
+
+    // The next snapshot mirrors by itself (exit 0), and the copy restores
+    // byte-exact on a machine that has lost the local repository and its cache.
+    write(&src.join("novo.txt"), b"consulta de hoje");
+    let o = mirror_cmd(&bucket)
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mirror to s3:"));
+    std::fs::remove_dir_all(&env.repo).unwrap();
+    std::fs::remove_dir_all(&env.cache).unwrap();
+    let repo = format!("s3://{bucket}/backups");
+    let list: serde_json::Value =
+        serde_json::from_str(&s3(&env, &repo, &["--json", "snapshots"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let target = env.path("from-s3");
+    s3(
+        &env,
+        &repo,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    );
+    assert_same_tree(&src, &target.join("uploads"));
+}

@@ -1,6 +1,7 @@
 //! The command line (clap): one file per command group; `render` is the only stdout writer.
 
 mod keys;
+mod mirror;
 mod progress;
 mod render;
 mod render_db;
@@ -65,6 +66,12 @@ pub enum Command {
     },
     /// Restore a snapshot's files into a folder and/or its database.
     Restore(restore::RestoreArgs),
+    /// Copy the repository to its destinations (S3 when S3_BACKUP_BUCKET is set).
+    Mirror {
+        /// A destination's name, or `all`.
+        #[arg(long, default_value = "all")]
+        destination: String,
+    },
     /// Write a snapshot's database dump to a file stock pg_restore reads.
     Export(restore::ExportArgs),
     /// Check that every snapshot can be restored (--read-data: read and check every
@@ -104,14 +111,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        Ok(match self.settings.repo_location()? {
-            RepoLocation::Local(p) => Arc::new(LocalBackend::new(p)),
-            #[cfg(feature = "cloud")]
-            RepoLocation::S3(cfg) => {
-                let s3 = crate::storage::S3Backend::new(cfg)?;
-                Arc::new(Retrying::new(Arc::new(s3), RetryPolicy::default()))
-            }
-        })
+        backend_at(self.settings.repo_location()?)
     }
 
     pub fn open(&self) -> Result<Repository> {
@@ -119,6 +119,18 @@ impl Ctx {
         let mut pw = || self.settings.read_password("repository password", false);
         Repository::open(backend, &mut pw, &self.settings.cache_dir)
     }
+}
+
+/// The backend for a location; cloud ones behind the retry decorator.
+pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
+    Ok(match loc {
+        RepoLocation::Local(p) => Arc::new(LocalBackend::new(p)),
+        #[cfg(feature = "cloud")]
+        RepoLocation::S3(cfg) => {
+            let s3 = crate::storage::S3Backend::new(cfg)?;
+            Arc::new(Retrying::new(Arc::new(s3), RetryPolicy::default()))
+        }
+    })
 }
 
 /// Run a parsed command line; returns the exit code.
@@ -157,6 +169,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Export(a) => restore::export(&ctx, a),
+        Command::Mirror { destination } => mirror::run(&ctx, &destination),
         Command::Key(k) => keys::run(&ctx, k),
         Command::Verify {
             read_data,

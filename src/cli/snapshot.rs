@@ -22,7 +22,7 @@ pub struct SnapshotArgs {
     /// Skip the databases: files only.
     #[arg(long)]
     pub no_postgres: bool,
-    /// Do not mirror to cloud destinations afterwards.
+    /// Do not mirror to the destinations (S3_BACKUP_BUCKET) afterwards.
     #[arg(long)]
     pub no_mirror: bool,
 }
@@ -69,9 +69,20 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     progress.finish();
     let entry = result?;
     render::snapshot_done(ctx, &entry);
-    Ok(if entry.snapshot.incomplete() {
+    let mut code = if entry.snapshot.incomplete() {
         exit::INCOMPLETE
     } else {
         exit::OK
-    })
+    };
+    // A local success never hides an offsite failure.
+    if !a.no_mirror && !ctx.settings.destinations.is_empty() {
+        let mirrored = super::mirror::mirror_to(ctx, "all", !ctx.json).unwrap_or_else(|e| {
+            eprintln!("hcbackup: mirror FAILED: {e}");
+            exit::ERROR
+        });
+        if mirrored != exit::OK && code == exit::OK {
+            code = exit::ERROR;
+        }
+    }
+    Ok(code)
 }

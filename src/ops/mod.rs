@@ -4,6 +4,7 @@ pub mod archive;
 pub mod database;
 pub mod db_restore;
 pub mod ls;
+pub mod mirror;
 pub mod restore;
 pub mod restore_test;
 pub mod snapshot;

@@ -44,12 +44,26 @@ impl S3Config {
         if bucket.is_empty() {
             return None;
         }
+        Some(S3Config::with_env(bucket, prefix))
+    }
+
+    /// The seed's mirror: bucket `S3_BACKUP_BUCKET`, prefix `S3_BACKUP_PREFIX`
+    /// (default `backups/`), the rest from the environment as in `from_url`.
+    pub fn from_env() -> Option<S3Config> {
+        let bucket = std::env::var("S3_BACKUP_BUCKET")
+            .ok()
+            .filter(|v| !v.is_empty())?;
+        let prefix = std::env::var("S3_BACKUP_PREFIX").unwrap_or_else(|_| "backups/".into());
+        Some(S3Config::with_env(&bucket, &prefix))
+    }
+
+    fn with_env(bucket: &str, prefix: &str) -> S3Config {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
             prefix.push('/');
         }
-        Some(S3Config {
+        S3Config {
             bucket: bucket.to_string(),
             prefix,
             region: env("S3_BACKUP_REGION").or_else(|| env("AWS_REGION")),
@@ -57,7 +71,7 @@ impl S3Config {
             force_path_style: env("S3_FORCE_PATH_STYLE").map(|v| v != "false" && v != "0"),
             sse: env("S3_SSE").is_none_or(|v| v != "off"),
             storage_class: env("S3_STORAGE_CLASS"),
-        })
+        }
     }
 }
 

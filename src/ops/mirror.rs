@@ -1,0 +1,108 @@
+//! `mirror`: copy what a destination lacks, in the order that keeps it a valid
+//! repository at every moment: config and keys, then packs, then index objects,
+//! then snapshots (a snapshot reaches a copy only after everything it needs).
+//!
+//! What the destination holds is read from its own listing, so an interrupted
+//! mirror simply resumes. A pack is checked against its name (the BLAKE3 of its
+//! bytes) before it leaves, so a damaged local pack is never copied; every upload
+//! is checked by the destination (S3: SHA-256 checksum) and its size read back.
+//! Locks are not mirrored.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::storage::Backend;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MirrorReport {
+    pub destination: String,
+    pub copied: u64,
+    pub bytes: u64,
+    /// Objects the destination already had.
+    pub present: u64,
+    /// Objects that could not be copied, with the reason.
+    pub failures: Vec<String>,
+}
+
+/// The folders mirrored, in order; `config` first of all.
+const ORDER: &[&str] = &["keys", "packs", "index", "snapshots"];
+
+pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
+    let mut r = MirrorReport {
+        destination: name.to_string(),
+        ..Default::default()
+    };
+    // The config first: without it the copy is no repository at all.
+    match dest.stat("config") {
+        Ok(_) => r.present += 1,
+        Err(crate::storage::StorageError::NotFound(_)) => {
+            let c = src.get("config")?;
+            dest.put("config", &c)?;
+            r.copied += 1;
+            r.bytes += c.len() as u64;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for dir in ORDER {
+        let have: HashMap<String, u64> = dest.list(dir)?.into_iter().collect();
+        let want: Vec<(String, u64)> = src
+            .list(dir)?
+            .into_iter()
+            .filter(|(n, size)| {
+                let there = have.get(n) == Some(size);
+                if there {
+                    r.present += 1;
+                }
+                !there
+            })
+            .collect();
+        let results: Vec<std::result::Result<u64, String>> = want
+            .par_iter()
+            .map(|(n, size)| copy(src, dest, dir, n, *size))
+            .collect();
+        let failed_before = r.failures.len();
+        for res in results {
+            match res {
+                Ok(b) => {
+                    r.copied += 1;
+                    r.bytes += b;
+                }
+                Err(e) => r.failures.push(e),
+            }
+        }
+        // Never send index objects or snapshots that name packs the copy lacks.
+        if r.failures.len() > failed_before {
+            break;
+        }
+    }
+    Ok(r)
+}
+
+fn copy(
+    src: &dyn Backend,
+    dest: &dyn Backend,
+    dir: &str,
+    name: &str,
+    size: u64,
+) -> std::result::Result<u64, String> {
+    let path = format!("{dir}/{name}");
+    let data = src
+        .get(&path)
+        .map_err(|e| format!("{path}: reading it here: {e}"))?;
+    if dir == "packs" {
+        let id = name.rsplit('/').next().unwrap_or(name);
+        if blake3::hash(&data).to_hex().as_str() != id {
+            return Err(format!(
+                "{path}: the local copy is damaged (its bytes do not match its name); not mirrored — run `hcbackup verify --read-data`"
+            ));
+        }
+    }
+    dest.put(&path, &data).map_err(|e| format!("{path}: {e}"))?;
+    match dest.stat(&path) {
+        Ok(n) if n == size && n == data.len() as u64 => Ok(n),
+        Ok(n) => Err(format!("{path}: the copy has {n} bytes, {size} were sent")),
+        Err(e) => Err(format!("{path}: checking the copy: {e}")),
+    }
+}
