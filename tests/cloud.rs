@@ -140,6 +140,21 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("mirror to s3:"));
     std::fs::remove_dir_all(&env.repo).unwrap();
     std::fs::remove_dir_all(&env.cache).unwrap();
+    // `restore --from s3` with the local repository gone.
+    let via_from = env.path("via-from");
+    let o = mirror_cmd(&bucket)
+        .args([
+            "restore",
+            "latest",
+            "--from",
+            "s3",
+            "--target",
+            via_from.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tree(&src, &via_from.join("uploads"));
     let repo = format!("s3://{bucket}/backups");
     let list: serde_json::Value =
         serde_json::from_str(&s3(&env, &repo, &["--json", "snapshots"])).unwrap();

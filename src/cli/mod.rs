@@ -114,6 +114,29 @@ impl Ctx {
         backend_at(self.settings.repo_location()?)
     }
 
+    /// The copy at destination `name` (from S3_BACKUP_BUCKET, …) as a repository.
+    pub fn open_destination(&self, name: &str) -> Result<Repository> {
+        let (_, loc) = self
+            .settings
+            .destinations
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| {
+                crate::Error::Usage(format!(
+                    "--from {name}: no such destination (known: {}); S3 needs S3_BACKUP_BUCKET",
+                    self.settings
+                        .destinations
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let backend = backend_at(loc.clone())?;
+        let mut pw = || self.settings.read_password("repository password", false);
+        Repository::open(backend, &mut pw, &self.settings.cache_dir)
+    }
+
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let mut pw = || self.settings.read_password("repository password", false);

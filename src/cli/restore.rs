@@ -43,6 +43,9 @@ pub struct RestoreArgs {
     /// With --db: also restore roles and tablespaces (pg_dumpall --globals-only).
     #[arg(long, requires = "db")]
     pub globals: bool,
+    /// Restore from a destination's copy (e.g. `s3`) instead of the local repository.
+    #[arg(long, value_name = "DEST")]
+    pub from: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
@@ -55,7 +58,10 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         Some(name) => Some(db_target(ctx, name)?),
         None => None,
     };
-    let repo = ctx.open()?;
+    let repo = match &a.from {
+        None => ctx.open()?,
+        Some(name) => ctx.open_destination(name)?,
+    };
     let snap = repo.find_snapshot(&a.snapshot)?;
     let _lock = repo.lock(false, "restore")?;
     let mut code = exit::OK;
