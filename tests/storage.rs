@@ -80,3 +80,38 @@ fn an_unreachable_s3_server_is_a_transient_failure() {
     let e = b.get("config").unwrap_err();
     assert!(matches!(e, StorageError::Transient(_)), "{e:?}");
 }
+
+#[test]
+fn a_mirror_never_mixes_into_another_repository() {
+    let a = MemoryBackend::new();
+    let b = MemoryBackend::new();
+    a.put("config", b"{\"id\":\"a\"}").unwrap();
+    a.put("packs/ab/x", b"not a real pack").unwrap();
+    b.put("config", b"{\"id\":\"b\"}").unwrap();
+    let e = hcbackup::ops::mirror::run(&a, &b, "b").unwrap_err();
+    assert!(e.to_string().contains("holds another repository"), "{e}");
+    assert!(b.list("packs").unwrap().is_empty());
+}
+
+#[test]
+fn a_damaged_local_pack_is_not_mirrored_and_stops_later_folders() {
+    let a = MemoryBackend::new();
+    let b = MemoryBackend::new();
+    a.put("config", b"{}").unwrap();
+    let good = b"a pack's bytes";
+    let name = blake3::hash(good).to_hex().to_string();
+    a.put(&format!("packs/{}/{name}", &name[..2]), good)
+        .unwrap();
+    a.put(
+        &format!("packs/{}/{}", &name[..2], "0".repeat(64)),
+        b"damaged",
+    )
+    .unwrap();
+    a.put("index/i1", b"index").unwrap();
+    a.put("snapshots/s1", b"snapshot").unwrap();
+    let r = hcbackup::ops::mirror::run(&a, &b, "b").unwrap();
+    assert_eq!(r.failures.len(), 1, "{r:?}");
+    assert!(r.failures[0].contains("damaged"), "{r:?}");
+    assert_eq!(b.list("packs").unwrap().len(), 1);
+    assert!(b.list("index").unwrap().is_empty() && b.list("snapshots").unwrap().is_empty());
+}

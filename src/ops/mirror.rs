@@ -34,14 +34,21 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
         destination: name.to_string(),
         ..Default::default()
     };
-    // The config first: without it the copy is no repository at all.
-    match dest.stat("config") {
-        Ok(_) => r.present += 1,
+    // The config first: without it the copy is no repository at all. A different
+    // config there means another repository: never mix objects into it.
+    let config = src.get("config")?;
+    match dest.get("config") {
+        Ok(theirs) if theirs == config => r.present += 1,
+        Ok(_) => {
+            return Err(crate::Error::Failed(format!(
+                "{} holds another repository (its config differs): choose another bucket or prefix",
+                dest.location()
+            )))
+        }
         Err(crate::storage::StorageError::NotFound(_)) => {
-            let c = src.get("config")?;
-            dest.put("config", &c)?;
+            dest.put("config", &config)?;
             r.copied += 1;
-            r.bytes += c.len() as u64;
+            r.bytes += config.len() as u64;
         }
         Err(e) => return Err(e.into()),
     }
