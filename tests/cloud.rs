@@ -167,3 +167,75 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
     );
     assert_same_tree(&src, &target.join("uploads"));
 }
+
+#[test]
+fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
+    use common::faults::{Fault, FaultProxy};
+    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap();
+    let proxy = FaultProxy::start(&endpoint);
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("video.mp4"), &noise(7, 20 << 20));
+    write(&src.join("laudo.txt"), &text(8, 80_000));
+    let repo = s3_repo();
+    let bucket = repo
+        .trim_start_matches("s3://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let via_proxy = |args: &[&str]| {
+        env.cmd()
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .env("S3_BACKUP_BUCKET", &bucket)
+            .env("HCBACKUP_RETRIES", "4")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // 503s and 429s on the first connections: the retries carry the mirror through.
+    proxy.set(Fault::Status { code: 503, n: 3 });
+    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        proxy.set(Fault::Status { code: 429, n: 2 }),
+        3,
+        "three 503s were served"
+    );
+    write(&src.join("novo.txt"), b"x");
+    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A server that keeps failing: the local snapshot is saved, the exit code and the
+    // message name the offsite failure.
+    assert_eq!(proxy.set(Fault::Always(503)), 2, "two 429s were served");
+    write(&src.join("outro.txt"), b"y");
+    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mirror to s3 FAILED") && err.contains("gave up after 4 attempts"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 3);
+
+    // The server is back: `mirror` completes, and a restore through connections cut
+    // in the middle of their responses still comes out byte-exact.
+    assert!(proxy.set(Fault::None) >= 4);
+    let o = via_proxy(&["mirror"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    proxy.set(Fault::CutAfter { bytes: 3000, n: 3 });
+    let target = env.path("restored");
+    let o = via_proxy(&[
+        "restore",
+        "latest",
+        "--from",
+        "s3",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tree(&src, &target.join("uploads"));
+    assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
+}

@@ -17,9 +17,14 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// 6 attempts, or HCBACKUP_RETRIES.
     fn default() -> Self {
         RetryPolicy {
-            attempts: 6,
+            attempts: std::env::var("HCBACKUP_RETRIES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n >= 1)
+                .unwrap_or(6),
             first_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
         }

@@ -107,6 +107,8 @@ impl S3Backend {
             b = b.region(aws_config::Region::new("us-east-1"));
         }
         b = b.force_path_style(cfg.force_path_style.unwrap_or(cfg.endpoint.is_some()));
+        // One retry layer, ours (`storage::Retrying`), with one policy for every backend.
+        b = b.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
         let client = Client::from_conf(b.build());
         Ok(S3Backend { rt, client, cfg })
     }

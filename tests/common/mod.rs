@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod data;
+pub mod faults;
 pub mod pg;
 #[allow(unused_imports)]
 pub use data::{noise, text};
