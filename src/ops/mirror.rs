@@ -26,6 +26,9 @@ pub struct MirrorReport {
     pub failures: Vec<String>,
 }
 
+/// Objects in flight at once (each up to one pack, about 16 MiB, in memory).
+const TRANSFERS: usize = 8;
+
 /// The folders mirrored, in order; `config` first of all.
 const ORDER: &[&str] = &["keys", "packs", "index", "snapshots"];
 
@@ -52,6 +55,10 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
         }
         Err(e) => return Err(e.into()),
     }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(TRANSFERS)
+        .build()
+        .map_err(|e| crate::Error::Failed(format!("starting the mirror's transfers: {e}")))?;
     for dir in ORDER {
         let have: HashMap<String, u64> = dest.list(dir)?.into_iter().collect();
         let want: Vec<(String, u64)> = src
@@ -65,10 +72,12 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
                 !there
             })
             .collect();
-        let results: Vec<std::result::Result<u64, String>> = want
-            .par_iter()
-            .map(|(n, size)| copy(src, dest, dir, n, *size))
-            .collect();
+        // Transfers wait on the network, not the CPU: more of them than cores.
+        let results: Vec<std::result::Result<u64, String>> = pool.install(|| {
+            want.par_iter()
+                .map(|(n, size)| copy(src, dest, dir, n, *size))
+                .collect()
+        });
         let failed_before = r.failures.len();
         for res in results {
             match res {
