@@ -1,9 +1,10 @@
-//! hcbackup: an encrypted, deduplicating backup engine for a clinic's uploads (and,
-//! in later steps, its PostgreSQL database), built for 20 years of retention.
+//! hcbackup: an encrypted, deduplicating backup engine for a clinic's uploads and
+//! its PostgreSQL database, mirrored to the cloud, built for 20 years of retention.
 //!
 //! Layers, bottom to top: `id`/`error`/`config` → `crypto`, `chunker`, `model`,
-//! `storage` → `codec` → `pack`, `catalog` → `repo` → `ops` → `cli`. Storage never
-//! sees a key or plaintext; only `cli` prints.
+//! `storage` (local, memory, S3, retries) → `codec` → `pack`, `catalog` → `repo` →
+//! `source` (files), `pg` (the database, its dump and restore) → `ops` → `cli`.
+//! Storage never sees a key or plaintext; only `cli` prints.
 
 pub mod catalog;
 pub mod chunker;

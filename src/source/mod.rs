@@ -1,4 +1,4 @@
-//! Sources of a snapshot. For now the file trees (`fs`); the database streams come
-//! with the PostgreSQL source. Nothing here knows about repositories.
+//! Sources of a snapshot: the file trees (`fs`). The database is dumped by `pg`.
+//! Nothing here knows about repositories.
 
 pub mod fs;
