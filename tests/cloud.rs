@@ -4,27 +4,15 @@
 
 mod common;
 
+use common::s3 as moto;
 use common::{assert_same_tree, noise, text, write, Env};
 
 fn s3_repo() -> String {
-    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-        panic!("HCBACKUP_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the S3 server")
-    });
-    let bucket = format!(
-        "hcb-repo-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let o = std::process::Command::new("curl")
-        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "creating bucket {bucket}");
-    format!("s3://{bucket}/clinic")
+    format!("s3://{}/clinic", moto::new_bucket("hcb-repo"))
 }
 
 fn s3(env: &Env, repo: &str, args: &[&str]) -> String {
-    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap();
+    let endpoint = moto::endpoint();
     let o = env
         .cmd_repo(repo.as_ref())
         .env("AWS_ENDPOINT_URL", endpoint)
@@ -73,7 +61,7 @@ fn a_repository_in_s3_snapshots_and_restores_from_a_fresh_machine() {
 
 #[test]
 fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
-    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap();
+    let endpoint = moto::endpoint();
     let env = Env::new();
     let src = env.path("uploads");
     write(&src.join("exames/tc.dcm"), &noise(3, 2 << 20));
@@ -87,11 +75,7 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
 
     // The bucket does not exist yet: the local snapshot is saved, the exit code
     // says the offsite copy failed, and the message names the destination and why.
-    let bucket = format!(
-        "hcb-mirror-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
+    let bucket = moto::bucket_name("hcb-mirror");
     let o = mirror_cmd(&bucket)
         .args(["snapshot", src.to_str().unwrap()])
         .output()
@@ -110,11 +94,7 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 
     // Once the bucket exists, `mirror` catches up; a second run sends nothing.
-    let ok = std::process::Command::new("curl")
-        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    moto::create_bucket(&bucket);
     let o = mirror_cmd(&bucket)
         .args(["--json", "mirror"])
         .output()
@@ -171,7 +151,7 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
 #[test]
 fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
     use common::faults::{Fault, FaultProxy};
-    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap();
+    let endpoint = moto::endpoint();
     let proxy = FaultProxy::start(&endpoint);
     let env = Env::new();
     let src = env.path("uploads");

@@ -24,22 +24,12 @@ fn the_retry_decorator_keeps_the_contract() {
     conformance::run(&Retrying::new(inner, RetryPolicy::default()));
 }
 
-/// A fresh bucket on the S3 test server (moto, started by scripts/services.sh).
+#[path = "common/s3.rs"]
+mod s3test;
+
+/// A fresh bucket on the S3 test server, with the endpoint.
 fn s3_bucket() -> (String, String) {
-    let endpoint = std::env::var("HCBACKUP_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-        panic!("HCBACKUP_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the S3 server")
-    });
-    let bucket = format!("hcb-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let ok = std::process::Command::new("curl")
-        .args(["-fsS", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "creating bucket {bucket}: {}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    (endpoint, bucket)
+    (s3test::endpoint(), s3test::new_bucket("hcb"))
 }
 
 fn s3(endpoint: &str, bucket: &str) -> S3Backend {

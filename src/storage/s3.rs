@@ -160,6 +160,26 @@ impl S3Backend {
         }
     }
 
+    /// GetObject, whole or a `bytes=a-b` range, with the body read to the end.
+    fn fetch(&self, path: &str, range: Option<String>) -> StorageResult<Vec<u8>> {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .get_object()
+                .bucket(&self.cfg.bucket)
+                .key(self.key(path))
+                .set_range(range)
+                .send()
+                .await
+                .map_err(|e| self.err(path, e))?;
+            let body =
+                r.body.collect().await.map_err(|e| {
+                    StorageError::Transient(format!("{path}: reading the body: {e}"))
+                })?;
+            Ok(body.into_bytes().to_vec())
+        })
+    }
+
     async fn put_multipart(&self, key: &str, data: &[u8]) -> Result<(), (String, StorageError)> {
         let c = &self.client;
         let mut create = c
@@ -263,21 +283,7 @@ impl Backend for S3Backend {
     }
 
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
-        self.rt.block_on(async {
-            let r = self
-                .client
-                .get_object()
-                .bucket(&self.cfg.bucket)
-                .key(self.key(path))
-                .send()
-                .await
-                .map_err(|e| self.err(path, e))?;
-            let body =
-                r.body.collect().await.map_err(|e| {
-                    StorageError::Transient(format!("{path}: reading the body: {e}"))
-                })?;
-            Ok(body.into_bytes().to_vec())
-        })
+        self.fetch(path, None)
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
@@ -286,34 +292,15 @@ impl Backend for S3Backend {
             return Ok(Vec::new());
         }
         let range = format!("bytes={}-{}", offset, offset + len as u64 - 1);
-        let data = self.rt.block_on(async {
-            let r = self
-                .client
-                .get_object()
-                .bucket(&self.cfg.bucket)
-                .key(self.key(path))
-                .range(range)
-                .send()
-                .await
-                .map_err(|e| match self.err(path, e) {
-                    // 416: the range starts past the end.
-                    StorageError::Permanent(m) if m.contains("InvalidRange") => {
-                        StorageError::Permanent(format!(
-                            "{path}: shorter than expected (truncated?)"
-                        ))
-                    }
-                    other => other,
-                })?;
-            let body =
-                r.body.collect().await.map_err(|e| {
-                    StorageError::Transient(format!("{path}: reading the body: {e}"))
-                })?;
-            Ok::<_, StorageError>(body.into_bytes().to_vec())
+        let short =
+            || StorageError::Permanent(format!("{path}: shorter than expected (truncated?)"));
+        let data = self.fetch(path, Some(range)).map_err(|e| match e {
+            // 416: the range starts past the end.
+            StorageError::Permanent(m) if m.contains("InvalidRange") => short(),
+            other => other,
         })?;
         if data.len() != len as usize {
-            return Err(StorageError::Permanent(format!(
-                "{path}: shorter than expected (truncated?)"
-            )));
+            return Err(short());
         }
         Ok(data)
     }

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 mod data;
 pub mod faults;
 pub mod pg;
+pub mod s3;
 #[allow(unused_imports)]
 pub use data::{noise, text};
 
