@@ -5,12 +5,16 @@
 //! Backends translate their own failures into [`StorageError`] at the edge.
 
 pub mod conformance;
+#[cfg(feature = "cloud")]
+mod drive;
 mod local;
 mod memory;
 mod retry;
 #[cfg(feature = "cloud")]
 mod s3;
 
+#[cfg(feature = "cloud")]
+pub use drive::{DriveBackend, DriveConfig};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use retry::{RetryPolicy, Retrying};
