@@ -109,6 +109,8 @@ pub enum RepoLocation {
     Local(PathBuf),
     #[cfg(feature = "cloud")]
     S3(crate::storage::S3Config),
+    #[cfg(feature = "cloud")]
+    Drive(crate::storage::DriveConfig),
 }
 
 /// Flags that bear on settings.
@@ -138,7 +140,8 @@ pub struct Settings {
     /// Databases to back up: the POSTGRES_* one first, then `[[postgres]]` tables.
     pub databases: Vec<PgTarget>,
     pub restore_test: RestoreTestConfig,
-    /// Where `snapshot` and `mirror` copy the repository (S3 when S3_BACKUP_BUCKET is set).
+    /// Where `snapshot` and `mirror` copy the repository (S3 when S3_BACKUP_BUCKET is
+    /// set, Google Drive when GOOGLE_DRIVE_BACKUP_FOLDER is).
     pub destinations: Vec<(String, RepoLocation)>,
 }
 
@@ -209,9 +212,15 @@ impl Settings {
                 .map(RepoLocation::S3)
                 .ok_or_else(|| Error::Usage(format!("{r}: expected s3://BUCKET/PREFIX")));
         }
+        #[cfg(feature = "cloud")]
+        if r.starts_with("drive://") {
+            return crate::storage::DriveConfig::from_url(r)
+                .map(RepoLocation::Drive)
+                .ok_or_else(|| Error::Usage(format!("{r}: expected drive://FOLDER_ID")));
+        }
         if r.contains("://") {
             return Err(Error::Usage(format!(
-                "{r}: this version reads local folders and s3://BUCKET/PREFIX (drive:// comes with issue #4)"
+                "{r}: a repository is a local folder, s3://BUCKET/PREFIX or drive://FOLDER_ID"
             )));
         }
         Ok(RepoLocation::Local(PathBuf::from(r)))
@@ -283,13 +292,18 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
     Ok(pw)
 }
 
-/// Mirror destinations from the seed's variables (Drive comes with issue #4's rest).
+/// Mirror destinations from the seed's variables: `s3` when S3_BACKUP_BUCKET is
+/// set, `drive` when GOOGLE_DRIVE_BACKUP_FOLDER is.
 fn destinations() -> Vec<(String, RepoLocation)> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(feature = "cloud")]
     if let Some(s3) = crate::storage::S3Config::from_env() {
         out.push(("s3".to_string(), RepoLocation::S3(s3)));
+    }
+    #[cfg(feature = "cloud")]
+    if let Some(d) = crate::storage::DriveConfig::from_env() {
+        out.push(("drive".to_string(), RepoLocation::Drive(d)));
     }
     out
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use hcbackup::storage::{
-    conformance, Backend, LocalBackend, MemoryBackend, RetryPolicy, Retrying, S3Backend, S3Config,
-    StorageError,
+    conformance, Backend, LocalBackend, MemoryBackend, PackCache, RetryPolicy, Retrying, S3Backend,
+    S3Config, StorageError,
 };
 
 #[test]
@@ -22,6 +22,73 @@ fn local_backend_keeps_the_contract() {
 fn the_retry_decorator_keeps_the_contract() {
     let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     conformance::run(&Retrying::new(inner, RetryPolicy::default()));
+}
+
+#[test]
+fn the_pack_cache_keeps_the_contract_and_fetches_a_pack_once() {
+    conformance::run(&PackCache::new(Arc::new(MemoryBackend::new())));
+
+    /// Counts whole-object reads.
+    struct Counting(MemoryBackend, std::sync::atomic::AtomicUsize);
+    impl Backend for Counting {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        fn put(&self, p: &str, d: &[u8]) -> hcbackup::storage::StorageResult<()> {
+            self.0.put(p, d)
+        }
+        fn get(&self, p: &str) -> hcbackup::storage::StorageResult<Vec<u8>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.get(p)
+        }
+        fn get_range(&self, p: &str, o: u64, l: u32) -> hcbackup::storage::StorageResult<Vec<u8>> {
+            panic!("a range of {p} ({o}+{l}) went to the destination")
+        }
+        fn stat(&self, p: &str) -> hcbackup::storage::StorageResult<u64> {
+            self.0.stat(p)
+        }
+        fn list(&self, d: &str) -> hcbackup::storage::StorageResult<Vec<(String, u64)>> {
+            self.0.list(d)
+        }
+        fn delete(&self, p: &str) -> hcbackup::storage::StorageResult<()> {
+            self.0.delete(p)
+        }
+    }
+    let inner = Arc::new(Counting(MemoryBackend::new(), Default::default()));
+    let packs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1 << 20]).collect();
+    for (i, p) in packs.iter().enumerate() {
+        inner.put(&format!("packs/0{i}/p{i}"), p).unwrap();
+    }
+    // Room for two packs: 64 reads of each of two packs, from 8 threads, fetch each once.
+    let cache = PackCache::with_limit(inner.clone(), 2 << 20);
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let cache = &cache;
+            s.spawn(move || {
+                for k in 0..16u32 {
+                    let i = ((t + k) % 2) as usize;
+                    let off = (k * 4096) as u64;
+                    assert_eq!(
+                        cache
+                            .get_range(&format!("packs/0{i}/p{i}"), off, 100)
+                            .unwrap(),
+                        vec![i as u8; 100]
+                    );
+                }
+            });
+        }
+    });
+    assert_eq!(inner.1.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A third pack evicts the least recently used; a range past the end is an error.
+    let reads = || inner.1.load(std::sync::atomic::Ordering::SeqCst);
+    cache.get_range("packs/00/p0", 0, 1).unwrap();
+    cache.get_range("packs/02/p2", 0, 1).unwrap();
+    assert_eq!(reads(), 3);
+    cache.get_range("packs/00/p0", 0, 1).unwrap();
+    assert_eq!(reads(), 3, "p0 was used last and stays");
+    cache.get_range("packs/01/p1", 0, 1).unwrap();
+    assert_eq!(reads(), 4, "p1 was evicted");
+    assert!(cache.get_range("packs/00/p0", (1 << 20) - 1, 2).is_err());
 }
 
 #[path = "common/s3.rs"]

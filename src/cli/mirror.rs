@@ -21,7 +21,7 @@ pub fn mirror_to(ctx: &Ctx, which: &str, print: bool) -> Result<i32> {
         .collect();
     if chosen.is_empty() {
         return Err(Error::Usage(if ctx.settings.destinations.is_empty() {
-            "no destinations: set S3_BACKUP_BUCKET (and AWS_* credentials) to mirror to S3".into()
+            "no destinations: set S3_BACKUP_BUCKET (and AWS_* credentials) to mirror to S3, GOOGLE_DRIVE_BACKUP_FOLDER (and GOOGLE_CREDENTIALS) to mirror to Google Drive".into()
         } else {
             format!("no destination named {which}")
         }));

@@ -26,7 +26,7 @@ use crate::storage::{Backend, LocalBackend, RetryPolicy, Retrying};
     about = "Encrypted, deduplicating backups of a clinic's database and uploads"
 )]
 pub struct Cli {
-    /// Repository: a folder (default: $BACKUP_DIR/repository) or s3://BUCKET/PREFIX.
+    /// Repository: a folder (default: $BACKUP_DIR/repository), s3://BUCKET/PREFIX or drive://FOLDER_ID.
     #[arg(long, global = true, value_name = "LOCATION")]
     pub repo: Option<String>,
     /// Read the password from this file (also HCBACKUP_PASSWORD_FILE).
@@ -66,7 +66,7 @@ pub enum Command {
     },
     /// Restore a snapshot's files into a folder and/or its database.
     Restore(restore::RestoreArgs),
-    /// Copy the repository to its destinations (S3 when S3_BACKUP_BUCKET is set).
+    /// Copy the repository to its destinations (S3 when S3_BACKUP_BUCKET is set, Google Drive when GOOGLE_DRIVE_BACKUP_FOLDER is).
     Mirror {
         /// A destination's name, or `all`.
         #[arg(long, default_value = "all")]
@@ -123,7 +123,7 @@ impl Ctx {
             .find(|(n, _)| n == name)
             .ok_or_else(|| {
                 crate::Error::Usage(format!(
-                    "--from {name}: no such destination (known: {}); S3 needs S3_BACKUP_BUCKET",
+                    "--from {name}: no such destination (known: {}); S3 needs S3_BACKUP_BUCKET, Google Drive GOOGLE_DRIVE_BACKUP_FOLDER",
                     self.settings
                         .destinations
                         .iter()
@@ -144,14 +144,26 @@ impl Ctx {
     }
 }
 
-/// The backend for a location; cloud ones behind the retry decorator.
+/// A cloud backend behind the retry decorator, and blob reads served from whole packs.
+#[cfg(feature = "cloud")]
+fn remote(b: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(b, RetryPolicy::default()));
+    Arc::new(crate::storage::PackCache::new(retrying))
+}
+
+/// The backend for a location; cloud ones behind the retry decorator and the pack cache.
 pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     Ok(match loc {
         RepoLocation::Local(p) => Arc::new(LocalBackend::new(p)),
         #[cfg(feature = "cloud")]
         RepoLocation::S3(cfg) => {
             let s3 = crate::storage::S3Backend::new(cfg)?;
-            Arc::new(Retrying::new(Arc::new(s3), RetryPolicy::default()))
+            remote(Arc::new(s3))
+        }
+        #[cfg(feature = "cloud")]
+        RepoLocation::Drive(cfg) => {
+            let drive = crate::storage::DriveBackend::new(cfg)?;
+            remote(Arc::new(drive))
         }
     })
 }

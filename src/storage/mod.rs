@@ -9,6 +9,7 @@ pub mod conformance;
 mod drive;
 mod local;
 mod memory;
+mod pack_cache;
 mod retry;
 #[cfg(feature = "cloud")]
 mod s3;
@@ -17,6 +18,7 @@ mod s3;
 pub use drive::{DriveBackend, DriveConfig};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+pub use pack_cache::PackCache;
 pub use retry::{RetryPolicy, Retrying};
 #[cfg(feature = "cloud")]
 pub use s3::{S3Backend, S3Config};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod data;
+pub mod drive;
 pub mod faults;
 pub mod pg;
 pub mod s3;
@@ -67,6 +68,10 @@ impl Env {
             "POSTGRES_DB",
             "PGPASSWORD",
             "HCBACKUP_PG_BIN",
+            "S3_BACKUP_BUCKET",
+            "GOOGLE_DRIVE_BACKUP_FOLDER",
+            "GOOGLE_CREDENTIALS",
+            "HCBACKUP_DRIVE_ROOT_URL",
         ] {
             c.env_remove(v);
         }
