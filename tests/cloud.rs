@@ -169,6 +169,7 @@ fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
             .env("AWS_ENDPOINT_URL", &proxy.endpoint)
             .env("S3_BACKUP_BUCKET", &bucket)
             .env("HCBACKUP_RETRIES", "4")
+            .env("HCBACKUP_CLOUD_TIMEOUT", "3")
             .args(args)
             .output()
             .unwrap()
@@ -187,9 +188,23 @@ fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
     let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // Answers that come after the 3 s timeout are abandoned and asked again.
+    assert_eq!(
+        proxy.set(Fault::Slow { ms: 6000, n: 2 }),
+        2,
+        "two 429s were served"
+    );
+    write(&src.join("lento.txt"), b"z");
+    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
     // A server that keeps failing: the local snapshot is saved, the exit code and the
     // message name the offsite failure.
-    assert_eq!(proxy.set(Fault::Always(503)), 2, "two 429s were served");
+    assert_eq!(
+        proxy.set(Fault::Always(503)),
+        2,
+        "two slow answers were served"
+    );
     write(&src.join("outro.txt"), b"y");
     let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -198,7 +213,7 @@ fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
         err.contains("mirror to s3 FAILED") && err.contains("gave up after 4 attempts"),
         "{err}"
     );
-    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 3);
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
 
     // The server is back: `mirror` completes, and a restore through connections cut
     // in the middle of their responses still comes out byte-exact.
@@ -216,6 +231,77 @@ fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
         target.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_tree(&src, &target.join("uploads"));
+    assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
+}
+
+#[test]
+fn drive_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
+    use common::drive::DriveServer;
+    use common::faults::{Fault, FaultProxy};
+    let drive = DriveServer::start();
+    let proxy = FaultProxy::start(&drive.root_url);
+    let root = format!("{}/", proxy.endpoint);
+    let folder = drive.shared_folder("clinic-backups");
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("video.mp4"), &noise(17, 12 << 20));
+    write(&src.join("laudo.txt"), &text(18, 80_000));
+    let via_proxy = |args: &[&str]| {
+        env.cmd()
+            .env("GOOGLE_DRIVE_BACKUP_FOLDER", &folder)
+            .env("GOOGLE_CREDENTIALS", drive.credentials_at(&root))
+            .env("HCBACKUP_DRIVE_ROOT_URL", &root)
+            .env("HCBACKUP_RETRIES", "4")
+            .env("HCBACKUP_CLOUD_TIMEOUT", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+
+    // 503s, then 429s, then answers that come after the 1 s timeout: retried through.
+    proxy.set(Fault::Status { code: 503, n: 3 });
+    assert!(ok(via_proxy(&["snapshot", src.to_str().unwrap()])).contains("mirror to drive:"));
+    assert_eq!(proxy.set(Fault::Status { code: 429, n: 2 }), 3);
+    write(&src.join("novo.txt"), b"x");
+    ok(via_proxy(&["snapshot", src.to_str().unwrap()]));
+    assert_eq!(proxy.set(Fault::Slow { ms: 2500, n: 2 }), 2);
+    write(&src.join("lento.txt"), b"z");
+    ok(via_proxy(&["snapshot", src.to_str().unwrap()]));
+    assert_eq!(
+        proxy.set(Fault::Always(503)),
+        2,
+        "two slow answers were served"
+    );
+
+    // A Drive that keeps failing: the local snapshot is saved, exit 1 names it.
+    write(&src.join("outro.txt"), b"y");
+    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mirror to drive FAILED") && err.contains("gave up after 4 attempts"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
+
+    // Back: `mirror` completes; a restore through cut connections is byte-exact.
+    assert!(proxy.set(Fault::None) >= 4);
+    ok(via_proxy(&["mirror"]));
+    proxy.set(Fault::CutAfter { bytes: 3000, n: 3 });
+    let target = env.path("restored");
+    ok(via_proxy(&[
+        "restore",
+        "latest",
+        "--from",
+        "drive",
+        "--target",
+        target.to_str().unwrap(),
+    ]));
     assert_same_tree(&src, &target.join("uploads"));
     assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
 }

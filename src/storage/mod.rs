@@ -96,6 +96,18 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// The longest one cloud request may take before it is abandoned (and retried):
+/// HCBACKUP_CLOUD_TIMEOUT seconds, 300 by default.
+pub fn cloud_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(
+        std::env::var("HCBACKUP_CLOUD_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(300),
+    )
+}
+
 /// The object path of a pack (`packs/ab/abcd…`).
 pub fn pack_path(id: &crate::id::PackId) -> String {
     let h = id.to_hex();

@@ -109,6 +109,13 @@ impl S3Backend {
         b = b.force_path_style(cfg.force_path_style.unwrap_or(cfg.endpoint.is_some()));
         // One retry layer, ours (`storage::Retrying`), with one policy for every backend.
         b = b.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+        // A server that stops answering is a transient failure, not a hang.
+        b = b.timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .operation_attempt_timeout(super::cloud_timeout())
+                .build(),
+        );
         let client = Client::from_conf(b.build());
         Ok(S3Backend { rt, client, cfg })
     }

@@ -1,6 +1,7 @@
 //! A TCP proxy on loopback that injects the faults clouds show: HTTP 503 (or 429)
-//! answers, connections cut in the middle of a response. Requests otherwise pass
-//! through to the real server (moto) untouched.
+//! answers, connections cut in the middle of a response, answers that come too
+//! late. Requests otherwise pass through to the real server (moto, or the Drive
+//! test server) untouched.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -17,6 +18,8 @@ pub enum Fault {
     Always(u16),
     /// Cut the next `n` connections after this many response bytes.
     CutAfter { bytes: usize, n: u32 },
+    /// Hold the next `n` connections this long before passing them through.
+    Slow { ms: u64, n: u32 },
 }
 
 pub struct FaultProxy {
@@ -48,7 +51,10 @@ impl FaultProxy {
                         Fault::CutAfter { bytes, n } if n > 1 => {
                             Fault::CutAfter { bytes, n: n - 1 }
                         }
-                        Fault::Status { .. } | Fault::CutAfter { .. } => Fault::None,
+                        Fault::Slow { ms, n } if n > 1 => Fault::Slow { ms, n: n - 1 },
+                        Fault::Status { .. } | Fault::CutAfter { .. } | Fault::Slow { .. } => {
+                            Fault::None
+                        }
                         other => other,
                     };
                     if now != Fault::None {
@@ -92,6 +98,9 @@ fn serve(mut client: TcpStream, upstream: &str, fault: Fault) {
         );
         let _ = client.shutdown(Shutdown::Both);
         return;
+    }
+    if let Fault::Slow { ms, .. } = fault {
+        std::thread::sleep(Duration::from_millis(ms));
     }
     let Ok(server) = TcpStream::connect(upstream) else {
         return;

@@ -89,11 +89,7 @@ impl DriveConfig {
             folder: folder.to_string(),
             credentials: env("GOOGLE_CREDENTIALS"),
             root_url,
-            timeout: Duration::from_secs(
-                env("HCBACKUP_CLOUD_TIMEOUT")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(300),
-            ),
+            timeout: super::cloud_timeout(),
         }
     }
 
