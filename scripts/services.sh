@@ -60,6 +60,10 @@ start_s3() {
 start_services() {
     command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
     command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+    # The Drive test server (tests/common/drive.rs) makes its service-account key
+    # pair with openssl; Drive's client checks TLS roots from ca-certificates.
+    command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+    [ -e /etc/ssl/certs/ca-certificates.crt ] || { apt-get update -qq && apt-get install -y -qq ca-certificates; }
     start_postgres
     start_s3
 }
