@@ -305,3 +305,82 @@ fn drive_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
     assert_same_tree(&src, &target.join("uploads"));
     assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
 }
+
+#[test]
+fn mirror_trusts_the_catalogs_record_until_a_full_check() {
+    use common::drive::DriveServer;
+    let drive = DriveServer::start();
+    let folder = drive.shared_folder("clinic-backups");
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exames/us.dcm"), &noise(21, 3 << 20));
+    let run = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .env("GOOGLE_DRIVE_BACKUP_FOLDER", &folder)
+            .env("GOOGLE_CREDENTIALS", drive.credentials())
+            .env("HCBACKUP_DRIVE_ROOT_URL", &drive.root_url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // Folder listings (not the lookups of one name) the server has answered.
+    let listings = || {
+        drive
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /drive/v3/files?") && !r.contains("name+%3D"))
+            .count()
+    };
+
+    // The first mirror lists the destination; the next ones trust the record.
+    assert!(run(&["snapshot", src.to_str().unwrap()]).contains("(listed)"));
+    write(&src.join("exames/novo.pdf"), &noise(22, 100_000));
+    let before = listings();
+    let out = run(&["snapshot", src.to_str().unwrap()]);
+    assert!(
+        out.contains("mirror to drive:") && !out.contains("(listed)"),
+        "{out}"
+    );
+    assert_eq!(
+        listings(),
+        before,
+        "no folder of the destination was listed"
+    );
+
+    // A pack lost at the destination behind hcbackup's back: only a full check sees it.
+    let packs = drive.subfolder(&folder, "packs").unwrap();
+    let (lost, _) = drive.files_in(&packs).remove(0);
+    assert_eq!(drive.remove(&packs, &lost), 1);
+    let r: serde_json::Value = serde_json::from_str(&run(&["--json", "mirror"])).unwrap();
+    assert_eq!(
+        (r[0]["copied"].as_u64(), r[0]["listed"].as_bool()),
+        (Some(0), Some(false)),
+        "{r}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "mirror", "--full-check"])).unwrap();
+    assert_eq!(
+        (r[0]["copied"].as_u64(), r[0]["listed"].as_bool()),
+        (Some(1), Some(true)),
+        "{r}"
+    );
+    assert!(drive.files_in(&packs).iter().any(|(n, _)| *n == lost));
+
+    let target = env.path("restored");
+    run(&[
+        "restore",
+        "latest",
+        "--from",
+        "drive",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_same_tree(&src, &target.join("uploads"));
+}

@@ -8,6 +8,7 @@
 
 mod file_cache;
 mod history;
+mod holdings;
 mod schema;
 
 pub use file_cache::{CachedFile, DirCache, DirRow};

@@ -26,6 +26,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE restore_tests(id INTEGER PRIMARY KEY, time TEXT NOT NULL, snapshot TEXT NOT NULL,
                                 database TEXT NOT NULL, passed INTEGER NOT NULL,
                                 restore_secs REAL NOT NULL, report TEXT NOT NULL);",
+    // 6: what each mirror destination holds (`mirror`, `mirror --full-check`).
+    "CREATE TABLE mirror_objects(location TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+                                 PRIMARY KEY(location, path)) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -6,13 +6,13 @@ use crate::ops::mirror;
 
 /// Mirror to `which` (a destination name or `all`); exit 1 when any copy failed,
 /// with one line per failing destination naming it and the reason.
-pub fn run(ctx: &Ctx, which: &str) -> Result<i32> {
-    mirror_to(ctx, which, true)
+pub fn run(ctx: &Ctx, which: &str, full_check: bool) -> Result<i32> {
+    mirror_to(ctx, which, true, full_check)
 }
 
 /// `print` false: failures still go to stderr, nothing to stdout (the caller
 /// prints its own document).
-pub fn mirror_to(ctx: &Ctx, which: &str, print: bool) -> Result<i32> {
+pub fn mirror_to(ctx: &Ctx, which: &str, print: bool, full_check: bool) -> Result<i32> {
     let chosen: Vec<&(String, crate::config::RepoLocation)> = ctx
         .settings
         .destinations
@@ -27,11 +27,21 @@ pub fn mirror_to(ctx: &Ctx, which: &str, print: bool) -> Result<i32> {
         }));
     }
     let src = ctx.backend()?;
+    // The record of what each destination holds lives in this repository's catalog
+    // (opened without a password: it holds no secrets).
+    let config = crate::repo::RepoConfig::load(src.as_ref())?;
+    let catalog = crate::catalog::Catalog::open(
+        &ctx.settings.cache_dir.join(format!("{}.sqlite", config.id)),
+    )?;
+    let opts = mirror::Options {
+        catalog: Some(&catalog),
+        full_check,
+    };
     let mut failed = false;
     let mut reports = Vec::new();
     for (name, loc) in chosen {
-        let result =
-            backend_at(loc.clone()).and_then(|dest| mirror::run(src.as_ref(), dest.as_ref(), name));
+        let result = backend_at(loc.clone())
+            .and_then(|dest| mirror::run_with(src.as_ref(), dest.as_ref(), name, opts));
         match result {
             Ok(r) => {
                 if !r.failures.is_empty() {
@@ -60,11 +70,12 @@ pub fn mirror_to(ctx: &Ctx, which: &str, print: bool) -> Result<i32> {
     } else if print && !ctx.quiet {
         for r in &reports {
             println!(
-                "mirror to {}: {} objects copied ({}), {} already there{}",
+                "mirror to {}: {} objects copied ({}), {} already there{}{}",
                 r.destination,
                 r.copied,
                 super::render::size(r.bytes),
                 r.present,
+                if r.listed { " (listed)" } else { "" },
                 if r.failures.is_empty() {
                     ""
                 } else {

@@ -71,6 +71,9 @@ pub enum Command {
         /// A destination's name, or `all`.
         #[arg(long, default_value = "all")]
         destination: String,
+        /// List the destination instead of trusting the catalog's record of what it holds.
+        #[arg(long)]
+        full_check: bool,
     },
     /// Write a snapshot's database dump to a file stock pg_restore reads.
     Export(restore::ExportArgs),
@@ -204,7 +207,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Export(a) => restore::export(&ctx, a),
-        Command::Mirror { destination } => mirror::run(&ctx, &destination),
+        Command::Mirror {
+            destination,
+            full_check,
+        } => mirror::run(&ctx, &destination, full_check),
         Command::Key(k) => keys::run(&ctx, k),
         Command::Verify {
             read_data,

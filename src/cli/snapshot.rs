@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     };
     // A local success never hides an offsite failure.
     if !a.no_mirror && !ctx.settings.destinations.is_empty() {
-        let mirrored = super::mirror::mirror_to(ctx, "all", !ctx.json).unwrap_or_else(|e| {
+        let mirrored = super::mirror::mirror_to(ctx, "all", !ctx.json, false).unwrap_or_else(|e| {
             eprintln!("hcbackup: mirror FAILED: {e}");
             exit::ERROR
         });

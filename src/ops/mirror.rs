@@ -2,7 +2,10 @@
 //! repository at every moment: config and keys, then packs, then index objects,
 //! then snapshots (a snapshot reaches a copy only after everything it needs).
 //!
-//! What the destination holds is read from its own listing, so an interrupted
+//! What the destination holds is read from the catalog's record of it (what this
+//! machine copied there or saw in its listing); with no record, with `--full-check`,
+//! or when the destination has no `config` (new or emptied), it is read from the
+//! destination's own listing and the record replaced. Either way an interrupted
 //! mirror simply resumes. A pack is checked against its name (the BLAKE3 of its
 //! bytes) before it leaves, so a damaged local pack is never copied; every upload
 //! is checked by the destination (S3: SHA-256 checksum) and its size read back.
@@ -24,6 +27,17 @@ pub struct MirrorReport {
     pub present: u64,
     /// Objects that could not be copied, with the reason.
     pub failures: Vec<String>,
+    /// Whether the destination was listed (rather than trusted to the catalog's record).
+    pub listed: bool,
+}
+
+/// How `run_with` learns what the destination holds.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// The record of what destinations hold; `None` lists every time.
+    pub catalog: Option<&'a crate::catalog::Catalog>,
+    /// List the destination even when the catalog has a record of it.
+    pub full_check: bool,
 }
 
 /// Objects in flight at once (each up to one pack, about 16 MiB, in memory).
@@ -32,7 +46,18 @@ const TRANSFERS: usize = 8;
 /// The folders mirrored, in order; `config` first of all.
 const ORDER: &[&str] = &["keys", "packs", "index", "snapshots"];
 
+/// Mirror, reading the destination's listing.
 pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
+    run_with(src, dest, name, Options::default())
+}
+
+pub fn run_with(
+    src: &dyn Backend,
+    dest: &dyn Backend,
+    name: &str,
+    opts: Options<'_>,
+) -> Result<MirrorReport> {
+    let location = dest.location();
     let mut r = MirrorReport {
         destination: name.to_string(),
         ..Default::default()
@@ -49,6 +74,10 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
             )))
         }
         Err(crate::storage::StorageError::NotFound(_)) => {
+            // A new or emptied destination: whatever was recorded is gone.
+            if let Some(c) = opts.catalog {
+                c.forget_holdings(&location)?;
+            }
             dest.put("config", &config)?;
             r.copied += 1;
             r.bytes += config.len() as u64;
@@ -59,8 +88,22 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
         .num_threads(TRANSFERS)
         .build()
         .map_err(|e| crate::Error::Failed(format!("starting the mirror's transfers: {e}")))?;
+    let trust_record = match opts.catalog {
+        Some(c) if !opts.full_check => c.holdings_known(&location)?,
+        _ => false,
+    };
+    r.listed = !trust_record;
     for dir in ORDER {
-        let have: HashMap<String, u64> = dest.list(dir)?.into_iter().collect();
+        let have: HashMap<String, u64> = match opts.catalog {
+            Some(c) if trust_record => c.holdings(&location, dir)?,
+            _ => {
+                let listing = dest.list(dir)?;
+                if let Some(c) = opts.catalog {
+                    c.set_holdings(&location, dir, &listing)?;
+                }
+                listing.into_iter().collect()
+            }
+        };
         let want: Vec<(String, u64)> = src
             .list(dir)?
             .into_iter()
@@ -79,14 +122,19 @@ pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorRe
                 .collect()
         });
         let failed_before = r.failures.len();
-        for res in results {
+        let mut copied = Vec::new();
+        for ((n, _), res) in want.iter().zip(results) {
             match res {
                 Ok(b) => {
                     r.copied += 1;
                     r.bytes += b;
+                    copied.push((format!("{dir}/{n}"), b));
                 }
                 Err(e) => r.failures.push(e),
             }
+        }
+        if let Some(c) = opts.catalog {
+            c.add_holdings(&location, &copied)?;
         }
         // Never send index objects or snapshots that name packs the copy lacks.
         if r.failures.len() > failed_before {

@@ -303,6 +303,15 @@ impl DriveServer {
             .collect()
     }
 
+    /// Delete every file `name` in `parent` behind hcbackup's back; how many.
+    pub fn remove(&self, parent: &str, name: &str) -> usize {
+        let mut st = self.st.lock().unwrap();
+        let before = st.files.len();
+        st.files
+            .retain(|_, r| !(r.name == name && r.parents.iter().any(|p| p == parent)));
+        before - st.files.len()
+    }
+
     pub fn rate_limit_next(&self, n: u32) {
         self.st.lock().unwrap().rate_limit = n;
     }
