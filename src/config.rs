@@ -25,6 +25,19 @@ pub struct FileConfig {
     pub postgres: Vec<PgFileConfig>,
     #[serde(default)]
     pub restore_test: RestoreTestConfig,
+    /// Mirror destinations besides those of the seed's variables.
+    #[serde(default)]
+    pub destination: Vec<DestinationFile>,
+}
+
+/// One `[[destination]]` table of `hcbackup.toml`: a name and where it is
+/// (`s3://BUCKET/PREFIX`, `drive://FOLDER_ID`, or a folder such as a USB disk).
+/// Credentials stay in the environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationFile {
+    pub name: String,
+    pub url: String,
 }
 
 /// One `[[postgres]]` table of `hcbackup.toml`.
@@ -197,7 +210,7 @@ impl Settings {
             password,
             databases,
             restore_test: file.restore_test,
-            destinations: destinations(),
+            destinations: destinations(&file.destination)?,
         })
     }
 
@@ -206,30 +219,35 @@ impl Settings {
         let r = self.repo.as_deref().ok_or_else(|| {
             Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
         })?;
-        #[cfg(feature = "cloud")]
-        if r.starts_with("s3://") {
-            return crate::storage::S3Config::from_url(r)
-                .map(RepoLocation::S3)
-                .ok_or_else(|| Error::Usage(format!("{r}: expected s3://BUCKET/PREFIX")));
-        }
-        #[cfg(feature = "cloud")]
-        if r.starts_with("drive://") {
-            return crate::storage::DriveConfig::from_url(r)
-                .map(RepoLocation::Drive)
-                .ok_or_else(|| Error::Usage(format!("{r}: expected drive://FOLDER_ID")));
-        }
-        if r.contains("://") {
-            return Err(Error::Usage(format!(
-                "{r}: a repository is a local folder, s3://BUCKET/PREFIX or drive://FOLDER_ID"
-            )));
-        }
-        Ok(RepoLocation::Local(PathBuf::from(r)))
+        parse_location(r)
     }
 
     /// Read the password from its source; `confirm` asks twice at a prompt.
     pub fn read_password(&self, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
         read_password(&self.password, what, confirm)
     }
+}
+
+/// A folder, `s3://BUCKET/PREFIX` or `drive://FOLDER_ID`.
+pub fn parse_location(r: &str) -> Result<RepoLocation> {
+    #[cfg(feature = "cloud")]
+    if r.starts_with("s3://") {
+        return crate::storage::S3Config::from_url(r)
+            .map(RepoLocation::S3)
+            .ok_or_else(|| Error::Usage(format!("{r}: expected s3://BUCKET/PREFIX")));
+    }
+    #[cfg(feature = "cloud")]
+    if r.starts_with("drive://") {
+        return crate::storage::DriveConfig::from_url(r)
+            .map(RepoLocation::Drive)
+            .ok_or_else(|| Error::Usage(format!("{r}: expected drive://FOLDER_ID")));
+    }
+    if r.contains("://") {
+        return Err(Error::Usage(format!(
+            "{r}: a repository is a local folder, s3://BUCKET/PREFIX or drive://FOLDER_ID"
+        )));
+    }
+    Ok(RepoLocation::Local(PathBuf::from(r)))
 }
 
 pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
@@ -292,9 +310,9 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
     Ok(pw)
 }
 
-/// Mirror destinations from the seed's variables: `s3` when S3_BACKUP_BUCKET is
-/// set, `drive` when GOOGLE_DRIVE_BACKUP_FOLDER is.
-fn destinations() -> Vec<(String, RepoLocation)> {
+/// Mirror destinations: from the seed's variables, `s3` when S3_BACKUP_BUCKET is
+/// set and `drive` when GOOGLE_DRIVE_BACKUP_FOLDER is; then `[[destination]]`.
+fn destinations(file: &[DestinationFile]) -> Result<Vec<(String, RepoLocation)>> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(feature = "cloud")]
@@ -305,7 +323,24 @@ fn destinations() -> Vec<(String, RepoLocation)> {
     if let Some(d) = crate::storage::DriveConfig::from_env() {
         out.push(("drive".to_string(), RepoLocation::Drive(d)));
     }
-    out
+    for d in file {
+        if d.name.is_empty() || d.name == "all" || d.name.contains(char::is_whitespace) {
+            return Err(Error::Config(format!(
+                "[[destination]] name {:?}: give a short name without spaces (not \"all\")",
+                d.name
+            )));
+        }
+        if out.iter().any(|(n, _)| *n == d.name) {
+            return Err(Error::Config(format!(
+                "[[destination]] {} is defined twice (S3_BACKUP_BUCKET makes \"s3\", GOOGLE_DRIVE_BACKUP_FOLDER \"drive\"): rename one",
+                d.name
+            )));
+        }
+        let loc = parse_location(&d.url)
+            .map_err(|e| Error::Config(format!("[[destination]] {}: {e}", d.name)))?;
+        out.push((d.name.clone(), loc));
+    }
+    Ok(out)
 }
 
 /// The seed's POSTGRES_* variables (when POSTGRES_DB is set), then `[[postgres]]`.

@@ -384,3 +384,72 @@ fn mirror_trusts_the_catalogs_record_until_a_full_check() {
     ]);
     assert_same_tree(&src, &target.join("uploads"));
 }
+
+#[test]
+fn destinations_from_hcbackup_toml_a_usb_disk_and_a_drive_folder() {
+    use common::drive::DriveServer;
+    let drive = DriveServer::start();
+    let folder = drive.shared_folder("offsite");
+    let env = Env::new();
+    let usb = env.path("usb-disk/hcbackup");
+    std::fs::write(
+        env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n\n[[destination]]\nname = \"offsite\"\nurl = \"drive://{folder}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    let src = env.path("uploads");
+    write(&src.join("exames/rx.jpg"), &noise(31, 1 << 20));
+    let cmd = || {
+        let mut c = env.cmd();
+        c.env("GOOGLE_CREDENTIALS", drive.credentials())
+            .env("HCBACKUP_DRIVE_ROOT_URL", &drive.root_url);
+        c
+    };
+    let o = cmd()
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("mirror to usb:") && out.contains("mirror to offsite:"),
+        "{out}"
+    );
+    for from in ["usb", "offsite"] {
+        let target = env.path(&format!("from-{from}"));
+        let o = cmd()
+            .args([
+                "restore",
+                "latest",
+                "--from",
+                from,
+                "--target",
+                target.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_same_tree(&src, &target.join("uploads"));
+    }
+
+    // A name given twice is a configuration error that says what to do.
+    std::fs::write(
+        env.path("hcbackup.toml"),
+        "[[destination]]\nname = \"s3\"\nurl = \"s3://other/backups\"\n",
+    )
+    .unwrap();
+    let o = cmd()
+        .env("S3_BACKUP_BUCKET", "clinic")
+        .args(["mirror"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("defined twice") && err.contains("rename one"),
+        "{err}"
+    );
+}
