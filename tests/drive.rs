@@ -183,3 +183,22 @@ fn bad_credentials_are_an_auth_error() {
     .unwrap();
     b.put("config", b"{}").unwrap();
 }
+
+#[test]
+fn a_content_manager_cannot_delete_for_good_so_objects_go_to_the_trash() {
+    let server = DriveServer::start();
+    let folder = server.content_manager_folder("content-manager");
+    let b = backend(&server, &folder);
+    b.put("index/aa", b"old").unwrap();
+    b.put("index/aa", b"new").unwrap();
+    let index = server.subfolder(&folder, "index").unwrap();
+    assert_eq!(
+        server.files_in(&index),
+        vec![("aa".to_string(), b"new".to_vec())]
+    );
+    assert_eq!(server.trashed_in(&index), vec!["aa".to_string()]);
+    b.delete("index/aa").unwrap();
+    assert!(b.list("index").unwrap().is_empty());
+    assert!(matches!(b.get("index/aa"), Err(StorageError::NotFound(_))));
+    assert_eq!(server.trashed_in(&index).len(), 2);
+}

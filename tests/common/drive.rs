@@ -39,6 +39,7 @@ struct Rec {
     /// Set for items in a shared drive.
     drive: Option<String>,
     seq: u64,
+    trashed: bool,
 }
 
 struct Session {
@@ -62,6 +63,9 @@ struct St {
     corrupt: u32,
     /// "METHOD path?query" of every request.
     log: Vec<String>,
+    /// Shared drives where the service account is a Content manager: it may
+    /// trash files but not delete them for good.
+    content_manager: HashSet<String>,
 }
 
 pub struct DriveServer {
@@ -241,6 +245,7 @@ impl DriveServer {
             data,
             drive,
             seq: st.seq,
+            trashed: false,
         };
         st.files.insert(id.clone(), rec);
         id
@@ -250,6 +255,25 @@ impl DriveServer {
     pub fn shared_folder(&self, name: &str) -> String {
         let drive = format!("0A{:08x}", rand::random::<u32>());
         self.add(name, None, FOLDER, Vec::new(), Some(drive))
+    }
+
+    /// A folder in a shared drive where the service account is a Content manager.
+    pub fn content_manager_folder(&self, name: &str) -> String {
+        let id = self.shared_folder(name);
+        let mut st = self.st.lock().unwrap();
+        let drive = st.files[&id].drive.clone().unwrap();
+        st.content_manager.insert(drive);
+        id
+    }
+
+    /// Names of the trashed files directly in `parent`.
+    pub fn trashed_in(&self, parent: &str) -> Vec<String> {
+        let st = self.st.lock().unwrap();
+        st.files
+            .values()
+            .filter(|r| r.trashed && r.parents.iter().any(|p| p == parent))
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// A folder in a person's My Drive, shared with the service account.
@@ -284,7 +308,7 @@ impl DriveServer {
         let mut v: Vec<&Rec> = st
             .files
             .values()
-            .filter(|r| r.parents.iter().any(|p| p == parent))
+            .filter(|r| !r.trashed && r.parents.iter().any(|p| p == parent))
             .collect();
         v.sort_by_key(|r| r.seq);
         v.into_iter()
@@ -478,12 +502,30 @@ fn handle(req: &Req, st: &Mutex<St>) -> Resp {
                 }
                 "GET" => json(200, st.files[id].meta()),
                 "DELETE" => {
+                    let drive = st.files[id].drive.clone();
+                    if drive.is_some_and(|d| st.content_manager.contains(&d)) {
+                        return error(
+                            403,
+                            "insufficientFilePermissions",
+                            "The user does not have sufficient permissions for this file.",
+                        );
+                    }
                     st.files.remove(id);
                     Resp {
                         code: 204,
                         headers: vec![],
                         body: vec![],
                     }
+                }
+                "PATCH" => {
+                    let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+                        return error(400, "parseError", "Parse Error");
+                    };
+                    let r = st.files.get_mut(id).unwrap();
+                    if let Some(t) = meta["trashed"].as_bool() {
+                        r.trashed = t;
+                    }
+                    json(200, r.meta())
                 }
                 _ => error(405, "badRequest", "method not allowed"),
             }
@@ -574,7 +616,7 @@ fn matches(q: &str, r: &Rec) -> Result<bool, String> {
         } else if let Some(v) = term.strip_prefix("mimeType != ") {
             r.mime != unq(v)?
         } else if term == "trashed = false" {
-            true
+            !r.trashed
         } else {
             return Err(format!("Invalid Value: {term}"));
         };
@@ -728,6 +770,7 @@ fn create(st: &mut St, meta: &serde_json::Value, mut data: Vec<u8>, all_drives: 
         data,
         drive,
         seq: st.seq,
+        trashed: false,
     };
     let v = rec.meta();
     st.files.insert(id, rec);

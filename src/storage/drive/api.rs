@@ -220,15 +220,38 @@ impl Api {
         read_body(resp.into_body(), what).await
     }
 
+    /// Delete for good; where that is refused (in a shared drive only a Manager
+    /// may), move to the trash instead, which a Content manager may do (Drive
+    /// empties a shared drive's trash after 30 days).
     pub async fn delete(&self, id: &str, what: &str) -> StorageResult<()> {
-        self.hub
+        let r = self
+            .hub
             .files()
             .delete(id)
             .supports_all_drives(true)
             .doit()
             .await
             .map(|_| ())
-            .map_err(|e| classify(what, e))
+            .map_err(|e| classify(what, e));
+        let Err(StorageError::Auth(refused)) = r else {
+            return r;
+        };
+        let trash = File {
+            trashed: Some(true),
+            ..Default::default()
+        };
+        self.hub
+            .files()
+            .update(trash, id)
+            .supports_all_drives(true)
+            .param("fields", "id,trashed")
+            .doit_without_upload()
+            .await
+            .map(|_| ())
+            .map_err(|e| match classify(what, e) {
+                StorageError::Auth(_) => StorageError::Auth(refused),
+                other => other,
+            })
     }
 
     /// Send a request built here, with the hub's token and client; the body of a
