@@ -10,18 +10,9 @@ use std::ffi::OsStr;
 use common::drive::DriveServer;
 use common::pg::{Server, TestDb};
 use common::s3 as moto;
-use common::{assert_same_tree, noise, text, write, Env};
+use common::{assert_same_tree, noise, out, text, write, Env};
 
 const MARKER: &[u8] = b"PACIENTE-MARCADOR-7f3a9c";
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn after_losing_the_server_files_and_database_restore_from_s3_and_from_drive() {
@@ -78,13 +69,8 @@ fn after_losing_the_server_files_and_database_restore_from_s3_and_from_drive() {
     // From Google Drive as a repository of its own, then from S3 by `--from`.
     let drive_repo = format!("drive://{folder}");
     let on_drive = |args: &[&str]| {
-        let mut c = env.cmd_repo(OsStr::new(&drive_repo));
+        let mut c = env.pg_cmd_repo(&server, &db.name, OsStr::new(&drive_repo));
         with_clouds(&mut c);
-        c.env("POSTGRES_HOST", &server.host)
-            .env("POSTGRES_PORT", &server.port)
-            .env("POSTGRES_USER", &server.user)
-            .env("POSTGRES_PASSWORD", &server.password)
-            .env("POSTGRES_DB", &db.name);
         let o = c.args(args).output().unwrap();
         assert!(o.status.success(), "{args:?} on {drive_repo}: {}", out(&o));
         String::from_utf8(o.stdout).unwrap()

@@ -5,7 +5,7 @@
 mod common;
 
 use common::pg::{Server, TestDb};
-use common::{write, Env};
+use common::{out, write, Env};
 
 /// Many column types and object kinds: what a clinic schema may hold.
 const MANY_TYPES: &str = r#"
@@ -52,15 +52,6 @@ fn marker_db(server: &Server, prefix: &str) -> TestDb {
     let db = server.create(prefix);
     db.psql(MANY_TYPES);
     db
-}
-
-fn out(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Run with POSTGRES_* for `db`; returns the output.

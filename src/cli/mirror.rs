@@ -30,9 +30,7 @@ pub fn mirror_to(ctx: &Ctx, which: &str, print: bool, full_check: bool) -> Resul
     // The record of what each destination holds lives in this repository's catalog
     // (opened without a password: it holds no secrets).
     let config = crate::repo::RepoConfig::load(src.as_ref())?;
-    let catalog = crate::catalog::Catalog::open(
-        &ctx.settings.cache_dir.join(format!("{}.sqlite", config.id)),
-    )?;
+    let catalog = crate::catalog::Catalog::open(&config.catalog_path(&ctx.settings.cache_dir))?;
     let opts = mirror::Options {
         catalog: Some(&catalog),
         full_check,

@@ -16,6 +16,12 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
+    /// This repository's catalog in the cache folder (one per repository id, so a
+    /// mirror of it shares the catalog).
+    pub fn catalog_path(&self, cache_dir: &std::path::Path) -> std::path::PathBuf {
+        cache_dir.join(format!("{}.sqlite", self.id))
+    }
+
     pub fn id_bytes(&self) -> [u8; 32] {
         let mut b = [0u8; 32];
         hex::decode_to_slice(&self.id, &mut b).expect("validated on load");

@@ -100,9 +100,7 @@ impl Repository {
             "config",
             &serde_json::to_vec_pretty(&config).expect("config serializes"),
         )?;
-        let catalog = Arc::new(Catalog::open(
-            &cache_dir.join(format!("{}.sqlite", config.id)),
-        )?);
+        let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
         Ok(Repository {
             backend,
             config,

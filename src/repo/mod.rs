@@ -58,9 +58,7 @@ impl Repository {
         let config = RepoConfig::load(backend.as_ref())?;
         let pw = password()?;
         let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
-        let catalog = Arc::new(Catalog::open(
-            &cache_dir.join(format!("{}.sqlite", config.id)),
-        )?);
+        let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
         let repo = Repository {
             backend,
             config,

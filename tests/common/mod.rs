@@ -294,3 +294,13 @@ pub fn mount_tmpfs(dir: &Path, size: &str) -> Unmount {
     );
     Unmount(dir.to_path_buf())
 }
+
+/// A finished command's exit code, stdout and stderr, for assertion messages.
+pub fn out(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

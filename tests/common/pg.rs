@@ -186,7 +186,12 @@ pub fn sql_file(name: &str) -> PathBuf {
 impl Env {
     /// The binary with POSTGRES_* pointing at `db` on `server`.
     pub fn pg_cmd(&self, server: &Server, db: &str) -> Command {
-        let mut c = self.cmd();
+        self.pg_cmd_repo(server, db, self.repo.as_os_str())
+    }
+
+    /// `pg_cmd` on another repository location (a cloud one, say).
+    pub fn pg_cmd_repo(&self, server: &Server, db: &str, repo: &std::ffi::OsStr) -> Command {
+        let mut c = self.cmd_repo(repo);
         c.env("POSTGRES_HOST", &server.host)
             .env("POSTGRES_PORT", &server.port)
             .env("POSTGRES_USER", &server.user)

@@ -317,10 +317,7 @@ impl DriveBackend {
 
     /// Read `path` (or a range of it) from the first copy that answers.
     fn read(&self, path: &str, range: Option<(u64, u32)>) -> StorageResult<Vec<u8>> {
-        let copies = self.entries(path)?;
-        let mut alive = Vec::new();
-        let mut result = Err(StorageError::NotFound(path.to_string()));
-        for e in &copies {
+        for e in self.entries(path)? {
             if let Some((offset, len)) = range {
                 if offset + len as u64 > e.size {
                     return Err(StorageError::Permanent(format!(
@@ -329,28 +326,24 @@ impl DriveBackend {
                 }
             }
             match self.run(path, self.api.download(&e.id, range, path)) {
+                // Deleted by someone else since it was listed: try the next copy.
                 Err(StorageError::NotFound(_)) => continue,
+                Err(other) => return Err(other),
                 Ok(data) => {
                     let want = range.map_or(e.size, |(_, len)| len as u64);
-                    result = if data.len() as u64 == want {
-                        Ok(data)
-                    } else {
-                        Err(StorageError::Transient(format!(
+                    if data.len() as u64 != want {
+                        return Err(StorageError::Transient(format!(
                             "Google Drive {path}: {} bytes arrived of {want}",
                             data.len()
-                        )))
-                    };
-                    alive.push(e.clone());
-                    break;
+                        )));
+                    }
+                    return Ok(data);
                 }
-                Err(other) => return Err(other),
             }
         }
-        if alive.is_empty() && !copies.is_empty() {
-            // Deleted by someone else since it was listed.
-            self.remember(path, Vec::new());
-        }
-        result
+        // Every known copy is gone; forget them, so the next call asks Drive afresh.
+        self.remember(path, Vec::new());
+        Err(StorageError::NotFound(path.to_string()))
     }
 }
 
