@@ -28,6 +28,10 @@ pub struct FileConfig {
     /// Mirror destinations besides those of the seed's variables.
     #[serde(default)]
     pub destination: Vec<DestinationFile>,
+    /// `[retention.NAME]`: the policy of the primary repository (`local`) or of a
+    /// destination, replacing the seed's default for it.
+    #[serde(default)]
+    pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
 }
 
 /// One `[[destination]]` table of `hcbackup.toml`: a name and where it is
@@ -156,6 +160,12 @@ pub struct Settings {
     /// Where `snapshot` and `mirror` copy the repository (S3 when S3_BACKUP_BUCKET is
     /// set, Google Drive when GOOGLE_DRIVE_BACKUP_FOLDER is).
     pub destinations: Vec<(String, RepoLocation)>,
+    /// `[retention.NAME]` policies from `hcbackup.toml`.
+    pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
+    /// RETENTION_DAYS: days the primary repository keeps by default (30).
+    pub retention_days: u32,
+    /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (0: fail at once).
+    pub lock_wait: std::time::Duration,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -203,6 +213,34 @@ impl Settings {
             PasswordSource::Prompt
         };
         let databases = databases(&file.postgres)?;
+        let retention_days = match env("RETENTION_DAYS") {
+            None => 30,
+            Some(v) => v.trim().parse().ok().filter(|d| *d > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "RETENTION_DAYS={v:?}: give a whole number of days, such as 30"
+                ))
+            })?,
+        };
+        let lock_wait = match env("HCBACKUP_LOCK_WAIT") {
+            None => 0,
+            Some(v) => v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "HCBACKUP_LOCK_WAIT={v:?}: give the seconds to wait for a lock, such as 3600"
+                ))
+            })?,
+        };
+        let destinations = destinations(&file.destination)?;
+        for name in file.retention.keys() {
+            // "s3" and "drive" may be set before their variables are (on a test machine, say).
+            let known = [crate::retention::LOCAL, "s3", "drive"].contains(&name.as_str())
+                || destinations.iter().any(|(n, _)| n == name);
+            if !known {
+                return Err(Error::Config(format!(
+                    "[retention.{name}]: no destination has that name (known: local, s3, drive{}); S3 is \"s3\" when S3_BACKUP_BUCKET is set, Drive \"drive\" when GOOGLE_DRIVE_BACKUP_FOLDER is",
+                    destinations.iter().filter(|(n, _)| n != "s3" && n != "drive").map(|(n, _)| format!(", {n}")).collect::<String>()
+                )));
+            }
+        }
         Ok(Settings {
             repo,
             uploads_dir,
@@ -210,7 +248,10 @@ impl Settings {
             password,
             databases,
             restore_test: file.restore_test,
-            destinations: destinations(&file.destination)?,
+            destinations,
+            retention: file.retention,
+            retention_days,
+            lock_wait: std::time::Duration::from_secs(lock_wait),
         })
     }
 
@@ -220,6 +261,18 @@ impl Settings {
             Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
         })?;
         parse_location(r)
+    }
+
+    /// The retention policy of copy `name` (`local` or a destination), and where it
+    /// comes from.
+    pub fn policy(&self, name: &str) -> (crate::retention::Policy, &'static str) {
+        match self.retention.get(name) {
+            Some(p) => (p.clone(), "hcbackup.toml"),
+            None => (
+                crate::retention::default_policy(name, self.retention_days),
+                "default",
+            ),
+        }
     }
 
     /// Read the password from its source; `confirm` asks twice at a prompt.

@@ -20,6 +20,7 @@ pub mod pack;
 pub mod pg;
 pub mod progress;
 pub mod repo;
+pub mod retention;
 pub mod source;
 pub mod storage;
 pub mod util;

@@ -39,6 +39,15 @@ pub fn parse_rfc3339(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// An RFC 3339 time, or a date (`2026-01-15`, meaning its midnight UTC).
+pub fn parse_when(s: &str) -> Option<time::OffsetDateTime> {
+    parse_rfc3339(s).or_else(|| {
+        time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+            .ok()
+            .map(|d| d.midnight().assume_utc())
+    })
+}
+
 /// True when a process with this pid exists on this host.
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.

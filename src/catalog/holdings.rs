@@ -76,6 +76,21 @@ impl Catalog {
         })
     }
 
+    /// Objects removed from `location` (by forget there).
+    pub fn remove_holdings(&self, location: &str, paths: &[String]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut del =
+                    tx.prepare("DELETE FROM mirror_objects WHERE location = ?1 AND path = ?2")?;
+                for p in paths {
+                    del.execute(params![location, p])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     /// Forget everything recorded for `location`.
     pub fn forget_holdings(&self, location: &str) -> Result<()> {
         self.with(|c| {

@@ -9,10 +9,12 @@
 mod file_cache;
 mod history;
 mod holdings;
+mod removals;
 mod schema;
 
 pub use file_cache::{CachedFile, DirCache, DirRow};
 pub use history::RestoreTestRow;
+pub use removals::Removal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -233,6 +235,16 @@ impl Catalog {
         })
     }
 
+    /// The ids of the blobs the catalog places in pack `id`.
+    pub fn pack_blob_ids(&self, id: &PackId) -> Result<Vec<[u8; 32]>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT id FROM blobs WHERE pack = ?1")?;
+            let rows = st.query_map([&id.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|r| r.map(|b| b.try_into().unwrap_or([0; 32])))
+                .collect()
+        })
+    }
+
     pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
         self.with(|c| {
             c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?
@@ -249,6 +261,18 @@ impl Catalog {
                 "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs;",
             )?;
             file_cache::bump_generation(c)
+        })
+    }
+
+    /// Forget every index object, pack and blob but keep the file cache (its rows
+    /// are checked against the blobs before they are trusted again): for a prune,
+    /// or index objects removed by one elsewhere, followed by a reload.
+    pub fn clear_index(&self) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes;")?;
+            file_cache::bump_generation(&tx)?;
+            tx.commit()
         })
     }
 

@@ -29,6 +29,11 @@ const MIGRATIONS: &[&str] = &[
     // 6: what each mirror destination holds (`mirror`, `mirror --full-check`).
     "CREATE TABLE mirror_objects(location TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
                                  PRIMARY KEY(location, path)) WITHOUT ROWID;",
+    // 7: what forget and prune removed, and why; which packs `verify` read when.
+    "CREATE TABLE removals(id INTEGER PRIMARY KEY, time TEXT NOT NULL, copy TEXT NOT NULL,
+                           operation TEXT NOT NULL, object TEXT NOT NULL, reason TEXT NOT NULL);
+     CREATE TABLE pack_reads(location TEXT NOT NULL, pack BLOB NOT NULL, time TEXT NOT NULL,
+                             PRIMARY KEY(location, pack)) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

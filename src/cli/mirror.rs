@@ -3,16 +3,24 @@
 use super::{backend_at, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::ops::mirror;
+use crate::repo::Repository;
 
 /// Mirror to `which` (a destination name or `all`); exit 1 when any copy failed,
 /// with one line per failing destination naming it and the reason.
 pub fn run(ctx: &Ctx, which: &str, full_check: bool) -> Result<i32> {
-    mirror_to(ctx, which, true, full_check)
+    let repo = ctx.open()?;
+    mirror_to(ctx, &repo, which, true, full_check)
 }
 
 /// `print` false: failures still go to stderr, nothing to stdout (the caller
 /// prints its own document).
-pub fn mirror_to(ctx: &Ctx, which: &str, print: bool, full_check: bool) -> Result<i32> {
+pub fn mirror_to(
+    ctx: &Ctx,
+    repo: &Repository,
+    which: &str,
+    print: bool,
+    full_check: bool,
+) -> Result<i32> {
     let chosen: Vec<&(String, crate::config::RepoLocation)> = ctx
         .settings
         .destinations
@@ -26,20 +34,21 @@ pub fn mirror_to(ctx: &Ctx, which: &str, print: bool, full_check: bool) -> Resul
             format!("no destination named {which}")
         }));
     }
-    let src = ctx.backend()?;
-    // The record of what each destination holds lives in this repository's catalog
-    // (opened without a password: it holds no secrets).
-    let config = crate::repo::RepoConfig::load(src.as_ref())?;
-    let catalog = crate::catalog::Catalog::open(&config.catalog_path(&ctx.settings.cache_dir))?;
+    // Shared locks here and at each destination: a prune on either side waits.
+    let _lock = repo.lock(false, "mirror")?;
+    let src = repo.backend();
+    // The record of what each destination holds lives in this repository's catalog.
     let opts = mirror::Options {
-        catalog: Some(&catalog),
+        catalog: Some(repo.catalog()),
         full_check,
     };
     let mut failed = false;
     let mut reports = Vec::new();
     for (name, loc) in chosen {
-        let result = backend_at(loc.clone())
-            .and_then(|dest| mirror::run_with(src.as_ref(), dest.as_ref(), name, opts));
+        let result = backend_at(loc.clone()).and_then(|dest| {
+            let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
+            mirror::run_with(src, dest.as_ref(), name, opts)
+        });
         match result {
             Ok(r) => {
                 if !r.failures.is_empty() {

@@ -5,7 +5,9 @@ mod mirror;
 mod progress;
 mod render;
 mod render_db;
+mod render_retention;
 mod restore;
+mod retention;
 mod snapshot;
 mod verify;
 
@@ -79,18 +81,14 @@ pub enum Command {
     Export(restore::ExportArgs),
     /// Check that every snapshot can be restored (--read-data: read and check every
     /// pack; --restore-test: restore the database into a temporary database and check it).
-    Verify {
-        #[arg(long)]
-        read_data: bool,
-        /// Restore SNAPSHOT's databases (default: the latest with a database) into a
-        /// temporary database on the POSTGRES_* server, check them, drop it.
-        #[arg(long, value_name = "SNAPSHOT", num_args = 0..=1, default_missing_value = "")]
-        restore_test: Option<String>,
-        /// With --restore-test: use a throwaway cluster (initdb in a temp folder)
-        /// instead of the POSTGRES_* server.
-        #[arg(long, requires = "restore_test")]
-        scratch_cluster: bool,
-    },
+    Verify(verify::VerifyArgs),
+    /// Remove snapshots a retention policy does not keep (per copy; --prune frees their data).
+    Forget(retention::ForgetArgs),
+    /// Remove data no snapshot needs (per copy).
+    Prune(retention::PruneArgs),
+    /// Legal holds: keep a snapshot whatever the retention policies say.
+    #[command(subcommand)]
+    Hold(retention::HoldCommand),
     /// Manage passwords (key files).
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -137,13 +135,17 @@ impl Ctx {
             })?;
         let backend = backend_at(loc.clone())?;
         let mut pw = || self.settings.read_password("repository password", false);
-        Repository::open(backend, &mut pw, &self.settings.cache_dir)
+        let mut repo = Repository::open_copy(backend, &mut pw, &self.settings.cache_dir)?;
+        repo.set_lock_wait(self.settings.lock_wait);
+        Ok(repo)
     }
 
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let mut pw = || self.settings.read_password("repository password", false);
-        Repository::open(backend, &mut pw, &self.settings.cache_dir)
+        let mut repo = Repository::open(backend, &mut pw, &self.settings.cache_dir)?;
+        repo.set_lock_wait(self.settings.lock_wait);
+        Ok(repo)
     }
 }
 
@@ -212,11 +214,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             full_check,
         } => mirror::run(&ctx, &destination, full_check),
         Command::Key(k) => keys::run(&ctx, k),
-        Command::Verify {
-            read_data,
-            restore_test,
-            scratch_cluster,
-        } => verify::run(&ctx, read_data, restore_test, scratch_cluster),
+        Command::Forget(a) => retention::forget(&ctx, a),
+        Command::Prune(a) => retention::prune(&ctx, a),
+        Command::Hold(h) => retention::hold(&ctx, h),
+        Command::Verify(a) => verify::run(&ctx, a),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

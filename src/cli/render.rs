@@ -262,29 +262,55 @@ pub fn catalog_rebuilt(ctx: &Ctx, repo: &Repository, (indexes, packs, blobs): (u
     );
 }
 
-pub fn verify(ctx: &Ctx, r: &crate::ops::verify::VerifyReport) {
-    for p in &r.problems {
-        eprintln!("hcbackup: verify: {p}");
-    }
-    let human = format!(
-        "verify: {} snapshots, {} trees, {} packs{}: {}",
-        r.snapshots,
-        r.trees,
-        r.packs,
-        if r.packs_read > 0 {
-            format!(" ({} read, {} blobs checked)", r.packs_read, r.blobs_read)
-        } else {
-            String::new()
-        },
-        if r.problems.is_empty() {
-            "no problems".to_string()
-        } else {
-            format!("{} PROBLEMS", r.problems.len())
+/// Problems and the files they affect, on stderr.
+pub fn verify_problems(reports: &[crate::ops::verify::VerifyReport]) {
+    for r in reports {
+        for p in &r.problems {
+            eprintln!("hcbackup: verify {}: {p}", r.copy);
         }
-    );
-    line(
-        ctx,
-        &human,
-        serde_json::to_value(r).expect("report serializes"),
-    );
+        for a in &r.affected {
+            eprintln!("hcbackup: verify {}: affects {a}", r.copy);
+        }
+    }
+}
+
+/// One line per copy checked; with --json the report (an array with `--destination all`).
+pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
+    verify_problems(reports);
+    if ctx.json {
+        let doc = if reports.len() == 1 {
+            serde_json::to_value(&reports[0])
+        } else {
+            serde_json::to_value(reports)
+        };
+        print_json(&doc.expect("report serializes"));
+        return;
+    }
+    if ctx.quiet {
+        return;
+    }
+    for r in reports {
+        println!(
+            "verify {}: {} snapshots, {} trees, {} packs{}: {}",
+            r.copy,
+            r.snapshots,
+            r.trees,
+            r.packs,
+            if r.packs_read > 0 {
+                format!(
+                    " ({} read, {}, {} blobs checked)",
+                    r.packs_read,
+                    size(r.bytes_read),
+                    r.blobs_read
+                )
+            } else {
+                String::new()
+            },
+            if r.problems.is_empty() {
+                "no problems".to_string()
+            } else {
+                format!("{} PROBLEMS", r.problems.len())
+            }
+        );
+    }
 }

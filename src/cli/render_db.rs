@@ -65,9 +65,14 @@ pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
 }
 
 /// The restore tests; with --json one document holding the structure check too.
-pub fn restore_tests(ctx: &Ctx, verify: &VerifyReport, reports: &[RestoreTestReport]) {
+pub fn restore_tests(ctx: &Ctx, verify: &[VerifyReport], reports: &[RestoreTestReport]) {
     if ctx.json {
-        let mut doc = serde_json::to_value(verify).expect("report serializes");
+        let mut doc = if verify.len() == 1 {
+            serde_json::to_value(&verify[0])
+        } else {
+            serde_json::to_value(verify)
+        }
+        .expect("report serializes");
         doc["restore_tests"] = serde_json::to_value(reports).expect("report serializes");
         println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         return;

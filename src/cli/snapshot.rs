@@ -76,10 +76,11 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     };
     // A local success never hides an offsite failure.
     if !a.no_mirror && !ctx.settings.destinations.is_empty() {
-        let mirrored = super::mirror::mirror_to(ctx, "all", !ctx.json, false).unwrap_or_else(|e| {
-            eprintln!("hcbackup: mirror FAILED: {e}");
-            exit::ERROR
-        });
+        let mirrored = super::mirror::mirror_to(ctx, &repo, "all", !ctx.json, false)
+            .unwrap_or_else(|e| {
+                eprintln!("hcbackup: mirror FAILED: {e}");
+                exit::ERROR
+            });
         if mirrored != exit::OK && code == exit::OK {
             code = exit::ERROR;
         }

@@ -18,6 +18,7 @@ pub enum Kind {
     Lock = 5,
     PackHeader = 6,
     Audit = 7,
+    Hold = 8,
 }
 
 impl Kind {
@@ -30,6 +31,7 @@ impl Kind {
             5 => Kind::Lock,
             6 => Kind::PackHeader,
             7 => Kind::Audit,
+            8 => Kind::Hold,
             _ => return None,
         })
     }
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::PackHeader => "pack header",
             Kind::Audit => "audit event",
+            Kind::Hold => "legal hold",
         }
     }
 }

@@ -9,7 +9,8 @@
 //! mirror simply resumes. A pack is checked against its name (the BLAKE3 of its
 //! bytes) before it leaves, so a damaged local pack is never copied; every upload
 //! is checked by the destination (S3: SHA-256 checksum) and its size read back.
-//! Locks are not mirrored.
+//! Legal holds are made equal to the source's (placed and lifted). Locks are not
+//! mirrored.
 
 use std::collections::HashMap;
 
@@ -138,10 +139,44 @@ pub fn run_with(
         }
         // Never send index objects or snapshots that name packs the copy lacks.
         if r.failures.len() > failed_before {
-            break;
+            return Ok(r);
         }
     }
+    if let Err(e) = sync_holds(src, dest, &mut r) {
+        r.failures.push(format!("holds/: {e}"));
+    }
     Ok(r)
+}
+
+/// Make the destination's legal holds those of the source: placed and lifted alike
+/// (a few small objects, always listed).
+fn sync_holds(
+    src: &dyn Backend,
+    dest: &dyn Backend,
+    r: &mut MirrorReport,
+) -> crate::storage::StorageResult<()> {
+    let theirs: HashMap<String, u64> = dest.list("holds")?.into_iter().collect();
+    let ours = src.list("holds")?;
+    for (name, _) in &ours {
+        let path = format!("holds/{name}");
+        let data = src.get(&path)?;
+        if theirs.contains_key(name) && dest.get(&path)? == data {
+            r.present += 1;
+            continue;
+        }
+        dest.put(&path, &data)?;
+        r.copied += 1;
+        r.bytes += data.len() as u64;
+    }
+    for name in theirs.keys() {
+        if !ours.iter().any(|(n, _)| n == name) {
+            match dest.delete(&format!("holds/{name}")) {
+                Ok(()) | Err(crate::storage::StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy(

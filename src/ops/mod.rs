@@ -3,8 +3,10 @@
 pub mod archive;
 pub mod database;
 pub mod db_restore;
+pub mod forget;
 pub mod ls;
 pub mod mirror;
+pub mod prune;
 pub mod restore;
 pub mod restore_test;
 pub mod snapshot;

@@ -1,34 +1,86 @@
-//! `verify`: check that every snapshot can be restored, without restoring it.
+//! `verify`: check that every snapshot of one copy can be restored, without
+//! restoring it.
 //!
-//! Structure: every snapshot's trees (files and database dumps) load (authenticated, id re-hashed), every chunk
-//! a file needs is indexed, and every indexed pack exists with its recorded size.
-//! `--read-data` also reads every pack: its bytes must hash to its name, its header
-//! must authenticate, and every blob in it must decrypt and hash to its id.
-//! Problems are collected, each naming the object and, where known, the snapshot
-//! and file that need it; the caller turns a non-empty list into exit 1.
+//! Structure: every snapshot's trees (files and database dumps) load (authenticated,
+//! id re-hashed), every chunk a file needs is indexed, and every indexed pack exists
+//! with its recorded size. Reading data (all packs, the N-th of M slices, or `auto`:
+//! the packs read longest ago, a twelfth of the data a run) also reads packs: a
+//! pack's bytes must hash to its name, its header must authenticate, and every blob
+//! in it must decrypt and hash to its id. The catalog remembers which pack was read
+//! when, per copy, so monthly `auto` runs cover all data within a year.
+//!
+//! Problems are collected, each naming the object; damaged or missing data is then
+//! traced to the snapshots and files that need it. The caller turns a non-empty list
+//! into exit 1.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::crypto::Kind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{PackId, TreeId};
 use crate::model::tree::NodeKind;
 use crate::repo::Repository;
 use crate::storage::pack_path;
 
+/// Which packs to read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Structure only.
+    None,
+    All,
+    /// Slice `n` (1-based) of `m`: packs whose id, as a number, is n-1 modulo m.
+    Subset {
+        n: u32,
+        m: u32,
+    },
+    /// Never-read and least recently read packs: at least a twelfth of the bytes,
+    /// and every pack last read more than 330 days ago.
+    Auto,
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<ReadMode, String> {
+        if s == "auto" {
+            return Ok(ReadMode::Auto);
+        }
+        let bad =
+            || format!("--read-data-subset {s}: give N/M (such as 3/12, N from 1 to M) or auto");
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u32, u32) = (n.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if m == 0 || n == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(ReadMode::Subset { n, m })
+    }
+}
+
 #[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
+    /// `local` or the destination's name.
+    pub copy: String,
+    pub location: String,
     pub snapshots: u64,
     pub trees: u64,
     pub packs: u64,
     pub packs_read: u64,
+    pub bytes_read: u64,
     pub blobs_read: u64,
     pub problems: Vec<String>,
+    /// The snapshots and files that damaged or missing data affects.
+    pub affected: Vec<String>,
 }
 
-pub fn run(repo: &Repository, read_data: bool) -> Result<VerifyReport> {
+/// Days after which `auto` reads a pack again whatever its share.
+const AUTO_MAX_AGE_DAYS: i64 = 330;
+
+pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport> {
     let _lock = repo.lock(false, "verify")?;
-    let mut r = VerifyReport::default();
+    let mut r = VerifyReport {
+        copy: copy.to_string(),
+        location: repo.backend().location(),
+        ..Default::default()
+    };
     let snapshots = match repo.snapshots() {
         Ok(s) => s,
         Err(e) => {
@@ -36,18 +88,25 @@ pub fn run(repo: &Repository, read_data: bool) -> Result<VerifyReport> {
             Vec::new()
         }
     };
-    let mut seen: HashSet<TreeId> = HashSet::new();
+    let mut w = Walk::default();
     for s in &snapshots {
         r.snapshots += 1;
         let label = format!("snapshot {}", s.id.short());
-        check_tree(repo, s.snapshot.tree, &label, "", &mut seen, &mut r)?;
-        for d in &s.snapshot.databases {
-            if let Some(t) = d.tree {
-                let path = format!("[database {}]", d.db);
-                check_tree(repo, t, &label, &path, &mut seen, &mut r)?;
-            }
+        for (t, path) in roots(s) {
+            check_tree(repo, t, &label, &path, &mut w, &mut r)?;
         }
     }
+    // Packs left by an interrupted run are normal; one that holds data a snapshot
+    // needs was listed by an index object that is gone.
+    for p in repo.catalog().unindexed_packs()? {
+        if p.blobs.iter().any(|b| w.needed.contains(&b.id)) {
+            r.problems.push(format!(
+                "pack {} holds data snapshots need but no index object lists it (an index object is missing): run `hcbackup repair`",
+                p.id.to_hex()
+            ));
+        }
+    }
+    let Walk { mut bad, .. } = w;
     let present: Vec<(PackId, u64)> = repo
         .backend()
         .list("packs")?
@@ -57,21 +116,99 @@ pub fn run(repo: &Repository, read_data: bool) -> Result<VerifyReport> {
     let sizes: HashMap<PackId, u64> = present.iter().copied().collect();
     for (id, size) in repo.catalog().packs()? {
         r.packs += 1;
-        match sizes.get(&id) {
-            None => r.problems.push(format!("pack {} is missing", id.to_hex())),
-            Some(&actual) if actual != size => r.problems.push(format!(
+        let problem = match sizes.get(&id) {
+            None => format!("pack {} is missing", id.to_hex()),
+            Some(&actual) if actual != size => format!(
                 "pack {} has {actual} bytes, the index says {size}",
                 id.to_hex()
-            )),
-            Some(_) => {}
+            ),
+            Some(_) => continue,
+        };
+        r.problems.push(problem);
+        bad.extend(repo.catalog().pack_blob_ids(&id)?);
+    }
+    let location = repo.backend().location();
+    let chosen = choose(repo, &location, &present, read)?;
+    let mut read_ok = Vec::new();
+    for (id, size) in &chosen {
+        let before = r.problems.len();
+        read_pack(repo, id, *size, &mut bad, &mut r);
+        if r.problems.len() == before {
+            read_ok.push(*id);
         }
     }
-    if read_data {
-        for (id, size) in &present {
-            read_pack(repo, id, *size, &mut r);
-        }
+    repo.catalog().record_pack_reads(
+        &location,
+        &read_ok,
+        &crate::util::rfc3339(crate::util::now()),
+    )?;
+    if !bad.is_empty() {
+        r.affected = affected(repo, &snapshots, &bad)?;
     }
     Ok(r)
+}
+
+/// A snapshot's root trees: its files, then each database dump.
+fn roots(s: &crate::model::snapshot::SnapshotEntry) -> Vec<(TreeId, String)> {
+    let mut out = vec![(s.snapshot.tree, String::new())];
+    for d in &s.snapshot.databases {
+        if let Some(t) = d.tree {
+            out.push((t, format!("[database {}]", d.db)));
+        }
+    }
+    out
+}
+
+/// The packs to read for `mode`.
+fn choose(
+    repo: &Repository,
+    location: &str,
+    present: &[(PackId, u64)],
+    mode: ReadMode,
+) -> Result<Vec<(PackId, u64)>> {
+    Ok(match mode {
+        ReadMode::None => Vec::new(),
+        ReadMode::All => present.to_vec(),
+        ReadMode::Subset { n, m } => present
+            .iter()
+            .filter(|(id, _)| {
+                u32::from_be_bytes(id.0[..4].try_into().expect("4 bytes")) % m == n - 1
+            })
+            .copied()
+            .collect(),
+        ReadMode::Auto => {
+            let last = repo.catalog().pack_reads(location)?;
+            let cutoff =
+                crate::util::rfc3339(crate::util::now() - time::Duration::days(AUTO_MAX_AGE_DAYS));
+            let mut order: Vec<(Option<&String>, PackId, u64)> = present
+                .iter()
+                .map(|(id, size)| (last.get(id), *id, *size))
+                .collect();
+            // Never read first (None sorts first), then the oldest reads.
+            order.sort();
+            let total: u64 = present.iter().map(|(_, s)| s).sum();
+            let target = total.div_ceil(12);
+            let mut taken = 0u64;
+            order
+                .into_iter()
+                .take_while(|(when, _, size)| {
+                    let due = when.is_none_or(|t| t.as_str() < cutoff.as_str());
+                    let go = due || taken < target;
+                    taken += size;
+                    go
+                })
+                .map(|(_, id, size)| (id, size))
+                .collect()
+        }
+    })
+}
+
+/// The structure walk's state: trees seen, blobs found bad, blobs needed.
+#[derive(Default)]
+struct Walk {
+    seen: HashSet<TreeId>,
+    bad: HashSet<[u8; 32]>,
+    needed: HashSet<[u8; 32]>,
 }
 
 fn check_tree(
@@ -79,16 +216,18 @@ fn check_tree(
     id: TreeId,
     snap: &str,
     path: &str,
-    seen: &mut HashSet<TreeId>,
+    w: &mut Walk,
     r: &mut VerifyReport,
 ) -> Result<()> {
-    if !seen.insert(id) {
+    if !w.seen.insert(id) {
         return Ok(());
     }
     r.trees += 1;
+    w.needed.insert(id.0);
     let tree = match repo.load_tree(id) {
         Ok(t) => t,
         Err(e) => {
+            w.bad.insert(id.0);
             r.problems.push(format!(
                 "{snap}: folder {}: {e}",
                 if path.is_empty() { "/" } else { path }
@@ -100,25 +239,31 @@ fn check_tree(
         let p = format!("{path}/{}", String::from_utf8_lossy(&n.name));
         match n.kind {
             NodeKind::Dir => match n.subtree {
-                Some(t) => check_tree(repo, t, snap, &p, seen, r)?,
+                Some(t) => check_tree(repo, t, snap, &p, w, r)?,
                 None => r.problems.push(format!("{snap}: folder {p} has no tree")),
             },
             NodeKind::File => {
+                w.needed.extend(n.lists.iter().map(|l| l.0));
                 let content = match repo.node_content(n) {
                     Ok(c) => c,
                     Err(e) => {
+                        w.bad.extend(n.lists.iter().map(|l| l.0));
                         r.problems.push(format!("{snap}: file {p}: {e}"));
                         continue;
                     }
                 };
+                let mut missing = 0;
                 for c in content.iter() {
+                    w.needed.insert(c.0);
                     if !repo.catalog().has_blob(&(*c).into())? {
-                        r.problems.push(format!(
-                            "{snap}: file {p} needs chunk {} that no index lists",
-                            hex::encode(&c.0[..4])
-                        ));
-                        break;
+                        w.bad.insert(c.0);
+                        missing += 1;
                     }
+                }
+                if missing > 0 {
+                    r.problems.push(format!(
+                        "{snap}: file {p} needs {missing} chunk(s) that no index lists"
+                    ));
                 }
             }
             _ => {}
@@ -127,13 +272,28 @@ fn check_tree(
     Ok(())
 }
 
-fn read_pack(repo: &Repository, id: &PackId, size: u64, r: &mut VerifyReport) {
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    size: u64,
+    bad: &mut HashSet<[u8; 32]>,
+    r: &mut VerifyReport,
+) {
     r.packs_read += 1;
     let name = id.to_hex();
+    let all_bad = |bad: &mut HashSet<[u8; 32]>| {
+        if let Ok(ids) = repo.catalog().pack_blob_ids(id) {
+            bad.extend(ids);
+        }
+    };
     let bytes = match repo.backend().get(&pack_path(id)) {
         Ok(b) => b,
-        Err(e) => return r.problems.push(format!("pack {name}: {e}")),
+        Err(e) => {
+            all_bad(bad);
+            return r.problems.push(format!("pack {name}: {e}"));
+        }
     };
+    r.bytes_read += bytes.len() as u64;
     if blake3::hash(&bytes).as_bytes() != &id.0 {
         r.problems.push(format!(
             "pack {name}: content does not match its name (damaged)"
@@ -141,13 +301,17 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64, r: &mut VerifyReport) {
     }
     let entries = match repo.read_pack_header(id, size) {
         Ok(e) => e,
-        Err(e) => return r.problems.push(e.to_string()),
+        Err(e) => {
+            all_bad(bad);
+            return r.problems.push(e.to_string());
+        }
     };
     let key = repo.key();
     for e in entries {
         r.blobs_read += 1;
         let Some(sealed) = bytes.get(e.offset as usize..(e.offset + e.length as u64) as usize)
         else {
+            bad.insert(e.id);
             r.problems.push(format!(
                 "pack {name}: blob {} lies outside the pack",
                 hex::encode(&e.id[..4])
@@ -158,6 +322,7 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64, r: &mut VerifyReport) {
             |plain| key.id_of(&plain) == e.id && (e.kind == Kind::Data || e.kind == Kind::Tree),
         );
         if !ok {
+            bad.insert(e.id);
             r.problems.push(format!(
                 "pack {name}: {} {} is damaged",
                 e.kind.name(),
@@ -165,4 +330,96 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64, r: &mut VerifyReport) {
             ));
         }
     }
+}
+
+/// Files listed per snapshot at most; the rest are counted.
+const FILES_SHOWN: usize = 10;
+
+/// One line per snapshot that needs any of `bad`: its id, time and the files (or
+/// folders) that cannot be restored whole.
+fn affected(
+    repo: &Repository,
+    snapshots: &[crate::model::snapshot::SnapshotEntry],
+    bad: &HashSet<[u8; 32]>,
+) -> Result<Vec<String>> {
+    let mut memo: HashMap<TreeId, Vec<String>> = HashMap::new();
+    let mut out = Vec::new();
+    for s in snapshots {
+        let mut hit = Vec::new();
+        for (t, path) in roots(s) {
+            for p in damaged_in(repo, t, bad, &mut memo) {
+                hit.push(if path.is_empty() && p.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("{path}{p}")
+                });
+            }
+        }
+        if hit.is_empty() {
+            continue;
+        }
+        let shown: Vec<&str> = hit.iter().take(FILES_SHOWN).map(|s| s.as_str()).collect();
+        let more = hit.len().saturating_sub(FILES_SHOWN);
+        out.push(format!(
+            "snapshot {} ({}): {} damaged: {}{}",
+            s.id.short(),
+            s.snapshot.time,
+            if hit.len() == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{} entries", hit.len())
+            },
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(out)
+}
+
+/// Paths below tree `id` (relative, with a leading `/`) that need a bad blob.
+fn damaged_in(
+    repo: &Repository,
+    id: TreeId,
+    bad: &HashSet<[u8; 32]>,
+    memo: &mut HashMap<TreeId, Vec<String>>,
+) -> Vec<String> {
+    if let Some(v) = memo.get(&id) {
+        return v.clone();
+    }
+    let mut out = Vec::new();
+    match repo.load_tree(id) {
+        Err(_) => out.push(String::new()), // the folder itself is unreadable
+        Ok(tree) => {
+            for n in &tree.nodes {
+                let name = format!("/{}", String::from_utf8_lossy(&n.name));
+                match n.kind {
+                    NodeKind::Dir => {
+                        if let Some(t) = n.subtree {
+                            for p in damaged_in(repo, t, bad, memo) {
+                                out.push(format!("{name}{p}"));
+                            }
+                        }
+                    }
+                    NodeKind::File => {
+                        let hurt = n.lists.iter().any(|l| bad.contains(&l.0))
+                            || match repo.node_content(n) {
+                                Ok(c) => c.iter().any(|c| bad.contains(&c.0)),
+                                Err(Error::Missing { .. } | Error::Corrupt { .. }) => true,
+                                Err(_) => false,
+                            };
+                        if hurt {
+                            out.push(name);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    memo.insert(id, out.clone());
+    out
 }

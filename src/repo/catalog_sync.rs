@@ -18,7 +18,7 @@ use crate::pack::{self, PackEntry};
 use crate::storage::pack_path;
 
 /// Packs per index object: keeps each index object a few MiB.
-const PACKS_PER_INDEX: usize = 2048;
+pub(crate) const PACKS_PER_INDEX: usize = 2048;
 
 impl Repository {
     pub(super) fn sync_catalog(&self) -> Result<()> {
@@ -34,11 +34,12 @@ impl Repository {
             .collect();
         let loaded: HashSet<ObjectId> = self.catalog.loaded_indexes()?.into_iter().collect();
         if !loaded.is_subset(&in_repo) {
-            tracing::info!(
-                "index objects were removed from the repository; rebuilding the catalog"
-            );
-            self.catalog.clear()?;
-            return self.load_indexes(in_repo.iter());
+            // A prune elsewhere: reload the index, keeping the file cache.
+            tracing::info!("index objects were removed from the repository; reloading the index");
+            self.catalog.clear_index()?;
+            self.load_indexes(in_repo.iter())?;
+            self.recover_packs()?;
+            return Ok(());
         }
         self.load_indexes(in_repo.difference(&loaded))
     }

@@ -16,10 +16,20 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
-    /// This repository's catalog in the cache folder (one per repository id, so a
-    /// mirror of it shares the catalog).
+    /// The primary repository's catalog in the cache folder (one per repository id).
     pub fn catalog_path(&self, cache_dir: &std::path::Path) -> std::path::PathBuf {
         cache_dir.join(format!("{}.sqlite", self.id))
+    }
+
+    /// The catalog of a destination's copy: its own file, since each copy has its
+    /// own retention and so, after a prune, its own index objects.
+    pub fn copy_catalog_path(
+        &self,
+        cache_dir: &std::path::Path,
+        location: &str,
+    ) -> std::path::PathBuf {
+        let h = blake3::hash(location.as_bytes()).to_hex();
+        cache_dir.join(format!("{}.{}.sqlite", self.id, &h[..16]))
     }
 
     pub fn id_bytes(&self) -> [u8; 32] {

@@ -107,6 +107,7 @@ impl Repository {
             key,
             key_id,
             catalog,
+            lock_wait: std::time::Duration::ZERO,
         })
     }
 

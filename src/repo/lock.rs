@@ -12,10 +12,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::Repository;
-use crate::crypto::Kind;
+use crate::crypto::{Kind, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::storage::Backend;
+use crate::storage::{Backend, StorageError};
 
 /// A lock not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
@@ -78,7 +78,47 @@ impl Drop for LockGuard {
 }
 
 impl Repository {
-    /// Every lock in the repository, stale ones removed (with a warning).
+    /// Take a lock. Shared locks coexist; an exclusive lock excludes every other.
+    /// A conflicting lock is waited for up to the repository's lock wait (checked
+    /// every few seconds, with jitter so two waiters do not collide forever).
+    pub fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        self.lock_at(self.backend.clone(), exclusive, operation)
+    }
+
+    /// Take a lock in another copy of this repository (a mirror destination),
+    /// sealed with this repository's key.
+    pub fn lock_at(
+        &self,
+        backend: Arc<dyn Backend>,
+        exclusive: bool,
+        operation: &str,
+    ) -> Result<LockGuard> {
+        let locker = Locker {
+            backend,
+            key: &self.key,
+        };
+        let start = std::time::Instant::now();
+        loop {
+            match locker.try_lock(exclusive, operation) {
+                Err(Error::Locked(who)) if start.elapsed() < self.lock_wait => {
+                    tracing::info!("waiting for the repository lock held by {who}");
+                    let jitter = rand::random::<u64>() % 2000;
+                    std::thread::sleep(Duration::from_millis(1000 + jitter));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Locks in one copy, sealed with the repository's key.
+struct Locker<'k> {
+    backend: Arc<dyn Backend>,
+    key: &'k MasterKey,
+}
+
+impl Locker<'_> {
+    /// Every lock in the copy, stale ones removed (with a warning).
     fn live_locks(&self) -> Result<Vec<(String, LockInfo)>> {
         let host = crate::util::hostname();
         let mut out = Vec::new();
@@ -87,11 +127,14 @@ impl Repository {
                 continue;
             };
             let path = format!("locks/{name}");
-            let info = match self.read_object(Kind::Lock, "locks", &id) {
-                Ok(b) => serde_json::from_slice::<LockInfo>(&b).ok(),
-                Err(Error::Missing { .. }) => continue, // released meanwhile
-                Err(_) => None,
+            let sealed = match self.backend.get(&path) {
+                Ok(b) => b,
+                Err(StorageError::NotFound(_)) => continue, // released meanwhile
+                Err(e) => return Err(e.into()),
             };
+            let info = crate::codec::decode(self.key, Kind::Lock, &id.0, &sealed, 1 << 20)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok());
             let Some(info) = info else {
                 tracing::warn!("ignoring unreadable lock {path}");
                 continue;
@@ -106,8 +149,7 @@ impl Repository {
         Ok(out)
     }
 
-    /// Take a lock. Shared locks coexist; an exclusive lock excludes every other.
-    pub fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
+    fn try_lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
         let conflict = |locks: &[(String, LockInfo)], mine: Option<&str>| {
             locks
                 .iter()
@@ -131,7 +173,7 @@ impl Repository {
         let id = ObjectId(r);
         let name = id.to_hex();
         let path = format!("locks/{name}");
-        self.put_lock(&id, &info)?;
+        put_lock(self.backend.as_ref(), self.key, &id, &info)?;
         let guard = LockGuard {
             backend: self.backend.clone(),
             path,
@@ -145,14 +187,6 @@ impl Repository {
         Ok(self.start_refresh(guard, id, info))
     }
 
-    fn put_lock(&self, id: &ObjectId, info: &LockInfo) -> Result<()> {
-        let plain = serde_json::to_vec(info).expect("lock serializes");
-        let sealed = crate::codec::encode(&self.key, Kind::Lock, &id.0, &plain);
-        self.backend
-            .put(&format!("locks/{}", id.to_hex()), &sealed)?;
-        Ok(())
-    }
-
     fn start_refresh(&self, mut guard: LockGuard, id: ObjectId, mut info: LockInfo) -> LockGuard {
         let stop = guard.stop.clone();
         let backend = self.backend.clone();
@@ -163,12 +197,17 @@ impl Repository {
                 return;
             }
             info.time = crate::util::rfc3339(crate::util::now());
-            let plain = serde_json::to_vec(&info).expect("lock serializes");
-            let sealed = crate::codec::encode(&key, Kind::Lock, &id.0, &plain);
-            if let Err(e) = backend.put(&format!("locks/{}", id.to_hex()), &sealed) {
+            if let Err(e) = put_lock(backend.as_ref(), &key, &id, &info) {
                 tracing::warn!("could not refresh the repository lock: {e}");
             }
         }));
         guard
     }
+}
+
+fn put_lock(backend: &dyn Backend, key: &MasterKey, id: &ObjectId, info: &LockInfo) -> Result<()> {
+    let plain = serde_json::to_vec(info).expect("lock serializes");
+    let sealed = crate::codec::encode(key, Kind::Lock, &id.0, &plain);
+    backend.put(&format!("locks/{}", id.to_hex()), &sealed)?;
+    Ok(())
 }

@@ -7,14 +7,17 @@
 
 mod catalog_sync;
 mod config;
+mod holds;
 mod keys;
 mod lock;
 mod writer;
 
+pub(crate) use catalog_sync::PACKS_PER_INDEX;
 pub use config::RepoConfig;
+pub use holds::Hold;
 pub use keys::KeyInfo;
 pub use lock::{LockGuard, LockInfo};
-pub use writer::{BlobWriter, WriteStats};
+pub use writer::{BlobWriter, WriteStats, PACK_TARGET};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +35,15 @@ use crate::model::tree::{Node, Tree};
 use crate::storage::{pack_path, Backend, StorageError};
 
 /// Folders every repository has.
-pub const DIRS: &[&str] = &["keys", "packs", "index", "snapshots", "locks", "audit"];
+pub const DIRS: &[&str] = &[
+    "keys",
+    "packs",
+    "index",
+    "snapshots",
+    "holds",
+    "locks",
+    "audit",
+];
 
 /// Largest structured object (index, snapshot, tree) we accept when decoding.
 const MAX_OBJECT: usize = 512 * 1024 * 1024;
@@ -43,6 +54,8 @@ pub struct Repository {
     key: MasterKey,
     key_id: String,
     catalog: Arc<Catalog>,
+    /// How long `lock` waits for a conflicting lock to go (HCBACKUP_LOCK_WAIT).
+    lock_wait: std::time::Duration,
 }
 
 /// Gives the password when it is first needed (after the repository was found).
@@ -55,19 +68,45 @@ impl Repository {
         password: PasswordFn<'_>,
         cache_dir: &Path,
     ) -> Result<Repository> {
+        Repository::open_at(backend, password, |c| c.catalog_path(cache_dir))
+    }
+
+    /// Open a destination's copy, with its own catalog (see `copy_catalog_path`).
+    pub fn open_copy(
+        backend: Arc<dyn Backend>,
+        password: PasswordFn<'_>,
+        cache_dir: &Path,
+    ) -> Result<Repository> {
+        let location = backend.location();
+        Repository::open_at(backend, password, |c| {
+            c.copy_catalog_path(cache_dir, &location)
+        })
+    }
+
+    fn open_at(
+        backend: Arc<dyn Backend>,
+        password: PasswordFn<'_>,
+        catalog_path: impl FnOnce(&RepoConfig) -> std::path::PathBuf,
+    ) -> Result<Repository> {
         let config = RepoConfig::load(backend.as_ref())?;
         let pw = password()?;
         let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
-        let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
+        let catalog = Arc::new(Catalog::open(&catalog_path(&config))?);
         let repo = Repository {
             backend,
             config,
             key,
             key_id,
             catalog,
+            lock_wait: std::time::Duration::ZERO,
         };
         repo.sync_catalog()?;
         Ok(repo)
+    }
+
+    /// Wait up to `d` for conflicting locks instead of failing at once.
+    pub fn set_lock_wait(&mut self, d: std::time::Duration) {
+        self.lock_wait = d;
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -113,7 +152,8 @@ impl Repository {
         })?;
         let plain = codec::decode(&self.key, kind, &id.0, &sealed, MAX_OBJECT)
             .map_err(|e| Error::corrupt(format!("{} {path}", kind.name()), e.to_string()))?;
-        if kind != Kind::Lock && self.key.id_of(&plain) != id.0 {
+        // Locks and holds are named by a random id or their snapshot's, not their content.
+        if !matches!(kind, Kind::Lock | Kind::Hold) && self.key.id_of(&plain) != id.0 {
             return Err(Error::corrupt(
                 format!("{} {path}", kind.name()),
                 "content does not match its name",

@@ -72,6 +72,8 @@ impl Env {
             "GOOGLE_DRIVE_BACKUP_FOLDER",
             "GOOGLE_CREDENTIALS",
             "HCBACKUP_DRIVE_ROOT_URL",
+            "RETENTION_DAYS",
+            "HCBACKUP_LOCK_WAIT",
         ] {
             c.env_remove(v);
         }

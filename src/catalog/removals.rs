@@ -1,0 +1,93 @@
+//! History kept per copy: what `forget` and `prune` removed, and why; and which
+//! pack `verify` last read when. Like restore tests this is not repository content:
+//! `clear` leaves it alone.
+
+use std::collections::HashMap;
+
+use crate::id::PackId;
+
+use rusqlite::params;
+
+use super::Catalog;
+use crate::error::Result;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Removal {
+    pub time: String,
+    /// `local` or a destination's name.
+    pub copy: String,
+    pub operation: String,
+    /// `snapshots/<id>`, `packs/<id>`, `index/<id>`.
+    pub object: String,
+    pub reason: String,
+}
+
+impl Catalog {
+    pub fn record_removals(&self, rows: &[Removal]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT INTO removals(time, copy, operation, object, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for r in rows {
+                    st.execute(params![r.time, r.copy, r.operation, r.object, r.reason])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Removals recorded for `copy`, oldest first.
+    pub fn removals(&self, copy: &str) -> Result<Vec<Removal>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT time, copy, operation, object, reason FROM removals WHERE copy = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([copy], |r| {
+                Ok(Removal {
+                    time: r.get(0)?,
+                    copy: r.get(1)?,
+                    operation: r.get(2)?,
+                    object: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Record that `packs` of `location` were read back and found good at `time`.
+    pub fn record_pack_reads(&self, location: &str, packs: &[PackId], time: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT OR REPLACE INTO pack_reads(location, pack, time) VALUES (?1, ?2, ?3)",
+                )?;
+                for p in packs {
+                    st.execute(params![location, &p.0[..], time])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// When each pack of `location` was last read back good (RFC 3339, UTC).
+    pub fn pack_reads(&self, location: &str) -> Result<HashMap<PackId, String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT pack, time FROM pack_reads WHERE location = ?1")?;
+            let rows = st.query_map([location], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (id, t) = row?;
+                if let Some(id) = PackId::from_slice(&id) {
+                    out.insert(id, t);
+                }
+            }
+            Ok(out)
+        })
+    }
+}

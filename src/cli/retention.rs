@@ -1,0 +1,322 @@
+//! `hcbackup forget`, `prune` and `hold`: retention per copy (`local` is the
+//! primary repository; destinations go by their names).
+
+use std::collections::HashSet;
+
+use clap::{Args, Subcommand};
+
+use super::{render_retention as render, Ctx};
+use crate::catalog::Removal;
+use crate::error::{exit, Error, Result};
+use crate::ops::{forget, prune};
+use crate::repo::Repository;
+use crate::retention::{Policy, Span, LOCAL};
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the N most recent hours that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// … of each of the N most recent days that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// … of each of the N most recent ISO weeks that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// … of each of the N most recent months that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// … of each of the N most recent years that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every snapshot within this span of the newest (90d, 1y6m, 2w, 36h).
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<Span>,
+    /// Keep every snapshot with this tag.
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// The copy: `local` (the repository), a destination's name, or `all`; each
+    /// uses its own policy from hcbackup.toml (or the seed's) unless --keep-* is given.
+    #[arg(long, default_value = LOCAL)]
+    pub destination: String,
+    /// Then prune the same copies.
+    #[arg(long)]
+    pub prune: bool,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Judge as of this time (RFC 3339 or YYYY-MM-DD) instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// With --prune: repack packs with more than this percentage unused.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub max_unused: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// The copy: `local`, a destination's name, or `all`.
+    #[arg(long, default_value = LOCAL)]
+    pub destination: String,
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack packs with more than this percentage of unused bytes.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+    pub max_unused: f64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HoldCommand {
+    /// Keep SNAPSHOT whatever the retention policies say, in every copy.
+    Add {
+        snapshot: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift the hold on SNAPSHOT.
+    Remove {
+        snapshot: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the holds.
+    List,
+}
+
+impl ForgetArgs {
+    fn policy(&self) -> Policy {
+        Policy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within,
+            keep_tag: self.keep_tag.clone(),
+        }
+    }
+}
+
+/// The copies `which` names: `local`, a destination, or `all`.
+pub(super) fn copies(ctx: &Ctx, which: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = std::iter::once(LOCAL.to_string())
+        .chain(ctx.settings.destinations.iter().map(|(n, _)| n.clone()))
+        .collect();
+    if which == "all" {
+        return Ok(names);
+    }
+    if names.iter().any(|n| n == which) {
+        return Ok(vec![which.to_string()]);
+    }
+    Err(Error::Usage(format!(
+        "--destination {which}: no such copy (known: {}, all)",
+        names.join(", ")
+    )))
+}
+
+/// A destination's copy; `None` for `local` (the primary, already open).
+pub(super) fn open_copy(ctx: &Ctx, name: &str) -> Result<Option<Repository>> {
+    Ok(if name == LOCAL {
+        None
+    } else {
+        Some(ctx.open_destination(name)?)
+    })
+}
+
+fn max_unused(pct: f64) -> Result<f64> {
+    if !(0.0..=100.0).contains(&pct) {
+        return Err(Error::Usage(format!(
+            "--max-unused {pct}: give a percentage from 0 to 100"
+        )));
+    }
+    Ok(pct / 100.0)
+}
+
+pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
+    let now = match &a.now {
+        Some(t) => crate::util::parse_when(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "--now {t}: give an RFC 3339 time (2026-01-15T03:00:00Z) or a date (2026-01-15)"
+            ))
+        })?,
+        None => crate::util::now(),
+    };
+    let threshold = max_unused(a.max_unused)?;
+    let names = copies(ctx, &a.destination)?;
+    let primary = ctx.open()?;
+    let cli_policy = a.policy();
+    let primary_holds = primary.holds()?;
+    let primary_ids: HashSet<_> = primary.snapshots()?.into_iter().map(|s| s.id).collect();
+    let none = HashSet::new();
+    let mut code = exit::OK;
+    let mut docs = Vec::new();
+    for name in names {
+        let (policy, source) = if cli_policy.is_empty() {
+            ctx.settings.policy(&name)
+        } else {
+            (cli_policy.clone(), "command line")
+        };
+        let result = (|| -> Result<serde_json::Value> {
+            let copy = open_copy(ctx, &name)?;
+            let repo = copy.as_ref().unwrap_or(&primary);
+            let opts = forget::ForgetOptions {
+                policy: &policy,
+                now,
+                dry_run: a.dry_run,
+                extra_holds: if copy.is_some() { &primary_holds } else { &[] },
+                in_primary: if copy.is_some() { &primary_ids } else { &none },
+            };
+            let report = forget::run(repo, &name, source, &opts)?;
+            if !a.dry_run {
+                let time = crate::util::rfc3339(crate::util::now());
+                let rows: Vec<Removal> = report
+                    .groups
+                    .iter()
+                    .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
+                    .map(|s| Removal {
+                        time: time.clone(),
+                        copy: name.clone(),
+                        operation: "forget".into(),
+                        object: format!("snapshots/{}", s.id),
+                        reason: format!("not kept by {} ({source})", report.policy),
+                    })
+                    .collect();
+                primary.catalog().record_removals(&rows)?;
+                if copy.is_some() {
+                    let paths: Vec<String> = rows.iter().map(|r| r.object.clone()).collect();
+                    primary
+                        .catalog()
+                        .remove_holdings(&repo.backend().location(), &paths)?;
+                }
+            }
+            render::forget(ctx, &report);
+            let mut doc = serde_json::to_value(&report).expect("json");
+            if a.prune {
+                let p = run_prune(ctx, &primary, repo, &name, a.dry_run, threshold)?;
+                doc["prune"] = serde_json::to_value(&p).expect("json");
+            }
+            Ok(doc)
+        })();
+        match result {
+            Ok(doc) => docs.push(doc),
+            Err(e) => {
+                eprintln!("hcbackup: forget on {name} FAILED: {e}");
+                code = code.max(e.exit_code().max(exit::ERROR));
+                docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
+            }
+        }
+    }
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
+    }
+    Ok(code)
+}
+
+pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
+    let threshold = max_unused(a.max_unused)?;
+    let names = copies(ctx, &a.destination)?;
+    let primary = ctx.open()?;
+    let mut code = exit::OK;
+    let mut docs = Vec::new();
+    for name in names {
+        let result = (|| -> Result<prune::PruneReport> {
+            let copy = open_copy(ctx, &name)?;
+            let repo = copy.as_ref().unwrap_or(&primary);
+            run_prune(ctx, &primary, repo, &name, a.dry_run, threshold)
+        })();
+        match result {
+            Ok(r) => docs.push(serde_json::json!({ "copy": name, "prune": r })),
+            Err(e) => {
+                eprintln!("hcbackup: prune on {name} FAILED: {e}");
+                code = code.max(e.exit_code().max(exit::ERROR));
+                docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
+            }
+        }
+    }
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
+    }
+    Ok(code)
+}
+
+/// Prune one copy and record what went, in the primary's catalog.
+fn run_prune(
+    ctx: &Ctx,
+    primary: &Repository,
+    repo: &Repository,
+    name: &str,
+    dry_run: bool,
+    max_unused: f64,
+) -> Result<prune::PruneReport> {
+    let r = prune::run(
+        repo,
+        prune::PruneOptions {
+            dry_run,
+            max_unused,
+        },
+    )?;
+    if !dry_run {
+        let time = crate::util::rfc3339(crate::util::now());
+        let rows: Vec<Removal> = r
+            .removed
+            .iter()
+            .map(|x| Removal {
+                time: time.clone(),
+                copy: name.to_string(),
+                operation: "prune".into(),
+                object: x.object.clone(),
+                reason: x.reason.clone(),
+            })
+            .collect();
+        primary.catalog().record_removals(&rows)?;
+        if name != LOCAL {
+            // The destination changed under the mirror's record: list it next time.
+            primary
+                .catalog()
+                .forget_holdings(&repo.backend().location())?;
+        }
+    }
+    render::prune(ctx, name, &r);
+    Ok(r)
+}
+
+pub fn hold(ctx: &Ctx, cmd: HoldCommand) -> Result<i32> {
+    let repo = ctx.open()?;
+    match cmd {
+        HoldCommand::Add { snapshot, reason } => {
+            let snap = repo.find_snapshot(&snapshot)?;
+            let h = repo.add_hold(&snap.id, &reason)?;
+            render::hold_changed(ctx, "placed", &h.snapshot, &h.reason);
+        }
+        HoldCommand::Remove { snapshot, reason } => {
+            if reason.trim().is_empty() {
+                return Err(Error::Usage(
+                    "say why the hold is lifted: --reason TEXT".into(),
+                ));
+            }
+            // The snapshot may be gone from here already; match the holds by prefix.
+            let holds = repo.holds()?;
+            let id =
+                crate::id::resolve_prefix(&snapshot, holds.iter().map(|h| h.snapshot.as_str()))
+                    .map_err(|e| Error::Usage(format!("no hold on {snapshot}: {e}")))?
+                    .to_string();
+            let oid = crate::id::ObjectId::from_hex(&id).expect("hold names are ids");
+            repo.remove_hold(&oid)?;
+            repo.catalog().record_removals(&[Removal {
+                time: crate::util::rfc3339(crate::util::now()),
+                copy: LOCAL.into(),
+                operation: "hold remove".into(),
+                object: format!("holds/{id}"),
+                reason: reason.trim().to_string(),
+            }])?;
+            render::hold_changed(ctx, "lifted", &id, &reason);
+        }
+        HoldCommand::List => render::holds(ctx, &repo.holds()?),
+    }
+    Ok(exit::OK)
+}

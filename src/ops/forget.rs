@@ -1,0 +1,161 @@
+//! `forget`: apply a retention policy to one copy of the repository, removing the
+//! manifests of the snapshots it does not keep. Data goes only with `prune`.
+//!
+//! Snapshots are judged in groups of the same host, paths and databases (a files-
+//! only job and a database job do not crowd each other out). A snapshot is kept
+//! when the policy keeps it, when a legal hold names it (in this copy or in the
+//! primary repository), or, at a destination, while the primary repository still
+//! has it (the next mirror would only copy it back).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::model::snapshot::SnapshotEntry;
+use crate::repo::{Hold, Repository};
+use crate::retention::{self, Candidate, Policy};
+use crate::storage::StorageError;
+
+pub struct ForgetOptions<'a> {
+    pub policy: &'a Policy,
+    pub now: OffsetDateTime,
+    pub dry_run: bool,
+    /// Holds placed elsewhere (the primary's, when forgetting at a destination).
+    pub extra_holds: &'a [Hold],
+    /// Snapshots kept whatever the policy: the primary still has them.
+    pub in_primary: &'a HashSet<ObjectId>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanEntry {
+    pub id: String,
+    pub short_id: String,
+    pub time: String,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Group {
+    pub host: String,
+    pub paths: Vec<String>,
+    pub databases: Vec<String>,
+    /// Newest first.
+    pub snapshots: Vec<PlanEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ForgetReport {
+    /// `local` or the destination's name.
+    pub copy: String,
+    pub location: String,
+    pub policy: String,
+    pub policy_source: String,
+    pub dry_run: bool,
+    pub kept: u64,
+    pub removed: u64,
+    pub groups: Vec<Group>,
+}
+
+/// The group a snapshot is judged in.
+fn group_key(e: &SnapshotEntry) -> (String, Vec<String>, Vec<String>) {
+    let s = &e.snapshot;
+    let mut paths = s.paths.clone();
+    paths.sort();
+    let mut dbs: Vec<String> = s.databases.iter().map(|d| d.db.clone()).collect();
+    dbs.sort();
+    (s.host.clone(), paths, dbs)
+}
+
+/// Decide (and unless `dry_run`, remove). `copy`/`source` only label the report.
+pub fn run(
+    repo: &Repository,
+    copy: &str,
+    source: &str,
+    opts: &ForgetOptions<'_>,
+) -> Result<ForgetReport> {
+    if opts.policy.is_empty() {
+        return Err(Error::Usage(
+            "no retention policy given: pass --keep-daily N (or --keep-last/-hourly/-weekly/-monthly/-yearly, --keep-within, --keep-tag), or set [retention.NAME] in hcbackup.toml".into(),
+        ));
+    }
+    // Exclusive: a verify or prune running now must not see snapshots vanish.
+    let _lock = (!opts.dry_run)
+        .then(|| repo.lock(true, "forget"))
+        .transpose()?;
+    let snaps = repo.snapshots()?;
+    let mut holds: HashMap<String, String> = HashMap::new();
+    for h in repo
+        .holds()?
+        .into_iter()
+        .chain(opts.extra_holds.iter().cloned())
+    {
+        holds.entry(h.snapshot).or_insert(h.reason);
+    }
+    let mut groups: BTreeMap<_, Vec<&SnapshotEntry>> = BTreeMap::new();
+    for s in &snaps {
+        groups.entry(group_key(s)).or_default().push(s);
+    }
+    let mut report = ForgetReport {
+        copy: copy.to_string(),
+        location: repo.backend().location(),
+        policy: opts.policy.describe(),
+        policy_source: source.to_string(),
+        dry_run: opts.dry_run,
+        kept: 0,
+        removed: 0,
+        groups: Vec::new(),
+    };
+    let mut doomed = Vec::new();
+    for ((host, paths, databases), members) in groups {
+        let cands: Vec<Candidate> = members
+            .iter()
+            .map(|e| Candidate {
+                time: e.snapshot.parsed_time(),
+                tags: e.snapshot.tags.clone(),
+                hold: holds.get(&e.id.to_hex()).cloned(),
+            })
+            .collect();
+        let verdicts = retention::apply(opts.policy, &cands, opts.now);
+        let mut entries = Vec::new();
+        for (e, mut v) in members.iter().zip(verdicts) {
+            if opts.in_primary.contains(&e.id) {
+                v.reasons
+                    .push("still in the local repository (a mirror would copy it back)".into());
+                v.keep = true;
+            }
+            if v.keep {
+                report.kept += 1;
+            } else {
+                report.removed += 1;
+                doomed.push(e.id);
+            }
+            entries.push(PlanEntry {
+                id: e.id.to_hex(),
+                short_id: e.id.short(),
+                time: e.snapshot.time.clone(),
+                keep: v.keep,
+                reasons: v.reasons,
+            });
+        }
+        entries.reverse();
+        report.groups.push(Group {
+            host,
+            paths,
+            databases,
+            snapshots: entries,
+        });
+    }
+    if !opts.dry_run {
+        for id in doomed {
+            match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
+                Ok(()) | Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(report)
+}
