@@ -6,6 +6,7 @@ mod progress;
 mod render;
 mod render_db;
 mod render_retention;
+mod repair;
 mod restore;
 mod retention;
 mod snapshot;
@@ -86,6 +87,8 @@ pub enum Command {
     Forget(retention::ForgetArgs),
     /// Remove data no snapshot needs (per copy).
     Prune(retention::PruneArgs),
+    /// Replace damaged or missing objects of a copy with good ones from the others.
+    Repair(repair::RepairArgs),
     /// Legal holds: keep a snapshot whatever the retention policies say.
     #[command(subcommand)]
     Hold(retention::HoldCommand),
@@ -216,6 +219,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Key(k) => keys::run(&ctx, k),
         Command::Forget(a) => retention::forget(&ctx, a),
         Command::Prune(a) => retention::prune(&ctx, a),
+        Command::Repair(a) => repair::run(&ctx, a),
         Command::Hold(h) => retention::hold(&ctx, h),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Catalog(CatalogCommand::Rebuild) => {

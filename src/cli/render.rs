@@ -314,3 +314,38 @@ pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
         );
     }
 }
+
+/// What `repair` healed, and what it could not (with the files affected).
+pub fn repair(ctx: &Ctx, reports: &[crate::ops::repair::RepairReport]) {
+    for r in reports {
+        for p in &r.after.problems {
+            eprintln!("hcbackup: repair {}: NOT healed: {p}", r.copy);
+        }
+        for a in &r.after.affected {
+            eprintln!("hcbackup: repair {}: affects {a}", r.copy);
+        }
+    }
+    if ctx.json {
+        print_json(&serde_json::to_value(reports).expect("report serializes"));
+        return;
+    }
+    if ctx.quiet {
+        return;
+    }
+    for r in reports {
+        for h in &r.healed {
+            println!("repair {}: {h}", r.copy);
+        }
+        println!(
+            "repair {}: {} objects healed, {} index objects written; {}",
+            r.copy,
+            r.healed.len(),
+            r.indexes_written,
+            if r.after.problems.is_empty() {
+                "no problems left".to_string()
+            } else {
+                format!("{} PROBLEMS LEFT", r.after.problems.len())
+            }
+        );
+    }
+}

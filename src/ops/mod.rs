@@ -7,6 +7,7 @@ pub mod forget;
 pub mod ls;
 pub mod mirror;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod restore_test;
 pub mod snapshot;

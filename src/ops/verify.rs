@@ -1,9 +1,10 @@
 //! `verify`: check that every snapshot of one copy can be restored, without
 //! restoring it.
 //!
-//! Structure: every snapshot's trees (files and database dumps) load (authenticated,
-//! id re-hashed), every chunk a file needs is indexed, and every indexed pack exists
-//! with its recorded size. Reading data (all packs, the N-th of M slices, or `auto`:
+//! Structure: every snapshot manifest and index object reads back (authenticated,
+//! id re-hashed), every snapshot's trees (files and database dumps) load, every
+//! chunk a file needs is indexed, and every indexed pack exists with its recorded
+//! size. Reading data (all packs, the N-th of M slices, or `auto`:
 //! the packs read longest ago, a twelfth of the data a run) also reads packs: a
 //! pack's bytes must hash to its name, its header must authenticate, and every blob
 //! in it must decrypt and hash to its id. The catalog remembers which pack was read
@@ -17,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::id::{PackId, TreeId};
+use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::tree::NodeKind;
 use crate::repo::Repository;
 use crate::storage::pack_path;
@@ -69,6 +70,14 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// The snapshots and files that damaged or missing data affects.
     pub affected: Vec<String>,
+    /// Objects to replace with a good copy (`repair`): damaged or missing packs,
+    /// unreadable snapshot manifests and index objects.
+    pub damaged: Vec<String>,
+    /// Packs holding needed data that no index object lists (`repair` indexes them).
+    pub unindexed: Vec<String>,
+    /// Needed blobs that no index lists and no pack here holds (hex ids).
+    #[serde(skip)]
+    pub missing_blobs: Vec<[u8; 32]>,
 }
 
 /// Days after which `auto` reads a pack again whatever its share.
@@ -81,13 +90,24 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
         location: repo.backend().location(),
         ..Default::default()
     };
-    let snapshots = match repo.snapshots() {
-        Ok(s) => s,
-        Err(e) => {
+    // Packs no index lists (an interrupted run's, or a lost index object's) join the
+    // catalog by their headers, so what they hold is known.
+    repo.recover_packs()?;
+    let (snapshots, unreadable) = repo.snapshots_checked()?;
+    for (path, e) in unreadable {
+        r.problems.push(e.to_string());
+        r.damaged.push(path);
+    }
+    // Index objects are few and small: each is read back, whatever the catalog holds.
+    for (name, _) in repo.backend().list("index")? {
+        let Some(id) = ObjectId::from_hex(&name) else {
+            continue;
+        };
+        if let Err(e) = repo.read_index(&id) {
             r.problems.push(e.to_string());
-            Vec::new()
+            r.damaged.push(format!("index/{name}"));
         }
-    };
+    }
     let mut w = Walk::default();
     for s in &snapshots {
         r.snapshots += 1;
@@ -104,9 +124,15 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
                 "pack {} holds data snapshots need but no index object lists it (an index object is missing): run `hcbackup repair`",
                 p.id.to_hex()
             ));
+            r.unindexed.push(p.id.to_hex());
         }
     }
     let Walk { mut bad, .. } = w;
+    for b in &bad {
+        if !repo.catalog().has_blob(&crate::id::BlobId(*b))? {
+            r.missing_blobs.push(*b);
+        }
+    }
     let present: Vec<(PackId, u64)> = repo
         .backend()
         .list("packs")?
@@ -125,6 +151,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             Some(_) => continue,
         };
         r.problems.push(problem);
+        r.damaged.push(pack_path(&id));
         bad.extend(repo.catalog().pack_blob_ids(&id)?);
     }
     let location = repo.backend().location();
@@ -145,6 +172,8 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     if !bad.is_empty() {
         r.affected = affected(repo, &snapshots, &bad)?;
     }
+    r.damaged.sort();
+    r.damaged.dedup();
     Ok(r)
 }
 
@@ -280,6 +309,20 @@ fn read_pack(
     r: &mut VerifyReport,
 ) {
     r.packs_read += 1;
+    let before = r.problems.len();
+    read_pack_checks(repo, id, size, bad, r);
+    if r.problems.len() > before {
+        r.damaged.push(pack_path(id));
+    }
+}
+
+fn read_pack_checks(
+    repo: &Repository,
+    id: &PackId,
+    size: u64,
+    bad: &mut HashSet<[u8; 32]>,
+    r: &mut VerifyReport,
+) {
     let name = id.to_hex();
     let all_bad = |bad: &mut HashSet<[u8; 32]>| {
         if let Ok(ids) = repo.catalog().pack_blob_ids(id) {

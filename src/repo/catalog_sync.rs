@@ -44,14 +44,26 @@ impl Repository {
         self.load_indexes(in_repo.difference(&loaded))
     }
 
+    /// Load index objects into the catalog. A damaged one is skipped with a warning
+    /// (and tried again next time): the packs it listed are found by their headers,
+    /// and `verify` reports it.
     fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
         for id in ids {
-            let plain = self.read_object(Kind::Index, "index", id)?;
-            let packs = index::decode(&plain)
-                .map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))?;
-            self.catalog.add_index(id, &packs)?;
+            match self.read_index(id) {
+                Ok(packs) => self.catalog.add_index(id, &packs)?,
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                    tracing::warn!("{e}");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// Read and decode one index object.
+    pub fn read_index(&self, id: &ObjectId) -> Result<Vec<IndexedPack>> {
+        let plain = self.read_object(Kind::Index, "index", id)?;
+        index::decode(&plain).map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))
     }
 
     /// Rebuild the catalog from the repository alone; returns (indexes, packs, blobs).

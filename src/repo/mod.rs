@@ -58,6 +58,9 @@ pub struct Repository {
     lock_wait: std::time::Duration,
 }
 
+/// An object that does not read back: its path and why.
+pub type Unreadable = (String, Error);
+
 /// Gives the password when it is first needed (after the repository was found).
 pub type PasswordFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>>;
 
@@ -237,22 +240,42 @@ impl Repository {
 
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        let (out, mut bad) = self.snapshots_checked()?;
+        match bad.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Every snapshot that reads back, oldest first; and the manifests that do not
+    /// (their path and why).
+    pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for (name, _) in self.backend.list("snapshots")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
             };
-            let bytes = self.read_object(Kind::Snapshot, "snapshots", &id)?;
-            let snapshot = Snapshot::from_bytes(&bytes)
-                .map_err(|e| Error::corrupt(format!("snapshot {name}"), e))?;
-            out.push(SnapshotEntry { id, snapshot });
+            let read = self
+                .read_object(Kind::Snapshot, "snapshots", &id)
+                .and_then(|bytes| {
+                    Snapshot::from_bytes(&bytes)
+                        .map_err(|e| Error::corrupt(format!("snapshot {name}"), e))
+                });
+            match read {
+                Ok(snapshot) => out.push(SnapshotEntry { id, snapshot }),
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                    bad.push((format!("snapshots/{name}"), e))
+                }
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| {
             let ta = a.snapshot.parsed_time();
             let tb = b.snapshot.parsed_time();
             ta.cmp(&tb).then(a.id.cmp(&b.id))
         });
-        Ok(out)
+        Ok((out, bad))
     }
 
     /// A snapshot by unique id prefix, or `latest`.
