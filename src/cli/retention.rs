@@ -151,8 +151,6 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     let primary = ctx.open()?;
     let cli_policy = a.policy();
     let primary_holds = primary.holds()?;
-    let primary_ids: HashSet<_> = primary.snapshots()?.into_iter().map(|s| s.id).collect();
-    let none = HashSet::new();
     let mut code = exit::OK;
     let mut docs = Vec::new();
     for name in names {
@@ -164,12 +162,17 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         let result = (|| -> Result<serde_json::Value> {
             let copy = open_copy(ctx, &name)?;
             let repo = copy.as_ref().unwrap_or(&primary);
+            // What the repository holds now (after its own forget, with `all`).
+            let primary_ids: HashSet<_> = match copy {
+                Some(_) => primary.snapshots()?.into_iter().map(|s| s.id).collect(),
+                None => HashSet::new(),
+            };
             let opts = forget::ForgetOptions {
                 policy: &policy,
                 now,
                 dry_run: a.dry_run,
                 extra_holds: if copy.is_some() { &primary_holds } else { &[] },
-                in_primary: if copy.is_some() { &primary_ids } else { &none },
+                in_primary: &primary_ids,
             };
             let report = forget::run(repo, &name, source, &opts)?;
             if !a.dry_run {

@@ -1,0 +1,178 @@
+//! Retention on the cloud copies: each copy (the repository, S3 on the moto server,
+//! Google Drive on the test server) forgets by its own policy and is pruned where it
+//! lives; every copy then verifies clean, reading all data, and restores byte-exact.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::drive::DriveServer;
+use common::s3 as moto;
+use common::{noise, write, Env};
+
+struct Clouds {
+    env: Env,
+    drive: DriveServer,
+    folder: String,
+    bucket: String,
+}
+
+impl Clouds {
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("AWS_ENDPOINT_URL", moto::endpoint())
+            .env("S3_BACKUP_BUCKET", &self.bucket)
+            .env("GOOGLE_DRIVE_BACKUP_FOLDER", &self.folder)
+            .env("GOOGLE_CREDENTIALS", self.drive.credentials())
+            .env("HCBACKUP_DRIVE_ROOT_URL", &self.drive.root_url);
+        c
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let o = self.cmd().arg("--json").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+/// Day `d`'s uploads: a scan kept all along and the day's report.
+fn day_files(src: &std::path::Path, d: u64) {
+    let _ = fs::remove_file(src.join(format!("laudo-{}.pdf", d - 1)));
+    write(&src.join(format!("laudo-{d}.pdf")), &noise(d, 600 << 10));
+}
+
+fn check_day(dir: &std::path::Path, d: u64) {
+    let up = dir.join("uploads");
+    assert!(fs::read(up.join("rx.dcm")).unwrap() == noise(99, 2 << 20));
+    assert!(fs::read(up.join(format!("laudo-{d}.pdf"))).unwrap() == noise(d, 600 << 10));
+    assert_eq!(fs::read_dir(&up).unwrap().count(), 2);
+}
+
+#[test]
+fn each_copy_forgets_by_its_own_policy_and_is_pruned_where_it_lives() {
+    let drive = DriveServer::start();
+    let c = Clouds {
+        env: Env::new(),
+        folder: drive.shared_folder("backups"),
+        drive,
+        bucket: moto::new_bucket("hcb-retention"),
+    };
+    fs::write(
+        c.env.path("hcbackup.toml"),
+        "[retention.local]\nkeep_last = 2\n[retention.s3]\nkeep_last = 3\n[retention.drive]\nkeep_last = 1\n",
+    )
+    .unwrap();
+    let src = c.env.path("uploads");
+    write(&src.join("rx.dcm"), &noise(99, 2 << 20));
+    let mut ids = Vec::new();
+    for d in 1..=4u64 {
+        day_files(&src, d);
+        let time = format!("2026-11-0{d}T03:00:00Z");
+        let s = c.json(&["snapshot", src.to_str().unwrap(), "--time", &time]);
+        ids.push(s["id"].as_str().unwrap().to_string());
+    }
+    let packs = |copy: &str| {
+        c.json(&["verify", "--destination", copy])["packs"]
+            .as_u64()
+            .unwrap()
+    };
+    let (s3_before, drive_before) = (packs("s3"), packs("drive"));
+    let drive_packs = c.drive.subfolder(&c.folder, "packs").unwrap();
+    let drive_files_before = c.drive.files_in(&drive_packs).len();
+
+    let done = c.json(&["forget", "--destination", "all", "--prune"]);
+    let by_copy = |name: &str| {
+        done.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["copy"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {done}"))
+            .clone()
+    };
+    // local keeps days 3–4; s3 its last three (2–4); drive its last one, plus what
+    // the repository still has (3–4).
+    assert_eq!(by_copy("local")["removed"], 2);
+    assert_eq!(by_copy("s3")["removed"], 1);
+    let drive_doc = by_copy("drive");
+    assert_eq!(drive_doc["removed"], 2);
+    let reasons: Vec<&str> = drive_doc["groups"][0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["keep"] == true)
+        .flat_map(|s| s["reasons"].as_array().unwrap().iter())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("still in the local repository")),
+        "{reasons:?}"
+    );
+    for copy in ["s3", "drive"] {
+        let p = &by_copy(copy)["prune"];
+        assert!(p["packs_deleted"].as_u64().unwrap() >= 1, "{copy}: {p}");
+        // Only the packs it repacks are downloaded.
+        assert!(
+            p["bytes_downloaded"].as_u64().unwrap() <= 3 << 20,
+            "{copy}: {p}"
+        );
+    }
+    assert!(packs("s3") < s3_before);
+    assert!(packs("drive") < drive_before);
+    assert!(c.drive.files_in(&drive_packs).len() < drive_files_before);
+
+    let all = c.json(&["verify", "--destination", "all", "--read-data"]);
+    for v in all.as_array().unwrap() {
+        assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+    }
+    // Day 2 lives only in S3 now; day 4 everywhere.
+    let t = c.env.path("day2-from-s3");
+    let o = c
+        .cmd()
+        .args([
+            "restore",
+            &ids[1][..8],
+            "--from",
+            "s3",
+            "--target",
+            t.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_day(&t, 2);
+    let t = c.env.path("day4-from-drive");
+    let o = c
+        .cmd()
+        .args([
+            "restore",
+            "latest",
+            "--from",
+            "drive",
+            "--target",
+            t.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_day(&t, 4);
+
+    // The nightly cycle goes on: the next snapshot mirrors to the pruned copies.
+    day_files(&src, 5);
+    c.json(&[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--time",
+        "2026-11-05T03:00:00Z",
+    ]);
+    let all = c.json(&["verify", "--destination", "all", "--read-data"]);
+    for v in all.as_array().unwrap() {
+        assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+    }
+}
