@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod common;
+use common::dir_size;
+
 struct Pg {
     host: String,
     port: String,
@@ -75,21 +78,6 @@ fn run(c: &mut Command) -> (f64, Vec<u8>) {
     let o = c.stderr(Stdio::inherit()).output().unwrap();
     assert!(o.status.success(), "{c:?} failed");
     (t.elapsed().as_secs_f64(), o.stdout)
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let m = e.metadata().unwrap();
-            n += if m.is_dir() {
-                dir_size(&e.path())
-            } else {
-                m.len()
-            };
-        }
-    }
-    n
 }
 
 fn mib(b: u64) -> f64 {

@@ -14,11 +14,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Measure {
-    secs: f64,
-    peak_kib: u64,
-}
-
 fn rng(seed: u64) -> impl FnMut() -> u64 {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     move || {
@@ -28,6 +23,9 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
         x
     }
 }
+
+mod common;
+use common::{dir_size, timed, Measure};
 
 #[path = "../tests/common/data.rs"]
 mod data;
@@ -164,57 +162,6 @@ fn next_day(root: &Path, seed: u64) {
         )
         .unwrap();
     }
-}
-
-fn timed(cmd: &mut Command) -> Measure {
-    let out = std::env::temp_dir().join(format!("hcb-time-{}", std::process::id()));
-    let prog = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let mut t = Command::new("/usr/bin/time");
-    t.arg("-f")
-        .arg("%e %M")
-        .arg("-o")
-        .arg(&out)
-        .arg(prog)
-        .args(args);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => t.env(k, v),
-            None => t.env_remove(k),
-        };
-    }
-    if let Some(d) = cmd.get_current_dir() {
-        t.current_dir(d);
-    }
-    let o = t.output().expect("run /usr/bin/time");
-    assert!(
-        o.status.success(),
-        "{:?} failed: {}",
-        cmd,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s = fs::read_to_string(&out).unwrap();
-    let last = s.lines().last().unwrap();
-    let mut it = last.split_whitespace();
-    Measure {
-        secs: it.next().unwrap().parse().unwrap(),
-        peak_kib: it.next().unwrap().parse().unwrap(),
-    }
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = fs::read_dir(p) {
-        for e in rd.flatten() {
-            let m = e.metadata().unwrap();
-            n += if m.is_dir() {
-                dir_size(&e.path())
-            } else {
-                m.len()
-            };
-        }
-    }
-    n
 }
 
 #[derive(Clone, Copy, PartialEq)]

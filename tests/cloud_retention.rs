@@ -176,3 +176,103 @@ fn each_copy_forgets_by_its_own_policy_and_is_pruned_where_it_lives() {
         assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
     }
 }
+
+/// The retain-until date S3 reports for `key`, as a time.
+fn retain_until(bucket: &str, key: &str) -> time::OffsetDateTime {
+    let head = moto::raw("HEAD", &format!("{bucket}/{key}"));
+    let v = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("x-amz-object-lock-retain-until-date:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no retention on {key}: {head}"));
+    time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[test]
+fn object_lock_keeps_packs_that_prune_would_delete_and_extends_live_ones() {
+    let env = Env::new();
+    let bucket = moto::new_locked_bucket("hcb-vault");
+    fs::write(
+        env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"vault\"\nurl = \"s3://{bucket}/clinic?object_lock_days=30\"\n"
+        ),
+    )
+    .unwrap();
+    let cmd = || {
+        let mut c = env.cmd();
+        c.env("AWS_ENDPOINT_URL", moto::endpoint());
+        c
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = cmd().arg("--json").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let src = env.path("uploads");
+    write(&src.join("rx.dcm"), &noise(99, 2 << 20));
+    for d in 1..=3u64 {
+        day_files(&src, d);
+        json(&[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--time",
+            &format!("2026-11-0{d}T03:00:00Z"),
+        ]);
+    }
+    let packs = moto::keys(&bucket, "clinic/packs/");
+    assert!(packs.len() >= 4, "{packs:?}");
+    let before = retain_until(&bucket, &packs[0]);
+
+    // The policy would drop days 1–2 at the vault, but their manifests are locked.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let done = json(&[
+        "forget",
+        "--destination",
+        "all",
+        "--keep-last",
+        "1",
+        "--prune",
+    ]);
+    let vault = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["copy"] == "vault")
+        .unwrap();
+    assert_eq!(vault["removed"], 0, "{vault}");
+    assert_eq!(vault["retained"].as_array().unwrap().len(), 2, "{vault}");
+    // Packs live snapshots use stay locked for another 30 days from now.
+    assert!(vault["prune"]["locks_extended"].as_u64().unwrap() >= packs.len() as u64);
+    assert!(retain_until(&bucket, &packs[0]) > before);
+
+    // Someone with the bucket's keys deletes every manifest (S3 keeps them behind
+    // delete markers): prune then finds every pack unused, and deletes none.
+    for k in moto::keys(&bucket, "clinic/snapshots/") {
+        moto::raw("DELETE", &format!("{bucket}/{k}"));
+    }
+    assert!(moto::keys(&bucket, "clinic/snapshots/").is_empty());
+    let p = json(&["prune", "--destination", "vault"]);
+    let retained = p[0]["prune"]["retained"].as_array().unwrap();
+    assert!(retained.len() >= packs.len(), "{p}");
+    assert_eq!(
+        moto::keys(&bucket, "clinic/packs/"),
+        packs,
+        "a locked pack was deleted"
+    );
+    assert!(
+        p[0]["prune"]["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| { !r["object"].as_str().unwrap().starts_with("packs/") }),
+        "{p}"
+    );
+}

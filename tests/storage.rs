@@ -108,6 +108,8 @@ fn s3(endpoint: &str, bucket: &str) -> S3Backend {
         force_path_style: None,
         sse: true,
         storage_class: None,
+        lock_days: None,
+        lock_compliance: false,
     })
     .unwrap()
 }

@@ -245,6 +245,19 @@ impl Catalog {
         })
     }
 
+    /// Whether a pack that an index object lists holds blob `id`.
+    pub fn has_indexed_blob(&self, id: &BlobId) -> Result<bool> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack
+                 WHERE b.id = ?1 AND p.index_id IS NOT NULL LIMIT 1",
+            )?
+            .query_row([&id.0[..]], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+        })
+    }
+
     pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
         self.with(|c| {
             c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?

@@ -58,6 +58,9 @@ pub struct ForgetReport {
     pub kept: u64,
     pub removed: u64,
     pub groups: Vec<Group>,
+    /// Manifests the policy did not keep but a retention lock does (S3 Object Lock).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<String>,
 }
 
 /// The group a snapshot is judged in.
@@ -108,6 +111,7 @@ pub fn run(
         kept: 0,
         removed: 0,
         groups: Vec::new(),
+        retained: Vec::new(),
     };
     let mut doomed = Vec::new();
     for ((host, paths, databases), members) in groups {
@@ -153,6 +157,19 @@ pub fn run(
         for id in doomed {
             match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
                 Ok(()) | Err(StorageError::NotFound(_)) => {}
+                // S3 Object Lock: the manifest stays until its lock expires.
+                Err(StorageError::Retained(why)) => {
+                    report.removed -= 1;
+                    report.kept += 1;
+                    report.retained.push(why);
+                    for g in &mut report.groups {
+                        for s in g.snapshots.iter_mut().filter(|s| s.id == id.to_hex()) {
+                            s.keep = true;
+                            s.reasons
+                                .push("under a retention lock (S3 Object Lock)".into());
+                        }
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }

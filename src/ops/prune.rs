@@ -76,6 +76,11 @@ pub struct PruneReport {
     pub indexes_written: u64,
     pub indexes_deleted: u64,
     pub removed: Vec<Removed>,
+    /// Objects prune would delete but that are under a retention lock (S3 Object
+    /// Lock): they stay, and a later prune removes them once the lock expires.
+    pub retained: Vec<String>,
+    /// Objects still in use whose retention lock was extended.
+    pub locks_extended: u64,
 }
 
 /// What happens to a pack.
@@ -224,18 +229,44 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
         r.indexes_written += 1;
     }
     crate::util::failpoint("prune-after-index");
-    for (id, _) in &affected {
-        delete(repo, &format!("index/{}", id.to_hex()))?;
-        r.indexes_deleted += 1;
+    // An index object under a retention lock stays, and so do the packs it lists:
+    // an index never names a pack that is gone.
+    let mut gone: HashSet<ObjectId> = HashSet::new();
+    let mut pinned: HashSet<PackId> = HashSet::new();
+    for (id, list) in &affected {
+        let path = format!("index/{}", id.to_hex());
+        if delete(repo, &path, &mut r)? {
+            gone.insert(*id);
+            r.indexes_deleted += 1;
+        } else {
+            pinned.extend(list.iter().map(|p| p.id));
+        }
     }
     crate::util::failpoint("prune-after-index-delete");
     for id in &going {
-        if fates[id] != Fate::Forget {
-            delete(repo, &pack_path(id))?;
+        if fates[id] == Fate::Forget {
+            continue;
+        }
+        let kept = if pinned.contains(id) {
+            r.retained.push(pack_path(id));
+            true
+        } else {
+            !delete(repo, &pack_path(id), &mut r)?
+        };
+        if kept {
+            // Still there: not counted as freed.
+            r.bytes_deleted -= present[id];
+            match fates[id] {
+                Fate::Delete => r.packs_deleted -= 1,
+                _ => r.packs_repacked -= 1,
+            }
         }
     }
+    r.removed.retain(|x| !r.retained.contains(&x.object));
+    if let Some(days) = repo.backend().retention_days() {
+        extend_locks(repo, days, &packs, &going, &mut r)?;
+    }
     // The catalog: the surviving index objects and the new ones (the file cache stays).
-    let gone: HashSet<ObjectId> = affected.iter().map(|(id, _)| *id).collect();
     repo.catalog().clear_index()?;
     for (id, list) in indexes.iter().filter(|(id, _)| !gone.contains(id)) {
         repo.catalog().add_index(id, list)?;
@@ -246,11 +277,52 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     Ok(r)
 }
 
-fn delete(repo: &Repository, path: &str) -> Result<()> {
+/// Delete `path`; false when a retention lock keeps it (noted in the report).
+fn delete(repo: &Repository, path: &str, r: &mut PruneReport) -> Result<bool> {
     match repo.backend().delete(path) {
-        Ok(()) | Err(StorageError::NotFound(_)) => Ok(()),
+        Ok(()) | Err(StorageError::NotFound(_)) => Ok(true),
+        Err(StorageError::Retained(why)) => {
+            tracing::info!("prune: {why}; it stays until the lock expires");
+            r.retained.push(path.to_string());
+            Ok(false)
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// On a copy whose objects are locked (S3 Object Lock): keep what live snapshots
+/// use locked for another `days` — every kept pack, index object and manifest —
+/// so the lock protects the whole of every snapshot, not only its newest objects.
+fn extend_locks(
+    repo: &Repository,
+    days: u32,
+    packs: &HashMap<PackId, IndexedPack>,
+    going: &HashSet<PackId>,
+    r: &mut PruneReport,
+) -> Result<()> {
+    let until = crate::util::now() + time::Duration::days(days as i64);
+    let mut paths: Vec<String> = packs
+        .keys()
+        .filter(|id| !going.contains(id))
+        .map(pack_path)
+        .collect();
+    // Index objects (new ones included) and manifests, as they are now.
+    for dir in ["index", "snapshots"] {
+        paths.extend(
+            repo.backend()
+                .list(dir)?
+                .into_iter()
+                .map(|(n, _)| format!("{dir}/{n}")),
+        );
+    }
+    for p in paths {
+        if r.retained.contains(&p) {
+            continue;
+        }
+        repo.backend().extend_retention(&p, until)?;
+        r.locks_extended += 1;
+    }
+    Ok(())
 }
 
 /// Every blob some snapshot needs; and how many snapshots there are.

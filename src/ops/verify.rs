@@ -116,10 +116,18 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             check_tree(repo, t, &label, &path, &mut w, &mut r)?;
         }
     }
-    // Packs left by an interrupted run are normal; one that holds data a snapshot
-    // needs was listed by an index object that is gone.
+    // Packs left by an interrupted run (or kept by a retention lock after a repack)
+    // are normal; one that alone holds data a snapshot needs was listed by an index
+    // object that is gone.
     for p in repo.catalog().unindexed_packs()? {
-        if p.blobs.iter().any(|b| w.needed.contains(&b.id)) {
+        let mut lost = false;
+        for b in p.blobs.iter().filter(|b| w.needed.contains(&b.id)) {
+            if !repo.catalog().has_indexed_blob(&crate::id::BlobId(b.id))? {
+                lost = true;
+                break;
+            }
+        }
+        if lost {
             r.problems.push(format!(
                 "pack {} holds data snapshots need but no index object lists it (an index object is missing): run `hcbackup repair`",
                 p.id.to_hex()

@@ -38,6 +38,8 @@ pub enum StorageError {
     Auth(String),
     /// No space left at the destination.
     Full(String),
+    /// The object is under a retention lock (S3 Object Lock) and may not be deleted yet.
+    Retained(String),
 }
 
 impl fmt::Display for StorageError {
@@ -48,6 +50,7 @@ impl fmt::Display for StorageError {
             StorageError::Transient(s) | StorageError::Permanent(s) => f.write_str(s),
             StorageError::Auth(s) => write!(f, "access denied: {s}"),
             StorageError::Full(s) => write!(f, "no space left writing {s}"),
+            StorageError::Retained(s) => write!(f, "{s} is under a retention lock"),
         }
     }
 }
@@ -94,6 +97,21 @@ pub trait Backend: Send + Sync {
     fn create_layout(&self, _dirs: &[&str]) -> StorageResult<()> {
         Ok(())
     }
+    /// Days a new object is locked against deletion (S3 Object Lock); `None` where
+    /// objects are not locked.
+    fn retention_days(&self) -> Option<u32> {
+        None
+    }
+    /// Keep `path` locked until at least `until` (a no-op where nothing is locked).
+    fn extend_retention(&self, _path: &str, _until: time::OffsetDateTime) -> StorageResult<()> {
+        Ok(())
+    }
+}
+
+/// Objects that are locked where the destination locks objects: all but locks and
+/// legal holds, which are removed by design.
+pub fn lockable(path: &str) -> bool {
+    !(path.starts_with("locks/") || path.starts_with("holds/"))
 }
 
 /// The longest one cloud request may take before it is abandoned (and retried):

@@ -129,4 +129,10 @@ impl Backend for PackCache {
     fn create_layout(&self, dirs: &[&str]) -> StorageResult<()> {
         self.inner.create_layout(dirs)
     }
+    fn retention_days(&self) -> Option<u32> {
+        self.inner.retention_days()
+    }
+    fn extend_retention(&self, path: &str, until: time::OffsetDateTime) -> StorageResult<()> {
+        self.inner.extend_retention(path, until)
+    }
 }

@@ -108,6 +108,12 @@ impl Backend for Retrying {
     fn create_layout(&self, dirs: &[&str]) -> StorageResult<()> {
         self.run("layout", || self.inner.create_layout(dirs))
     }
+    fn retention_days(&self) -> Option<u32> {
+        self.inner.retention_days()
+    }
+    fn extend_retention(&self, path: &str, until: time::OffsetDateTime) -> StorageResult<()> {
+        self.run(path, || self.inner.extend_retention(path, until))
+    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::DateTime as S3Time;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
+    ObjectLockRetention, ObjectLockRetentionMode, ServerSideEncryption, StorageClass,
 };
 use aws_sdk_s3::Client;
 
@@ -33,18 +35,32 @@ pub struct S3Config {
     /// Ask for SSE-S3 (AES256) on every object.
     pub sse: bool,
     pub storage_class: Option<String>,
+    /// S3 Object Lock (opt-in; the bucket must have it enabled): new objects are
+    /// retained this many days, in `lock_compliance` mode or else governance mode.
+    pub lock_days: Option<u32>,
+    pub lock_compliance: bool,
 }
 
 impl S3Config {
     /// `s3://bucket/prefix` plus the environment (S3_BACKUP_REGION, AWS_ENDPOINT_URL,
-    /// S3_FORCE_PATH_STYLE, S3_STORAGE_CLASS, S3_SSE=off).
+    /// S3_FORCE_PATH_STYLE, S3_STORAGE_CLASS, S3_SSE=off). Object Lock per URL:
+    /// `?object_lock_days=N` and optionally `&object_lock_mode=compliance`.
     pub fn from_url(url: &str) -> Option<S3Config> {
         let rest = url.strip_prefix("s3://")?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, "backups/"));
         if bucket.is_empty() {
             return None;
         }
-        Some(S3Config::with_env(bucket, prefix))
+        let mut cfg = S3Config::with_env(bucket, prefix);
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            match kv.split_once('=')? {
+                ("object_lock_days", d) => cfg.lock_days = Some(d.parse().ok().filter(|d| *d > 0)?),
+                ("object_lock_mode", m) => cfg.lock_compliance = lock_mode(m)?,
+                _ => return None,
+            }
+        }
+        Some(cfg)
     }
 
     /// The seed's mirror: bucket `S3_BACKUP_BUCKET`, prefix `S3_BACKUP_PREFIX`
@@ -54,7 +70,13 @@ impl S3Config {
             .ok()
             .filter(|v| !v.is_empty())?;
         let prefix = std::env::var("S3_BACKUP_PREFIX").unwrap_or_else(|_| "backups/".into());
-        Some(S3Config::with_env(&bucket, &prefix))
+        let mut cfg = S3Config::with_env(&bucket, &prefix);
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        // A malformed value locks nothing rather than failing every command; the
+        // storage docs name the two variables.
+        cfg.lock_days = env("S3_OBJECT_LOCK_DAYS").and_then(|d| d.parse().ok());
+        cfg.lock_compliance = env("S3_OBJECT_LOCK_MODE").and_then(|m| lock_mode(&m)) == Some(true);
+        Some(cfg)
     }
 
     fn with_env(bucket: &str, prefix: &str) -> S3Config {
@@ -71,7 +93,18 @@ impl S3Config {
             force_path_style: env("S3_FORCE_PATH_STYLE").map(|v| v != "false" && v != "0"),
             sse: env("S3_SSE").is_none_or(|v| v != "off"),
             storage_class: env("S3_STORAGE_CLASS"),
+            lock_days: None,
+            lock_compliance: false,
         }
+    }
+}
+
+/// `compliance` → true, `governance` → false.
+fn lock_mode(m: &str) -> Option<bool> {
+    match m.to_ascii_lowercase().as_str() {
+        "compliance" => Some(true),
+        "governance" => Some(false),
+        _ => None,
     }
 }
 
@@ -122,6 +155,28 @@ impl S3Backend {
 
     fn key(&self, path: &str) -> String {
         format!("{}{path}", self.cfg.prefix)
+    }
+
+    /// The repository path of an object key.
+    fn path_of(&self, key: &str) -> String {
+        key.strip_prefix(&self.cfg.prefix)
+            .unwrap_or(key)
+            .to_string()
+    }
+
+    /// The lock a new object at `path` gets: mode and retain-until date.
+    fn lock_for(&self, path: &str) -> Option<(ObjectLockMode, S3Time)> {
+        let days = self.cfg.lock_days?;
+        if !super::lockable(path) {
+            return None;
+        }
+        let mode = if self.cfg.lock_compliance {
+            ObjectLockMode::Compliance
+        } else {
+            ObjectLockMode::Governance
+        };
+        let until = time::OffsetDateTime::now_utc() + time::Duration::days(days as i64);
+        Some((mode, S3Time::from_secs(until.unix_timestamp())))
     }
 
     fn err<E>(
@@ -199,6 +254,11 @@ impl S3Backend {
         }
         if let Some(s) = &self.cfg.storage_class {
             create = create.storage_class(StorageClass::from(s.as_str()));
+        }
+        if let Some((mode, until)) = self.lock_for(&self.path_of(key)) {
+            create = create
+                .object_lock_mode(mode)
+                .object_lock_retain_until_date(until);
         }
         let up = create
             .send()
@@ -283,6 +343,11 @@ impl Backend for S3Backend {
         if let Some(s) = &self.cfg.storage_class {
             req = req.storage_class(StorageClass::from(s.as_str()));
         }
+        if let Some((mode, until)) = self.lock_for(path) {
+            req = req
+                .object_lock_mode(mode)
+                .object_lock_retain_until_date(until);
+        }
         self.rt
             .block_on(req.send())
             .map(|_| ())
@@ -358,13 +423,60 @@ impl Backend for S3Backend {
 
     fn delete(&self, path: &str) -> StorageResult<()> {
         // S3 deletes a missing key without complaint; the contract says NotFound.
-        self.stat(path)?;
+        let head = self
+            .rt
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(&self.cfg.bucket)
+                    .key(self.key(path))
+                    .send(),
+            )
+            .map_err(|e| self.err(path, e))?;
+        // A locked object is never deleted: in a versioned bucket a plain delete would
+        // "succeed" by hiding it behind a delete marker, freeing nothing.
+        if let Some(until) = head.object_lock_retain_until_date() {
+            if until.secs() > time::OffsetDateTime::now_utc().unix_timestamp() {
+                return Err(StorageError::Retained(format!("{path} (until {until})")));
+            }
+        }
+        // Delete the version itself, so a versioned bucket frees the space too.
         self.rt
             .block_on(
                 self.client
                     .delete_object()
                     .bucket(&self.cfg.bucket)
                     .key(self.key(path))
+                    .set_version_id(head.version_id().map(str::to_string))
+                    .send(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(path, e))
+    }
+
+    fn retention_days(&self) -> Option<u32> {
+        self.cfg.lock_days
+    }
+
+    fn extend_retention(&self, path: &str, until: time::OffsetDateTime) -> StorageResult<()> {
+        let Some((mode, _)) = self.lock_for(path) else {
+            return Ok(());
+        };
+        let mode = match mode {
+            ObjectLockMode::Compliance => ObjectLockRetentionMode::Compliance,
+            _ => ObjectLockRetentionMode::Governance,
+        };
+        let retention = ObjectLockRetention::builder()
+            .mode(mode)
+            .retain_until_date(S3Time::from_secs(until.unix_timestamp()))
+            .build();
+        self.rt
+            .block_on(
+                self.client
+                    .put_object_retention()
+                    .bucket(&self.cfg.bucket)
+                    .key(self.key(path))
+                    .retention(retention)
                     .send(),
             )
             .map(|_| ())

@@ -37,3 +37,63 @@ pub fn new_bucket(prefix: &str) -> String {
     create_bucket(&b);
     b
 }
+
+/// A new, empty bucket with S3 Object Lock enabled (and so versioning).
+pub fn new_locked_bucket(prefix: &str) -> String {
+    let b = bucket_name(prefix);
+    let o = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "x-amz-bucket-object-lock-enabled: true",
+            &format!("{}/{b}", endpoint()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "creating locked bucket {b}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    b
+}
+
+/// A request to the test server signed with the tests' AWS_* credentials: method,
+/// path and query; the body (with the headers first for HEAD).
+pub fn raw(method: &str, path_and_query: &str) -> String {
+    let user = format!(
+        "{}:{}",
+        std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default()
+    );
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "-sS",
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &user,
+    ]);
+    if method == "HEAD" {
+        c.arg("-I");
+    } else {
+        c.args(["-X", method]);
+    }
+    let o = c
+        .arg(format!("{}/{path_and_query}", endpoint()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every key under `prefix` (one listing page, enough for tests).
+pub fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let xml = raw("GET", &format!("{bucket}?list-type=2&prefix={prefix}"));
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
