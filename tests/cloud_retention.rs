@@ -163,6 +163,24 @@ fn each_copy_forgets_by_its_own_policy_and_is_pruned_where_it_lives() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     check_day(&t, 4);
 
+    // A legal hold on day 2, which only S3 still has: placed in the repository,
+    // mirrored, and honoured by S3's next forget.
+    c.json(&["hold", "add", &ids[1][..8], "--reason", "processo 77"]);
+    c.json(&["mirror"]);
+    let again = c.json(&["forget", "--destination", "s3", "--keep-last", "1"]);
+    let day2 = again[0]["groups"][0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == ids[1].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(day2["keep"], true, "{again}");
+    assert!(
+        day2["reasons"].to_string().contains("processo 77"),
+        "{day2}"
+    );
+
     // The nightly cycle goes on: the next snapshot mirrors to the pruned copies.
     day_files(&src, 5);
     c.json(&[

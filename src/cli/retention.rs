@@ -292,8 +292,24 @@ pub fn hold(ctx: &Ctx, cmd: HoldCommand) -> Result<i32> {
     let repo = ctx.open()?;
     match cmd {
         HoldCommand::Add { snapshot, reason } => {
-            let snap = repo.find_snapshot(&snapshot)?;
-            let h = repo.add_hold(&snap.id, &reason)?;
+            // An old snapshot may live only in a destination (S3 keeps years the
+            // repository does not): the hold goes in the repository all the same,
+            // and the destination's forget honours it.
+            let id = match repo.find_snapshot(&snapshot) {
+                Ok(s) => s.id,
+                Err(first) => ctx
+                    .settings
+                    .destinations
+                    .iter()
+                    .find_map(|(name, _)| {
+                        ctx.open_destination(name)
+                            .and_then(|d| d.find_snapshot(&snapshot))
+                            .ok()
+                    })
+                    .map(|s| s.id)
+                    .ok_or(first)?,
+            };
+            let h = repo.add_hold(&id, &reason)?;
             render::hold_changed(ctx, "placed", &h.snapshot, &h.reason);
         }
         HoldCommand::Remove { snapshot, reason } => {
