@@ -22,11 +22,7 @@ pub struct RepairArgs {
 }
 
 pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
-    let mode = match (a.read_data, a.read_data_subset) {
-        (true, _) => ReadMode::All,
-        (false, Some(m)) => m,
-        (false, None) => ReadMode::None,
-    };
+    let mode = ReadMode::from_flags(a.read_data, a.read_data_subset);
     let targets = super::retention::copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
     // Every copy that opens is a possible source of good objects.

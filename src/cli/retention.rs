@@ -151,64 +151,75 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     let primary = ctx.open()?;
     let cli_policy = a.policy();
     let primary_holds = primary.holds()?;
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for name in names {
+    Ok(for_each_copy(ctx, "forget", names, |name| {
         let (policy, source) = if cli_policy.is_empty() {
-            ctx.settings.policy(&name)
+            ctx.settings.policy(name)
         } else {
             (cli_policy.clone(), "command line")
         };
-        let result = (|| -> Result<serde_json::Value> {
-            let copy = open_copy(ctx, &name)?;
-            let repo = copy.as_ref().unwrap_or(&primary);
-            // What the repository holds now (after its own forget, with `all`).
-            let primary_ids: HashSet<_> = match copy {
-                Some(_) => primary.snapshots()?.into_iter().map(|s| s.id).collect(),
-                None => HashSet::new(),
-            };
-            let opts = forget::ForgetOptions {
-                policy: &policy,
-                now,
-                dry_run: a.dry_run,
-                extra_holds: if copy.is_some() { &primary_holds } else { &[] },
-                in_primary: &primary_ids,
-            };
-            let report = forget::run(repo, &name, source, &opts)?;
-            if !a.dry_run {
-                let time = crate::util::rfc3339(crate::util::now());
-                let rows: Vec<Removal> = report
-                    .groups
-                    .iter()
-                    .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
-                    .map(|s| Removal {
-                        time: time.clone(),
-                        copy: name.clone(),
-                        operation: "forget".into(),
-                        object: format!("snapshots/{}", s.id),
-                        reason: format!("not kept by {} ({source})", report.policy),
-                    })
-                    .collect();
-                primary.catalog().record_removals(&rows)?;
-                if copy.is_some() {
-                    let paths: Vec<String> = rows.iter().map(|r| r.object.clone()).collect();
-                    primary
-                        .catalog()
-                        .remove_holdings(&repo.backend().location(), &paths)?;
-                }
+        let copy = open_copy(ctx, name)?;
+        let repo = copy.as_ref().unwrap_or(&primary);
+        // What the repository holds now (after its own forget, with `all`).
+        let primary_ids: HashSet<_> = match copy {
+            Some(_) => primary.snapshots()?.into_iter().map(|s| s.id).collect(),
+            None => HashSet::new(),
+        };
+        let opts = forget::ForgetOptions {
+            policy: &policy,
+            now,
+            dry_run: a.dry_run,
+            extra_holds: if copy.is_some() { &primary_holds } else { &[] },
+            in_primary: &primary_ids,
+        };
+        let report = forget::run(repo, name, source, &opts)?;
+        if !a.dry_run {
+            let time = crate::util::rfc3339(crate::util::now());
+            let rows: Vec<Removal> = report
+                .groups
+                .iter()
+                .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
+                .map(|s| Removal {
+                    time: time.clone(),
+                    copy: name.to_string(),
+                    operation: "forget".into(),
+                    object: format!("snapshots/{}", s.id),
+                    reason: format!("not kept by {} ({source})", report.policy),
+                })
+                .collect();
+            primary.catalog().record_removals(&rows)?;
+            if copy.is_some() {
+                let paths: Vec<String> = rows.iter().map(|r| r.object.clone()).collect();
+                primary
+                    .catalog()
+                    .remove_holdings(&repo.backend().location(), &paths)?;
             }
-            render::forget(ctx, &report);
-            let mut doc = serde_json::to_value(&report).expect("json");
-            if a.prune {
-                let p = run_prune(ctx, &primary, repo, &name, a.dry_run, threshold)?;
-                doc["prune"] = serde_json::to_value(&p).expect("json");
-            }
-            Ok(doc)
-        })();
-        match result {
+        }
+        render::forget(ctx, &report);
+        let mut doc = serde_json::to_value(&report).expect("json");
+        if a.prune {
+            let p = run_prune(ctx, &primary, repo, name, a.dry_run, threshold)?;
+            doc["prune"] = serde_json::to_value(&p).expect("json");
+        }
+        Ok(doc)
+    }))
+}
+
+/// Run `op` on each copy named; a failure on one is reported (one line naming it)
+/// and the others go on. With --json the documents are printed as one array.
+/// Returns the exit code: the worst of the failures, or 0.
+fn for_each_copy(
+    ctx: &Ctx,
+    what: &str,
+    names: Vec<String>,
+    mut op: impl FnMut(&str) -> Result<serde_json::Value>,
+) -> i32 {
+    let mut code = exit::OK;
+    let mut docs = Vec::new();
+    for name in names {
+        match op(&name) {
             Ok(doc) => docs.push(doc),
             Err(e) => {
-                eprintln!("hcbackup: forget on {name} FAILED: {e}");
+                eprintln!("hcbackup: {what} on {name} FAILED: {e}");
                 code = code.max(e.exit_code().max(exit::ERROR));
                 docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
             }
@@ -217,34 +228,19 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
     }
-    Ok(code)
+    code
 }
 
 pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let threshold = max_unused(a.max_unused)?;
     let names = copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for name in names {
-        let result = (|| -> Result<prune::PruneReport> {
-            let copy = open_copy(ctx, &name)?;
-            let repo = copy.as_ref().unwrap_or(&primary);
-            run_prune(ctx, &primary, repo, &name, a.dry_run, threshold)
-        })();
-        match result {
-            Ok(r) => docs.push(serde_json::json!({ "copy": name, "prune": r })),
-            Err(e) => {
-                eprintln!("hcbackup: prune on {name} FAILED: {e}");
-                code = code.max(e.exit_code().max(exit::ERROR));
-                docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
-            }
-        }
-    }
-    if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
-    }
-    Ok(code)
+    Ok(for_each_copy(ctx, "prune", names, |name| {
+        let copy = open_copy(ctx, name)?;
+        let repo = copy.as_ref().unwrap_or(&primary);
+        let r = run_prune(ctx, &primary, repo, name, a.dry_run, threshold)?;
+        Ok(serde_json::json!({ "copy": name, "prune": r }))
+    }))
 }
 
 /// Prune one copy and record what went, in the primary's catalog.

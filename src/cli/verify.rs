@@ -32,11 +32,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
-    let mode = match (a.read_data, a.read_data_subset) {
-        (true, _) => ReadMode::All,
-        (false, Some(m)) => m,
-        (false, None) => ReadMode::None,
-    };
+    let mode = ReadMode::from_flags(a.read_data, a.read_data_subset);
     let names = super::retention::copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
     let mut reports: Vec<VerifyReport> = Vec::new();

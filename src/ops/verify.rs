@@ -39,6 +39,17 @@ pub enum ReadMode {
     Auto,
 }
 
+impl ReadMode {
+    /// From `--read-data` and `--read-data-subset`.
+    pub fn from_flags(read_data: bool, subset: Option<ReadMode>) -> ReadMode {
+        match (read_data, subset) {
+            (true, _) => ReadMode::All,
+            (false, Some(m)) => m,
+            (false, None) => ReadMode::None,
+        }
+    }
+}
+
 impl std::str::FromStr for ReadMode {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<ReadMode, String> {

@@ -157,6 +157,21 @@ impl S3Backend {
         format!("{}{path}", self.cfg.prefix)
     }
 
+    fn head(
+        &self,
+        path: &str,
+    ) -> StorageResult<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        self.rt
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(&self.cfg.bucket)
+                    .key(self.key(path))
+                    .send(),
+            )
+            .map_err(|e| self.err(path, e))
+    }
+
     /// The repository path of an object key.
     fn path_of(&self, key: &str) -> String {
         key.strip_prefix(&self.cfg.prefix)
@@ -378,16 +393,7 @@ impl Backend for S3Backend {
     }
 
     fn stat(&self, path: &str) -> StorageResult<u64> {
-        let r = self
-            .rt
-            .block_on(
-                self.client
-                    .head_object()
-                    .bucket(&self.cfg.bucket)
-                    .key(self.key(path))
-                    .send(),
-            )
-            .map_err(|e| self.err(path, e))?;
+        let r = self.head(path)?;
         Ok(r.content_length().unwrap_or(0).max(0) as u64)
     }
 
@@ -423,16 +429,7 @@ impl Backend for S3Backend {
 
     fn delete(&self, path: &str) -> StorageResult<()> {
         // S3 deletes a missing key without complaint; the contract says NotFound.
-        let head = self
-            .rt
-            .block_on(
-                self.client
-                    .head_object()
-                    .bucket(&self.cfg.bucket)
-                    .key(self.key(path))
-                    .send(),
-            )
-            .map_err(|e| self.err(path, e))?;
+        let head = self.head(path)?;
         // A locked object is never deleted: in a versioned bucket a plain delete would
         // "succeed" by hiding it behind a delete marker, freeing nothing.
         if let Some(until) = head.object_lock_retain_until_date() {
