@@ -9,6 +9,7 @@ mod render_retention;
 mod repair;
 mod restore;
 mod retention;
+mod schedule;
 mod snapshot;
 mod verify;
 
@@ -92,6 +93,8 @@ pub enum Command {
     /// Legal holds: keep a snapshot whatever the retention policies say.
     #[command(subcommand)]
     Hold(retention::HoldCommand),
+    /// Print cron or systemd entries for the daily snapshot and the monthly check.
+    Schedule(schedule::ScheduleArgs),
     /// Manage passwords (key files).
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -217,6 +220,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             full_check,
         } => mirror::run(&ctx, &destination, full_check),
         Command::Key(k) => keys::run(&ctx, k),
+        Command::Schedule(a) => schedule::run(a),
         Command::Forget(a) => retention::forget(&ctx, a),
         Command::Prune(a) => retention::prune(&ctx, a),
         Command::Repair(a) => repair::run(&ctx, a),

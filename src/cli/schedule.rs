@@ -1,0 +1,89 @@
+//! `hcbackup schedule --cron | --systemd`: ready-to-install entries for the seed's
+//! schedule: a daily 03:00 snapshot (mirrored to every destination, then each copy's
+//! retention) and a monthly check on the first Sunday at 02:00 (a twelfth of every
+//! copy's data read back, and a restore test of the database).
+//!
+//! cron cannot say "first Sunday" by itself: the entry runs on days 1–7 and a guard
+//! lets only the Sunday through. systemd says it directly: `Sun *-*-01..07`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::{exit, Result};
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    /// Print an /etc/cron.d file.
+    #[arg(long, conflicts_with = "systemd", required_unless_present = "systemd")]
+    pub cron: bool,
+    /// Print systemd service and timer units.
+    #[arg(long)]
+    pub systemd: bool,
+    /// The file holding the settings, KEY=value lines (BACKUP_DIR, UPLOADS_DIR,
+    /// POSTGRES_*, S3_*, HCBACKUP_PASSWORD_FILE …): cron and systemd start with an
+    /// empty environment.
+    #[arg(long, value_name = "FILE", default_value = "/etc/hcbackup/env")]
+    pub env_file: PathBuf,
+    /// Where the log goes (cron; systemd uses the journal).
+    #[arg(long, value_name = "FILE", default_value = "/var/log/hcbackup.log")]
+    pub log: PathBuf,
+}
+
+/// The daily job: snapshot (it mirrors), then retention on every copy.
+const DAILY: [&str; 2] = ["snapshot", "forget --destination all --prune"];
+/// The monthly check.
+const MONTHLY: &str = "verify --destination all --read-data-subset auto --restore-test";
+
+pub fn run(a: ScheduleArgs) -> Result<i32> {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/hcbackup"));
+    let (bin, env, log) = (bin.display(), a.env_file.display(), a.log.display());
+    if a.cron {
+        // `%` is special in crontab lines: escaped.
+        println!(
+            "# /etc/cron.d/hcbackup — written by `hcbackup schedule --cron`\n\
+             SHELL=/bin/bash\n\
+             # Daily at 03:00: snapshot (mirrored to every destination), then each copy's retention.\n\
+             0 3 * * * root {{ set -a; . {env}; set +a; {bin} {} && {bin} {}; }} >> {log} 2>&1\n\
+             # First Sunday of the month at 02:00: read back a twelfth of every copy, restore-test the database.\n\
+             # cron has no \"first Sunday\": days 1-7, and only the Sunday passes the guard.\n\
+             0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {bin} {MONTHLY}; }} >> {log} 2>&1",
+            DAILY[0], DAILY[1]
+        );
+    } else {
+        let unit = |name: &str, what: &str, execs: &[&str], calendar: &str| {
+            let exec: String = execs
+                .iter()
+                .map(|e| format!("ExecStart={bin} {e}\n"))
+                .collect();
+            format!(
+                "# /etc/systemd/system/{name}.service\n\
+                 [Unit]\nDescription=hcbackup: {what}\nWants=network-online.target\nAfter=network-online.target postgresql.service\n\n\
+                 [Service]\nType=oneshot\nEnvironmentFile={env}\n{exec}Nice=10\nIOSchedulingClass=idle\n\n\
+                 # /etc/systemd/system/{name}.timer\n\
+                 [Unit]\nDescription=hcbackup: {what}\n\n\
+                 [Timer]\nOnCalendar={calendar}\nPersistent=true\n\n\
+                 [Install]\nWantedBy=timers.target\n"
+            )
+        };
+        println!(
+            "{}\n{}\n# Then: systemctl daemon-reload && systemctl enable --now hcbackup-snapshot.timer hcbackup-verify.timer",
+            unit(
+                "hcbackup-snapshot",
+                "daily snapshot, mirror and retention",
+                &DAILY,
+                "*-*-* 03:00:00"
+            ),
+            unit(
+                "hcbackup-verify",
+                "monthly read-back and restore test",
+                &[MONTHLY],
+                "Sun *-*-01..07 02:00:00"
+            )
+        );
+    }
+    Ok(exit::OK)
+}
