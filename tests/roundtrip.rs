@@ -200,3 +200,59 @@ fn several_sources_with_the_same_name_are_kept_apart() {
     assert_eq!(fs::read(r.join("uploads/one.txt")).unwrap(), b"one");
     assert_eq!(fs::read(r.join("uploads-2/two.txt")).unwrap(), b"two");
 }
+
+#[test]
+fn export_tar_is_what_stock_tar_extracts() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    generate(&src);
+    env.ok(&[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--time",
+        "2026-11-20T03:00:00Z",
+    ]);
+    let out = env.path("exports");
+    fs::create_dir_all(&out).unwrap();
+    env.ok(&["export", "latest", "--tar", out.to_str().unwrap()]);
+    // The seed's name, from the snapshot's time.
+    let file = out.join("files_backup_2026-11-20_03-00-00.tar.gz");
+    assert!(
+        file.exists(),
+        "{:?}",
+        fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+    );
+    let into = env.path("extracted");
+    fs::create_dir_all(&into).unwrap();
+    let o = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&file)
+        .arg("-C")
+        .arg(&into)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Content, kinds, modes, owners and link targets exactly; mtimes to the second
+    // (what tar keeps), and before 1970 not at all (tar's header has no sign here).
+    let want = digest(&src);
+    let got = digest(&into.join("uploads"));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>()
+    );
+    for (path, w) in &want {
+        let g = &got[path];
+        let name = String::from_utf8_lossy(path);
+        assert_eq!(
+            (w.kind, w.mode, w.uid, w.gid, w.size, w.hash, &w.target),
+            (g.kind, g.mode, g.uid, g.gid, g.size, g.hash, &g.target),
+            "{name}"
+        );
+        if w.mtime.0 >= 0 && w.kind != "symlink" {
+            assert_eq!(w.mtime.0, g.mtime.0, "mtime of {name}");
+        }
+    }
+    // An existing file is not replaced without --overwrite.
+    let o = env.run(&["export", "latest", "--tar", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -126,6 +126,10 @@ pub struct ExportArgs {
     /// as db_backup_YYYY-MM-DD_HH-MM-SS.dump (default: the current folder).
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     pub db_dump: Option<String>,
+    /// Write the files as a tar.gz stock `tar -xzf` extracts, to FILE or into a
+    /// folder as files_backup_YYYY-MM-DD_HH-MM-SS.tar.gz (default: the current folder).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub tar: Option<String>,
     /// Which of the snapshot's databases (when it holds several).
     #[arg(long, value_name = "NAME")]
     pub dump: Option<String>,
@@ -135,34 +139,70 @@ pub struct ExportArgs {
 }
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
-    let Some(given) = a.db_dump else {
-        return Err(Error::Usage(
-            "export needs --db-dump [FILE] (--tar is not built yet)".into(),
-        ));
+    let (given, tar) = match (a.db_dump, a.tar) {
+        (Some(f), None) => (f, false),
+        (None, Some(f)) => (f, true),
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "export writes one thing at a time: --db-dump or --tar".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "export needs --db-dump [FILE] (the database) or --tar [FILE] (the files)".into(),
+            ))
+        }
     };
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let _lock = repo.lock(false, "export")?;
-    let d = pick(&snap.snapshot, a.dump.as_deref())?;
+    // A folder (or nothing: the current one) gets the seed's file name.
     let given = PathBuf::from(given);
     let path = if given.as_os_str().is_empty() || given.is_dir() {
         let t = snap.snapshot.parsed_time().unwrap_or_else(crate::util::now);
         let name = format!(
-            "db_backup_{}.dump",
+            "{}_{}.{}",
+            if tar { "files_backup" } else { "db_backup" },
             crate::util::format_time(
                 t,
                 time::macros::format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]")
-            )
+            ),
+            if tar { "tar.gz" } else { "dump" }
         );
-        if given.as_os_str().is_empty() {
-            PathBuf::from(name)
-        } else {
-            given.join(name)
-        }
+        given.join(name)
     } else {
         given
     };
     let started = std::time::Instant::now();
+    if tar {
+        let f = crate::ops::database::create_output(&path, a.overwrite)?;
+        let mut w = std::io::BufWriter::new(f);
+        let result = crate::ops::export_tar::write(&repo, &snap, &mut w).and_then(|r| {
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io_path("writing", &path, e.into_error()))?;
+            f.sync_all()
+                .map_err(|e| Error::io_path("writing", &path, e))?;
+            Ok(r)
+        });
+        let r = result.inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })?;
+        render::line(
+            ctx,
+            &format!(
+                "wrote {}: {} files, {} in {:.1} s (extract with: tar -xzf {})",
+                path.display(),
+                r.files,
+                render::size(r.bytes),
+                started.elapsed().as_secs_f64(),
+                path.display()
+            ),
+            serde_json::json!({ "file": path, "entries": r.entries, "files": r.files, "bytes": r.bytes }),
+        );
+        return Ok(exit::OK);
+    }
+    let d = pick(&snap.snapshot, a.dump.as_deref())?;
     let n = write_dump_file(&repo, d, &path, a.overwrite)?;
     render_db::dump_written(ctx, d, &path, n, started.elapsed());
     Ok(exit::OK)

@@ -232,23 +232,7 @@ pub fn write_dump_file(
     overwrite: bool,
 ) -> Result<u64> {
     let (dump, _) = streams(repo, d)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(0o600);
-    if overwrite {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = opts.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            Error::Usage(format!(
-                "{} exists: choose another file, or pass --overwrite",
-                path.display()
-            ))
-        } else {
-            Error::io_path("creating", path, e)
-        }
-    })?;
+    let mut f = create_output(path, overwrite)?;
     let result =
         copy_stream(repo, &dump, &mut f, &format!("writing {}", path.display())).and_then(|n| {
             f.sync_all()
@@ -259,4 +243,25 @@ pub fn write_dump_file(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// Create an export file (mode 0600); an existing one only with `overwrite`.
+pub fn create_output(path: &Path, overwrite: bool) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if overwrite {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    opts.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::Usage(format!(
+                "{} exists: choose another file, or pass --overwrite",
+                path.display()
+            ))
+        } else {
+            Error::io_path("creating", path, e)
+        }
+    })
 }
