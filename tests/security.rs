@@ -343,3 +343,54 @@ fn a_missing_pack_is_named_with_the_files_it_affects() {
         "an incomplete file was left behind"
     );
 }
+
+#[test]
+fn a_changed_password_stops_opening_the_mirrors_too() {
+    let env = Env::new();
+    let usb = env.path("usb/hcbackup");
+    fs::write(
+        env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"kept");
+    env.snapshot(&[&src]);
+    let on_usb = |pw: &str| {
+        env.cmd_repo(usb.as_os_str())
+            .env("HCBACKUP_PASSWORD", pw)
+            .arg("snapshots")
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(on_usb(PASSWORD), Some(0));
+    // The password leaks: it is changed here, and the next mirror carries that out.
+    let newpw = env.path("new-pw");
+    fs::write(&newpw, "new admin password").unwrap();
+    env.ok(&[
+        "key",
+        "passwd",
+        "--new-password-file",
+        newpw.to_str().unwrap(),
+    ]);
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PASSWORD", "new admin password")
+        .args(["--json", "mirror"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc[0]["keys_removed"], 1, "{doc}");
+    assert_eq!(
+        on_usb(PASSWORD),
+        Some(12),
+        "the old password still opens the mirror"
+    );
+    assert_eq!(on_usb("new admin password"), Some(0));
+}

@@ -9,8 +9,9 @@
 //! mirror simply resumes. A pack is checked against its name (the BLAKE3 of its
 //! bytes) before it leaves, so a damaged local pack is never copied; every upload
 //! is checked by the destination (S3: SHA-256 checksum) and its size read back.
-//! Legal holds are made equal to the source's (placed and lifted). Locks are not
-//! mirrored.
+//! Legal holds are made equal to the source's (placed and lifted), and key files
+//! removed here are removed there (an old password stops opening every copy).
+//! Locks are not mirrored.
 
 use std::collections::HashMap;
 
@@ -30,6 +31,8 @@ pub struct MirrorReport {
     pub failures: Vec<String>,
     /// Whether the destination was listed (rather than trusted to the catalog's record).
     pub listed: bool,
+    /// Key files removed at the destination because they are gone here.
+    pub keys_removed: u64,
 }
 
 /// How `run_with` learns what the destination holds.
@@ -145,7 +148,49 @@ pub fn run_with(
     if let Err(e) = sync_holds(src, dest, &mut r) {
         r.failures.push(format!("holds/: {e}"));
     }
+    match remove_old_keys(src, dest, &mut r) {
+        Ok(paths) => {
+            if let Some(c) = opts.catalog {
+                c.remove_holdings(&location, &paths)?;
+            }
+        }
+        Err(e) => r.failures.push(format!("keys/: {e}")),
+    }
     Ok(r)
+}
+
+/// Key files removed here (`key remove`, `key passwd`) are removed at the
+/// destination too, so an old or compromised password stops opening every copy.
+/// Keys were copied first, so the destination keeps every key that opens this
+/// repository; a source with no keys (never the case for an open repository)
+/// removes nothing. Returns the paths removed.
+fn remove_old_keys(
+    src: &dyn Backend,
+    dest: &dyn Backend,
+    r: &mut MirrorReport,
+) -> crate::storage::StorageResult<Vec<String>> {
+    let ours: std::collections::HashSet<String> =
+        src.list("keys")?.into_iter().map(|(n, _)| n).collect();
+    let mut removed = Vec::new();
+    if ours.is_empty() {
+        return Ok(removed);
+    }
+    for (name, _) in dest.list("keys")? {
+        if ours.contains(&name) {
+            continue;
+        }
+        let path = format!("keys/{name}");
+        match dest.delete(&path) {
+            Ok(()) | Err(crate::storage::StorageError::NotFound(_)) => removed.push(path),
+            Err(crate::storage::StorageError::Retained(why)) => tracing::warn!(
+                "{}: the removed key file {why}; it still opens that copy until then",
+                dest.location()
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    r.keys_removed = removed.len() as u64;
+    Ok(removed)
 }
 
 /// Make the destination's legal holds those of the source: placed and lifted alike
