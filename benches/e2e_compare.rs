@@ -462,22 +462,8 @@ fn main() {
     fs::create_dir_all(&work).unwrap();
     println!(
         "hcbackup vs {} vs {}",
-        String::from_utf8_lossy(
-            &Command::new("restic")
-                .arg("version")
-                .output()
-                .unwrap()
-                .stdout
-        )
-        .trim(),
-        String::from_utf8_lossy(
-            &Command::new("borg")
-                .arg("--version")
-                .output()
-                .unwrap()
-                .stdout
-        )
-        .trim()
+        common::version("restic", "version"),
+        common::version("borg", "--version")
     );
     if which.contains("clinic") {
         clinic(&work.join("clinic"), mb);

@@ -173,14 +173,7 @@ fn main() {
     println!(
         "{n} daily snapshots of a {:.1} MiB tree; columns: hcbackup, restic {}",
         dir_size(&src) as f64 / 1048576.0,
-        String::from_utf8_lossy(
-            &Command::new("restic")
-                .arg("version")
-                .output()
-                .unwrap()
-                .stdout
-        )
-        .trim()
+        common::version("restic", "version")
     );
     println!(
         "{:<34} {:>9.1} s {:>12} {:>9.1} s",

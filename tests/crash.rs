@@ -9,15 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    env.json(&["snapshots"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn big_tree(env: &Env) -> std::path::PathBuf {
     let src = env.path("uploads");
     for i in 0..6 {
@@ -59,7 +50,7 @@ fn killed_at_each_step_then_resumed() {
             String::from_utf8_lossy(&o.stderr)
         );
         assert_eq!(
-            snapshot_ids(&env),
+            env.snapshot_ids(),
             vec![s0.clone()],
             "a killed run ({fp}) left a snapshot"
         );
@@ -117,7 +108,7 @@ fn kill_9_at_random_moments() {
         let _ = child.kill();
         let _ = child.wait();
         // Whatever exists restores exactly.
-        for (i, id) in snapshot_ids(&env).iter().enumerate() {
+        for (i, id) in env.snapshot_ids().iter().enumerate() {
             let r = env.restore(id, &format!("r-{delay_ms}-{i}"));
             assert_same_tree(&src, &r.join("uploads"));
             std::fs::remove_dir_all(r).unwrap();

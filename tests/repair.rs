@@ -19,15 +19,7 @@ struct Setup {
 /// A repository with a USB destination, two snapshots mirrored to it.
 fn setup() -> Setup {
     let env = Env::new();
-    let usb = env.path("usb-disk/hcbackup");
-    fs::write(
-        env.path("hcbackup.toml"),
-        format!(
-            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
-            usb.display()
-        ),
-    )
-    .unwrap();
+    let usb = env.usb_destination();
     // Two snapshots, so the exam (added second) sits in a pack of its own.
     let src = env.path("uploads");
     write(&src.join("laudos/laudo-0001.pdf"), &noise(2, 300 << 10));

@@ -175,15 +175,6 @@ fn assert_day(env: &Env, id: &str, d: u32) {
     assert!(fs::read(dir.join(format!("day-{d}.pdf"))).unwrap() == noise(d as u64, 1 << 20));
 }
 
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    env.json(&["snapshots"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn forget_and_prune_keep_the_policy_free_the_rest_and_honour_holds() {
     let env = Env::new();
@@ -217,7 +208,7 @@ fn forget_and_prune_keep_the_policy_free_the_rest_and_honour_holds() {
     assert_eq!(verdicts[2], (true, "daily snapshot".into()));
     assert_eq!(verdicts[3], (false, String::new()));
     assert_eq!(verdicts[6], (true, "legal hold: processo 42".into()));
-    assert_eq!(snapshot_ids(&env).len(), 8);
+    assert_eq!(env.snapshot_ids().len(), 8);
     assert_eq!(env.repo_size(), before);
 
     // A policy in the future's eyes: as of 3 Nov only days 1–3 count, 4–8 are "newer".
@@ -254,7 +245,7 @@ fn forget_and_prune_keep_the_policy_free_the_rest_and_honour_holds() {
         .unwrap()
         .iter()
         .all(|r| !r["reason"].as_str().unwrap().is_empty()));
-    let left = snapshot_ids(&env);
+    let left = env.snapshot_ids();
     assert_eq!(
         left,
         vec![
@@ -287,7 +278,7 @@ fn forget_and_prune_keep_the_policy_free_the_rest_and_honour_holds() {
         "--now",
         "2026-11-30",
     ]);
-    assert_eq!(snapshot_ids(&env).len(), 3);
+    assert_eq!(env.snapshot_ids().len(), 3);
     let v = env.json(&["verify", "--read-data"]);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
 }
@@ -409,7 +400,7 @@ fn snapshots_and_prunes_at_once_corrupt_nothing() {
     let v = env.json(&["verify", "--read-data"]);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
     // The last round's snapshot may have come after its forget.
-    let ids = snapshot_ids(&env);
+    let ids = env.snapshot_ids();
     assert!((3..=4).contains(&ids.len()), "{ids:?}");
     let got = env.restore("latest", "latest");
     assert_same_tree(&src, &got.join("uploads"));

@@ -347,15 +347,7 @@ fn a_missing_pack_is_named_with_the_files_it_affects() {
 #[test]
 fn a_changed_password_stops_opening_the_mirrors_too() {
     let env = Env::new();
-    let usb = env.path("usb/hcbackup");
-    fs::write(
-        env.path("hcbackup.toml"),
-        format!(
-            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
-            usb.display()
-        ),
-    )
-    .unwrap();
+    let usb = env.usb_destination();
     let src = env.path("uploads");
     write(&src.join("a.txt"), b"kept");
     env.snapshot(&[&src]);

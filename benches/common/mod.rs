@@ -63,3 +63,9 @@ pub fn dir_size(p: &Path) -> u64 {
     }
     n
 }
+
+/// What `program ARG` prints about its version (one trimmed line).
+pub fn version(program: &str, arg: &str) -> String {
+    let o = Command::new(program).arg(arg).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}

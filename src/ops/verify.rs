@@ -103,7 +103,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     };
     // Packs no index lists (an interrupted run's, or a lost index object's) join the
     // catalog by their headers, so what they hold is known.
-    repo.recover_packs()?;
+    let present = repo.recover_packs()?;
     let (snapshots, unreadable) = repo.snapshots_checked()?;
     for (path, e) in unreadable {
         r.problems.push(e.to_string());
@@ -158,12 +158,6 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             r.missing_blobs.push(*b);
         }
     }
-    let present: Vec<(PackId, u64)> = repo
-        .backend()
-        .list("packs")?
-        .into_iter()
-        .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
-        .collect();
     let sizes: HashMap<PackId, u64> = present.iter().copied().collect();
     for (id, size) in repo.catalog().packs()? {
         r.packs += 1;

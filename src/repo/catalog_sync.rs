@@ -108,15 +108,17 @@ impl Repository {
     }
 
     /// Add durable packs that no index covers to the catalog; forget vanished ones.
-    /// Returns how many packs were recovered.
-    pub fn recover_packs(&self) -> Result<usize> {
+    /// Returns the packs present (id and size), as listed for this.
+    pub fn recover_packs(&self) -> Result<Vec<(PackId, u64)>> {
         let mut present = HashSet::new();
+        let mut listed = Vec::new();
         let mut recovered = 0;
         for (name, size) in self.backend.list("packs")? {
             let Some(id) = name.rsplit('/').next().and_then(PackId::from_hex) else {
                 continue;
             };
             present.insert(id);
+            listed.push((id, size));
             if self.catalog.has_pack(&id)? {
                 continue;
             }
@@ -145,7 +147,7 @@ impl Repository {
                 "found {recovered} pack(s) from an interrupted run; they will be reused"
             );
         }
-        Ok(recovered)
+        Ok(listed)
     }
 
     /// Write index objects for every pack no index covers yet (step two of the

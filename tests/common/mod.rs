@@ -124,6 +124,31 @@ impl Env {
         t
     }
 
+    /// The ids of the snapshots, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshots"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Write an hcbackup.toml with one folder destination named `usb` (a USB disk);
+    /// returns where that copy lives.
+    pub fn usb_destination(&self) -> PathBuf {
+        let usb = self.path("usb-disk/hcbackup");
+        fs::write(
+            self.path("hcbackup.toml"),
+            format!(
+                "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+                usb.display()
+            ),
+        )
+        .unwrap();
+        usb
+    }
+
     /// Sum of the repository's file sizes.
     pub fn repo_size(&self) -> u64 {
         dir_size(&self.repo)
