@@ -5,8 +5,8 @@
 # PostgreSQL 15 (the Debian cluster "15 main", port 5432) with a test role
 # `hcbackup_test` that may create databases (what a clinic's backup user usually
 # is) and a superuser `hcbackup_admin` (amcheck, role passwords); the tests reach
-# them through the HCBACKUP_TEST_PG_* variables exported here. Then moto (S3);
-# the alert issue adds aiosmtpd here.
+# them through the HCBACKUP_TEST_PG_* variables exported here. Then moto (S3)
+# and aiosmtpd (an SMTP server that files what it receives in a Maildir).
 
 start_postgres() {
     if ! command -v pg_ctlcluster >/dev/null || ! command -v pg_dump >/dev/null; then
@@ -57,6 +57,26 @@ start_s3() {
     export AWS_ACCESS_KEY_ID=hcbackup-test AWS_SECRET_ACCESS_KEY=hcbackup-test-secret AWS_REGION=us-east-1
 }
 
+# SMTP: aiosmtpd (pinned) in the same venv, on loopback port 2525, filing every
+# message it receives in the Maildir HCBACKUP_TEST_MAILDIR (its new/ folder), so
+# the alert tests read what arrived.
+start_smtp() {
+    local venv=/var/tmp/hcbackup-venv port=2525 maildir=/var/tmp/hcbackup-mail
+    [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+    "$venv/bin/python3" -c 'import aiosmtpd' 2>/dev/null || "$venv/bin/pip" install -q 'aiosmtpd==1.4.6'
+    mkdir -p "$maildir/tmp" "$maildir/new" "$maildir/cur"
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        nohup "$venv/bin/python3" -m aiosmtpd -n -l "127.0.0.1:$port" \
+            -c aiosmtpd.handlers.Mailbox "$maildir" >/var/tmp/hcbackup-smtp.log 2>&1 &
+        for _ in $(seq 1 60); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.5
+        done
+    fi
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "aiosmtpd did not start" >&2; return 1; }
+    export HCBACKUP_TEST_SMTP_PORT=$port HCBACKUP_TEST_MAILDIR=$maildir
+}
+
 start_services() {
     command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
     command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
@@ -66,4 +86,5 @@ start_services() {
     [ -e /etc/ssl/certs/ca-certificates.crt ] || { apt-get update -qq && apt-get install -y -qq ca-certificates; }
     start_postgres
     start_s3
+    start_smtp
 }

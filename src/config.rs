@@ -166,6 +166,10 @@ pub struct Settings {
     pub retention_days: u32,
     /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (0: fail at once).
     pub lock_wait: std::time::Duration,
+    /// Where alerts go (BACKUP_NOTIFICATION_EMAIL, SMTP_*, HCBACKUP_WEBHOOK_URL), or
+    /// why those settings are wrong: a bad alert setting never stops a backup; it
+    /// is reported when an alert is due and by `notify test`.
+    pub alerts: std::result::Result<crate::alert::AlertConfig, String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -252,6 +256,7 @@ impl Settings {
             retention: file.retention,
             retention_days,
             lock_wait: std::time::Duration::from_secs(lock_wait),
+            alerts: crate::alert::AlertConfig::from_env().map_err(|e| e.to_string()),
         })
     }
 

@@ -6,6 +6,8 @@
 //! `source` (files), `pg` (the database, its dump and restore) → `ops` → `cli`.
 //! Storage never sees a key or plaintext; only `cli` prints.
 
+pub mod alert;
+pub mod audit;
 pub mod catalog;
 pub mod chunker;
 pub mod cli;

@@ -14,12 +14,45 @@ pub fn hostname() -> String {
 pub fn username() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(passwd_name)
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
+}
+
+/// The login name of this process's uid in the password database (cron and
+/// systemd may set neither USER nor LOGNAME).
+fn passwd_name() -> Option<String> {
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; on success `pw.pw_name` points
+    // into `buf`, which outlives its use here.
+    let r = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Now, as UTC.
 pub fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
+}
+
+/// Now, UTC, in whole seconds (times people read and strings that compare).
+pub fn now_seconds() -> time::OffsetDateTime {
+    let t = now();
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -6,14 +6,6 @@ use std::fs;
 
 use common::*;
 
-fn catalog_file(env: &Env) -> std::path::PathBuf {
-    fs::read_dir(&env.cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
-        .unwrap()
-}
-
 #[test]
 fn missing_damaged_or_rebuilt_catalog_loses_nothing() {
     let env = Env::new();
@@ -31,7 +23,7 @@ fn missing_damaged_or_rebuilt_catalog_loses_nothing() {
     assert_same_tree(&src, &r.join("uploads"));
 
     // Damaged: set aside with a warning, rebuilt.
-    let f = catalog_file(&env);
+    let f = env.catalog_file();
     for ext in ["sqlite-wal", "sqlite-shm"] {
         let _ = fs::remove_file(f.with_extension(ext));
     }

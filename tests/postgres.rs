@@ -329,12 +329,7 @@ fn restore_test_runs_amcheck_and_user_checks_and_records_the_result() {
     assert_eq!(r["passed"], false);
     assert!(!admin.exists(r["temp_database"].as_str().unwrap()));
     // The result is kept in the catalog, for `status` and the alerts.
-    let catalog = std::fs::read_dir(&env.cache)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "sqlite"))
-        .expect("a catalog");
+    let catalog = env.catalog_file();
     let conn = rusqlite::Connection::open(&catalog).unwrap();
     let (db_name, passed, secs): (String, bool, f64) = conn
         .query_row(

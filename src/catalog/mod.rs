@@ -6,12 +6,14 @@
 //! keyed by a keyed hash of the path, never the path itself. One file per repository
 //! id, WAL mode, so several processes may use it at once.
 
+mod audit;
 mod file_cache;
 mod history;
 mod holdings;
 mod removals;
 mod schema;
 
+pub use audit::AuditRow;
 pub use file_cache::{CachedFile, DirCache, DirRow};
 pub use history::RestoreTestRow;
 pub use removals::Removal;

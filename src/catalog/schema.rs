@@ -34,6 +34,10 @@ const MIGRATIONS: &[&str] = &[
                            operation TEXT NOT NULL, object TEXT NOT NULL, reason TEXT NOT NULL);
      CREATE TABLE pack_reads(location TEXT NOT NULL, pack BLOB NOT NULL, time TEXT NOT NULL,
                              PRIMARY KEY(location, pack)) WITHOUT ROWID;",
+    // 8: the audit log's copy of its events (`audit`), chained by keyed hash.
+    "CREATE TABLE audit(id BLOB PRIMARY KEY, seq INTEGER NOT NULL, time TEXT NOT NULL,
+                        event TEXT NOT NULL, stored INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+     CREATE INDEX audit_seq ON audit(seq);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -42,6 +42,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         KeyCommand::Add { new_password_file } => {
             let pw = new_password(new_password_file)?;
             let id = repo.add_key(pw.as_bytes())?;
+            ctx.note(|d| d.detail = Some(format!("key {} added", &id[..8])));
             render::line(
                 ctx,
                 &format!("added key {}", &id[..8]),
@@ -50,6 +51,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         }
         KeyCommand::Remove { id } => {
             let removed = repo.remove_key(&id)?;
+            ctx.note(|d| d.detail = Some(format!("key {} removed", &removed[..8])));
             render::line(
                 ctx,
                 &format!("removed key {}", &removed[..8]),
@@ -59,6 +61,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         KeyCommand::Passwd { new_password_file } => {
             let pw = new_password(new_password_file)?;
             let id = repo.change_password(pw.as_bytes())?;
+            ctx.note(|d| {
+                d.detail = Some(format!(
+                    "password changed: key {} replaces the one in use",
+                    &id[..8]
+                ))
+            });
             render::line(
                 ctx,
                 &format!("password changed (key {})", &id[..8]),

@@ -45,6 +45,7 @@ pub fn mirror_to(
     let mut failed = false;
     let mut reports = Vec::new();
     for (name, loc) in chosen {
+        ctx.note(|d| d.destinations.push(name.clone()));
         let result = backend_at(loc.clone()).and_then(|dest| {
             let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
             mirror::run_with(src, dest.as_ref(), name, opts)
@@ -53,17 +54,34 @@ pub fn mirror_to(
             Ok(r) => {
                 if !r.failures.is_empty() {
                     failed = true;
+                    ctx.note(|d| {
+                        d.step = Some(format!("mirror to {name}"));
+                        d.problems.push(format!(
+                            "mirror to {name}: {} objects failed, first: {}",
+                            r.failures.len(),
+                            r.failures[0]
+                        ));
+                    });
                     eprintln!(
                         "hcbackup: mirror to {name} FAILED for {} objects; first: {}",
                         r.failures.len(),
                         r.failures[0]
                     );
                 }
+                ctx.note(|d| {
+                    if d.operation == "mirror" {
+                        d.bytes += r.bytes;
+                    }
+                });
                 reports.push(r);
             }
             Err(e) => {
                 failed = true;
                 eprintln!("hcbackup: mirror to {name} FAILED: {e}");
+                ctx.note(|d| {
+                    d.step = Some(format!("mirror to {name}"));
+                    d.problems.push(format!("mirror to {name}: {e}"));
+                });
                 reports.push(mirror::MirrorReport {
                     destination: name.clone(),
                     failures: vec![e.to_string()],

@@ -1,23 +1,31 @@
 //! The command line (clap): one file per command group; `render` is the only stdout writer.
 
+mod audit;
 mod keys;
 mod mirror;
+mod notify;
 mod progress;
 mod render;
 mod render_db;
+mod render_ops;
 mod render_retention;
 mod repair;
 mod restore;
 mod retention;
 mod schedule;
 mod snapshot;
+mod status;
 mod verify;
 
+use keys::KeyCommand;
+
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::{AuditLog, Draft};
 use crate::config::{Flags, RepoLocation, Settings};
 use crate::error::{exit, Result};
 use crate::repo::Repository;
@@ -95,9 +103,17 @@ pub enum Command {
     Hold(retention::HoldCommand),
     /// Print cron or systemd entries for the daily snapshot and the monthly check.
     Schedule(schedule::ScheduleArgs),
+    /// How fresh the backups are: exit 0 fresh, 2 stale (a snapshot older than
+    /// 26 hours, no passed restore test within 35 days).
+    Status(status::StatusArgs),
+    /// The audit log: every operation, chained by hash (`audit verify` checks it).
+    Audit(audit::AuditArgs),
+    /// Alerts: `notify test` sends a test message on every configured channel.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Manage passwords (key files).
     #[command(subcommand)]
-    Key(keys::KeyCommand),
+    Key(KeyCommand),
     /// The local catalog (a rebuildable cache).
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -109,14 +125,60 @@ pub enum CatalogCommand {
     Rebuild,
 }
 
-/// What every command gets: settings and output options.
+/// What every command gets: settings and output options; and what it tells the
+/// audit log and the alerts about itself.
 pub struct Ctx {
     pub settings: Settings,
     pub json: bool,
     pub quiet: bool,
+    /// The log of the repository this command opened (set by `open`, `init`).
+    audit: RefCell<Option<AuditLog>>,
+    /// This command's audit event (and alert) as it fills in.
+    draft: RefCell<Draft>,
 }
 
 impl Ctx {
+    pub fn new(settings: Settings, json: bool, quiet: bool) -> Ctx {
+        Ctx {
+            settings,
+            json,
+            quiet,
+            audit: RefCell::new(None),
+            draft: RefCell::new(Draft::default()),
+        }
+    }
+
+    /// Tell this command's audit event something (its snapshot, bytes, reason…).
+    pub fn note(&self, f: impl FnOnce(&mut Draft)) {
+        f(&mut self.draft.borrow_mut())
+    }
+
+    /// The step this command is at: a failure alert names it.
+    pub fn step(&self, step: impl Into<String>) {
+        self.draft.borrow_mut().step = Some(step.into());
+    }
+
+    pub fn draft(&self) -> Draft {
+        self.draft.borrow().clone()
+    }
+
+    /// Record an operation now (a restore test inside `verify`).
+    pub fn record(&self, draft: &Draft, outcome: &crate::audit::Outcome) {
+        audit::record(self, draft, outcome)
+    }
+
+    fn audit_log(&self) -> std::cell::Ref<'_, Option<AuditLog>> {
+        self.audit.borrow()
+    }
+
+    /// The first repository a command opens is the one whose log records it.
+    fn register(&self, repo: &Repository) {
+        let mut a = self.audit.borrow_mut();
+        if a.is_none() {
+            *a = Some(repo.audit_log());
+        }
+    }
+
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         backend_at(self.settings.repo_location()?)
     }
@@ -151,6 +213,7 @@ impl Ctx {
         let mut pw = || self.settings.read_password("repository password", false);
         let mut repo = Repository::open(backend, &mut pw, &self.settings.cache_dir)?;
         repo.set_lock_wait(self.settings.lock_wait);
+        self.register(&repo);
         Ok(repo)
     }
 }
@@ -187,49 +250,62 @@ pub fn run(cli: Cli) -> Result<i32> {
         password_file: cli.password_file.clone(),
         password_command: cli.password_command.clone(),
     };
-    let ctx = Ctx {
-        settings: Settings::load(&flags)?,
-        json: cli.json,
-        quiet: cli.quiet,
-    };
-    match cli.command {
+    let operation = audit::operation_of(&cli.command);
+    let settings = Settings::load(&flags).inspect_err(|e| notify::settings_failed(operation, e))?;
+    let ctx = Ctx::new(settings, cli.json, cli.quiet);
+    if let Some(op) = operation {
+        ctx.note(|d| d.operation = op.to_string());
+    }
+    let result = dispatch(&ctx, cli.command);
+    if operation.is_some() {
+        audit::finish(&ctx, &result);
+    }
+    result
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
+    match command {
         Command::Init => {
             let backend = ctx.backend()?;
             let pw = ctx
                 .settings
                 .read_password("new repository password", true)?;
             let repo = Repository::init(backend, pw.as_bytes(), &ctx.settings.cache_dir)?;
-            render::init(&ctx, &repo);
+            ctx.register(&repo);
+            render::init(ctx, &repo);
             Ok(exit::OK)
         }
-        Command::Snapshot(a) => snapshot::run(&ctx, a),
+        Command::Snapshot(a) => snapshot::run(ctx, a),
         Command::Snapshots => {
             let repo = ctx.open()?;
-            render::snapshots(&ctx, &repo.snapshots()?);
+            render::snapshots(ctx, &repo.snapshots()?);
             Ok(exit::OK)
         }
         Command::Ls { snapshot, path } => {
             let repo = ctx.open()?;
             let snap = repo.find_snapshot(&snapshot)?;
-            render::ls(&ctx, &repo, &snap, path.as_deref())
+            render::ls(ctx, &repo, &snap, path.as_deref())
         }
-        Command::Restore(a) => restore::run(&ctx, a),
-        Command::Export(a) => restore::export(&ctx, a),
+        Command::Restore(a) => restore::run(ctx, a),
+        Command::Export(a) => restore::export(ctx, a),
         Command::Mirror {
             destination,
             full_check,
-        } => mirror::run(&ctx, &destination, full_check),
-        Command::Key(k) => keys::run(&ctx, k),
+        } => mirror::run(ctx, &destination, full_check),
+        Command::Key(k) => keys::run(ctx, k),
         Command::Schedule(a) => schedule::run(a),
-        Command::Forget(a) => retention::forget(&ctx, a),
-        Command::Prune(a) => retention::prune(&ctx, a),
-        Command::Repair(a) => repair::run(&ctx, a),
-        Command::Hold(h) => retention::hold(&ctx, h),
-        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Forget(a) => retention::forget(ctx, a),
+        Command::Prune(a) => retention::prune(ctx, a),
+        Command::Repair(a) => repair::run(ctx, a),
+        Command::Hold(h) => retention::hold(ctx, h),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::Audit(a) => audit::run(ctx, a),
+        Command::Notify(n) => notify::run(ctx, n),
+        Command::Status(a) => status::run(ctx, a),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;
-            render::catalog_rebuilt(&ctx, &repo, counts);
+            render::catalog_rebuilt(ctx, &repo, counts);
             Ok(exit::OK)
         }
     }

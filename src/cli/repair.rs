@@ -51,15 +51,24 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             .chain(copies.iter().map(|(n, r)| (n.clone(), r)))
             .filter(|(n, _)| n != name)
             .collect();
+        ctx.note(|d| d.destinations.push(name.clone()));
         match repair::run(target, name, &sources, mode) {
             Ok(r) => {
                 if !r.after.problems.is_empty() {
                     code = exit::ERROR;
+                    ctx.note(|d| {
+                        d.problems.push(format!(
+                            "{name}: {} problems remain, first: {}",
+                            r.after.problems.len(),
+                            r.after.problems[0]
+                        ))
+                    });
                 }
                 reports.push(r);
             }
             Err(e) => {
                 eprintln!("hcbackup: repair of {name} FAILED: {e}");
+                ctx.note(|d| d.problems.push(format!("repair of {name}: {e}")));
                 code = code.max(e.exit_code().max(exit::ERROR));
             }
         }

@@ -46,6 +46,9 @@ pub struct RestoreArgs {
     /// Restore from a destination's copy (e.g. `s3`) instead of the local repository.
     #[arg(long, value_name = "DEST")]
     pub from: Option<String>,
+    /// Why (a ticket, a request): recorded in the audit log with who restored what.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
@@ -58,11 +61,27 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         Some(name) => Some(db_target(ctx, name)?),
         None => None,
     };
+    ctx.note(|d| {
+        d.reason = a.reason.clone();
+        d.destinations = vec![a
+            .from
+            .clone()
+            .unwrap_or_else(|| crate::retention::LOCAL.into())];
+    });
     let repo = match &a.from {
         None => ctx.open()?,
-        Some(name) => ctx.open_destination(name)?,
+        Some(name) => {
+            // The primary's log records a restore from a copy, when it opens.
+            if let Err(e) = ctx.open() {
+                tracing::warn!(
+                    "the repository does not open ({e}); this restore is recorded in no audit log"
+                );
+            }
+            ctx.open_destination(name)?
+        }
     };
     let snap = repo.find_snapshot(&a.snapshot)?;
+    ctx.note(|d| d.snapshot = Some(snap.id.to_hex()));
     let _lock = repo.lock(false, "restore")?;
     let mut code = exit::OK;
     if let Some(target) = a.target {
@@ -77,6 +96,10 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         let result = restore::run(&repo, &snap, &opts, &progress);
         progress.finish();
         let report = result?;
+        ctx.note(|d| {
+            d.bytes += report.bytes;
+            d.detail = Some(format!("{} files", report.files));
+        });
         render::restore_done(ctx, &snap, &report, started.elapsed());
         if !report.errors.is_empty() {
             code = exit::ERROR;
@@ -155,6 +178,17 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     };
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
+    ctx.note(|d| {
+        d.snapshot = Some(snap.id.to_hex());
+        d.detail = Some(
+            if tar {
+                "files as tar.gz"
+            } else {
+                "database dump"
+            }
+            .into(),
+        );
+    });
     let _lock = repo.lock(false, "export")?;
     // A folder (or nothing: the current one) gets the seed's file name.
     let given = PathBuf::from(given);

@@ -173,6 +173,7 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         };
         let report = forget::run(repo, name, source, &opts)?;
         if !a.dry_run {
+            ctx.note(|d| add_detail(d, format!("{name}: {} snapshots removed", report.removed)));
             let time = crate::util::rfc3339(crate::util::now());
             let rows: Vec<Removal> = report
                 .groups
@@ -216,10 +217,15 @@ fn for_each_copy(
     let mut code = exit::OK;
     let mut docs = Vec::new();
     for name in names {
+        ctx.note(|d| d.destinations.push(name.clone()));
         match op(&name) {
             Ok(doc) => docs.push(doc),
             Err(e) => {
                 eprintln!("hcbackup: {what} on {name} FAILED: {e}");
+                ctx.note(|d| {
+                    d.step = Some(format!("{what} on {name}"));
+                    d.problems.push(format!("{what} on {name}: {e}"));
+                });
                 code = code.max(e.exit_code().max(exit::ERROR));
                 docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
             }
@@ -260,6 +266,10 @@ fn run_prune(
         },
     )?;
     if !dry_run {
+        ctx.note(|d| {
+            d.bytes += r.bytes_deleted;
+            add_detail(d, format!("{name}: {} packs deleted", r.packs_deleted));
+        });
         let time = crate::util::rfc3339(crate::util::now());
         let rows: Vec<Removal> = r
             .removed
@@ -305,6 +315,10 @@ pub fn hold(ctx: &Ctx, cmd: HoldCommand) -> Result<i32> {
                     .map(|s| s.id)
                     .ok_or(first)?,
             };
+            ctx.note(|d| {
+                d.snapshot = Some(id.to_hex());
+                d.reason = Some(reason.trim().to_string());
+            });
             let h = repo.add_hold(&id, &reason)?;
             render::hold_changed(ctx, "placed", &h.snapshot, &h.reason);
         }
@@ -321,6 +335,10 @@ pub fn hold(ctx: &Ctx, cmd: HoldCommand) -> Result<i32> {
                     .map_err(|e| Error::Usage(format!("no hold on {snapshot}: {e}")))?
                     .to_string();
             let oid = crate::id::ObjectId::from_hex(&id).expect("hold names are ids");
+            ctx.note(|d| {
+                d.snapshot = Some(id.clone());
+                d.reason = Some(reason.trim().to_string());
+            });
             repo.remove_hold(&oid)?;
             repo.catalog().record_removals(&[Removal {
                 time: crate::util::rfc3339(crate::util::now()),
@@ -334,4 +352,12 @@ pub fn hold(ctx: &Ctx, cmd: HoldCommand) -> Result<i32> {
         HoldCommand::List => render::holds(ctx, &repo.holds()?),
     }
     Ok(exit::OK)
+}
+
+/// Append to the audit event's summary (one part per copy).
+fn add_detail(d: &mut crate::audit::Draft, part: String) {
+    d.detail = Some(match d.detail.take() {
+        Some(s) => format!("{s}; {part}"),
+        None => part,
+    });
 }

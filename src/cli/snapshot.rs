@@ -54,7 +54,9 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         })?),
         None => None,
     };
+    ctx.step("opening the repository");
     let repo = ctx.open()?;
+    ctx.step("backing up");
     let progress = CliProgress::start(ctx, &paths, "backing up");
     let result = snapshot::run(
         &repo,
@@ -68,6 +70,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     );
     progress.finish();
     let entry = result?;
+    note_snapshot(ctx, &entry);
     render::snapshot_done(ctx, &entry);
     let mut code = if entry.snapshot.incomplete() {
         exit::INCOMPLETE
@@ -79,6 +82,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         let mirrored = super::mirror::mirror_to(ctx, &repo, "all", !ctx.json, false)
             .unwrap_or_else(|e| {
                 eprintln!("hcbackup: mirror FAILED: {e}");
+                ctx.note(|d| d.problems.push(format!("mirror: {e}")));
                 exit::ERROR
             });
         if mirrored != exit::OK && code == exit::OK {
@@ -86,4 +90,39 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// What the audit event and a failure alert say of this snapshot: its id, the
+/// bytes it added, and each source that failed (the step an alert names).
+fn note_snapshot(ctx: &Ctx, entry: &crate::model::snapshot::SnapshotEntry) {
+    let s = &entry.snapshot;
+    ctx.note(|d| {
+        d.snapshot = Some(entry.id.to_hex());
+        d.bytes = s.summary.bytes_added;
+        d.destinations = vec![crate::retention::LOCAL.to_string()];
+        d.detail = Some(format!(
+            "{} files, {} databases",
+            s.summary.files,
+            s.databases.len()
+        ));
+        for db in &s.databases {
+            if let Some(e) = &db.error {
+                d.step = Some(format!(
+                    "database dump of {} on {}:{}",
+                    db.db, db.host, db.port
+                ));
+                d.problems.push(format!("database {}: {e}", db.db));
+            }
+        }
+        if !s.errors.is_empty() {
+            if d.step.is_none() {
+                d.step = Some("reading files".into());
+            }
+            d.problems.push(format!(
+                "{} entries could not be read, first: {}",
+                s.errors.len(),
+                s.errors[0]
+            ));
+        }
+    });
 }

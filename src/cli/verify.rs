@@ -39,6 +39,8 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let mut code = exit::OK;
     let mut tested: Option<Repository> = None;
     for name in &names {
+        ctx.note(|d| d.destinations.push(name.clone()));
+        ctx.step(format!("verify of {name}"));
         let copy = super::retention::open_copy(ctx, name);
         let result = copy.and_then(|copy| {
             let repo = copy.as_ref().unwrap_or(&primary);
@@ -49,6 +51,13 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             Ok((r, copy)) => {
                 if !r.problems.is_empty() {
                     code = exit::ERROR;
+                    ctx.note(|d| {
+                        d.problems.push(format!(
+                            "verify of {name}: {} problems, first: {}",
+                            r.problems.len(),
+                            r.problems[0]
+                        ))
+                    });
                 }
                 if names.len() == 1 {
                     tested = copy;
@@ -57,6 +66,10 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
             Err(e) => {
                 code = exit::ERROR;
+                ctx.note(|d| {
+                    d.problems
+                        .push(format!("verify of {name}: cannot open this copy: {e}"))
+                });
                 reports.push(VerifyReport {
                     copy: name.clone(),
                     problems: vec![format!("cannot open this copy: {e}")],
@@ -75,10 +88,40 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         render::verify_problems(&reports);
     }
     let repo = tested.as_ref().unwrap_or(&primary);
+    ctx.step("restore test");
+    let mut draft = crate::audit::Draft::new("restore test");
+    draft.destinations = vec![if tested.is_some() {
+        names[0].clone()
+    } else {
+        LOCAL.to_string()
+    }];
+    let result = restore_test(ctx, repo, &spec, a.scratch_cluster, &reports, &mut draft);
+    let mut outcome = crate::audit::Outcome::of(&result);
+    if outcome.failed() && outcome.error.is_none() {
+        outcome.error = Some(draft.problems.join("; "));
+    }
+    ctx.record(&draft, &outcome);
+    if let Some(e) = &outcome.error {
+        ctx.note(|d| d.problems.push(format!("restore test: {e}")));
+    }
+    Ok(code.max(result?))
+}
+
+/// Restore a snapshot's databases into a temporary database and check them;
+/// the result also goes to `draft`, the restore test's own audit event.
+fn restore_test(
+    ctx: &Ctx,
+    repo: &Repository,
+    spec: &str,
+    scratch_cluster: bool,
+    reports: &[VerifyReport],
+    draft: &mut crate::audit::Draft,
+) -> Result<i32> {
+    let mut code = exit::OK;
     let server = match ctx.settings.databases.first() {
         Some(s) => s.clone(),
         // A scratch cluster needs no server settings.
-        None if a.scratch_cluster => crate::config::PgTarget {
+        None if scratch_cluster => crate::config::PgTarget {
             host: String::new(),
             port: 0,
             user: String::new(),
@@ -101,18 +144,45 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 )
             })?
     } else {
-        repo.find_snapshot(&spec)?
+        repo.find_snapshot(spec)?
     };
+    draft.snapshot = Some(snap.id.to_hex());
     let opts = RestoreTestOptions {
         server,
         config: ctx.settings.restore_test.clone(),
         temp_dir: None,
-        scratch: a.scratch_cluster,
+        scratch: scratch_cluster,
     };
     let tests = restore_test::run(repo, &snap, &opts)?;
-    render_db::restore_tests(ctx, &reports, &tests);
-    if tests.iter().any(|r| !r.passed) {
+    render_db::restore_tests(ctx, reports, &tests);
+    draft.detail = Some(
+        tests
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}: restored in {:.1} s (RTO {:.0} s)",
+                    t.database, t.restore_secs, t.rto_secs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    for t in tests.iter().filter(|t| !t.passed) {
         code = exit::ERROR;
+        let failed: Vec<String> = t
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{} ({})", c.name, c.detail))
+            .collect();
+        draft.problems.push(match &t.error {
+            Some(e) => format!("restore test of {}: {e}", t.database),
+            None => format!(
+                "restore test of {}: checks failed: {}",
+                t.database,
+                failed.join(", ")
+            ),
+        });
     }
     if crate::util::interrupted() {
         return Err(Error::Failed(

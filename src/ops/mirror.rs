@@ -48,7 +48,7 @@ pub struct Options<'a> {
 const TRANSFERS: usize = 8;
 
 /// The folders mirrored, in order; `config` first of all.
-const ORDER: &[&str] = &["keys", "packs", "index", "snapshots"];
+const ORDER: &[&str] = &["keys", "packs", "index", "snapshots", "audit"];
 
 /// Mirror, reading the destination's listing.
 pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {

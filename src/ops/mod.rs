@@ -12,4 +12,5 @@ pub mod repair;
 pub mod restore;
 pub mod restore_test;
 pub mod snapshot;
+pub mod status;
 pub mod verify;

@@ -137,6 +137,16 @@ impl Repository {
         self.backend.clone()
     }
 
+    /// This repository's audit log (its own handles: it outlives the borrow).
+    pub fn audit_log(&self) -> crate::audit::AuditLog {
+        crate::audit::AuditLog::new(
+            self.backend.clone(),
+            self.catalog.clone(),
+            self.key.clone(),
+            &self.config.id,
+        )
+    }
+
     /// Seal and store a structured object (index, snapshot, lock) under `dir/<id>`,
     /// the id being the keyed hash of its plaintext.
     pub(crate) fn write_object(&self, kind: Kind, dir: &str, plain: &[u8]) -> Result<ObjectId> {

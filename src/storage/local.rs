@@ -126,17 +126,31 @@ impl Backend for LocalBackend {
             }
             let ft = e.file_type().map_err(|e| map(dir, e))?;
             if ft.is_dir() {
-                for sub in fs::read_dir(e.path()).map_err(|e| map(dir, e))? {
+                let rd = match fs::read_dir(e.path()) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(map(dir, e)),
+                };
+                for sub in rd {
                     let sub = sub.map_err(|e| map(dir, e))?;
                     let sn = sub.file_name().to_string_lossy().into_owned();
                     if sn.starts_with(TMP_PREFIX) {
                         continue;
                     }
-                    let len = sub.metadata().map_err(|e| map(dir, e))?.len();
+                    // Removed since the folder was read (a lock released): not there.
+                    let len = match sub.metadata() {
+                        Ok(m) => m.len(),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(map(dir, e)),
+                    };
                     out.push((format!("{name}/{sn}"), len));
                 }
             } else {
-                out.push((name, e.metadata().map_err(|e| map(dir, e))?.len()));
+                match e.metadata() {
+                    Ok(m) => out.push((name, m.len())),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(map(dir, e)),
+                }
             }
         }
         out.sort();

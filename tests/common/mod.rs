@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 mod data;
 pub mod drive;
 pub mod faults;
+pub mod listener;
 pub mod pg;
 pub mod s3;
 #[allow(unused_imports)]
@@ -74,6 +75,16 @@ impl Env {
             "HCBACKUP_DRIVE_ROOT_URL",
             "RETENTION_DAYS",
             "HCBACKUP_LOCK_WAIT",
+            "BACKUP_NOTIFICATION_EMAIL",
+            "SMTP_HOST",
+            "SMTP_PORT",
+            "SMTP_USER",
+            "SMTP_PASSWORD",
+            "SMTP_FROM",
+            "HCBACKUP_SMTP_TLS",
+            "HCBACKUP_WEBHOOK_URL",
+            "HCBACKUP_NOTIFY_SUCCESS",
+            "HCBACKUP_STATUS_TOKEN",
         ] {
             c.env_remove(v);
         }
@@ -149,9 +160,24 @@ impl Env {
         usb
     }
 
-    /// Sum of the repository's file sizes.
+    /// The repository's catalog file (the one ending in `.sqlite`, the primary's
+    /// when destinations have theirs too).
+    pub fn catalog_file(&self) -> PathBuf {
+        let mut found: Vec<PathBuf> = fs::read_dir(&self.cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sqlite"))
+            .collect();
+        // The primary's is `<id>.sqlite`; a copy's `<id>.<hash>.sqlite`.
+        found.sort_by_key(|p| p.file_name().unwrap().len());
+        found.into_iter().next().expect("a catalog")
+    }
+
+    /// Sum of the repository's file sizes, but the audit log's (which grows by
+    /// one event with every command, a dry run included).
     pub fn repo_size(&self) -> u64 {
-        dir_size(&self.repo)
+        let audit = self.repo.join("audit");
+        dir_size(&self.repo) - if audit.exists() { dir_size(&audit) } else { 0 }
     }
 }
 

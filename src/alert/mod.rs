@@ -1,0 +1,167 @@
+//! Alerts: a message by email (SMTP, lettre) and by webhook (Slack-compatible JSON)
+//! when a scheduled operation fails; on success too when asked. Configured by the
+//! seed's variables (`docs/operations.md`, "Alerts"). A channel that fails is
+//! reported by the caller and never changes the operation's exit code.
+
+mod email;
+mod webhook;
+
+use serde::Serialize;
+
+use crate::error::{exit, Error, Result};
+
+pub use email::EmailConfig;
+
+/// Where alerts go. Empty when nothing is configured.
+#[derive(Clone, Debug, Default)]
+pub struct AlertConfig {
+    pub email: Option<EmailConfig>,
+    /// HCBACKUP_WEBHOOK_URL: a Slack-compatible incoming webhook (http or https).
+    pub webhook: Option<String>,
+    /// HCBACKUP_NOTIFY_SUCCESS=1: a short message after each successful run too.
+    pub on_success: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl AlertConfig {
+    /// From the environment (after `.env` was read): BACKUP_NOTIFICATION_EMAIL,
+    /// SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, HCBACKUP_SMTP_TLS,
+    /// HCBACKUP_WEBHOOK_URL, HCBACKUP_NOTIFY_SUCCESS.
+    pub fn from_env() -> Result<AlertConfig> {
+        let email = match env("BACKUP_NOTIFICATION_EMAIL") {
+            Some(to) => Some(EmailConfig::from_env(&to)?),
+            None => None,
+        };
+        let webhook = env("HCBACKUP_WEBHOOK_URL");
+        if let Some(u) = &webhook {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(Error::Config(format!(
+                    "HCBACKUP_WEBHOOK_URL {u}: give an http:// or https:// address"
+                )));
+            }
+        }
+        Ok(AlertConfig {
+            email,
+            webhook,
+            on_success: matches!(
+                env("HCBACKUP_NOTIFY_SUCCESS").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.webhook.is_none()
+    }
+}
+
+/// One message: what ran, where, how it ended, and at which step it failed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Alert {
+    pub operation: String,
+    /// `ok`, `incomplete`, `failed`, or `test` for `notify test`.
+    pub result: String,
+    pub exit_code: i32,
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub host: String,
+    pub repository: String,
+    pub snapshot: Option<String>,
+    pub time: String,
+}
+
+impl Alert {
+    pub fn subject(&self) -> String {
+        let what = match self.result.as_str() {
+            "ok" => "ok".to_string(),
+            "test" => "test message".to_string(),
+            r => r.to_uppercase(),
+        };
+        match &self.step {
+            Some(step) if self.result != "ok" => {
+                format!(
+                    "[hcbackup] {what}: {} on {} at step: {step}",
+                    self.operation, self.host
+                )
+            }
+            _ => format!("[hcbackup] {what}: {} on {}", self.operation, self.host),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        let mut b = format!(
+            "hcbackup {} {} on host {} at {}.\n\n",
+            self.operation,
+            match self.result.as_str() {
+                "ok" => "succeeded",
+                "test" => "sent a test message",
+                "incomplete" => "was INCOMPLETE",
+                _ => "FAILED",
+            },
+            self.host,
+            self.time
+        );
+        if let Some(s) = &self.step {
+            b.push_str(&format!("Failing step: {s}\n"));
+        }
+        if let Some(e) = &self.error {
+            b.push_str(&format!("Error: {e}\n"));
+        }
+        b.push_str(&format!("Exit code: {}\n", self.exit_code));
+        b.push_str(&format!("Repository: {}\n", self.repository));
+        if let Some(s) = &self.snapshot {
+            b.push_str(&format!("Snapshot: {s}\n"));
+        }
+        if self.result != "ok" && self.result != "test" {
+            b.push_str(&format!(
+                "\nWhat to do: {}\n",
+                advice(&self.operation, self.exit_code)
+            ));
+            b.push_str("See: hcbackup status; hcbackup audit --since today; the cron log.\n");
+        }
+        b
+    }
+}
+
+fn advice(operation: &str, code: i32) -> &'static str {
+    match (operation, code) {
+        ("snapshot", exit::INCOMPLETE) => "the snapshot was saved without the failing source: fix it (database reachable, files readable) and run `hcbackup snapshot` again",
+        (_, exit::LOCKED) => "another run holds the repository's lock: check that it is alive (`ps`), or set HCBACKUP_LOCK_WAIT",
+        (_, exit::NO_REPOSITORY) => "the repository is not where the settings say: is the backup disk mounted? (BACKUP_DIR, --repo)",
+        (_, exit::WRONG_PASSWORD) => "the password file no longer opens the repository: check HCBACKUP_PASSWORD_FILE",
+        ("snapshot" | "mirror", _) => "run the same command by hand to see the error, fix it, and run it again; earlier snapshots are intact",
+        ("verify" | "restore test", _) => "a copy is damaged or a restore does not work: run `hcbackup verify --read-data --destination all` and `hcbackup repair` (docs/retention.md)",
+        _ => "run the same command by hand to see the error, fix it, and run it again",
+    }
+}
+
+/// How one channel did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Delivery {
+    /// `email` or `webhook`.
+    pub channel: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Send `alert` on every configured channel; each is tried whatever the others did.
+pub fn send(cfg: &AlertConfig, alert: &Alert) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let mut push = |channel: &str, r: std::result::Result<(), String>| {
+        out.push(Delivery {
+            channel: channel.into(),
+            ok: r.is_ok(),
+            error: r.err(),
+        })
+    };
+    if let Some(e) = &cfg.email {
+        push("email", email::send(e, alert));
+    }
+    if let Some(url) = &cfg.webhook {
+        push("webhook", webhook::send(url, alert));
+    }
+    out
+}

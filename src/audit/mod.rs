@@ -1,0 +1,335 @@
+//! The audit log: one event per operation (snapshot, restore, verify, restore test,
+//! forget, prune, mirror, repair, key change, hold, import, export), chained by keyed
+//! hash so that changing, removing or reordering any event is detected.
+//!
+//! An event is JSON; its id is the keyed BLAKE3 of those bytes (the repository's id
+//! key, as for every object), and it names the id of the event before it (`prev`;
+//! the repository id for the first). Each event lives twice: in the catalog (table
+//! `audit`, read by `audit` and `status`) and sealed in the repository as
+//! `audit/<id>` (kind 7), which `mirror` copies, so the record survives the server.
+//! Without the password nobody can forge an id, so an edit cannot be covered up by
+//! recomputing the chain. See docs/audit.md.
+
+mod chain;
+
+pub use chain::{check, Broken};
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{AuditRow, Catalog};
+use crate::codec;
+use crate::crypto::{Kind, MasterKey};
+use crate::error::{exit, Error, Result};
+use crate::storage::Backend;
+
+/// Largest event object accepted when reading `audit/`.
+const MAX_EVENT: usize = 1 << 20;
+
+/// One audit event, as hashed and stored. Field order is fixed by this struct; the
+/// stored bytes, not a re-serialization, are what the chain hashes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// UTC, RFC 3339.
+    pub time: String,
+    pub operation: String,
+    /// The OS user and host that ran it.
+    pub user: String,
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The copies it touched: `local` and destination names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
+    /// Bytes added, restored, copied or freed, as the operation counts them.
+    #[serde(default)]
+    pub bytes: u64,
+    /// `ok`, `incomplete` (exit 3: some sources failed) or `failed`.
+    pub result: String,
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why (restores, holds): what the operator said with `--reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A short summary (`3 snapshots removed`, `key 1a2b3c4d added`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The id (hex) of the event before, or the repository id for the first.
+    pub prev: String,
+}
+
+/// What an operation tells the log about itself while it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Draft {
+    pub operation: String,
+    pub snapshot: Option<String>,
+    pub destinations: Vec<String>,
+    pub bytes: u64,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    /// The step it was at (alerts name it when it fails).
+    pub step: Option<String>,
+    /// What went wrong when the command ends with a failing code but no error
+    /// (a database that did not dump, a destination that did not mirror).
+    pub problems: Vec<String>,
+}
+
+impl Draft {
+    pub fn new(operation: &str) -> Draft {
+        Draft {
+            operation: operation.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub exit_code: i32,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub fn of(r: &Result<i32>) -> Outcome {
+        match r {
+            Ok(code) => Outcome {
+                exit_code: *code,
+                error: None,
+            },
+            Err(e) => Outcome {
+                exit_code: e.exit_code(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
+    pub fn ok() -> Outcome {
+        Outcome {
+            exit_code: exit::OK,
+            error: None,
+        }
+    }
+
+    /// `ok`, `incomplete` or `failed`.
+    pub fn result(&self) -> &'static str {
+        match self.exit_code {
+            exit::OK => "ok",
+            exit::INCOMPLETE => "incomplete",
+            _ => "failed",
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.exit_code != exit::OK
+    }
+}
+
+/// Appends to and checks one repository's log. Holds its own handles so it can
+/// record an operation after the repository it ran on is gone.
+pub struct AuditLog {
+    backend: Arc<dyn Backend>,
+    catalog: Arc<Catalog>,
+    key: MasterKey,
+    genesis: String,
+}
+
+/// What `audit verify` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    /// Events in the catalog and in the repository.
+    pub events: u64,
+    pub stored: u64,
+    /// The last event's seq and id.
+    pub head: Option<(u64, String)>,
+    /// The first broken link of the catalog's chain, then of the repository's.
+    pub catalog_broken: Option<Broken>,
+    pub repository_broken: Option<Broken>,
+    /// Every other difference between the two (events in one and not the other).
+    pub problems: Vec<String>,
+    /// Events the repository lacked and received now (their upload had failed).
+    pub uploaded: u64,
+}
+
+impl AuditLog {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        catalog: Arc<Catalog>,
+        key: MasterKey,
+        repo_id: &str,
+    ) -> AuditLog {
+        AuditLog {
+            backend,
+            catalog,
+            key,
+            genesis: repo_id.to_string(),
+        }
+    }
+
+    /// Record an operation. The event is in the catalog when this returns; the
+    /// repository's copy follows at once (and any earlier one whose write failed).
+    pub fn append(&self, d: &Draft, o: &Outcome) -> Result<Event> {
+        if self.catalog.audit_count()? == 0 {
+            // A new catalog (a new machine, a deleted cache): continue the chain the
+            // repository holds, not a new one.
+            self.import()?;
+        }
+        let mut event = Event {
+            time: crate::util::rfc3339(crate::util::now_seconds()),
+            operation: d.operation.clone(),
+            user: crate::util::username(),
+            host: crate::util::hostname(),
+            snapshot: d.snapshot.clone(),
+            destinations: d.destinations.clone(),
+            bytes: d.bytes,
+            result: o.result().to_string(),
+            exit_code: o.exit_code,
+            error: o.error.clone(),
+            reason: d.reason.clone(),
+            detail: d.detail.clone(),
+            ..Default::default()
+        };
+        self.catalog.append_audit(|head| {
+            let (seq, prev) = match head {
+                Some((seq, id)) => (seq + 1, hex::encode(id)),
+                None => (1, self.genesis.clone()),
+            };
+            event.seq = seq;
+            event.prev = prev;
+            let json = serde_json::to_string(&event).expect("event serializes");
+            AuditRow {
+                id: self.key.id_of(json.as_bytes()),
+                seq,
+                time: event.time.clone(),
+                event: json,
+                stored: false,
+            }
+        })?;
+        self.store_pending()?;
+        Ok(event)
+    }
+
+    /// Write every event the repository lacks (`stored = 0`).
+    fn store_pending(&self) -> Result<u64> {
+        let mut n = 0;
+        for r in self.catalog.audit_unstored()? {
+            let sealed = codec::encode(&self.key, Kind::Audit, &r.id, r.event.as_bytes());
+            self.backend
+                .put(&format!("audit/{}", hex::encode(r.id)), &sealed)?;
+            self.catalog.mark_audit_stored(&r.id)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Every event of the repository's `audit/`, each opened and checked against its
+    /// name; those that do not open are problems.
+    fn read_repository(&self) -> Result<(Vec<AuditRow>, Vec<String>)> {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        for (name, _) in self.backend.list("audit")? {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(&name, &mut id).is_err() {
+                problems.push(format!("audit/{name}: not an event name"));
+                continue;
+            }
+            let sealed = self.backend.get(&format!("audit/{name}"))?;
+            let plain = match codec::decode(&self.key, Kind::Audit, &id, &sealed, MAX_EVENT) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(format!("audit/{name} does not open: {e}"));
+                    continue;
+                }
+            };
+            let Ok(text) = String::from_utf8(plain) else {
+                problems.push(format!("audit/{name}: not UTF-8"));
+                continue;
+            };
+            match serde_json::from_str::<Event>(&text) {
+                Ok(e) => rows.push(AuditRow {
+                    id,
+                    seq: e.seq,
+                    time: e.time,
+                    event: text,
+                    stored: true,
+                }),
+                Err(e) => problems.push(format!("audit/{name}: not an event: {e}")),
+            }
+        }
+        rows.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.id.cmp(&b.id)));
+        Ok((rows, problems))
+    }
+
+    /// Copy the repository's events into an empty catalog. Returns how many.
+    pub fn import(&self) -> Result<u64> {
+        let (rows, problems) = self.read_repository()?;
+        if let Some(p) = problems.first() {
+            return Err(Error::corrupt(
+                "audit log",
+                format!("{p}; run `hcbackup audit verify`"),
+            ));
+        }
+        self.catalog.import_audit(&rows)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Events from `since` (RFC 3339), oldest first; the repository's when this
+    /// catalog has none yet.
+    pub fn events(&self, since: Option<&str>) -> Result<Vec<Event>> {
+        if self.catalog.audit_count()? == 0 {
+            self.import()?;
+        }
+        self.catalog
+            .audit_rows(since)?
+            .into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.event)
+                    .map_err(|e| Error::corrupt(format!("audit event #{}", r.seq), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Check both chains (catalog and repository) link by link and compare them.
+    pub fn verify(&self) -> Result<Verification> {
+        let mut v = Verification::default();
+        if self.catalog.audit_count()? == 0 {
+            self.import()?;
+        }
+        v.uploaded = self.store_pending()?;
+        let ours = self.catalog.audit_rows(None)?;
+        let (theirs, problems) = self.read_repository()?;
+        v.problems = problems;
+        v.events = ours.len() as u64;
+        v.stored = theirs.len() as u64;
+        v.head = ours.last().map(|r| (r.seq, hex::encode(r.id)));
+        v.catalog_broken = check(&self.key, &self.genesis, &ours).err();
+        v.repository_broken = check(&self.key, &self.genesis, &theirs).err();
+        let theirs_ids: std::collections::HashSet<[u8; 32]> = theirs.iter().map(|r| r.id).collect();
+        let ours_ids: std::collections::HashSet<[u8; 32]> = ours.iter().map(|r| r.id).collect();
+        for r in &ours {
+            if !theirs_ids.contains(&r.id) {
+                v.problems.push(format!(
+                    "event #{} ({}) is in the catalog but not in the repository",
+                    r.seq,
+                    &hex::encode(r.id)[..16]
+                ));
+            }
+        }
+        for r in &theirs {
+            if !ours_ids.contains(&r.id) {
+                v.problems.push(format!(
+                    "event #{} ({}) is in the repository but not in the catalog",
+                    r.seq,
+                    &hex::encode(r.id)[..16]
+                ));
+            }
+        }
+        v.ok = v.catalog_broken.is_none() && v.repository_broken.is_none() && v.problems.is_empty();
+        Ok(v)
+    }
+}

@@ -1,0 +1,110 @@
+//! The audit log's events as the catalog keeps them: the exact JSON that was
+//! hashed and sealed, its id (the keyed hash), its place in the chain, and whether
+//! the repository has its object yet. Not repository content in the cache sense:
+//! `clear` leaves it alone, and it is compared with the repository's `audit/`.
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::Catalog;
+use crate::error::Result;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    pub id: [u8; 32],
+    pub seq: u64,
+    pub time: String,
+    /// The event's JSON, byte for byte as hashed.
+    pub event: String,
+    /// The repository holds it as `audit/<id>`.
+    pub stored: bool,
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    let id: Vec<u8> = r.get(0)?;
+    let mut a = [0u8; 32];
+    if id.len() == 32 {
+        a.copy_from_slice(&id);
+    }
+    Ok(AuditRow {
+        id: a,
+        seq: r.get::<_, i64>(1)? as u64,
+        time: r.get(2)?,
+        event: r.get(3)?,
+        stored: r.get(4)?,
+    })
+}
+
+const COLUMNS: &str = "SELECT id, seq, time, event, stored FROM audit";
+
+impl Catalog {
+    /// Append the next event: `make` gets the head (its seq and id, none for the
+    /// first event) and returns the new row. One IMMEDIATE transaction, so two
+    /// processes appending at once each chain to the other's event, never fork.
+    pub fn append_audit(
+        &self,
+        make: impl FnOnce(Option<(u64, [u8; 32])>) -> AuditRow,
+    ) -> Result<AuditRow> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let head = tx
+                .query_row(&format!("{COLUMNS} ORDER BY seq DESC, id LIMIT 1"), [], row)
+                .optional()?
+                .map(|r| (r.seq, r.id));
+            let new = make(head);
+            insert(&tx, &new)?;
+            tx.commit()?;
+            Ok(new)
+        })
+    }
+
+    /// Add events read from the repository (those already here are left alone).
+    pub fn import_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for r in rows {
+                insert(&tx, r)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Every event, in chain order; from `since` (an RFC 3339 time) when given.
+    pub fn audit_rows(&self, since: Option<&str>) -> Result<Vec<AuditRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("{COLUMNS} WHERE time >= ?1 ORDER BY seq, id"))?;
+            let rows = st.query_map([since.unwrap_or("")], row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn audit_count(&self) -> Result<u64> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+    }
+
+    /// Events the repository does not hold yet (its write failed or was cut short).
+    pub fn audit_unstored(&self) -> Result<Vec<AuditRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("{COLUMNS} WHERE stored = 0 ORDER BY seq"))?;
+            let rows = st.query_map([], row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn mark_audit_stored(&self, id: &[u8; 32]) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE audit SET stored = 1 WHERE id = ?1", [&id[..]])
+                .map(|_| ())
+        })
+    }
+}
+
+fn insert(tx: &rusqlite::Transaction<'_>, r: &AuditRow) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO audit(id, seq, time, event, stored) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![&r.id[..], r.seq as i64, r.time, r.event, r.stored],
+    )
+    .map(|_| ())
+}

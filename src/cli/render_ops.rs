@@ -1,0 +1,174 @@
+//! Output of the operations commands: `audit`, `audit verify`, `status`, `notify`.
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::alert::Delivery;
+use crate::audit::{Event, Verification};
+
+fn print_json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("json serializes")
+    );
+}
+
+pub fn audit_events(ctx: &Ctx, events: &[Event]) {
+    if ctx.json {
+        return print_json(&events);
+    }
+    if events.is_empty() {
+        println!("no audit events");
+        return;
+    }
+    for e in events {
+        let mut line = format!(
+            "#{:<5} {}  {:<15} {:<10} {}@{}",
+            e.seq, e.time, e.operation, e.result, e.user, e.host
+        );
+        if let Some(s) = &e.snapshot {
+            line.push_str(&format!("  snapshot {}", &s[..s.len().min(8)]));
+        }
+        if !e.destinations.is_empty() {
+            line.push_str(&format!("  copies {}", e.destinations.join(",")));
+        }
+        if e.bytes > 0 {
+            line.push_str(&format!("  {}", super::render::size(e.bytes)));
+        }
+        if let Some(d) = &e.detail {
+            line.push_str(&format!("  {d}"));
+        }
+        if let Some(r) = &e.reason {
+            line.push_str(&format!("  reason: {r}"));
+        }
+        if let Some(err) = &e.error {
+            line.push_str(&format!("  error: {err}"));
+        }
+        println!("{line}");
+    }
+}
+
+pub fn audit_verify(ctx: &Ctx, v: &Verification) {
+    if ctx.json {
+        return print_json(&json!({
+            "ok": v.ok,
+            "events": v.events,
+            "stored": v.stored,
+            "head": v.head.as_ref().map(|(seq, id)| json!({"seq": seq, "id": id})),
+            "catalog_broken": v.catalog_broken,
+            "repository_broken": v.repository_broken,
+            "problems": v.problems,
+            "uploaded": v.uploaded,
+        }));
+    }
+    if v.uploaded > 0 {
+        println!("stored {} event(s) the repository lacked", v.uploaded);
+    }
+    if let Some(b) = &v.catalog_broken {
+        println!("catalog: chain BROKEN at event #{}: {}", b.seq, b.reason);
+    }
+    if let Some(b) = &v.repository_broken {
+        println!("repository: chain BROKEN at event #{}: {}", b.seq, b.reason);
+    }
+    for p in &v.problems {
+        println!("problem: {p}");
+    }
+    match (&v.head, v.ok) {
+        (Some((seq, id)), true) => println!(
+            "audit chain intact: {} events, head #{seq} {}",
+            v.events,
+            &id[..16]
+        ),
+        (None, true) => println!("audit chain intact: no events yet"),
+        (_, false) => println!("audit chain NOT intact: see above"),
+    }
+}
+
+pub fn deliveries(ctx: &Ctx, d: &[Delivery]) {
+    if ctx.json {
+        return print_json(&d);
+    }
+    for x in d {
+        match &x.error {
+            None => println!("{}: sent", x.channel),
+            Some(e) => println!("{}: FAILED: {e}", x.channel),
+        }
+    }
+}
+
+fn ago(h: f64) -> String {
+    if h >= 48.0 {
+        format!("{:.1} days ago", h / 24.0)
+    } else {
+        format!("{h:.1} h ago")
+    }
+}
+
+pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
+    use super::render::size;
+    if ctx.json {
+        return print_json(s);
+    }
+    println!(
+        "repository {}: {} snapshots, {} stored, newest holds {}, dedup {:.1}x",
+        s.repository,
+        s.snapshots,
+        size(s.stored_bytes),
+        size(s.latest_bytes),
+        s.dedup_ratio
+    );
+    for src in &s.sources {
+        let good = match &src.last_good {
+            Some(r) => format!(
+                "last good {} ({}), {}",
+                r.time,
+                ago(r.age_hours),
+                size(src.bytes)
+            ),
+            None => "never backed up completely".into(),
+        };
+        let last = if src.last_ok {
+            ""
+        } else {
+            "; the LAST ATTEMPT FAILED"
+        };
+        println!("  {} {}: {good}{last}", src.kind, src.name);
+    }
+    for d in &s.destinations {
+        let behind = match (d.snapshots_behind, d.lag_hours) {
+            (Some(0), _) => "up to date".to_string(),
+            (Some(n), Some(h)) => format!("{n} snapshots behind ({})", ago(h)),
+            _ => "not known (no mirror record on this machine)".to_string(),
+        };
+        println!(
+            "  destination {} ({}): last mirror {}, {behind}",
+            d.name,
+            d.location,
+            d.last_mirror.as_deref().unwrap_or("never")
+        );
+    }
+    match &s.last_verify {
+        Some(v) => println!("  last verify: {} {}", v.time, v.result),
+        None => println!("  last verify: never"),
+    }
+    match &s.last_restore_test {
+        Some(t) => println!(
+            "  last restore test: {} ({:.1} days ago) of {} {}: restored in {:.1} s against an RTO of {:.0} s",
+            t.time,
+            t.age_days,
+            t.database,
+            if t.passed { "passed" } else { "FAILED" },
+            t.restore_secs,
+            t.rto_secs
+        ),
+        None => println!("  last restore test: never"),
+    }
+    if s.fresh {
+        println!("FRESH");
+    } else {
+        for p in &s.problems {
+            println!("  problem: {p}");
+        }
+        println!("STALE");
+    }
+}

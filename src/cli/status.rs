@@ -1,0 +1,65 @@
+//! `hcbackup status [--json] [--now TIME] [--max-age HOURS] [--max-restore-test-age DAYS]`:
+//! exit 0 when fresh, 2 when stale (a dead man's switch for cron or a monitor).
+
+use super::{render_ops, Ctx};
+use crate::error::{exit, Error, Result};
+use crate::ops::status::{self, Status, StatusOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Judge as if it were this time (RFC 3339 or a date); for tests and what-ifs.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Stale when a source's last good snapshot is older than this.
+    #[arg(
+        long,
+        value_name = "HOURS",
+        env = "HCBACKUP_STATUS_MAX_AGE_HOURS",
+        default_value_t = 26.0
+    )]
+    pub max_age: f64,
+    /// Stale when no restore test passed within this many days (databases only).
+    #[arg(
+        long,
+        value_name = "DAYS",
+        env = "HCBACKUP_STATUS_MAX_RESTORE_TEST_AGE_DAYS",
+        default_value_t = 35.0
+    )]
+    pub max_restore_test_age: f64,
+}
+
+/// The status document (also what `serve` answers).
+pub fn compute(ctx: &Ctx, now: time::OffsetDateTime, a: &StatusArgs) -> Result<Status> {
+    let repo = ctx.open()?;
+    let events = repo.audit_log().events(None)?;
+    let mut destinations = Vec::new();
+    for (name, loc) in &ctx.settings.destinations {
+        // Building a backend touches no network: only its address is needed.
+        destinations.push((name.clone(), super::backend_at(loc.clone())?.location()));
+    }
+    status::run(
+        &repo,
+        &events,
+        &StatusOptions {
+            now,
+            max_age_hours: a.max_age,
+            max_test_age_days: a.max_restore_test_age,
+            destinations,
+            rto_secs: ctx.settings.restore_test.rto_minutes * 60.0,
+        },
+    )
+}
+
+pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
+    let now = match &a.now {
+        Some(t) => crate::util::parse_when(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "--now {t}: give an RFC 3339 time (2026-01-15T03:00:00Z) or a date (2026-01-15)"
+            ))
+        })?,
+        None => crate::util::now(),
+    };
+    let s = compute(ctx, now, &a)?;
+    render_ops::status(ctx, &s);
+    Ok(if s.fresh { exit::OK } else { exit::USAGE })
+}

@@ -1,0 +1,339 @@
+//! `status`: how fresh the backups are, read from the repository's snapshots and
+//! the catalog (restore tests, the audit log, what destinations hold) without
+//! touching the network, so cron or a monitor can run it every few minutes.
+//!
+//! Stale (exit 2): the newest good snapshot of a source is older than `max_age`
+//! (26 h: a nightly run plus slack), or the repository backs up a database and no
+//! restore test passed within `max_test_age` (35 days: the monthly test plus
+//! slack), or no snapshot exists at all.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::audit::Event;
+use crate::error::Result;
+use crate::model::snapshot::SnapshotEntry;
+use crate::repo::Repository;
+
+pub struct StatusOptions {
+    pub now: OffsetDateTime,
+    pub max_age_hours: f64,
+    pub max_test_age_days: f64,
+    /// Destinations: name and the address the mirror record uses.
+    pub destinations: Vec<(String, String)>,
+    /// The RTO of the restore test (seconds).
+    pub rto_secs: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnapshotRef {
+    pub id: String,
+    pub time: String,
+    pub age_hours: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    /// `files` or `database`.
+    pub kind: String,
+    /// The source path, or `db@host:port`.
+    pub name: String,
+    pub last_good: Option<SnapshotRef>,
+    /// The newest snapshot that had this source, good or not.
+    pub last: Option<SnapshotRef>,
+    pub last_ok: bool,
+    /// Bytes of the source in its newest good snapshot.
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DestinationStatus {
+    pub name: String,
+    pub location: String,
+    /// The last run that copied to it without failing (audit log).
+    pub last_mirror: Option<String>,
+    /// Snapshots of the repository it lacks (by the mirror's record); `None` when
+    /// there is no record yet (never mirrored from this machine, or pruned since).
+    pub snapshots_behind: Option<u64>,
+    /// Age of the oldest snapshot it lacks: how far behind it is.
+    pub lag_hours: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreTestStatus {
+    pub time: String,
+    pub age_days: f64,
+    pub snapshot: String,
+    pub database: String,
+    pub passed: bool,
+    pub restore_secs: f64,
+    pub rto_secs: f64,
+    pub within_rto: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// Every check passed: nothing is stale.
+    pub fresh: bool,
+    pub now: String,
+    pub repository: String,
+    pub snapshots: u64,
+    pub last_snapshot: Option<SnapshotRef>,
+    pub sources: Vec<SourceStatus>,
+    /// Bytes of packs stored (after dedup, compression, encryption).
+    pub stored_bytes: u64,
+    /// Bytes the newest snapshot holds (files and dumps).
+    pub latest_bytes: u64,
+    /// Sum over every snapshot of what it holds, divided by what is stored.
+    pub dedup_ratio: f64,
+    pub destinations: Vec<DestinationStatus>,
+    pub last_verify: Option<EventRef>,
+    pub last_restore_test: Option<RestoreTestStatus>,
+    /// What makes it stale or needs a look, one line each.
+    pub problems: Vec<String>,
+    pub max_age_hours: f64,
+    pub max_restore_test_age_days: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventRef {
+    pub time: String,
+    pub result: String,
+    pub destinations: Vec<String>,
+    pub error: Option<String>,
+}
+
+fn hours(now: OffsetDateTime, t: OffsetDateTime) -> f64 {
+    ((now - t).as_seconds_f64() / 3600.0 * 10.0).round() / 10.0
+}
+
+fn snap_ref(now: OffsetDateTime, s: &SnapshotEntry) -> SnapshotRef {
+    SnapshotRef {
+        id: s.id.to_hex(),
+        time: s.snapshot.time.clone(),
+        age_hours: s
+            .snapshot
+            .parsed_time()
+            .map(|t| hours(now, t))
+            .unwrap_or(f64::INFINITY),
+    }
+}
+
+/// The bytes a snapshot holds: files and database dumps.
+pub fn snapshot_bytes(s: &SnapshotEntry) -> u64 {
+    s.snapshot.summary.bytes
+        + s.snapshot
+            .databases
+            .iter()
+            .map(|d| d.dump_bytes + d.globals_bytes)
+            .sum::<u64>()
+}
+
+pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<Status> {
+    let now = opts.now;
+    // Snapshots made after `now` (an injected time) are not seen yet.
+    let snaps: Vec<SnapshotEntry> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|s| s.snapshot.parsed_time().is_some_and(|t| t <= now))
+        .collect();
+    let mut problems = Vec::new();
+    let sources = sources(&snaps, now);
+    for s in &sources {
+        match &s.last_good {
+            None => problems.push(format!("{} {}: no good snapshot", s.kind, s.name)),
+            Some(r) if r.age_hours > opts.max_age_hours => problems.push(format!(
+                "{} {}: last good snapshot is {:.1} hours old (limit {})",
+                s.kind, s.name, r.age_hours, opts.max_age_hours
+            )),
+            _ => {}
+        }
+    }
+    if snaps.is_empty() {
+        problems.push("no snapshot yet".into());
+    }
+    let stored_bytes: u64 = repo.catalog().packs()?.iter().map(|(_, n)| n).sum();
+    let total: u64 = snaps.iter().map(snapshot_bytes).sum();
+    let destinations = destinations(repo, &snaps, events, opts)?;
+    let last_verify = events
+        .iter()
+        .rev()
+        .find(|e| e.operation == "verify")
+        .map(|e| EventRef {
+            time: e.time.clone(),
+            result: e.result.clone(),
+            destinations: e.destinations.clone(),
+            error: e.error.clone(),
+        });
+    if let Some(v) = &last_verify {
+        if v.result != "ok" {
+            problems.push(format!(
+                "the last verify ({}) failed: {}",
+                v.time,
+                v.error.as_deref().unwrap_or("see `hcbackup audit`")
+            ));
+        }
+    }
+    let last_restore_test = restore_test(repo, now, opts)?;
+    let has_db = sources.iter().any(|s| s.kind == "database");
+    if has_db {
+        match &last_restore_test {
+            None => {
+                problems.push("no restore test yet: run `hcbackup verify --restore-test`".into())
+            }
+            Some(t) if !t.passed => problems.push(format!(
+                "the last restore test ({}) FAILED: see `hcbackup audit`",
+                t.time
+            )),
+            Some(t) if t.age_days > opts.max_test_age_days => problems.push(format!(
+                "the last restore test is {:.0} days old (limit {})",
+                t.age_days, opts.max_test_age_days
+            )),
+            _ => {}
+        }
+    }
+    Ok(Status {
+        fresh: problems.is_empty(),
+        now: crate::util::rfc3339(now),
+        repository: repo.backend().location(),
+        snapshots: snaps.len() as u64,
+        last_snapshot: snaps.last().map(|s| snap_ref(now, s)),
+        sources,
+        stored_bytes,
+        latest_bytes: snaps.last().map(snapshot_bytes).unwrap_or(0),
+        dedup_ratio: if stored_bytes == 0 {
+            0.0
+        } else {
+            ((total as f64 / stored_bytes as f64) * 100.0).round() / 100.0
+        },
+        destinations,
+        last_verify,
+        last_restore_test,
+        problems,
+        max_age_hours: opts.max_age_hours,
+        max_restore_test_age_days: opts.max_test_age_days,
+    })
+}
+
+/// Each source (a path, a database) with its newest and newest good snapshot.
+fn sources(snaps: &[SnapshotEntry], now: OffsetDateTime) -> Vec<SourceStatus> {
+    let mut out: BTreeMap<(String, String), SourceStatus> = BTreeMap::new();
+    for s in snaps {
+        let mut seen = Vec::new();
+        for p in &s.snapshot.paths {
+            seen.push((
+                "files".to_string(),
+                p.clone(),
+                s.snapshot.errors.is_empty(),
+                s.snapshot.summary.bytes,
+            ));
+        }
+        for d in &s.snapshot.databases {
+            seen.push((
+                "database".to_string(),
+                format!("{}@{}:{}", d.db, d.host, d.port),
+                d.ok(),
+                d.dump_bytes,
+            ));
+        }
+        for (kind, name, ok, bytes) in seen {
+            let e = out
+                .entry((kind.clone(), name.clone()))
+                .or_insert_with(|| SourceStatus {
+                    kind,
+                    name,
+                    last_good: None,
+                    last: None,
+                    last_ok: false,
+                    bytes: 0,
+                });
+            // Snapshots come oldest first: the last one seen wins.
+            e.last = Some(snap_ref(now, s));
+            e.last_ok = ok;
+            if ok {
+                e.last_good = Some(snap_ref(now, s));
+                e.bytes = bytes;
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+fn destinations(
+    repo: &Repository,
+    snaps: &[SnapshotEntry],
+    events: &[Event],
+    opts: &StatusOptions,
+) -> Result<Vec<DestinationStatus>> {
+    let mut out = Vec::new();
+    for (name, location) in &opts.destinations {
+        let (behind, lag) = if repo.catalog().holdings_known(location)? {
+            let there: HashSet<String> = repo
+                .catalog()
+                .holdings(location, "snapshots")?
+                .into_keys()
+                .collect();
+            let missing: Vec<&SnapshotEntry> = snaps
+                .iter()
+                .filter(|s| !there.contains(&s.id.to_hex()))
+                .collect();
+            let lag = missing
+                .first()
+                .and_then(|s| s.snapshot.parsed_time())
+                .map(|t| hours(opts.now, t));
+            (Some(missing.len() as u64), lag.or(Some(0.0)))
+        } else {
+            (None, None)
+        };
+        let last_mirror = events
+            .iter()
+            .rev()
+            .find(|e| {
+                (e.operation == "mirror" || e.operation == "snapshot")
+                    && e.destinations.iter().any(|d| d == name)
+                    && !e
+                        .error
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains(&format!("mirror to {name}"))
+            })
+            .map(|e| e.time.clone());
+        out.push(DestinationStatus {
+            name: name.clone(),
+            location: location.clone(),
+            last_mirror,
+            snapshots_behind: behind,
+            lag_hours: lag,
+        });
+    }
+    Ok(out)
+}
+
+fn restore_test(
+    repo: &Repository,
+    now: OffsetDateTime,
+    opts: &StatusOptions,
+) -> Result<Option<RestoreTestStatus>> {
+    let Some(t) = repo.catalog().last_restore_test()? else {
+        return Ok(None);
+    };
+    let age_days = crate::util::parse_rfc3339(&t.time)
+        .map(|x| ((now - x).as_seconds_f64() / 86400.0 * 10.0).round() / 10.0)
+        .unwrap_or(f64::INFINITY);
+    let rto_secs = serde_json::from_str::<serde_json::Value>(&t.report)
+        .ok()
+        .and_then(|v| v["rto_secs"].as_f64())
+        .unwrap_or(opts.rto_secs);
+    Ok(Some(RestoreTestStatus {
+        time: t.time,
+        age_days,
+        snapshot: t.snapshot,
+        database: t.database,
+        passed: t.passed,
+        restore_secs: t.restore_secs,
+        rto_secs,
+        within_rto: t.restore_secs <= rto_secs,
+    }))
+}

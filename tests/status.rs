@@ -1,0 +1,176 @@
+//! `status`: exit 0 when fresh, 2 when a source's last good snapshot is older than
+//! the limit (26 h) or no restore test passed within 35 days; judged at injected
+//! times with `--now`.
+
+mod common;
+
+use common::pg::Server;
+use common::*;
+use serde_json::Value;
+
+fn status(env: &Env, args: &[&str]) -> (i32, Value) {
+    let mut a = vec!["--json", "status"];
+    a.extend_from_slice(args);
+    let o = env.run(&a);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", out(&o)));
+    (o.status.code().unwrap(), v)
+}
+
+#[test]
+fn a_snapshot_older_than_the_limit_makes_status_exit_2() {
+    let env = Env::new();
+    let (code, v) = status(&env, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(v["problems"][0], "no snapshot yet");
+
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(1, 200_000));
+    env.ok(&[
+        "snapshot",
+        "--time",
+        "2026-01-10T03:00:00Z",
+        src.to_str().unwrap(),
+    ]);
+    env.ok(&[
+        "snapshot",
+        "--time",
+        "2026-01-11T03:00:00Z",
+        src.to_str().unwrap(),
+    ]);
+
+    // 23 hours after the last one: fresh.
+    let (code, v) = status(&env, &["--now", "2026-01-12T02:00:00Z"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["fresh"], true);
+    assert_eq!(v["snapshots"], 2);
+    let s = &v["sources"][0];
+    assert_eq!(s["kind"], "files");
+    assert_eq!(s["last_good"]["age_hours"], 23.0);
+    assert_eq!(s["bytes"], 200_000);
+    // Two snapshots of the same bytes stored once: about 2x.
+    let ratio = v["dedup_ratio"].as_f64().unwrap();
+    assert!(ratio > 1.9 && ratio < 2.0, "{ratio}");
+    // Files only: no restore test is asked for.
+    assert!(v["last_restore_test"].is_null());
+
+    // 27 hours: stale, exit 2, saying which source and how old.
+    let (code, v) = status(&env, &["--now", "2026-01-12T06:00:00Z"]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["fresh"], false);
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("last good snapshot is 27.0 hours old (limit 26)"),
+        "{v}"
+    );
+    // A wider limit, by flag or environment.
+    assert_eq!(
+        status(&env, &["--now", "2026-01-12T06:00:00Z", "--max-age", "30"]).0,
+        0
+    );
+    let o = env
+        .cmd()
+        .env("HCBACKUP_STATUS_MAX_AGE_HOURS", "30")
+        .args(["status", "--now", "2026-01-12T06:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FRESH"));
+    // A snapshot "made" after --now is not seen: as of 10 Jan 12:00 only the first.
+    let (_, v) = status(&env, &["--now", "2026-01-10T12:00:00Z"]);
+    assert_eq!(v["snapshots"], 1);
+    let o = env.run(&["status", "--now", "junk"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--now junk"));
+}
+
+#[test]
+fn destinations_show_their_lag() {
+    let env = Env::new();
+    env.usb_destination();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), &text(1, 10_000));
+    env.ok(&["snapshot", "--no-mirror", src.to_str().unwrap()]);
+    let (_, v) = status(&env, &[]);
+    let d = &v["destinations"][0];
+    assert_eq!(d["name"], "usb");
+    assert!(d["snapshots_behind"].is_null(), "never mirrored: {d}");
+    assert!(d["last_mirror"].is_null());
+    env.ok(&["mirror"]);
+    let (code, v) = status(&env, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["destinations"][0]["snapshots_behind"], 0);
+    assert!(v["destinations"][0]["last_mirror"].is_string());
+    env.ok(&["snapshot", "--no-mirror", src.to_str().unwrap()]);
+    let (_, v) = status(&env, &[]);
+    assert_eq!(v["destinations"][0]["snapshots_behind"], 1);
+    assert!(v["destinations"][0]["lag_hours"].as_f64().unwrap() < 1.0);
+}
+
+#[test]
+fn a_database_needs_a_restore_test_within_35_days() {
+    let admin = Server::admin();
+    let db = admin.create("status");
+    db.psql("CREATE TABLE patients(id int primary key); INSERT INTO patients SELECT generate_series(1, 20);");
+    let env = Env::new();
+    let o = env
+        .pg_cmd(&admin, &db.name)
+        .args(["snapshot"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let (code, v) = status(&env, &[]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no restore test yet"),
+        "{v}"
+    );
+    let name = format!("{}@{}:{}", db.name, admin.host, admin.port);
+    assert_eq!(v["sources"][0]["name"], name.as_str());
+    assert_eq!(v["sources"][0]["kind"], "database");
+
+    let o = env
+        .pg_cmd(&admin, &db.name)
+        .args(["verify", "--restore-test"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let (code, v) = status(&env, &[]);
+    assert_eq!(code, 0, "{v}");
+    let t = &v["last_restore_test"];
+    assert_eq!(t["passed"], true);
+    assert_eq!(t["within_rto"], true);
+    assert_eq!(t["rto_secs"], 900.0);
+    assert_eq!(v["last_verify"]["result"], "ok");
+
+    // 36 days on (snapshot age ignored): the restore test is overdue.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(36);
+    let later = later
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (code, v) = status(&env, &["--now", &later, "--max-age", "100000"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("the last restore test is 36 days old (limit 35)"),
+        "{v}"
+    );
+    let (code, _) = status(
+        &env,
+        &[
+            "--now",
+            &later,
+            "--max-age",
+            "100000",
+            "--max-restore-test-age",
+            "40",
+        ],
+    );
+    assert_eq!(code, 0);
+}
