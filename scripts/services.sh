@@ -84,6 +84,8 @@ start_services() {
     # pair with openssl; Drive's client checks TLS roots from ca-certificates.
     command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
     [ -e /etc/ssl/certs/ca-certificates.crt ] || { apt-get update -qq && apt-get install -y -qq ca-certificates; }
+    # The dashboard test renders `serve`'s page in headless Chromium.
+    command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
     start_postgres
     start_s3
     start_smtp

@@ -23,6 +23,7 @@ pub mod pg;
 pub mod progress;
 pub mod repo;
 pub mod retention;
+pub mod serve;
 pub mod source;
 pub mod storage;
 pub mod util;

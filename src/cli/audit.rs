@@ -42,6 +42,7 @@ pub fn operation_of(c: &Command) -> Option<&'static str> {
         Command::Key(KeyCommand::Remove { .. }) => "key remove",
         Command::Key(KeyCommand::Passwd { .. }) => "key passwd",
         Command::Catalog(_) => "catalog rebuild",
+        Command::ImportLegacy(_) => "import-legacy",
         _ => return None,
     })
 }

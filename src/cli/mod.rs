@@ -1,6 +1,7 @@
 //! The command line (clap): one file per command group; `render` is the only stdout writer.
 
 mod audit;
+mod import_legacy;
 mod keys;
 mod mirror;
 mod notify;
@@ -13,6 +14,7 @@ mod repair;
 mod restore;
 mod retention;
 mod schedule;
+mod serve;
 mod snapshot;
 mod status;
 mod verify;
@@ -106,6 +108,12 @@ pub enum Command {
     /// How fresh the backups are: exit 0 fresh, 2 stale (a snapshot older than
     /// 26 hours, no passed restore test within 35 days).
     Status(status::StatusArgs),
+    /// The status API (/api/backup/status), Prometheus /metrics, /healthz and a
+    /// dashboard, behind the bearer token HCBACKUP_STATUS_TOKEN; loopback by default.
+    Serve(serve::ServeArgs),
+    /// Turn the old script's db_backup_*.dump and files_backup_*.tar.gz into
+    /// snapshots dated by their names.
+    ImportLegacy(import_legacy::ImportArgs),
     /// The audit log: every operation, chained by hash (`audit verify` checks it).
     Audit(audit::AuditArgs),
     /// Alerts: `notify test` sends a test message on every configured channel.
@@ -302,6 +310,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Audit(a) => audit::run(ctx, a),
         Command::Notify(n) => notify::run(ctx, n),
         Command::Status(a) => status::run(ctx, a),
+        Command::Serve(a) => serve::run(ctx, a),
+        Command::ImportLegacy(a) => import_legacy::run(ctx, a),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

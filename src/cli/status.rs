@@ -30,7 +30,16 @@ pub struct StatusArgs {
 
 /// The status document (also what `serve` answers).
 pub fn compute(ctx: &Ctx, now: time::OffsetDateTime, a: &StatusArgs) -> Result<Status> {
-    let repo = ctx.open()?;
+    compute_with(ctx, &ctx.open()?, now, a)
+}
+
+/// The status of an open repository (`serve` keeps one open).
+pub fn compute_with(
+    ctx: &Ctx,
+    repo: &crate::repo::Repository,
+    now: time::OffsetDateTime,
+    a: &StatusArgs,
+) -> Result<Status> {
     let events = repo.audit_log().events(None)?;
     let mut destinations = Vec::new();
     for (name, loc) in &ctx.settings.destinations {
@@ -38,7 +47,7 @@ pub fn compute(ctx: &Ctx, now: time::OffsetDateTime, a: &StatusArgs) -> Result<S
         destinations.push((name.clone(), super::backend_at(loc.clone())?.location()));
     }
     status::run(
-        &repo,
+        repo,
         &events,
         &StatusOptions {
             now,

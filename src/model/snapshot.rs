@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub databases: Vec<DatabaseEntry>,
 }
 
+/// How `format` starts for a dump brought in by `import-legacy`.
+pub const IMPORTED_FORMAT: &str = "pg_dump -F c (imported";
+
 /// One database of a snapshot: where it came from, what the server said about it in
 /// the dump's own exported snapshot, and the tree holding the dump streams.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -87,6 +90,12 @@ impl DatabaseEntry {
 
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.tree.is_some()
+    }
+
+    /// A dump made by the old script and brought in by `import-legacy`: no row
+    /// counts, no globals.
+    pub fn imported(&self) -> bool {
+        self.format.starts_with(IMPORTED_FORMAT)
     }
 }
 

@@ -79,6 +79,11 @@ impl<'a> Archiver<'a> {
             .push(format!("{}: {msg}", path.display()));
     }
 
+    /// The chunker of file content.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
     pub fn take_errors(&self) -> Vec<String> {
         std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
     }

@@ -3,6 +3,11 @@
 //! symlinks and fifos with their modes, owners and mtimes (whole seconds, as tar
 //! keeps them); long and non-UTF-8 names in GNU form. File content streams chunk by
 //! chunk (each checked as on restore), so memory stays small for any file size.
+//!
+//! Layout: a snapshot of one folder holds that folder's contents at the top
+//! (`./`, `exams/…`), as the seed's `tar czf … -C uploads .` did, so its restore
+//! line `tar -xzf FILE -C $UPLOADS_DIR` works unchanged; a snapshot of several
+//! sources holds one top-level entry per source (`uploads/…`, `docs/…`).
 
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -26,7 +31,19 @@ pub fn write(repo: &Repository, snap: &SnapshotEntry, out: impl Write) -> Result
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let mut r = TarReport::default();
-    tree(repo, snap.snapshot.tree, &[], &mut tar, &mut r)?;
+    let root = repo.load_tree(snap.snapshot.tree)?;
+    match &root.nodes[..] {
+        [only] if only.kind == NodeKind::Dir => {
+            entry(repo, only, b".", &mut tar, &mut r)?;
+            // Members below it without `./`: the tar crate drops it from short
+            // names but not from GNU long ones, and GNU tar must see one spelling
+            // to restore folder mtimes.
+            if let Some(t) = only.subtree {
+                tree(repo, t, &[], &mut tar, &mut r)?;
+            }
+        }
+        _ => tree(repo, snap.snapshot.tree, &[], &mut tar, &mut r)?,
+    }
     let gz = tar
         .into_inner()
         .map_err(|e| Error::io("finishing the tar archive", e))?;
@@ -65,6 +82,8 @@ fn entry<W: Write>(
     tar: &mut tar::Builder<W>,
     r: &mut TarReport,
 ) -> Result<()> {
+    // The folder itself is `./`, as tar writes it.
+    let path = if path == b"." { b"./" } else { path };
     let name = std::ffi::OsStr::from_bytes(path);
     let mut h = tar::Header::new_gnu();
     h.set_mode(n.mode);

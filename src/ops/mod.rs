@@ -5,6 +5,8 @@ pub mod database;
 pub mod db_restore;
 pub mod export_tar;
 pub mod forget;
+pub mod history;
+pub mod import_legacy;
 pub mod ls;
 pub mod mirror;
 pub mod prune;

@@ -1,0 +1,176 @@
+//! `hcbackup serve`: a small HTTP/1.1 server for monitors and people. Loopback by
+//! default. `/healthz` (no token), `/` (the dashboard page: code, no data),
+//! `/api/backup/status`, `/api/backup/history` and `/metrics` (each behind the
+//! bearer token HCBACKUP_STATUS_TOKEN, compared in constant time).
+//!
+//! One connection at a time, one request per connection, 10 s to send it: the
+//! answers take milliseconds and the clients are a monitor and a browser, so a
+//! sequential server keeps the repository handle single-threaded and simple.
+
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use crate::error::{Error, Result};
+use crate::ops::history::Point;
+use crate::ops::status::Status;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the server answers with, computed per request.
+pub struct Routes<'a> {
+    /// BLAKE3 of the token: comparing hashes (blake3's `==` is constant-time) hides
+    /// both the token's bytes and its length from timing.
+    token: blake3::Hash,
+    pub status: Box<dyn Fn() -> Result<Status> + 'a>,
+    pub history: Box<dyn Fn() -> Result<Vec<Point>> + 'a>,
+}
+
+impl<'a> Routes<'a> {
+    pub fn new(
+        token: &str,
+        status: Box<dyn Fn() -> Result<Status> + 'a>,
+        history: Box<dyn Fn() -> Result<Vec<Point>> + 'a>,
+    ) -> Routes<'a> {
+        Routes {
+            token: blake3::hash(token.as_bytes()),
+            status,
+            history,
+        }
+    }
+
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Always hash and compare, token or not: the same work either way.
+        let ok = blake3::hash(given.as_bytes()) == self.token;
+        ok && !given.is_empty()
+    }
+
+    /// The answer to one request.
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        }
+        let path = req.uri().path();
+        match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/" | "/index.html" => {
+                respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into())
+            }
+            "/api/backup/status" | "/api/backup/history" | "/metrics" => {
+                if !self.authorized(req) {
+                    let mut r = json(
+                        StatusCode::UNAUTHORIZED,
+                        &serde_json::json!({"error": "a valid bearer token is required (Authorization: Bearer HCBACKUP_STATUS_TOKEN)"}),
+                    );
+                    r.headers_mut().insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        hyper::header::HeaderValue::from_static("Bearer realm=\"hcbackup\""),
+                    );
+                    return r;
+                }
+                let answer = match path {
+                    "/api/backup/status" => (self.status)()
+                        .map(|s| json(StatusCode::OK, &serde_json::to_value(s).expect("json"))),
+                    "/api/backup/history" => (self.history)()
+                        .map(|h| json(StatusCode::OK, &serde_json::to_value(h).expect("json"))),
+                    _ => (self.status)().map(|s| {
+                        respond(
+                            StatusCode::OK,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                            metrics::render(&s),
+                        )
+                    }),
+                };
+                answer.unwrap_or_else(|e| {
+                    tracing::warn!("{path}: {e}");
+                    json(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &serde_json::json!({"error": e.to_string()}),
+                    )
+                })
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    respond(
+        status,
+        "application/json",
+        serde_json::to_string_pretty(v).expect("json"),
+    )
+}
+
+/// Serve on `listener` until the process ends.
+pub fn serve(listener: std::net::TcpListener, routes: &Routes<'_>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("starting the server: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Failed(format!("listening: {e}")))?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::Failed(format!("listening: {e}")))?;
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(|req| async move {
+                        Ok::<_, Infallible>(routes.handle(&req))
+                    }),
+                );
+            match tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("connection: {e}"),
+                Err(_) => tracing::debug!("connection: no request within 10 s"),
+            }
+        }
+    })
+}
