@@ -232,3 +232,29 @@ fn notify_test_sends_on_every_channel_and_says_which_failed() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("SMTP_HOST"));
 }
+
+#[test]
+fn a_mail_login_never_crosses_without_tls() {
+    // The sink offers no STARTTLS: with SMTP_USER set, nothing is sent at all
+    // rather than the password in the clear.
+    let env = Env::new();
+    let to = unique_address("tls");
+    let o = env
+        .cmd()
+        .env("BACKUP_NOTIFICATION_EMAIL", &to)
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", smtp_port())
+        .env("SMTP_USER", "backups")
+        .env("SMTP_PASSWORD", "mail-password-never-in-clear")
+        .args(["notify", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("email: FAILED") && stdout.contains("STARTTLS"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("mail-password-never-in-clear"));
+    assert!(mail_to(&to).is_empty());
+}

@@ -58,6 +58,9 @@ pub struct Event {
     /// A short summary (`3 snapshots removed`, `key 1a2b3c4d added`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How long the operation took (seconds): measured restore times for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
     /// The id (hex) of the event before, or the repository id for the first.
     pub prev: String,
 }
@@ -76,6 +79,8 @@ pub struct Draft {
     /// What went wrong when the command ends with a failing code but no error
     /// (a database that did not dump, a destination that did not mirror).
     pub problems: Vec<String>,
+    /// How long it took, when known.
+    pub duration_secs: Option<f64>,
 }
 
 impl Draft {
@@ -192,6 +197,7 @@ impl AuditLog {
             error: o.error.clone(),
             reason: d.reason.clone(),
             detail: d.detail.clone(),
+            duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
             ..Default::default()
         };
         self.catalog.append_audit(|head| {

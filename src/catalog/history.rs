@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use super::Catalog;
 use crate::error::Result;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RestoreTestRow {
     pub time: String,
     pub snapshot: String,
@@ -34,6 +34,27 @@ impl Catalog {
                 ],
             )
             .map(|_| ())
+        })
+    }
+
+    /// Restore tests from `since` (RFC 3339), oldest first.
+    pub fn restore_tests_since(&self, since: &str) -> Result<Vec<RestoreTestRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT time, snapshot, database, passed, restore_secs, report
+                 FROM restore_tests WHERE time >= ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([since], |r| {
+                Ok(RestoreTestRow {
+                    time: r.get(0)?,
+                    snapshot: r.get(1)?,
+                    database: r.get(2)?,
+                    passed: r.get(3)?,
+                    restore_secs: r.get(4)?,
+                    report: r.get(5)?,
+                })
+            })?;
+            rows.collect()
         })
     }
 

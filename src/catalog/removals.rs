@@ -38,6 +38,21 @@ impl Catalog {
         })
     }
 
+    /// How many objects each copy's operations removed from `since`: (copy,
+    /// operation, count), for the compliance report.
+    pub fn removal_counts(&self, since: &str) -> Result<Vec<(String, String, u64)>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT copy, operation, count(*) FROM removals WHERE time >= ?1
+                 GROUP BY copy, operation ORDER BY copy, operation",
+            )?;
+            let rows = st.query_map([since], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Removals recorded for `copy`, oldest first.
     pub fn removals(&self, copy: &str) -> Result<Vec<Removal>> {
         self.with(|c| {

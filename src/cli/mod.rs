@@ -1,6 +1,7 @@
 //! The command line (clap): one file per command group; `render` is the only stdout writer.
 
 mod audit;
+mod doc;
 mod import_legacy;
 mod keys;
 mod mirror;
@@ -11,6 +12,7 @@ mod render_db;
 mod render_ops;
 mod render_retention;
 mod repair;
+mod report;
 mod restore;
 mod retention;
 mod schedule;
@@ -114,6 +116,9 @@ pub enum Command {
     /// Turn the old script's db_backup_*.dump and files_backup_*.tar.gz into
     /// snapshots dated by their names.
     ImportLegacy(import_legacy::ImportArgs),
+    /// Compliance evidence (Markdown or HTML): policies, last backups and restore
+    /// tests against the RPO/RTO, restores, holds, key changes, the audit chain.
+    Report(report::ReportArgs),
     /// The audit log: every operation, chained by hash (`audit verify` checks it).
     Audit(audit::AuditArgs),
     /// Alerts: `notify test` sends a test message on every configured channel.
@@ -264,7 +269,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     if let Some(op) = operation {
         ctx.note(|d| d.operation = op.to_string());
     }
+    let started = std::time::Instant::now();
     let result = dispatch(&ctx, cli.command);
+    ctx.note(|d| d.duration_secs = Some(started.elapsed().as_secs_f64()));
     if operation.is_some() {
         audit::finish(&ctx, &result);
     }
@@ -312,6 +319,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Status(a) => status::run(ctx, a),
         Command::Serve(a) => serve::run(ctx, a),
         Command::ImportLegacy(a) => import_legacy::run(ctx, a),
+        Command::Report(a) => report::run(ctx, a),
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = ctx.open()?;
             let counts = repo.rebuild_catalog()?;

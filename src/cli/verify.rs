@@ -155,6 +155,7 @@ fn restore_test(
     };
     let tests = restore_test::run(repo, &snap, &opts)?;
     render_db::restore_tests(ctx, reports, &tests);
+    draft.duration_secs = tests.iter().map(|t| t.restore_secs).reduce(f64::max);
     draft.detail = Some(
         tests
             .iter()

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod mirror;
 pub mod prune;
 pub mod repair;
+pub mod report;
 pub mod restore;
 pub mod restore_test;
 pub mod snapshot;
