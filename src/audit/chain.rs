@@ -27,7 +27,7 @@ pub fn check(key: &MasterKey, genesis: &str, rows: &[AuditRow]) -> Result<(), Br
                 &hex::encode(r.id)[..16]
             )));
         }
-        let e: Event = serde_json::from_str(&r.event)
+        let e = Event::from_json(&r.event)
             .map_err(|e| broken(format!("event #{want} is not an event: {e}")))?;
         if e.seq != want || r.seq != want {
             return Err(broken(format!(

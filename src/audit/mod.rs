@@ -65,6 +65,13 @@ pub struct Event {
     pub prev: String,
 }
 
+impl Event {
+    /// Decode an event's JSON (from the catalog or an `audit/` object).
+    pub fn from_json(text: &str) -> std::result::Result<Event, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
 /// What an operation tells the log about itself while it runs.
 #[derive(Clone, Debug, Default)]
 pub struct Draft {
@@ -256,7 +263,7 @@ impl AuditLog {
                 problems.push(format!("audit/{name}: not UTF-8"));
                 continue;
             };
-            match serde_json::from_str::<Event>(&text) {
+            match Event::from_json(&text) {
                 Ok(e) => rows.push(AuditRow {
                     id,
                     seq: e.seq,
@@ -294,8 +301,8 @@ impl AuditLog {
             .audit_rows(since)?
             .into_iter()
             .map(|r| {
-                serde_json::from_str(&r.event)
-                    .map_err(|e| Error::corrupt(format!("audit event #{}", r.seq), e.to_string()))
+                Event::from_json(&r.event)
+                    .map_err(|e| Error::corrupt(format!("audit event #{}", r.seq), e))
             })
             .collect()
     }

@@ -33,7 +33,7 @@ use crate::audit::{AuditLog, Draft};
 use crate::config::{Flags, RepoLocation, Settings};
 use crate::error::{exit, Result};
 use crate::repo::Repository;
-use crate::storage::{Backend, LocalBackend, RetryPolicy, Retrying};
+use crate::storage::{Backend, LocalBackend};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -234,6 +234,7 @@ impl Ctx {
 /// A cloud backend behind the retry decorator, and blob reads served from whole packs.
 #[cfg(feature = "cloud")]
 fn remote(b: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    use crate::storage::{RetryPolicy, Retrying};
     let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(b, RetryPolicy::default()));
     Arc::new(crate::storage::PackCache::new(retrying))
 }
