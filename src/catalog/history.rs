@@ -18,6 +18,18 @@ pub struct RestoreTestRow {
     pub report: String,
 }
 
+/// A row of `SELECT time, snapshot, database, passed, restore_secs, report`.
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RestoreTestRow> {
+    Ok(RestoreTestRow {
+        time: r.get(0)?,
+        snapshot: r.get(1)?,
+        database: r.get(2)?,
+        passed: r.get(3)?,
+        restore_secs: r.get(4)?,
+        report: r.get(5)?,
+    })
+}
+
 impl Catalog {
     pub fn add_restore_test(&self, r: &RestoreTestRow) -> Result<()> {
         self.with(|c| {
@@ -44,16 +56,7 @@ impl Catalog {
                 "SELECT time, snapshot, database, passed, restore_secs, report
                  FROM restore_tests WHERE time >= ?1 ORDER BY id",
             )?;
-            let rows = st.query_map([since], |r| {
-                Ok(RestoreTestRow {
-                    time: r.get(0)?,
-                    snapshot: r.get(1)?,
-                    database: r.get(2)?,
-                    passed: r.get(3)?,
-                    restore_secs: r.get(4)?,
-                    report: r.get(5)?,
-                })
-            })?;
+            let rows = st.query_map([since], row)?;
             rows.collect()
         })
     }
@@ -65,16 +68,7 @@ impl Catalog {
                 "SELECT time, snapshot, database, passed, restore_secs, report
                  FROM restore_tests ORDER BY id DESC LIMIT 1",
                 [],
-                |r| {
-                    Ok(RestoreTestRow {
-                        time: r.get(0)?,
-                        snapshot: r.get(1)?,
-                        database: r.get(2)?,
-                        passed: r.get(3)?,
-                        restore_secs: r.get(4)?,
-                        report: r.get(5)?,
-                    })
-                },
+                row,
             )
             .optional()
         })

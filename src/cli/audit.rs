@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::{render_ops, Command, Ctx, KeyCommand};
 use crate::audit::{Draft, Outcome};
-use crate::error::{exit, Error, Result};
+use crate::error::{exit, Result};
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -98,11 +98,7 @@ pub fn run(ctx: &Ctx, a: AuditArgs) -> Result<i32> {
 /// `--since`: an RFC 3339 time or a date (midnight UTC), as the stored times compare
 /// (whole seconds, UTC).
 fn parse_since(s: &str) -> Result<String> {
-    let t = crate::util::parse_when(s).ok_or_else(|| {
-        Error::Usage(format!(
-            "--since {s}: not a time like 2026-11-01 or 2026-11-01T03:00:00Z"
-        ))
-    })?;
+    let t = super::time_flag("--since", s)?;
     let t = t.to_offset(time::UtcOffset::UTC);
     Ok(crate::util::rfc3339(t.replace_nanosecond(0).unwrap_or(t)))
 }

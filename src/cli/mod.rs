@@ -231,6 +231,23 @@ impl Ctx {
     }
 }
 
+/// A time flag (`--now`, `--since`): an RFC 3339 time or a date (its midnight UTC).
+pub(crate) fn time_flag(flag: &str, value: &str) -> Result<time::OffsetDateTime> {
+    crate::util::parse_when(value).ok_or_else(|| {
+        crate::Error::Usage(format!(
+            "{flag} {value}: give an RFC 3339 time (2026-01-15T03:00:00Z) or a date (2026-01-15)"
+        ))
+    })
+}
+
+/// `--now` when given, else the present.
+pub(crate) fn now_flag(value: &Option<String>) -> Result<time::OffsetDateTime> {
+    match value {
+        Some(t) => time_flag("--now", t),
+        None => Ok(crate::util::now()),
+    }
+}
+
 /// A cloud backend behind the retry decorator, and blob reads served from whole packs.
 #[cfg(feature = "cloud")]
 fn remote(b: Arc<dyn Backend>) -> Arc<dyn Backend> {

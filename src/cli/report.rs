@@ -32,14 +32,9 @@ pub struct ReportArgs {
 }
 
 pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
-    let now = match &a.status.now {
-        Some(t) => crate::util::parse_when(t)
-            .ok_or_else(|| Error::Usage(format!("--now {t}: not a time like 2026-11-01")))?,
-        None => crate::util::now(),
-    };
+    let now = super::now_flag(&a.status.now)?;
     let since = match &a.since {
-        Some(t) => crate::util::parse_when(t)
-            .ok_or_else(|| Error::Usage(format!("--since {t}: not a time like 2026-01-01")))?,
+        Some(t) => super::time_flag("--since", t)?,
         None => now - time::Duration::days(400),
     };
     let since = since.replace_nanosecond(0).unwrap_or(since);

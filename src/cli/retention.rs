@@ -138,14 +138,7 @@ fn max_unused(pct: f64) -> Result<f64> {
 }
 
 pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
-    let now = match &a.now {
-        Some(t) => crate::util::parse_when(t).ok_or_else(|| {
-            Error::Usage(format!(
-                "--now {t}: give an RFC 3339 time (2026-01-15T03:00:00Z) or a date (2026-01-15)"
-            ))
-        })?,
-        None => crate::util::now(),
-    };
+    let now = super::now_flag(&a.now)?;
     let threshold = max_unused(a.max_unused)?;
     let names = copies(ctx, &a.destination)?;
     let primary = ctx.open()?;

@@ -46,11 +46,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
     let routes = crate::serve::Routes::new(
         token.trim(),
         Box::new(|| {
-            let now = match &status_args.now {
-                Some(t) => crate::util::parse_when(t)
-                    .ok_or_else(|| Error::Usage(format!("--now {t}: not a time")))?,
-                None => crate::util::now(),
-            };
+            let now = super::now_flag(&status_args.now)?;
             compute_with(ctx, &repo, now, status_args)
         }),
         Box::new(|| crate::ops::history::run(&repo, a.history)),

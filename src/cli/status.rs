@@ -2,7 +2,7 @@
 //! exit 0 when fresh, 2 when stale (a dead man's switch for cron or a monitor).
 
 use super::{render_ops, Ctx};
-use crate::error::{exit, Error, Result};
+use crate::error::{exit, Result};
 use crate::ops::status::{self, Status, StatusOptions};
 
 #[derive(clap::Args, Debug)]
@@ -60,14 +60,7 @@ pub fn compute_with(
 }
 
 pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
-    let now = match &a.now {
-        Some(t) => crate::util::parse_when(t).ok_or_else(|| {
-            Error::Usage(format!(
-                "--now {t}: give an RFC 3339 time (2026-01-15T03:00:00Z) or a date (2026-01-15)"
-            ))
-        })?,
-        None => crate::util::now(),
-    };
+    let now = super::now_flag(&a.now)?;
     let s = compute(ctx, now, &a)?;
     render_ops::status(ctx, &s);
     Ok(if s.fresh { exit::OK } else { exit::USAGE })
