@@ -252,4 +252,30 @@ fn the_log_survives_the_catalog_and_reaches_every_copy() {
     assert_eq!(o.status.code(), Some(0), "{v}");
     assert_eq!(v["events"], 4);
     assert_eq!(events(&env).len(), 5);
+
+    // A damaged event object and a lost catalog: commands still record (the good
+    // events are read back, the new one chains on), and `audit verify` says what
+    // is wrong.
+    let first = fs::read_dir(env.repo.join("audit"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[20] ^= 0xff;
+    fs::write(&first, &bytes).unwrap();
+    fs::remove_dir_all(&env.cache).unwrap();
+    let o = env.run(&["snapshot", "--no-mirror", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not open"));
+    let after = events(&env);
+    assert_eq!(after.len(), 5, "four read back, one new");
+    assert_eq!(after.last().unwrap()["operation"], "snapshot");
+    let (code, v) = verify(&env);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("does not open"),
+        "{v}"
+    );
 }

@@ -223,7 +223,14 @@ impl AuditLog {
                 stored: false,
             }
         })?;
-        self.store_pending()?;
+        // Recorded in the catalog: a repository that cannot take it now (a full
+        // disk, an unreachable bucket) gets it with the next event or `audit verify`.
+        if let Err(e) = self.store_pending() {
+            tracing::warn!(
+                "audit event #{} is in the catalog; writing it to the repository failed ({e}); the next command retries",
+                event.seq
+            );
+        }
         Ok(event)
     }
 
@@ -279,13 +286,12 @@ impl AuditLog {
     }
 
     /// Copy the repository's events into an empty catalog. Returns how many.
+    /// Events that do not open are left out with a warning (`audit verify` names
+    /// them): one damaged object must not stop every command from recording.
     pub fn import(&self) -> Result<u64> {
         let (rows, problems) = self.read_repository()?;
-        if let Some(p) = problems.first() {
-            return Err(Error::corrupt(
-                "audit log",
-                format!("{p}; run `hcbackup audit verify`"),
-            ));
+        for p in &problems {
+            tracing::warn!("audit log: {p}; run `hcbackup audit verify`");
         }
         self.catalog.import_audit(&rows)?;
         Ok(rows.len() as u64)
