@@ -151,7 +151,7 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
 
 #[test]
 fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
-    use common::faults::{Fault, FaultProxy};
+    use common::faults::FaultProxy;
     let endpoint = moto::endpoint();
     let proxy = FaultProxy::start(&endpoint);
     let env = Env::new();
@@ -176,70 +176,13 @@ fn cloud_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
             .unwrap()
     };
 
-    // 503s and 429s on the first connections: the retries carry the mirror through.
-    proxy.set(Fault::Status { code: 503, n: 3 });
-    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        proxy.set(Fault::Status { code: 429, n: 2 }),
-        3,
-        "three 503s were served"
-    );
-    write(&src.join("novo.txt"), b"x");
-    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    // Answers that come after the 3 s timeout are abandoned and asked again.
-    assert_eq!(
-        proxy.set(Fault::Slow { ms: 6000, n: 2 }),
-        2,
-        "two 429s were served"
-    );
-    write(&src.join("lento.txt"), b"z");
-    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-
-    // A server that keeps failing: the local snapshot is saved, the exit code and the
-    // message name the offsite failure.
-    assert_eq!(
-        proxy.set(Fault::Always(503)),
-        2,
-        "two slow answers were served"
-    );
-    write(&src.join("outro.txt"), b"y");
-    let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("mirror to s3 FAILED") && err.contains("gave up after 4 attempts"),
-        "{err}"
-    );
-    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
-
-    // The server is back: `mirror` completes, and a restore through connections cut
-    // in the middle of their responses still comes out byte-exact.
-    assert!(proxy.set(Fault::None) >= 4);
-    let o = via_proxy(&["mirror"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    proxy.set(Fault::CutAfter { bytes: 3000, n: 3 });
-    let target = env.path("restored");
-    let o = via_proxy(&[
-        "restore",
-        "latest",
-        "--from",
-        "s3",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_same_tree(&src, &target.join("uploads"));
-    assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
+    fault_script(&env, &src, &proxy, "s3", 6000, via_proxy);
 }
 
 #[test]
 fn drive_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
     use common::drive::DriveServer;
-    use common::faults::{Fault, FaultProxy};
+    use common::faults::FaultProxy;
     let drive = DriveServer::start();
     let proxy = FaultProxy::start(&drive.root_url);
     let root = format!("{}/", proxy.endpoint);
@@ -259,51 +202,80 @@ fn drive_faults_are_retried_and_a_persistent_one_is_reported_then_caught_up() {
             .output()
             .unwrap()
     };
-    let ok = |o: std::process::Output| {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    fault_script(&env, &src, &proxy, "drive", 2500, via_proxy);
+}
+
+/// The faults both clouds go through, through `proxy` (each command run by
+/// `via_proxy`, whose timeout is below `slow_ms`): 503s, then 429s, then answers
+/// slower than the timeout are retried through; a server that keeps failing leaves
+/// the local snapshot saved and exit 1 naming the destination; back up, `mirror`
+/// catches up, and a restore through connections cut mid-response is byte-exact.
+fn fault_script(
+    env: &Env,
+    src: &std::path::Path,
+    proxy: &common::faults::FaultProxy,
+    dest: &str,
+    slow_ms: u64,
+    via_proxy: impl Fn(&[&str]) -> std::process::Output,
+) {
+    use common::faults::Fault;
+    let ok = |args: &[&str]| {
+        let o = via_proxy(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     };
+    let snapshot = || ok(&["snapshot", src.to_str().unwrap()]);
 
-    // 503s, then 429s, then answers that come after the 1 s timeout: retried through.
     proxy.set(Fault::Status { code: 503, n: 3 });
-    assert!(ok(via_proxy(&["snapshot", src.to_str().unwrap()])).contains("mirror to drive:"));
-    assert_eq!(proxy.set(Fault::Status { code: 429, n: 2 }), 3);
+    assert!(snapshot().contains(&format!("mirror to {dest}:")));
+    assert_eq!(
+        proxy.set(Fault::Status { code: 429, n: 2 }),
+        3,
+        "three 503s were served"
+    );
     write(&src.join("novo.txt"), b"x");
-    ok(via_proxy(&["snapshot", src.to_str().unwrap()]));
-    assert_eq!(proxy.set(Fault::Slow { ms: 2500, n: 2 }), 2);
+    snapshot();
+    assert_eq!(
+        proxy.set(Fault::Slow { ms: slow_ms, n: 2 }),
+        2,
+        "two 429s were served"
+    );
     write(&src.join("lento.txt"), b"z");
-    ok(via_proxy(&["snapshot", src.to_str().unwrap()]));
+    snapshot();
     assert_eq!(
         proxy.set(Fault::Always(503)),
         2,
         "two slow answers were served"
     );
 
-    // A Drive that keeps failing: the local snapshot is saved, exit 1 names it.
     write(&src.join("outro.txt"), b"y");
     let o = via_proxy(&["snapshot", src.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("mirror to drive FAILED") && err.contains("gave up after 4 attempts"),
+        err.contains(&format!("mirror to {dest} FAILED"))
+            && err.contains("gave up after 4 attempts"),
         "{err}"
     );
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
 
-    // Back: `mirror` completes; a restore through cut connections is byte-exact.
     assert!(proxy.set(Fault::None) >= 4);
-    ok(via_proxy(&["mirror"]));
+    ok(&["mirror"]);
     proxy.set(Fault::CutAfter { bytes: 3000, n: 3 });
     let target = env.path("restored");
-    ok(via_proxy(&[
+    ok(&[
         "restore",
         "latest",
         "--from",
-        "drive",
+        dest,
         "--target",
         target.to_str().unwrap(),
-    ]));
-    assert_same_tree(&src, &target.join("uploads"));
+    ]);
+    assert_same_tree(src, &target.join("uploads"));
     assert_eq!(proxy.set(Fault::None), 3, "three responses were cut");
 }
 
