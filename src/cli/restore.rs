@@ -71,13 +71,17 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     let repo = match &a.from {
         None => ctx.open()?,
         Some(name) => {
-            // The primary's log records a restore from a copy, when it opens.
-            if let Err(e) = ctx.open() {
+            // The primary's log records a restore from a copy; when the primary is
+            // gone (the server was lost), the copy's own log does.
+            let primary = ctx.open();
+            let copy = ctx.open_destination(name)?;
+            if let Err(e) = primary {
                 tracing::warn!(
-                    "the repository does not open ({e}); this restore is recorded in no audit log"
+                    "the repository does not open ({e}); this restore is recorded in the audit log of {name}"
                 );
+                ctx.register(&copy);
             }
-            ctx.open_destination(name)?
+            copy
         }
     };
     let snap = repo.find_snapshot(&a.snapshot)?;
