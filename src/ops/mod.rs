@@ -16,4 +16,5 @@ pub mod restore;
 pub mod restore_test;
 pub mod snapshot;
 pub mod status;
+mod tar_tree;
 pub mod verify;
