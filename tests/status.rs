@@ -174,3 +174,53 @@ fn a_database_needs_a_restore_test_within_35_days() {
     );
     assert_eq!(code, 0);
 }
+
+#[test]
+fn only_the_sources_the_settings_name_are_judged() {
+    let env = Env::new();
+    let old = env.path("old-uploads");
+    let new = env.path("uploads");
+    write(&old.join("a.pdf"), b"old");
+    write(&new.join("b.pdf"), b"new");
+    let with_uploads = |dir: &std::path::Path, args: &[&str]| {
+        env.cmd()
+            .env("UPLOADS_DIR", dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The clinic moved its uploads folder on the 12th.
+    let o = with_uploads(&old, &["snapshot", "--time", "2026-01-10T03:00:00Z"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = with_uploads(&new, &["snapshot", "--time", "2026-01-12T03:00:00Z"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = with_uploads(&new, &["--json", "status", "--now", "2026-01-12T10:00:00Z"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the old folder is not judged: {v}"
+    );
+    let judged: Vec<bool> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["judged"].as_bool().unwrap())
+        .collect();
+    assert_eq!(judged.iter().filter(|j| **j).count(), 1, "{v}");
+    // Settings naming a folder no snapshot has: stale, and saying so.
+    let elsewhere = env.path("never-backed-up");
+    let o = with_uploads(
+        &elsewhere,
+        &["--json", "status", "--now", "2026-01-12T10:00:00Z"],
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{v}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no snapshot yet (the settings back it up)"),
+        "{v}"
+    );
+}

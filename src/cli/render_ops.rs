@@ -132,7 +132,12 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
         } else {
             "; the LAST ATTEMPT FAILED"
         };
-        println!("  {} {}: {good}{last}", src.kind, src.name);
+        let judged = if src.judged {
+            ""
+        } else {
+            " (replaced in the settings: not judged)"
+        };
+        println!("  {} {}: {good}{last}{judged}", src.kind, src.name);
     }
     for d in &s.destinations {
         let behind = match (d.snapshots_behind, d.lag_hours) {

@@ -140,7 +140,8 @@ pub fn compose(r: &Report) -> Vec<Block> {
 
     // Objectives.
     let mut rows = Vec::new();
-    for src in &s.sources {
+    // Sources the settings replaced (a moved folder) have no objective.
+    for src in s.sources.iter().filter(|x| x.judged) {
         let (measured, ok) = match &src.last_good {
             Some(g) => (
                 format!("last good snapshot {:.1} h old", g.age_hours),

@@ -55,6 +55,7 @@ pub fn compute_with(
             max_test_age_days: a.max_restore_test_age,
             destinations,
             rto_secs: ctx.settings.restore_test.rto_minutes * 60.0,
+            configured: configured(ctx),
         },
     )
 }
@@ -64,4 +65,20 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
     let s = compute(ctx, now, &a)?;
     render_ops::status(ctx, &s);
     Ok(if s.fresh { exit::OK } else { exit::USAGE })
+}
+
+/// The sources the settings back up, named as snapshots record them.
+fn configured(ctx: &Ctx) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(u) = &ctx.settings.uploads_dir {
+        let abs = std::path::absolute(u).unwrap_or_else(|_| u.clone());
+        out.push(("files".to_string(), abs.display().to_string()));
+    }
+    for d in &ctx.settings.databases {
+        out.push((
+            "database".to_string(),
+            format!("{}@{}:{}", d.db, d.host, d.port),
+        ));
+    }
+    out
 }

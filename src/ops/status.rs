@@ -25,6 +25,10 @@ pub struct StatusOptions {
     pub destinations: Vec<(String, String)>,
     /// The RTO of the restore test (seconds).
     pub rto_secs: f64,
+    /// The sources the settings back up (kind, name: UPLOADS_DIR, the POSTGRES_*
+    /// databases): each must have a snapshot, and a source of a kind the settings
+    /// name under another name (a moved folder) is not judged.
+    pub configured: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -46,6 +50,8 @@ pub struct SourceStatus {
     pub last_ok: bool,
     /// Bytes of the source in its newest good snapshot.
     pub bytes: u64,
+    /// Its age counts for freshness (all but sources the settings replaced).
+    pub judged: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -140,8 +146,24 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
         .filter(|s| s.snapshot.parsed_time().is_some_and(|t| t <= now))
         .collect();
     let mut problems = Vec::new();
-    let sources = sources(&snaps, now);
-    for s in &sources {
+    let mut sources = sources(&snaps, now);
+    for (kind, name) in &opts.configured {
+        if !sources.iter().any(|s| &s.kind == kind && &s.name == name) {
+            problems.push(format!(
+                "{kind} {name}: no snapshot yet (the settings back it up)"
+            ));
+        }
+    }
+    // A source the settings replaced (the uploads folder moved: the settings name
+    // another folder) ages without alarm; every other source is judged.
+    for s in sources.iter_mut() {
+        s.judged = opts
+            .configured
+            .iter()
+            .any(|(k, n)| *k == s.kind && *n == s.name)
+            || !opts.configured.iter().any(|(k, _)| *k == s.kind);
+    }
+    for s in sources.iter().filter(|s| s.judged) {
         match &s.last_good {
             None => problems.push(format!("{} {}: no good snapshot", s.kind, s.name)),
             Some(r) if r.age_hours > opts.max_age_hours => problems.push(format!(
@@ -177,7 +199,7 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
         }
     }
     let last_restore_test = restore_test(repo, now, opts)?;
-    let has_db = sources.iter().any(|s| s.kind == "database");
+    let has_db = sources.iter().any(|s| s.kind == "database" && s.judged);
     if has_db {
         match &last_restore_test {
             None => {
@@ -248,6 +270,7 @@ fn sources(snaps: &[SnapshotEntry], now: OffsetDateTime) -> Vec<SourceStatus> {
                     last: None,
                     last_ok: false,
                     bytes: 0,
+                    judged: true,
                 });
             // Snapshots come oldest first: the last one seen wins.
             e.last = Some(snap_ref(now, s));
