@@ -258,3 +258,32 @@ fn a_mail_login_never_crosses_without_tls() {
     assert!(!stdout.contains("mail-password-never-in-clear"));
     assert!(mail_to(&to).is_empty());
 }
+
+#[test]
+fn a_damaged_copy_alerts_naming_the_verify_that_found_it() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(9, 500_000));
+    env.snapshot(&[&src]);
+    // Flip one byte in the middle of the biggest pack.
+    let pack = pack_files(&env.repo).pop().unwrap();
+    flip_byte(&pack, std::fs::metadata(&pack).unwrap().len() as usize / 2);
+    let hook = Webhook::start(200);
+    let o = env
+        .cmd()
+        .env("HCBACKUP_WEBHOOK_URL", &hook.url)
+        .args(["verify", "--read-data"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let w = hook.next();
+    assert_eq!(w["hcbackup"]["operation"], "verify");
+    assert_eq!(w["hcbackup"]["step"], "verify of local");
+    assert!(
+        w["hcbackup"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("verify of local: "),
+        "{w}"
+    );
+}

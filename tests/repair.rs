@@ -57,29 +57,11 @@ fn verify(env: &Env, copy: &str, read: bool) -> (bool, String) {
     (o.status.success(), text)
 }
 
-/// Pack files of a repository folder, smallest first.
-fn packs(repo: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(repo.join("packs"))
-        .unwrap()
-        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    out.sort_by_key(|p| fs::metadata(p).unwrap().len());
-    out
-}
-
 fn objects(repo: &Path, dir: &str) -> Vec<PathBuf> {
     fs::read_dir(repo.join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect()
-}
-
-fn flip(p: &Path, at: usize) {
-    let mut b = fs::read(p).unwrap();
-    let at = at.min(b.len() - 1);
-    b[at] ^= 0x40;
-    fs::write(p, b).unwrap();
 }
 
 fn repair(env: &Env, copy: &str) -> (bool, String) {
@@ -114,14 +96,14 @@ fn every_kind_of_damage_is_reported_and_healed_from_the_mirror() {
     let cases: [(&str, Damage, bool, &str); 7] = [
         (
             "a flipped byte in a data pack",
-            |r| flip(&packs(r).pop().unwrap(), 1000),
+            |r| flip_byte(&pack_files(r).pop().unwrap(), 1000),
             true,
             "rx-0001.dcm",
         ),
         (
             "a truncated pack",
             |r| {
-                let p = packs(r).pop().unwrap();
+                let p = pack_files(r).pop().unwrap();
                 let len = fs::metadata(&p).unwrap().len();
                 fs::OpenOptions::new()
                     .write(true)
@@ -135,14 +117,14 @@ fn every_kind_of_damage_is_reported_and_healed_from_the_mirror() {
         ),
         (
             "a deleted pack",
-            |r| fs::remove_file(packs(r).pop().unwrap()).unwrap(),
+            |r| fs::remove_file(pack_files(r).pop().unwrap()).unwrap(),
             false,
             "rx-0001.dcm",
         ),
         // Trees sit in their own, small packs: deleting it loses every folder listing.
         (
             "a deleted tree",
-            |r| fs::remove_file(&packs(r)[0]).unwrap(),
+            |r| fs::remove_file(&pack_files(r)[0]).unwrap(),
             false,
             "folder",
         ),
@@ -158,13 +140,13 @@ fn every_kind_of_damage_is_reported_and_healed_from_the_mirror() {
         ),
         (
             "a flipped byte in an index object",
-            |r| flip(&objects(r, "index")[0], 40),
+            |r| flip_byte(&objects(r, "index")[0], 40),
             false,
             "index",
         ),
         (
             "a flipped byte in a snapshot manifest",
-            |r| flip(&objects(r, "snapshots")[0], 40),
+            |r| flip_byte(&objects(r, "snapshots")[0], 40),
             false,
             "snapshot",
         ),
@@ -190,7 +172,7 @@ fn every_kind_of_damage_is_reported_and_healed_from_the_mirror() {
 #[test]
 fn damage_on_the_mirror_is_healed_from_the_repository() {
     let s = setup();
-    flip(&packs(&s.usb).pop().unwrap(), 5000);
+    flip_byte(&pack_files(&s.usb).pop().unwrap(), 5000);
     let (ok, text) = verify(&s.env, "usb", true);
     assert!(!ok && text.contains("rx-0001.dcm"), "{text}");
     let (ok, text) = repair(&s.env, "usb");
@@ -214,7 +196,7 @@ fn damage_on_the_mirror_is_healed_from_the_repository() {
 fn damage_no_copy_can_heal_is_listed_with_the_files_it_affects() {
     let s = setup();
     // The same pack lost in both copies.
-    let name = packs(&s.env.repo).pop().unwrap();
+    let name = pack_files(&s.env.repo).pop().unwrap();
     let rel = name.strip_prefix(&s.env.repo).unwrap().to_path_buf();
     fs::remove_file(&name).unwrap();
     fs::remove_file(s.usb.join(&rel)).unwrap();

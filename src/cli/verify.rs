@@ -78,6 +78,10 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
         }
     }
+    // The step an alert names is a copy's verify only when one failed.
+    if code == exit::OK {
+        ctx.note(|d| d.step = None);
+    }
     let Some(spec) = a.restore_test else {
         render::verify(ctx, &reports);
         return Ok(code);
@@ -88,7 +92,6 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         render::verify_problems(&reports);
     }
     let repo = tested.as_ref().unwrap_or(&primary);
-    ctx.step("restore test");
     let mut draft = crate::audit::Draft::new("restore test");
     draft.destinations = vec![if tested.is_some() {
         names[0].clone()
@@ -101,6 +104,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         outcome.error = Some(draft.problems.join("; "));
     }
     ctx.record(&draft, &outcome);
+    if outcome.failed() {
+        ctx.step("restore test");
+    }
     if let Some(e) = &outcome.error {
         ctx.note(|d| d.problems.push(format!("restore test: {e}")));
     }

@@ -181,6 +181,25 @@ impl Env {
     }
 }
 
+/// Pack files of a repository folder, smallest first.
+pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(repo.join("packs"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    out.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    out
+}
+
+/// Flip one bit of the byte at `at` (or the last byte) of a file.
+pub fn flip_byte(p: &Path, at: usize) {
+    let mut b = fs::read(p).unwrap();
+    let at = at.min(b.len() - 1);
+    b[at] ^= 0x40;
+    fs::write(p, b).unwrap();
+}
+
 pub fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     for e in fs::read_dir(p).unwrap() {
