@@ -224,3 +224,27 @@ fn only_the_sources_the_settings_name_are_judged() {
         "{v}"
     );
 }
+
+#[test]
+fn the_last_verify_is_found_behind_hundreds_of_newer_events() {
+    // status reads the audit log back a page (256 events) at a time: a verify
+    // older than a page must still be found.
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), b"a");
+    env.snapshot(&[&src]);
+    env.ok(&["verify"]);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..70 {
+                    env.ok(&["catalog", "rebuild"]);
+                }
+            });
+        }
+    });
+    assert_eq!(env.json(&["audit"]).as_array().unwrap().len(), 3 + 280);
+    let (code, v) = status(&env, &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["last_verify"]["result"], "ok", "{v}");
+}

@@ -141,6 +141,10 @@ impl Outcome {
     }
 }
 
+fn parse(r: &AuditRow) -> Result<Event> {
+    Event::from_json(&r.event).map_err(|e| Error::corrupt(format!("audit event #{}", r.seq), e))
+}
+
 /// Appends to and checks one repository's log. Holds its own handles so it can
 /// record an operation after the repository it ran on is gone.
 pub struct AuditLog {
@@ -303,25 +307,46 @@ impl AuditLog {
         if self.catalog.audit_count()? == 0 {
             self.import()?;
         }
-        self.catalog
-            .audit_rows(since)?
-            .into_iter()
-            .map(|r| {
-                Event::from_json(&r.event)
-                    .map_err(|e| Error::corrupt(format!("audit event #{}", r.seq), e))
-            })
-            .collect()
+        self.catalog.audit_rows(since)?.iter().map(parse).collect()
+    }
+
+    /// The newest events, read back a page at a time until `enough` says the
+    /// events so far (newest first) suffice or the log ends; oldest first. For
+    /// `status` and `serve`, which need the last few of 20 years of events.
+    pub fn newest_until(&self, mut enough: impl FnMut(&[Event]) -> bool) -> Result<Vec<Event>> {
+        if self.catalog.audit_count()? == 0 {
+            self.import()?;
+        }
+        let mut out: Vec<Event> = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.catalog.audit_rows_back(before, 256)?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.seq);
+            for r in &page {
+                out.push(parse(r)?);
+            }
+            if enough(&out) {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// Check both chains (catalog and repository) link by link and compare them.
     pub fn verify(&self) -> Result<Verification> {
         let mut v = Verification::default();
-        if self.catalog.audit_count()? == 0 {
-            self.import()?;
+        // A new catalog takes the repository's events, read once for both uses.
+        let empty = self.catalog.audit_count()? == 0;
+        if !empty {
+            v.uploaded = self.store_pending()?;
         }
-        v.uploaded = self.store_pending()?;
-        let ours = self.catalog.audit_rows(None)?;
         let (theirs, problems) = self.read_repository()?;
+        if empty {
+            self.catalog.import_audit(&theirs)?;
+        }
+        let ours = self.catalog.audit_rows(None)?;
         v.problems = problems;
         v.events = ours.len() as u64;
         v.stored = theirs.len() as u64;

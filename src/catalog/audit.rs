@@ -77,6 +77,21 @@ impl Catalog {
         })
     }
 
+    /// Up to `limit` events before `before` (a seq; none: from the newest), newest
+    /// first: for reading back only as far as needed.
+    pub fn audit_rows_back(&self, before: Option<u64>, limit: u64) -> Result<Vec<AuditRow>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "{COLUMNS} WHERE seq < ?1 ORDER BY seq DESC, id LIMIT ?2"
+            ))?;
+            let rows = st.query_map(
+                params![before.unwrap_or(i64::MAX as u64) as i64, limit as i64],
+                row,
+            )?;
+            rows.collect()
+        })
+    }
+
     pub fn audit_count(&self) -> Result<u64> {
         self.with(|c| {
             c.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))

@@ -157,6 +157,16 @@ impl Catalog {
     }
 
     /// Every pack the catalog knows, with its size.
+    /// Bytes of all packs the catalog knows.
+    pub fn pack_bytes(&self) -> Result<u64> {
+        self.with(|c| {
+            c.query_row("SELECT coalesce(sum(size), 0) FROM packs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+        })
+    }
+
     pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT id, size FROM packs ORDER BY id")?;

@@ -40,12 +40,15 @@ pub fn compute_with(
     now: time::OffsetDateTime,
     a: &StatusArgs,
 ) -> Result<Status> {
-    let events = repo.audit_log().events(None)?;
     let mut destinations = Vec::new();
     for (name, loc) in &ctx.settings.destinations {
         // Building a backend touches no network: only its address is needed.
         destinations.push((name.clone(), super::backend_at(loc.clone())?.location()));
     }
+    // Only as far back as the last verify and the last mirror to each copy.
+    let events = repo
+        .audit_log()
+        .newest_until(|e| status::events_suffice(e, &destinations))?;
     status::run(
         repo,
         &events,

@@ -176,7 +176,7 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
     if snaps.is_empty() {
         problems.push("no snapshot yet".into());
     }
-    let stored_bytes: u64 = repo.catalog().packs()?.iter().map(|(_, n)| n).sum();
+    let stored_bytes = repo.catalog().pack_bytes()?;
     let total: u64 = snaps.iter().map(snapshot_bytes).sum();
     let destinations = destinations(repo, &snaps, events, opts)?;
     let last_verify = events
@@ -313,15 +313,7 @@ fn destinations(
         let last_mirror = events
             .iter()
             .rev()
-            .find(|e| {
-                (e.operation == "mirror" || e.operation == "snapshot")
-                    && e.destinations.iter().any(|d| d == name)
-                    && !e
-                        .error
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains(&format!("mirror to {name}"))
-            })
+            .find(|e| mirrored_to(e, name))
             .map(|e| e.time.clone());
         out.push(DestinationStatus {
             name: name.clone(),
@@ -332,6 +324,26 @@ fn destinations(
         });
     }
     Ok(out)
+}
+
+/// A run that copied to destination `name` without failing there.
+pub fn mirrored_to(e: &Event, name: &str) -> bool {
+    (e.operation == "mirror" || e.operation == "snapshot")
+        && e.destinations.iter().any(|d| d == name)
+        && !e
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("mirror to {name}"))
+}
+
+/// Whether `events` (any order) hold what `run` looks for: the last verify and
+/// the last mirror to each destination.
+pub fn events_suffice(events: &[Event], destinations: &[(String, String)]) -> bool {
+    events.iter().any(|e| e.operation == "verify")
+        && destinations
+            .iter()
+            .all(|(name, _)| events.iter().any(|e| mirrored_to(e, name)))
 }
 
 fn restore_test(
