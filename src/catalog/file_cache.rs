@@ -74,7 +74,7 @@ pub(super) fn bump_generation(c: &rusqlite::Connection) -> rusqlite::Result<()> 
 /// Row bytes: u8 version (1) ‖ u32 n ‖ n × (name key[16] ‖ u64 size ‖ i64 mtime ‖
 /// i64 ctime ‖ u64 inode ‖ u64 dev ‖ u32 chunks ‖ chunks × id[32]), little-endian.
 /// A fixed layout: a no-change run decodes every row, and CBOR cost far more.
-fn encode_row(entries: &DirCache) -> Vec<u8> {
+pub(super) fn encode_row(entries: &DirCache) -> Vec<u8> {
     let mut keys: Vec<&[u8; 16]> = entries.keys().collect();
     keys.sort();
     let mut out = Vec::with_capacity(5 + entries.len() * 90);
@@ -144,16 +144,19 @@ fn decode_row(mut b: &[u8]) -> Option<DirCache> {
 impl Catalog {
     /// The cached files of one folder (empty when unknown or undecodable).
     pub fn dir_cache(&self, key: &[u8; 32]) -> Result<DirRow> {
-        let row: Option<(Vec<u8>, i64)> = self.with(|c| {
-            c.prepare_cached("SELECT entries, run FROM dir_cache WHERE key = ?1")?
-                .query_row([&key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        // Decoded where SQLite holds the row: no copy of its bytes.
+        let row = self.with(|c| {
+            c.prepare_cached("SELECT run, entries FROM dir_cache WHERE key = ?1")?
+                .query_row([&key[..]], |r| {
+                    let files = decode_row(r.get_ref(1)?.as_blob()?).unwrap_or_default();
+                    Ok(DirRow {
+                        files,
+                        run: r.get(0)?,
+                    })
+                })
                 .optional()
         })?;
-        let Some((bytes, run)) = row else {
-            return Ok(DirRow::default());
-        };
-        let files = decode_row(&bytes).unwrap_or_default();
-        Ok(DirRow { files, run })
+        Ok(row.unwrap_or_default())
     }
 
     pub fn put_dir_cache(&self, key: &[u8; 32], entries: &DirCache, run: i64) -> Result<()> {

@@ -38,9 +38,23 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE audit(id BLOB PRIMARY KEY, seq INTEGER NOT NULL, time TEXT NOT NULL,
                         event TEXT NOT NULL, stored INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
      CREATE INDEX audit_seq ON audit(seq);",
+    // 9: folder rows (kilobytes each) move out of a WITHOUT ROWID table, where every
+    // key comparison of a lookup read a whole overflowing row (about twelve row
+    // reads per folder), into a rowid table whose key index is small; `run` before
+    // the entries and indexed, so finding the live runs reads no entries.
+    "CREATE TABLE dir_cache_rows(key BLOB NOT NULL UNIQUE, run INTEGER NOT NULL, entries BLOB NOT NULL);
+     INSERT INTO dir_cache_rows(key, run, entries) SELECT key, run, entries FROM dir_cache;
+     DROP TABLE dir_cache;
+     ALTER TABLE dir_cache_rows RENAME TO dir_cache;
+     CREATE INDEX dir_cache_run ON dir_cache(run);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Apply the migrations up to version `last`.
+fn migrate_to(conn: &mut Connection, last: usize) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(120))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -50,11 +64,58 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         // IMMEDIATE: two processes opening a new catalog at once migrate it once.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let Some(m) = MIGRATIONS.get(version) else {
+        let Some(m) = MIGRATIONS[..last].get(version) else {
             return Ok(());
         };
         tx.execute_batch(m)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{CachedFile, Catalog, DirCache};
+    use crate::id::ChunkId;
+
+    #[test]
+    fn folder_rows_survive_the_move_to_a_rowid_table() {
+        // A catalog of version 8 keeps its file cache: no full re-read after an upgrade.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("c.sqlite");
+        let mut files = DirCache::new();
+        files.insert(
+            [1; 16],
+            CachedFile {
+                size: 10,
+                mtime_ns: 20,
+                ctime_ns: 30,
+                inode: 40,
+                dev: 50,
+                content: vec![ChunkId([9; 32])],
+            },
+        );
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, 8).unwrap();
+            conn.execute(
+                "INSERT INTO dir_cache(key, entries, run) VALUES (?1, ?2, 42)",
+                rusqlite::params![&[7u8; 32][..], super::super::file_cache::encode_row(&files)],
+            )
+            .unwrap();
+        }
+        let c = Catalog::open(&path).unwrap();
+        let row = c.dir_cache(&[7; 32]).unwrap();
+        assert_eq!((row.run, row.files), (42, files));
+        // Keys stay unique: a second put replaces the row.
+        c.put_dir_cache(&[7; 32], &DirCache::new(), 43).unwrap();
+        assert_eq!(c.dir_cache(&[7; 32]).unwrap().run, 43);
+        c.with(|c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM dir_cache", [], |r| r.get(0))?;
+            assert_eq!(n, 1);
+            Ok(())
+        })
+        .unwrap();
     }
 }
