@@ -6,8 +6,6 @@
 //! key files may coexist; changing a password writes a new one, never re-encrypts data.
 //! The file is JSON: nothing in it is secret without the password.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -99,18 +97,13 @@ impl KeyFile {
             .expect("valid built-in KDF parameters");
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let plain = master.to_bytes();
-        let ct = Aes256Gcm::new(wrapping.as_ref().into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &aad(repo_id),
-                },
-            )
-            .expect("AES-GCM encryption cannot fail");
-        let mut data = nonce.to_vec();
-        data.extend_from_slice(&ct);
+        // Room for the tag up front: the plaintext is encrypted where it lies and
+        // never moved by a reallocation.
+        let mut data = Vec::with_capacity(super::OVERHEAD + super::master::MASTER_LEN);
+        data.extend_from_slice(&nonce);
+        data.extend_from_slice(&master.to_bytes());
+        let tag = super::aead::seal(&wrapping, nonce, &aad(repo_id), &mut data[NONCE_LEN..]);
+        data.extend_from_slice(&tag);
         KeyFile {
             version: 1,
             created,
@@ -132,18 +125,7 @@ impl KeyFile {
             return None;
         }
         let wrapping = self.kdf.derive(password, &self.salt)?;
-        let (nonce, ct) = self.data.split_at(NONCE_LEN);
-        let plain = Zeroizing::new(
-            Aes256Gcm::new(wrapping.as_ref().into())
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: ct,
-                        aad: &aad(repo_id),
-                    },
-                )
-                .ok()?,
-        );
+        let plain = Zeroizing::new(super::aead::open(&wrapping, &aad(repo_id), &self.data)?);
         MasterKey::from_bytes(&plain)
     }
 

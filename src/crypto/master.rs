@@ -1,7 +1,5 @@
 //! The master key set and the AEAD seal/open used for every encrypted object.
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -134,10 +132,6 @@ impl MasterKey {
         table
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.enc).into())
-    }
-
     /// Encrypt `plain` with a fresh random nonce; `kind` and `id` are associated data.
     /// Output: nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, kind: Kind, id: &[u8; 32], plain: &[u8]) -> Vec<u8> {
@@ -158,27 +152,13 @@ impl MasterKey {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         buf[..NONCE_LEN].copy_from_slice(&nonce);
-        let tag = self
-            .cipher()
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &aad(kind, id),
-                &mut buf[NONCE_LEN..],
-            )
-            .expect("AES-GCM encryption cannot fail for in-memory buffers");
+        let tag = super::aead::seal(&self.enc, nonce, &aad(kind, id), &mut buf[NONCE_LEN..]);
         buf.extend_from_slice(&tag);
     }
 
     /// Decrypt and authenticate; `None` when the bytes, kind or id do not match.
     pub fn open(&self, kind: Kind, id: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < super::OVERHEAD {
-            return None;
-        }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let aad = aad(kind, id);
-        self.cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .ok()
+        super::aead::open(&self.enc, &aad(kind, id), sealed)
     }
 }
 

@@ -5,6 +5,7 @@
 //! binds its kind and id as associated data, so an object moved, swapped or truncated
 //! fails to open. Keys are zeroized on drop and never printed.
 
+mod aead;
 mod keyfile;
 mod master;
 
