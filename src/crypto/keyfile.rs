@@ -60,9 +60,18 @@ impl KdfParams {
 
     fn derive(&self, password: &[u8], salt: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
         let params = argon2::Params::new(self.m_kib, self.t, self.p, Some(32)).ok()?;
-        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let a = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params.clone(),
+        );
         let mut out = Zeroizing::new([0u8; 32]);
-        a.hash_password_into(password, salt, out.as_mut()).ok()?;
+        match super::kdf_memory::KdfMemory::new(params.block_count()) {
+            Some(mut mem) => a
+                .hash_password_into_with_memory(password, salt, out.as_mut(), mem.blocks())
+                .ok()?,
+            None => a.hash_password_into(password, salt, out.as_mut()).ok()?,
+        }
         Some(out)
     }
 }

@@ -6,6 +6,7 @@
 //! fails to open. Keys are zeroized on drop and never printed.
 
 mod aead;
+mod kdf_memory;
 mod keyfile;
 mod master;
 
