@@ -96,15 +96,15 @@ impl<'a> Archiver<'a> {
     }
 
     /// Like `node`; `hit` is the file's chunk list when the file cache vouches for it.
-    /// Also returns the file-cache entry to keep for a file.
+    /// Also says what the file cache keeps for the entry.
     fn node_with(
         &self,
         path: &Path,
         name: &[u8],
         meta: &Metadata,
         hit: Option<&CachedFile>,
-    ) -> Result<Option<(Node, Option<CachedFile>)>> {
-        let mut cache_entry = None;
+    ) -> Result<Option<(Node, Kept)>> {
+        let mut kept = Kept::Nothing;
         let mut node = base_node(name, meta);
         match node.kind {
             NodeKind::Dir => match self.dir(path)? {
@@ -115,19 +115,22 @@ impl<'a> Archiver<'a> {
                 None => return Ok(None),
             },
             NodeKind::File => {
-                let (content, size, entry) = match hit {
+                let (content, size) = match hit {
                     Some(c) => {
                         self.counted(path, c.size, false);
-                        (c.content.clone(), c.size, Some(c.clone()))
+                        kept = Kept::Hit;
+                        (c.content.clone(), c.size)
                     }
                     None => match self.file(path, meta)? {
-                        Some(r) => r,
+                        Some((content, size, entry)) => {
+                            kept = entry.map_or(Kept::Nothing, Kept::Read);
+                            (content, size)
+                        }
                         None => return Ok(None),
                     },
                 };
                 node.content = content;
                 node.size = size;
-                cache_entry = entry;
             }
             NodeKind::Symlink => match fs::read_link(path) {
                 Ok(t) => node.target = Some(ByteBuf::from(t.as_os_str().as_bytes().to_vec())),
@@ -138,7 +141,7 @@ impl<'a> Archiver<'a> {
             },
             _ => {}
         }
-        Ok(Some((node, cache_entry)))
+        Ok(Some((node, kept)))
     }
 
     /// Store a folder's tree; `None` if the folder cannot be listed.
@@ -216,19 +219,34 @@ impl<'a> Archiver<'a> {
             })
             .collect::<Result<_>>()?;
         let mut fresh = DirCache::new();
+        let mut hit_keys = Vec::new();
         let mut nodes = Vec::with_capacity(results.len());
-        for (node, entry, k) in results.into_iter().flatten() {
-            if let Some(e) = entry {
-                fresh.insert(k, e);
+        for (node, kept, k) in results.into_iter().flatten() {
+            match kept {
+                Kept::Hit => hit_keys.push(k),
+                Kept::Read(e) => {
+                    fresh.insert(k, e);
+                }
+                Kept::Nothing => {}
             }
             nodes.push(node);
         }
+        // The new row is the hits' old entries plus the files read. Every cached
+        // entry a hit and nothing read: the row is the old one (no copy, no compare).
+        let unchanged = fresh.is_empty() && hit_keys.len() == cached.len();
         // Rewrite a changed row, and an unchanged one from an untrusted run, so that
         // it is trusted once this run completes.
-        if fresh != cached || (!trusted && !fresh.is_empty()) {
-            self.repo
-                .catalog()
-                .put_dir_cache(&dir_key, &fresh, self.run)?;
+        if !unchanged || (!trusted && !cached.is_empty()) {
+            for k in hit_keys {
+                if let Some(c) = cached.get(&k) {
+                    fresh.insert(k, c.clone());
+                }
+            }
+            if fresh != cached || !trusted {
+                self.repo
+                    .catalog()
+                    .put_dir_cache(&dir_key, &fresh, self.run)?;
+            }
         }
         self.store_tree(Tree::new(nodes)).map(Some)
     }
@@ -328,7 +346,15 @@ impl<'a> Archiver<'a> {
 }
 
 /// A node, the file-cache entry to keep for it, and its name key.
-type Keyed = (Node, Option<CachedFile>, [u8; 16]);
+type Keyed = (Node, Kept, [u8; 16]);
+
+/// What the file cache keeps of an entry: its old row (the file cache vouched for
+/// it), a new one (the file was read and did not change meanwhile), or nothing.
+enum Kept {
+    Nothing,
+    Hit,
+    Read(CachedFile),
+}
 /// A file's chunk ids, the bytes read, and the file-cache entry to keep.
 type FileRead = (Vec<ChunkId>, u64, Option<CachedFile>);
 
