@@ -235,6 +235,28 @@ fn two_snapshots_at_once_corrupt_nothing() {
 }
 
 #[test]
+fn a_repository_on_a_file_system_without_direct_io_is_written_buffered() {
+    // ramfs refuses O_DIRECT (after creating the file): packs go through the cache.
+    let env = Env::uninit();
+    let _u = common::mount_ramfs(&env.repo);
+    env.ok(&["init"]);
+    let src = env.path("uploads");
+    write(&src.join("exam.dcm"), &noise(7, 6 << 20));
+    write(&src.join("note.txt"), b"retorno em 30 dias");
+    env.snapshot(&[&src]);
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    let packs = common::pack_files(&env.repo);
+    assert!(
+        packs
+            .iter()
+            .any(|p| fs::metadata(p).unwrap().len() > 1 << 20),
+        "a pack above the O_DIRECT size was written"
+    );
+}
+
+#[test]
 fn a_full_disk_fails_cleanly_and_keeps_earlier_snapshots() {
     let env = Env::uninit();
     let _u = common::mount_tmpfs(&env.repo, "3m");

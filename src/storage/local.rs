@@ -55,8 +55,9 @@ thread_local! {
 }
 
 /// Write `data` to the new file `tmp` with O_DIRECT and fsync it. Returns false,
-/// leaving nothing behind, when the file system does not take O_DIRECT (tmpfs on
-/// older kernels, some network file systems): the caller then writes it buffered.
+/// leaving nothing behind, when the file system does not take O_DIRECT (ramfs,
+/// tmpfs before Linux 6.6, some FUSE and network file systems): the caller then
+/// writes it buffered.
 ///
 /// Why: a night's packs are written once and not read again soon. Through the page
 /// cache they would push out what the clinic's server keeps there (PostgreSQL's
@@ -72,7 +73,13 @@ fn write_direct(tmp: &Path, data: &[u8]) -> io::Result<bool> {
         .open(tmp);
     let mut f = match f {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // Some file systems (ramfs) create the file before refusing the flag.
+            match fs::remove_file(tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => return Ok(false),
+            }
+        }
         Err(e) => return Err(e),
     };
     let padded = data.len().div_ceil(ALIGN) * ALIGN;

@@ -348,20 +348,29 @@ impl Drop for Unmount {
 /// Create `dir` and mount a tmpfs of `size` (e.g. "3m") on it: a small, full-able
 /// disk. Needs root (CI runs as root).
 pub fn mount_tmpfs(dir: &Path, size: &str) -> Unmount {
+    mount_fs(dir, "tmpfs", &format!("size={size}"))
+}
+
+/// Create `dir` and mount a ramfs on it: a file system that refuses O_DIRECT.
+pub fn mount_ramfs(dir: &Path) -> Unmount {
+    mount_fs(dir, "ramfs", "mode=0755")
+}
+
+fn mount_fs(dir: &Path, fstype: &str, options: &str) -> Unmount {
     // SAFETY: geteuid cannot fail.
     assert!(
         unsafe { libc::geteuid() } == 0,
-        "this test mounts a small tmpfs and must run as root (CI does)"
+        "this test mounts a {fstype} and must run as root (CI does)"
     );
     fs::create_dir_all(dir).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .args(["-t", fstype, "-o", options, fstype])
         .arg(dir)
         .status()
         .unwrap();
     assert!(
         mounted.success(),
-        "cannot mount a tmpfs on {}",
+        "cannot mount a {fstype} on {}",
         dir.display()
     );
     Unmount(dir.to_path_buf())
