@@ -221,11 +221,7 @@ fn one(
         }
         arch.store_tree(Tree::new(nodes))
     })();
-    let flushed = writer.flush();
-    let root = match (built, flushed) {
-        (_, Err(e)) | (Err(e), _) => return Err(e),
-        (Ok(root), Ok(())) => root,
-    };
+    let root = writer.flush_after(built)?;
     repo.write_index()?;
     let w = writer.stats();
     let snapshot = Snapshot {

@@ -84,12 +84,7 @@ pub fn run(
         }
         arch.store_tree(Tree::new(nodes))
     })();
-    // The pack writer's own error (a full disk, say) explains a failure best.
-    let flushed = writer.flush();
-    let root = match (archived, flushed) {
-        (_, Err(e)) | (Err(e), _) => return Err(e),
-        (Ok(root), Ok(())) => root,
-    };
+    let root = writer.flush_after(archived)?;
     if sources.is_empty() && !databases.iter().any(|d| d.ok()) {
         let why: Vec<String> = databases
             .iter()

@@ -162,6 +162,12 @@ impl<'r> BlobWriter<'r> {
         }
     }
 
+    /// `flush` after building with this writer, then the first failure: the
+    /// writer's own (a full disk, say) explains a failed build best.
+    pub fn flush_after<T>(&self, built: Result<T>) -> Result<T> {
+        self.flush().and(built)
+    }
+
     pub fn stats(&self) -> WriteStats {
         WriteStats {
             blobs_added: self.shared.blobs.load(Ordering::Relaxed),
