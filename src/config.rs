@@ -181,7 +181,9 @@ impl Settings {
         load_dotenv(Path::new(".env"))?;
         let file = match &flags.config {
             Some(p) => read_toml(p)?,
-            None if Path::new("hcbackup.toml").exists() => read_toml(Path::new("hcbackup.toml"))?,
+            None if Path::new("hcbackup.toml").symlink_metadata().is_ok() => {
+                read_toml(Path::new("hcbackup.toml"))?
+            }
             None => FileConfig::default(),
         };
         let backup_dir = env("BACKUP_DIR").map(PathBuf::from).or(file.backup_dir);
@@ -204,7 +206,7 @@ impl Settings {
             PasswordSource::File(f.clone())
         } else if let Some(c) = &flags.password_command {
             PasswordSource::Command(c.clone())
-        } else if std::env::var_os("HCBACKUP_PASSWORD").is_some() {
+        } else if env_password().is_some() {
             PasswordSource::Env
         } else if let Some(f) = env("HCBACKUP_PASSWORD_FILE")
             .map(PathBuf::from)
@@ -308,10 +310,38 @@ pub fn parse_location(r: &str) -> Result<RepoLocation> {
     Ok(RepoLocation::Local(PathBuf::from(r)))
 }
 
+/// HCBACKUP_PASSWORD, read once and then removed from this process's
+/// environment, so no child inherits it even through a path that forgets
+/// `util::child`. (/proc/PID/environ keeps the environment the process started
+/// with; only its own user and root can read that.)
+fn env_password() -> Option<&'static Zeroizing<String>> {
+    static PW: std::sync::OnceLock<Option<Zeroizing<String>>> = std::sync::OnceLock::new();
+    PW.get_or_init(|| {
+        let pw = std::env::var("HCBACKUP_PASSWORD").ok().map(Zeroizing::new);
+        if pw.is_some() {
+            // Settings are read before any thread that reads the environment starts.
+            std::env::remove_var("HCBACKUP_PASSWORD");
+        }
+        pw
+    })
+    .as_ref()
+}
+
+/// What a password command may see besides `util::child`'s variables.
+const PASSWORD_COMMAND_ENV: &[&str] = &[
+    "GNUPGHOME",
+    "GPG_AGENT_INFO",
+    "SSH_AUTH_SOCK",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "PASSWORD_STORE_DIR",
+    "TERM",
+];
+
 pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<Zeroizing<String>> {
     let pw = match src {
         PasswordSource::Env => {
-            Zeroizing::new(std::env::var("HCBACKUP_PASSWORD").unwrap_or_default())
+            Zeroizing::new(env_password().map(|p| p.to_string()).unwrap_or_default())
         }
         PasswordSource::File(p) => {
             let s = Zeroizing::new(
@@ -321,7 +351,9 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
             Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
         }
         PasswordSource::Command(c) => {
-            let out = std::process::Command::new("sh")
+            // The operator's own program: the child environment plus what password
+            // managers use to reach their agent (HCBACKUP_CHILD_ENV adds more).
+            let out = crate::util::child("sh", PASSWORD_COMMAND_ENV)
                 .arg("-c")
                 .arg(c)
                 .stdin(std::process::Stdio::null())
@@ -451,9 +483,47 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
     Ok(out)
 }
 
+/// Open a settings file only if it is owned by this user (or root) and not
+/// writable by group or others: `.env` and `hcbackup.toml` can name the pg_dump
+/// binary's folder or a password command, so whoever can change them can run
+/// commands as this user. Checked on the open file (no race with a swap).
+fn open_settings(p: &Path) -> Result<Option<std::fs::File>> {
+    let f = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Config(format!("{}: {e}", p.display()))),
+    };
+    use std::os::unix::fs::MetadataExt;
+    let m = f
+        .metadata()
+        .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me && m.uid() != 0 {
+        return Err(Error::Config(format!(
+            "refusing {}: it belongs to uid {}, not to this user (uid {me}); settings can run commands, so only your own files are read: chown it or remove it",
+            p.display(),
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(Error::Config(format!(
+            "refusing {}: others can change it (mode {:04o}); settings can run commands: chmod go-w {}",
+            p.display(),
+            m.mode() & 0o7777,
+            p.display()
+        )));
+    }
+    Ok(Some(f))
+}
+
 fn read_toml(p: &Path) -> Result<FileConfig> {
-    let s =
-        std::fs::read_to_string(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+    let mut s = String::new();
+    match open_settings(p)? {
+        Some(mut f) => std::io::Read::read_to_string(&mut f, &mut s)
+            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+        None => return Err(Error::Config(format!("{}: no such file", p.display()))),
+    };
     toml::from_str(&s).map_err(|e| {
         let msg = e.message().to_string();
         let line = e.span().map(|sp| s[..sp.start].matches('\n').count() + 1);
@@ -465,9 +535,11 @@ fn read_toml(p: &Path) -> Result<FileConfig> {
 }
 
 fn load_dotenv(p: &Path) -> Result<()> {
-    match dotenvy::from_path(p) {
+    let Some(f) = open_settings(p)? else {
+        return Ok(());
+    };
+    match dotenvy::from_read(f) {
         Ok(()) => Ok(()),
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         // The line itself is not shown: it may hold a password.
         Err(dotenvy::Error::LineParse(..)) => Err(Error::Config(format!(
             "{}: a line does not parse; each line must be KEY=value",

@@ -30,6 +30,8 @@ pub enum Error {
     WrongPassword(String),
     #[error("repository is locked by {0}: wait for that run to finish, or remove the lock if it is dead")]
     Locked(String),
+    #[error("this run lost its repository lock ({0}) and stopped before writing more; earlier snapshots are intact: run it again")]
+    LockLost(String),
     #[error(
         "corrupt {what}: {detail}; run `hcbackup verify --read-data` and restore from another copy"
     )]
@@ -63,7 +65,7 @@ impl Error {
         match self {
             Error::NoRepository(_) => exit::NO_REPOSITORY,
             Error::WrongPassword(_) => exit::WRONG_PASSWORD,
-            Error::Locked(_) => exit::LOCKED,
+            Error::Locked(_) | Error::LockLost(_) => exit::LOCKED,
             Error::Usage(_) => exit::USAGE,
             _ => exit::ERROR,
         }

@@ -3,6 +3,10 @@
 use clap::Parser;
 
 fn main() {
+    // Everything this process creates (catalog and its -wal/-shm files, temp
+    // files, exports) is private to its user from the first byte, not after a chmod.
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = hcbackup::cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

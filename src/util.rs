@@ -44,6 +44,40 @@ fn passwd_name() -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
+/// Variables every child process may see: where programs are, who and where it
+/// runs, language and time zone. Nothing else of hcbackup's environment, which
+/// holds the repository password, cloud keys, the SMTP password and webhook and
+/// status secrets, reaches a child.
+const CHILD_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+];
+
+/// A command for `program` with a cleared environment: the variables of
+/// `CHILD_ENV`, every `LC_*`, those named in `allow`, and those the operator lists
+/// in `HCBACKUP_CHILD_ENV` (comma-separated, for a password command that needs,
+/// say, `VAULT_ADDR`). The caller sets what the child needs besides.
+pub fn child(program: impl AsRef<std::ffi::OsStr>, allow: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.env_clear();
+    let extra = std::env::var("HCBACKUP_CHILD_ENV").unwrap_or_default();
+    let operator: Vec<&str> = extra
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    for (k, v) in std::env::vars_os() {
+        let Some(name) = k.to_str() else { continue };
+        let wanted = CHILD_ENV.contains(&name)
+            || name.starts_with("LC_")
+            || allow.contains(&name)
+            || (operator.contains(&name) && name != "HCBACKUP_PASSWORD");
+        if wanted {
+            c.env(&k, v);
+        }
+    }
+    c
+}
+
 /// Now, as UTC.
 pub fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
@@ -90,12 +124,24 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Test hook, debug builds only: `HCBACKUP_FAILPOINT=name` or `name:N` kills the
 /// process with SIGKILL at the N-th (default first) time it passes `failpoint(name)`,
-/// so crash tests can stop a run at an exact step. Release builds ignore it.
+/// so crash tests can stop a run at an exact step; `HCBACKUP_TEST_PAUSE=name:SECS`
+/// or `name:SECS:N` sleeps there instead (every time, or the N-th time), so a test
+/// can act on the file system or the repository meanwhile. Release builds ignore both.
 pub fn failpoint(name: &str) {
     if !cfg!(debug_assertions) {
         return;
     }
-    static HITS: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(spec) = std::env::var("HCBACKUP_TEST_PAUSE") {
+        let mut parts = spec.split(':');
+        if parts.next() == Some(name) {
+            let secs: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+            let nth: Option<u64> = parts.next().and_then(|s| s.parse().ok());
+            let count = hit(&format!("pause {name}"));
+            if nth.is_none_or(|n| n == count) {
+                std::thread::sleep(std::time::Duration::from_secs(secs));
+            }
+        }
+    }
     let Ok(spec) = std::env::var("HCBACKUP_FAILPOINT") else {
         return;
     };
@@ -103,11 +149,17 @@ pub fn failpoint(name: &str) {
         Some((n, k)) => (n.to_string(), k.parse().unwrap_or(1)),
         None => (spec, 1),
     };
-    if want != name {
-        return;
+    if want == name && hit(name) == nth {
+        // SAFETY: raising SIGKILL on ourselves, as `kill -9` would.
+        unsafe { libc::raise(libc::SIGKILL) };
     }
+}
+
+/// How many times this process has passed the hook `name` (this time included).
+fn hit(name: &str) -> u64 {
+    static HITS: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
     let mut hits = HITS.lock().unwrap_or_else(|p| p.into_inner());
-    let count = match hits.iter_mut().find(|(n, _)| n == name) {
+    match hits.iter_mut().find(|(n, _)| n == name) {
         Some((_, c)) => {
             *c += 1;
             *c
@@ -116,10 +168,6 @@ pub fn failpoint(name: &str) {
             hits.push((name.to_string(), 1));
             1
         }
-    };
-    if count == nth {
-        // SAFETY: raising SIGKILL on ourselves, as `kill -9` would.
-        unsafe { libc::raise(libc::SIGKILL) };
     }
 }
 

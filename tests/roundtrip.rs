@@ -103,12 +103,36 @@ fn generated_tree_restores_identical_and_old_snapshots_stay_intact() {
     fs::remove_file(src.join("empty.pdf")).unwrap();
     let second = env.snapshot(&[&src]);
 
-    let r1 = env.restore(first["id"].as_str().unwrap(), "r1");
+    let privileged = |id: &str, into: &str| {
+        let t = env.path(into);
+        env.ok(&[
+            "restore",
+            id,
+            "--target",
+            t.to_str().unwrap(),
+            "--restore-privileged",
+        ]);
+        t
+    };
+    let r1 = privileged(first["id"].as_str().unwrap(), "r1");
     assert_same_tree(&keep, &r1.join("uploads"));
-    let r2 = env.restore(&second["short_id"].as_str().unwrap()[..6], "r2");
+    let r2 = privileged(&second["short_id"].as_str().unwrap()[..6], "r2");
     assert_same_tree(&src, &r2.join("uploads"));
-    let latest = env.restore("latest", "r3");
+    let latest = privileged("latest", "r3");
     assert_same_tree(&src, &latest.join("uploads"));
+    // Without --restore-privileged the setuid bit stays off, and the run says so.
+    let plain = env.json(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("r4").to_str().unwrap(),
+    ]);
+    assert_eq!(plain["setid_dropped"], 1);
+    let mode = fs::metadata(env.path("r4/uploads/perms/setuid-tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
 
     let list = env.json(&["snapshots"]);
     let ids: Vec<&str> = list

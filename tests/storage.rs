@@ -161,13 +161,12 @@ fn a_damaged_local_pack_is_not_mirrored_and_stops_later_folders() {
     let name = blake3::hash(good).to_hex().to_string();
     a.put(&format!("packs/{}/{name}", &name[..2]), good)
         .unwrap();
-    a.put(
-        &format!("packs/{}/{}", &name[..2], "0".repeat(64)),
-        b"damaged",
-    )
-    .unwrap();
-    a.put("index/i1", b"index").unwrap();
-    a.put("snapshots/s1", b"snapshot").unwrap();
+    a.put(&format!("packs/00/{}", "0".repeat(64)), b"damaged")
+        .unwrap();
+    a.put(&format!("index/{}", "1".repeat(64)), b"index")
+        .unwrap();
+    a.put(&format!("snapshots/{}", "2".repeat(64)), b"snapshot")
+        .unwrap();
     let r = hcbackup::ops::mirror::run(&a, &b, "b").unwrap();
     assert_eq!(r.failures.len(), 1, "{r:?}");
     assert!(r.failures[0].contains("damaged"), "{r:?}");

@@ -205,7 +205,8 @@ impl Catalog {
         })
     }
 
-    /// For each chunk list, whether every chunk is in a durable pack; one transaction.
+    /// For each chunk list, whether every chunk is a data blob in a durable pack;
+    /// one transaction.
     pub fn has_all_many(&self, lists: &[&[ChunkId]]) -> Result<Vec<bool>> {
         if lists.is_empty() {
             return Ok(Vec::new());
@@ -214,11 +215,17 @@ impl Catalog {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(lists.len());
             {
-                let mut st = tx.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?;
+                let mut st =
+                    tx.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?;
                 for ids in lists {
                     let mut all = true;
                     for id in ids.iter() {
-                        if st.query_row([&id.0[..]], |_| Ok(())).optional()?.is_none() {
+                        let data = crate::crypto::Kind::Data as u8;
+                        if st
+                            .query_row(params![&id.0[..], data], |_| Ok(()))
+                            .optional()?
+                            .is_none()
+                        {
                             all = false;
                             break;
                         }

@@ -27,7 +27,7 @@ use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ObjectId, PackId};
 use crate::model::index::IndexedPack;
-use crate::pack::PackEntry;
+use crate::pack::{BlobKey, PackEntry};
 
 /// Where a blob is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +78,16 @@ impl Catalog {
             }
             other => other?,
         };
+        // hcbackup runs under umask 077 (main), so new files are private from the
+        // start; catalogs made by earlier versions are made private here.
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        for p in [
+            path.to_path_buf(),
+            path.with_extension("sqlite-wal"),
+            path.with_extension("sqlite-shm"),
+        ] {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
         Ok(c)
     }
 
@@ -230,50 +238,69 @@ impl Catalog {
         })
     }
 
-    pub fn lookup(&self, id: &BlobId) -> Result<Option<Location>> {
+    /// One place holding blob `id` of `kind`: a pack an index object lists first.
+    pub fn lookup(&self, kind: Kind, id: &BlobId) -> Result<Option<Location>> {
+        Ok(self.locations(kind, id)?.into_iter().next())
+    }
+
+    /// Every place holding blob `id` of `kind`, those in packs an index object lists
+    /// first: a read that fails to authenticate in one tries the next.
+    pub fn locations(&self, kind: Kind, id: &BlobId) -> Result<Vec<Location>> {
         self.with(|c| {
-            c.prepare_cached(
-                "SELECT pack, offset, length, raw_length FROM blobs WHERE id = ?1 LIMIT 1",
-            )?
-            .query_row([&id.0[..]], |r| {
+            let mut st = c.prepare_cached(
+                "SELECT b.pack, b.offset, b.length, b.raw_length FROM blobs b
+                 JOIN packs p ON p.id = b.pack
+                 WHERE b.id = ?1 AND b.kind = ?2 ORDER BY p.index_id IS NULL",
+            )?;
+            let rows = st.query_map(params![&id.0[..], kind as u8], |r| {
                 Ok(Location {
                     pack: PackId::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap_or(PackId([0; 32])),
                     offset: r.get::<_, i64>(1)? as u64,
                     length: r.get(2)?,
                     raw_length: r.get(3)?,
                 })
-            })
-            .optional()
+            })?;
+            rows.collect()
         })
     }
 
-    /// The ids of the blobs the catalog places in pack `id`.
-    pub fn pack_blob_ids(&self, id: &PackId) -> Result<Vec<[u8; 32]>> {
+    /// The blobs the catalog places in pack `id`.
+    pub fn pack_blob_ids(&self, id: &PackId) -> Result<Vec<BlobKey>> {
         self.with(|c| {
-            let mut st = c.prepare_cached("SELECT id FROM blobs WHERE pack = ?1")?;
-            let rows = st.query_map([&id.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.map(|r| r.map(|b| b.try_into().unwrap_or([0; 32])))
-                .collect()
+            let mut st = c.prepare_cached("SELECT kind, id FROM blobs WHERE pack = ?1")?;
+            let rows = st.query_map([&id.0[..]], |r| {
+                Ok((r.get::<_, u8>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            rows.map(|r| {
+                r.map(|(k, b)| {
+                    (
+                        Kind::from_u8(k).unwrap_or(Kind::Data),
+                        b.try_into().unwrap_or([0; 32]),
+                    )
+                })
+            })
+            .collect()
         })
     }
 
-    /// Whether a pack that an index object lists holds blob `id`.
-    pub fn has_indexed_blob(&self, id: &BlobId) -> Result<bool> {
+    /// Whether a pack that an index object lists holds blob `id` of `kind`.
+    pub fn has_indexed_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
         self.with(|c| {
             c.prepare_cached(
                 "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack
-                 WHERE b.id = ?1 AND p.index_id IS NOT NULL LIMIT 1",
+                 WHERE b.id = ?1 AND b.kind = ?2 AND p.index_id IS NOT NULL LIMIT 1",
             )?
-            .query_row([&id.0[..]], |_| Ok(()))
+            .query_row(params![&id.0[..], kind as u8], |_| Ok(()))
             .optional()
             .map(|o| o.is_some())
         })
     }
 
-    pub fn has_blob(&self, id: &BlobId) -> Result<bool> {
+    /// Whether a durable pack holds blob `id` of `kind` (the dedup question).
+    pub fn has_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
         self.with(|c| {
-            c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")?
-                .query_row([&id.0[..]], |_| Ok(()))
+            c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?
+                .query_row(params![&id.0[..], kind as u8], |_| Ok(()))
                 .optional()
                 .map(|o| o.is_some())
         })

@@ -47,6 +47,16 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE dir_cache;
      ALTER TABLE dir_cache_rows RENAME TO dir_cache;
      CREATE INDEX dir_cache_run ON dir_cache(run);",
+    // 10: a blob is its kind and its id: a data chunk whose bytes are a tree's
+    // encoding is another blob than the tree (issue #14), so the kind joins the key.
+    "CREATE TABLE blobs_by_kind(id BLOB NOT NULL, kind INTEGER NOT NULL, pack BLOB NOT NULL,
+                                offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL,
+                                PRIMARY KEY(id, kind, pack)) WITHOUT ROWID;
+     INSERT INTO blobs_by_kind(id, kind, pack, offset, length, raw_length)
+         SELECT id, kind, pack, offset, length, raw_length FROM blobs;
+     DROP TABLE blobs;
+     ALTER TABLE blobs_by_kind RENAME TO blobs;
+     CREATE INDEX blobs_pack ON blobs(pack);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

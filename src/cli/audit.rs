@@ -41,6 +41,7 @@ pub fn operation_of(c: &Command) -> Option<&'static str> {
         Command::Key(KeyCommand::Add { .. }) => "key add",
         Command::Key(KeyCommand::Remove { .. }) => "key remove",
         Command::Key(KeyCommand::Passwd { .. }) => "key passwd",
+        Command::Key(KeyCommand::Rotate) => "key rotate",
         Command::Catalog(_) => "catalog rebuild",
         Command::ImportLegacy(_) => "import-legacy",
         _ => return None,

@@ -1,4 +1,4 @@
-//! `hcbackup key list|add|remove|passwd`.
+//! `hcbackup key list|add|remove|passwd|rotate`.
 
 use std::path::PathBuf;
 
@@ -25,6 +25,10 @@ pub enum KeyCommand {
         #[arg(long, value_name = "FILE", env = "HCBACKUP_NEW_PASSWORD_FILE")]
         new_password_file: Option<PathBuf>,
     },
+    /// Seal new data under a new encryption key (the next key epoch); older data
+    /// stays readable with the same passwords. Keeps each AES-GCM key far below
+    /// its limit of about 4 billion objects (docs/crypto.md).
+    Rotate,
 }
 
 fn new_password(file: Option<PathBuf>) -> Result<zeroize::Zeroizing<String>> {
@@ -71,6 +75,17 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
                 ctx,
                 &format!("password changed (key {})", &id[..8]),
                 serde_json::json!({ "id": id }),
+            );
+        }
+        KeyCommand::Rotate => {
+            let epoch = repo.rotate_key()?;
+            ctx.note(|d| {
+                d.detail = Some(format!("new data sealed under the key of epoch {epoch}"))
+            });
+            render::line(
+                ctx,
+                &format!("new data is now sealed under the key of epoch {epoch}; earlier data stays readable (run `hcbackup mirror` to update the copies)"),
+                serde_json::json!({ "epoch": epoch }),
             );
         }
     }

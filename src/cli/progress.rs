@@ -82,7 +82,13 @@ impl Progress for CliProgress {
 
     fn entry_error(&self, path: &Path, error: &str) {
         if let Some(b) = &self.bar {
-            b.println(format!("warning: {}: {error}", path.display()));
+            b.println(format!(
+                "warning: {}: {}",
+                crate::model::tree::escape(std::os::unix::ffi::OsStrExt::as_bytes(
+                    path.as_os_str()
+                )),
+                crate::model::tree::escape(error.as_bytes())
+            ));
         }
     }
 }

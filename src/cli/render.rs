@@ -7,6 +7,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::error::{exit, Result};
 use crate::model::snapshot::SnapshotEntry;
+use crate::model::tree::escape;
 use crate::model::tree::NodeKind;
 use crate::ops::ls::{display_path, walk};
 use crate::ops::restore::RestoreReport;
@@ -95,7 +96,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
 pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
     let s = &e.snapshot;
     for err in &s.errors {
-        eprintln!("hcbackup: could not read {err}");
+        eprintln!("hcbackup: could not read {}", escape(err.as_bytes()));
     }
     let mut db_part = String::new();
     for d in &s.databases {
@@ -192,13 +193,15 @@ pub fn ls(ctx: &Ctx, repo: &Repository, snap: &SnapshotEntry, path: Option<&str>
             let target = n
                 .target
                 .as_ref()
-                .map(|t| format!(" -> {}", display_path(t)))
+                .map(|t| format!(" -> {}", escape(t)))
                 .unwrap_or_default();
+            // Names come from uploads (and from whoever wrote the snapshot): shown
+            // escaped, so none can move the cursor or forge a line.
             println!(
                 "{t}{:04o} {:>10} {}{}",
                 n.mode,
                 n.size,
-                display_path(&l.path),
+                escape(&l.path),
                 target
             );
         }
@@ -211,7 +214,19 @@ pub fn ls(ctx: &Ctx, repo: &Repository, snap: &SnapshotEntry, path: Option<&str>
 
 pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Duration) {
     for e in &r.errors {
-        eprintln!("hcbackup: could not restore {e}");
+        eprintln!("hcbackup: could not restore {}", escape(e.as_bytes()));
+    }
+    if r.setid_dropped > 0 {
+        eprintln!(
+            "hcbackup: {} entries were restored without their setuid/setgid bits: pass --restore-privileged to keep them",
+            r.setid_dropped
+        );
+    }
+    if r.devices_skipped > 0 {
+        eprintln!(
+            "hcbackup: {} device nodes were not created: pass --restore-privileged (as root) to create them",
+            r.devices_skipped
+        );
     }
     let human = format!(
         "restored snapshot {}: {} files, {} folders, {} in {:.1} s{}",
@@ -230,7 +245,8 @@ pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Du
         ctx,
         &human,
         json!({ "id": snap.id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes,
-                "duration_secs": took.as_secs_f64(), "errors": r.errors }),
+                "duration_secs": took.as_secs_f64(), "errors": r.errors,
+                "setid_dropped": r.setid_dropped, "devices_skipped": r.devices_skipped }),
     );
 }
 

@@ -26,6 +26,10 @@ pub struct RestoreArgs {
     /// (and replacing an existing --db-file).
     #[arg(long)]
     pub overwrite: bool,
+    /// Also restore setuid/setgid bits and device nodes. Off by default: a snapshot
+    /// written by a compromised machine could plant a setuid-root program.
+    #[arg(long)]
+    pub restore_privileged: bool,
     /// Restore the database dump into database NAME on the POSTGRES_* server (default
     /// NAME: POSTGRES_DB). Created when missing; otherwise its objects are replaced
     /// (pg_restore --clean --if-exists).
@@ -96,6 +100,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             target,
             includes: a.includes,
             overwrite: a.overwrite,
+            privileged: a.restore_privileged,
         };
         let result = restore::run(&repo, &snap, &opts, &progress);
         progress.finish();

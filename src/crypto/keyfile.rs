@@ -46,14 +46,8 @@ impl KdfParams {
     /// Cheap parameters for the test suite. Only debug builds honour
     /// `HCBACKUP_TEST_KDF=1`; a release binary always uses the defaults.
     pub fn for_new_key() -> Self {
-        if cfg!(debug_assertions) && std::env::var_os("HCBACKUP_TEST_KDF").is_some_and(|v| v == "1")
-        {
-            return KdfParams {
-                algorithm: KdfAlgorithm::Argon2id,
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            };
+        if test_kdf() {
+            return TEST_PARAMS;
         }
         KdfParams::default()
     }
@@ -74,6 +68,20 @@ impl KdfParams {
         }
         Some(out)
     }
+}
+
+/// The test suite's cheap settings (debug builds with HCBACKUP_TEST_KDF=1 only).
+const TEST_PARAMS: KdfParams = KdfParams {
+    algorithm: KdfAlgorithm::Argon2id,
+    m_kib: 64,
+    t: 1,
+    p: 1,
+};
+
+fn test_kdf() -> bool {
+    cfg!(test)
+        || (cfg!(debug_assertions)
+            && std::env::var_os("HCBACKUP_TEST_KDF").is_some_and(|v| v == "1"))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,13 +132,37 @@ impl KeyFile {
         }
     }
 
-    /// Unwrap with `password`; `None` for a wrong password or a damaged file.
+    /// Why this key file's KDF settings are not accepted, if they are not. Above
+    /// 2 GiB or 16 passes a planted file could exhaust memory or time; below the
+    /// defaults (64 MiB, 3 passes) someone could plant many cheap key files, each
+    /// wrapping their own keys under a guessed password, and have them all tried.
+    pub fn kdf_refused(&self) -> Option<String> {
+        let k = &self.kdf;
+        if k.m_kib > 2 * 1024 * 1024 || k.t > 16 || k.p > 16 {
+            return Some(format!(
+                "KDF settings too costly (m={} KiB, t={}, p={})",
+                k.m_kib, k.t, k.p
+            ));
+        }
+        let min = KdfParams::default();
+        // Debug builds (the test suite's) also read the test suite's cheap keys.
+        let test_key = *k == TEST_PARAMS && (cfg!(test) || cfg!(debug_assertions));
+        if (k.m_kib < min.m_kib || k.t < min.t || k.p < 1) && !test_key {
+            return Some(format!(
+                "KDF settings weaker than hcbackup ever writes (m={} KiB, t={})",
+                k.m_kib, k.t
+            ));
+        }
+        if self.salt.len() < 16 {
+            return Some("salt shorter than 16 bytes".into());
+        }
+        None
+    }
+
+    /// Unwrap with `password`; `None` for a wrong password, a damaged file or
+    /// refused KDF settings (`kdf_refused`).
     pub fn unwrap_key(&self, password: &[u8], repo_id: &[u8; 32]) -> Option<MasterKey> {
-        if self.data.len() < super::OVERHEAD
-            || self.kdf.m_kib > 2 * 1024 * 1024
-            || self.kdf.t > 16
-            || self.kdf.p > 16
-        {
+        if self.data.len() < super::OVERHEAD || self.kdf_refused().is_some() {
             return None;
         }
         let wrapping = self.kdf.derive(password, &self.salt)?;
@@ -162,6 +194,25 @@ mod tests {
         t: 1,
         p: 1,
     };
+
+    #[test]
+    fn weak_or_costly_kdf_settings_are_refused() {
+        let m = MasterKey::generate();
+        let mut kf = KeyFile::wrap(&m, b"pw", &[7; 32], CHEAP, "now".into());
+        // CHEAP is what test builds write (HCBACKUP_TEST_KDF=1), and only they take it.
+        assert_eq!(CHEAP, TEST_PARAMS);
+        assert!(kf.kdf_refused().is_none());
+        kf.kdf.t = 2;
+        assert!(kf.kdf_refused().unwrap().contains("weaker"));
+        assert!(kf.unwrap_key(b"pw", &[7; 32]).is_none());
+        kf.kdf = KdfParams {
+            m_kib: 4 << 20,
+            ..KdfParams::default()
+        };
+        assert!(kf.kdf_refused().unwrap().contains("costly"));
+        kf.kdf = KdfParams::default();
+        assert!(kf.kdf_refused().is_none());
+    }
 
     #[test]
     fn wrap_unwrap() {

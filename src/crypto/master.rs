@@ -6,7 +6,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::NONCE_LEN;
 
 /// What a sealed byte string is; part of its associated data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
     Data = 1,
@@ -48,11 +48,20 @@ impl Kind {
 }
 
 /// The repository's secret keys. Zeroized on drop; `Debug` shows nothing.
+///
+/// `enc` is the encryption key of epoch 0; `key rotate` moves writing to a later
+/// epoch whose key is derived from it (`epoch_key`), so every object sealed under
+/// one key stays far below AES-GCM's bound of 2^32 random nonces per key, while
+/// every earlier epoch stays readable with the same key files.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
     enc: [u8; 32],
     id: [u8; 32],
     gear: [u8; 32],
+    /// The epoch new objects are sealed in.
+    epoch: u32,
+    /// Keys of epochs 0 ..= epoch + LOOKAHEAD (index = epoch).
+    keys: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -64,18 +73,62 @@ impl std::fmt::Debug for MasterKey {
 /// Length of the serialized key set inside a key file.
 pub const MASTER_LEN: usize = 96;
 
+/// Epochs after the current one that reads also try: a process that opened the
+/// repository before a `key rotate` still reads what later processes write.
+const LOOKAHEAD: u32 = 4;
+/// More epochs than any repository will see (a rotation per ~2^31 objects).
+pub const MAX_EPOCH: u32 = 1024;
+
 impl MasterKey {
     pub fn generate() -> Self {
-        let mut k = MasterKey {
-            enc: [0; 32],
-            id: [0; 32],
-            gear: [0; 32],
-        };
         let mut rng = rand::rngs::OsRng;
-        rng.fill_bytes(&mut k.enc);
-        rng.fill_bytes(&mut k.id);
-        rng.fill_bytes(&mut k.gear);
-        k
+        let mut b = zeroize::Zeroizing::new([0u8; MASTER_LEN]);
+        rng.fill_bytes(&mut b[..]);
+        Self::from_bytes(&b[..]).expect("96 bytes")
+    }
+
+    /// The key of `epoch`: epoch 0 is the key set's own encryption key.
+    fn epoch_key(&self, epoch: u32) -> [u8; 32] {
+        if epoch == 0 {
+            return self.enc;
+        }
+        let mut h =
+            blake3::Hasher::new_derive_key("hcbackup 2026-11-30 encryption key of an epoch");
+        h.update(&self.enc);
+        h.update(&epoch.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// Seal new objects in `epoch` (from the repository's config); earlier epochs
+    /// (and a few later ones) stay readable.
+    pub fn set_epoch(&mut self, epoch: u32) {
+        let epoch = epoch.min(MAX_EPOCH);
+        self.keys.zeroize();
+        self.keys = (0..=epoch + LOOKAHEAD).map(|e| self.epoch_key(e)).collect();
+        self.epoch = epoch;
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The value `config` holds to prove which key set it belongs to: a keyed
+    /// hash, under a key derived from the whole set, of the repository id, its
+    /// creation time and the current epoch. A key file someone planted, wrapping
+    /// a key set of their own under the same password, does not reproduce it.
+    pub fn check_value(&self, repo_id: &[u8; 32], created: &str, epoch: u32) -> [u8; 32] {
+        let mut k = blake3::Hasher::new_derive_key("hcbackup 2026-11-30 repository key check");
+        k.update(&self.enc);
+        k.update(&self.id);
+        k.update(&self.gear);
+        let mut key = *k.finalize().as_bytes();
+        let mut h = blake3::Hasher::new_keyed(&key);
+        key.zeroize();
+        h.update(repo_id);
+        h.update(&(created.len() as u32).to_le_bytes());
+        h.update(created.as_bytes());
+        h.update(&epoch.to_le_bytes());
+        *h.finalize().as_bytes()
     }
 
     /// Serialize for wrapping in a key file. The caller must zeroize the result.
@@ -95,10 +148,13 @@ impl MasterKey {
             enc: [0; 32],
             id: [0; 32],
             gear: [0; 32],
+            epoch: 0,
+            keys: Vec::new(),
         };
         k.enc.copy_from_slice(&b[..32]);
         k.id.copy_from_slice(&b[32..64]);
         k.gear.copy_from_slice(&b[64..]);
+        k.set_epoch(0);
         Some(k)
     }
 
@@ -143,7 +199,8 @@ impl MasterKey {
     }
 
     /// `buf` holds `NONCE_LEN` bytes of room followed by the plaintext; on return it
-    /// is nonce ‖ ciphertext ‖ tag, the same bytes `seal` makes, with no copy.
+    /// is nonce ‖ ciphertext ‖ tag, the same bytes `seal` makes, with no copy. Sealed
+    /// with the current epoch's key.
     pub fn seal_in_place(&self, kind: Kind, id: &[u8; 32], buf: &mut Vec<u8>) {
         assert!(
             buf.len() >= NONCE_LEN,
@@ -152,13 +209,26 @@ impl MasterKey {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         buf[..NONCE_LEN].copy_from_slice(&nonce);
-        let tag = super::aead::seal(&self.enc, nonce, &aad(kind, id), &mut buf[NONCE_LEN..]);
+        let key = &self.keys[self.epoch as usize];
+        let tag = super::aead::seal(key, nonce, &aad(kind, id), &mut buf[NONCE_LEN..]);
         buf.extend_from_slice(&tag);
     }
 
     /// Decrypt and authenticate; `None` when the bytes, kind or id do not match.
+    /// The current epoch's key is tried first, then earlier ones, then the few
+    /// later ones a newer process may already use.
     pub fn open(&self, kind: Kind, id: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
-        super::aead::open(&self.enc, &aad(kind, id), sealed)
+        let aad = aad(kind, id);
+        let current = self.epoch as usize;
+        let order = std::iter::once(current)
+            .chain((0..current).rev())
+            .chain(current + 1..self.keys.len());
+        for e in order {
+            if let Some(p) = super::aead::open(&self.keys[e], &aad, sealed) {
+                return Some(p);
+            }
+        }
+        None
     }
 }
 
@@ -188,6 +258,37 @@ mod tests {
             assert!(k.open(Kind::Data, &id, &t).is_none());
         }
         assert!(k.open(Kind::Data, &id, &s[..s.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn a_rotated_key_seals_anew_and_reads_every_epoch() {
+        let mut k = MasterKey::generate();
+        let old = k.seal(Kind::Data, &[1; 32], b"epoch 0");
+        let before = k.clone();
+        k.set_epoch(2);
+        let new = k.seal(Kind::Data, &[1; 32], b"epoch 2");
+        // Another key: the epoch-0 key alone does not open it ...
+        let mut only0 = before.clone();
+        only0.keys.truncate(1);
+        assert!(only0.open(Kind::Data, &[1; 32], &new).is_none());
+        // ... but every epoch is readable after the rotation, and before it (look-ahead).
+        assert_eq!(k.open(Kind::Data, &[1; 32], &old).unwrap(), b"epoch 0");
+        assert_eq!(k.open(Kind::Data, &[1; 32], &new).unwrap(), b"epoch 2");
+        assert_eq!(before.open(Kind::Data, &[1; 32], &new).unwrap(), b"epoch 2");
+        // Ids and the check value's key do not depend on the epoch.
+        assert_eq!(k.id_of(b"x"), before.id_of(b"x"));
+        assert_eq!(
+            k.check_value(&[3; 32], "t", 2),
+            before.check_value(&[3; 32], "t", 2)
+        );
+        assert_ne!(
+            k.check_value(&[3; 32], "t", 2),
+            k.check_value(&[3; 32], "t", 1)
+        );
+        assert_ne!(
+            k.check_value(&[3; 32], "t", 2),
+            MasterKey::generate().check_value(&[3; 32], "t", 2)
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ mod kdf_memory;
 mod keyfile;
 mod master;
 
-pub use keyfile::{KdfParams, KeyFile};
-pub use master::{Kind, MasterKey};
+pub use keyfile::{KdfAlgorithm, KdfParams, KeyFile};
+pub use master::{Kind, MasterKey, MAX_EPOCH};
 
 /// Length of the AES-GCM nonce that starts every sealed byte string.
 pub const NONCE_LEN: usize = 12;

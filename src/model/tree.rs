@@ -71,13 +71,78 @@ impl Tree {
         out
     }
 
+    /// Decode and check a tree. A tree comes from the repository, which anyone
+    /// holding a password may have written (a compromised client): every name must
+    /// be a plain name (not empty, `.` or `..`, no `/` or NUL) and appear once, in
+    /// order, before any of it reaches a file system (restore, ls, export, verify).
     pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
         let t: Tree = ciborium::from_reader(b).map_err(|e| format!("tree does not decode: {e}"))?;
         if t.version != 1 {
             return Err(format!("unknown tree version {}", t.version));
         }
+        for n in &t.nodes {
+            check_name(&n.name)?;
+            if n.mode & !0o7777 != 0 {
+                return Err(format!(
+                    "entry {} has mode bits beyond 0o7777",
+                    escape(&n.name)
+                ));
+            }
+        }
+        if let Some(w) = t.nodes.windows(2).find(|w| w[0].name >= w[1].name) {
+            return Err(if w[0].name == w[1].name {
+                format!("entry {} appears twice", escape(&w[1].name))
+            } else {
+                "entries are out of order".into()
+            });
+        }
         Ok(t)
     }
+}
+
+/// A name restore may join onto a folder: anything but empty, `.`, `..`, and
+/// names holding `/` or NUL.
+pub fn check_name(name: &[u8]) -> Result<(), String> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(format!(
+            "entry name {} is not a plain file name (a snapshot written by a hostile client?)",
+            escape(name)
+        ));
+    }
+    Ok(())
+}
+
+/// A name for messages and listings: control characters, backslashes and
+/// non-UTF-8 bytes escaped (`\n`, `\x1b`), so a name can never move the cursor,
+/// clear a terminal or forge a line of output.
+pub fn escape(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    for b in c.to_string().bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                // Bidirectional overrides and zero-width marks: they reorder or
+                // hide what a terminal shows (`exam\u{202e}fdp.exe`).
+                '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                    out.push_str(&format!("\\u{{{:x}}}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -121,10 +186,97 @@ mod tests {
         assert_eq!(Tree::from_bytes(&t.to_bytes()).unwrap(), t);
     }
 
+    fn named(name: &[u8]) -> Node {
+        Node {
+            name: ByteBuf::from(name.to_vec()),
+            kind: NodeKind::File,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            size: 0,
+            content: vec![],
+            lists: vec![],
+            subtree: None,
+            target: None,
+            rdev: 0,
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_refused_when_decoding() {
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b"../../etc/cron.d/x",
+            b"/etc/passwd",
+            b"a/b",
+            b"nul\0byte",
+        ] {
+            let t = Tree {
+                version: 1,
+                nodes: vec![named(bad)],
+            };
+            let e = Tree::from_bytes(&t.to_bytes()).unwrap_err();
+            assert!(e.contains("not a plain file name"), "{e}");
+        }
+        let twice = Tree {
+            version: 1,
+            nodes: vec![named(b"a"), named(b"a")],
+        };
+        assert!(Tree::from_bytes(&twice.to_bytes())
+            .unwrap_err()
+            .contains("twice"));
+        let unsorted = Tree {
+            version: 1,
+            nodes: vec![named(b"b"), named(b"a")],
+        };
+        assert!(Tree::from_bytes(&unsorted.to_bytes()).is_err());
+        let mut odd = named(b"a");
+        odd.mode = 0o170644;
+        assert!(Tree::from_bytes(
+            &Tree {
+                version: 1,
+                nodes: vec![odd]
+            }
+            .to_bytes()
+        )
+        .is_err());
+        // Names that look odd but are plain stay storable.
+        let fine = Tree::new(vec![
+            named(b"..."),
+            named(b".hidden"),
+            named(b"a\\b"),
+            named(b"\x1b[2J"),
+            named(b"\xff"),
+        ]);
+        assert_eq!(Tree::from_bytes(&fine.to_bytes()).unwrap(), fine);
+    }
+
+    #[test]
+    fn escaped_names_hold_no_control_characters() {
+        assert_eq!(escape(b"plain name.pdf"), "plain name.pdf");
+        assert_eq!(escape(b"a\nb"), "a\\nb");
+        assert_eq!(escape(b"\x1b[2J"), "\\x1b[2J");
+        assert_eq!(escape(b"\xff"), "\\xff");
+        assert_eq!(escape(b"back\\slash"), "back\\\\slash");
+        assert_eq!(escape("ação\u{85}".as_bytes()), "ação\\xc2\\x85");
+        assert_eq!(
+            escape("exam\u{202e}fdp.exe".as_bytes()),
+            "exam\\u{202e}fdp.exe"
+        );
+    }
+
     proptest! {
         #[test]
         fn decoder_never_panics(b in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = Tree::from_bytes(&b);
+        }
+
+        #[test]
+        fn escaped_names_are_printable(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert!(!escape(&b).chars().any(|c| c.is_control()));
         }
     }
 }

@@ -8,10 +8,9 @@
 //! two catalog queries. An entry that cannot be read is reported and left out.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
-use std::fs::{self, File, Metadata};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -27,7 +26,8 @@ use crate::id::{ChunkId, TreeId};
 use crate::model::tree::{Node, NodeKind, Tree};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::source::fs::{base_node, ctime_ns, mtime_ns};
+use crate::source::fs::{base_node, Stat};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 #[derive(Default)]
 pub struct Counters {
@@ -88,10 +88,12 @@ impl<'a> Archiver<'a> {
         std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The node for `path` (stat'ed as `meta`), named `name`; `None` if unreadable.
-    /// A repository failure (not a source failure) is returned as an error.
-    pub fn node(&self, path: &Path, name: &[u8], meta: &Metadata) -> Result<Option<Node>> {
-        self.node_with(path, name, meta, None)
+    /// The node for the source `path` (stat'ed as `st`), named `name`; `None` if
+    /// unreadable. A repository failure (not a source failure) is returned as an
+    /// error. The source's own path is the operator's; everything below it is
+    /// reached relative to open folders (`At`).
+    pub fn node(&self, path: &Path, name: &[u8], st: &Stat) -> Result<Option<Node>> {
+        self.node_with(At::Path, path, name, st, None)
             .map(|r| r.map(|(n, _)| n))
     }
 
@@ -99,15 +101,16 @@ impl<'a> Archiver<'a> {
     /// Also says what the file cache keeps for the entry.
     fn node_with(
         &self,
+        at: At<'_>,
         path: &Path,
         name: &[u8],
-        meta: &Metadata,
+        st: &Stat,
         hit: Option<&CachedFile>,
     ) -> Result<Option<(Node, Kept)>> {
         let mut kept = Kept::Nothing;
-        let mut node = base_node(name, meta);
+        let mut node = base_node(name, st);
         match node.kind {
-            NodeKind::Dir => match self.dir(path)? {
+            NodeKind::Dir => match self.dir(at, path, name, st)? {
                 Some(t) => {
                     node.subtree = Some(t);
                     self.counters.dirs.fetch_add(1, Ordering::Relaxed);
@@ -121,7 +124,7 @@ impl<'a> Archiver<'a> {
                         kept = Kept::Hit;
                         (c.content.clone(), c.size)
                     }
-                    None => match self.file(path, meta)? {
+                    None => match self.file(at, path, name, st)? {
                         Some((content, size, entry)) => {
                             kept = entry.map_or(Kept::Nothing, Kept::Read);
                             (content, size)
@@ -132,8 +135,8 @@ impl<'a> Archiver<'a> {
                 node.content = content;
                 node.size = size;
             }
-            NodeKind::Symlink => match fs::read_link(path) {
-                Ok(t) => node.target = Some(ByteBuf::from(t.as_os_str().as_bytes().to_vec())),
+            NodeKind::Symlink => match at.read_link(path, name) {
+                Ok(t) => node.target = Some(ByteBuf::from(t)),
                 Err(e) => {
                     self.error(path, e);
                     return Ok(None);
@@ -144,20 +147,39 @@ impl<'a> Archiver<'a> {
         Ok(Some((node, kept)))
     }
 
-    /// Store a folder's tree; `None` if the folder cannot be listed.
-    fn dir(&self, path: &Path) -> Result<Option<TreeId>> {
-        let rd = match fs::read_dir(path) {
-            Ok(rd) => rd,
+    /// Store a folder's tree; `None` if the folder cannot be listed. The folder is
+    /// opened without following a link and must be the one the walk saw (`st`);
+    /// its entries are listed, stat'ed and opened relative to it.
+    fn dir(&self, at: At<'_>, path: &Path, name: &[u8], st: &Stat) -> Result<Option<TreeId>> {
+        crate::util::failpoint("archive-before-open");
+        let fd = match at.open(path, name, st, OFlags::DIRECTORY) {
+            Ok(fd) => fd,
             Err(e) => {
                 self.error(path, e);
                 return Ok(None);
             }
         };
-        let mut dirents: Vec<fs::DirEntry> = Vec::new();
-        for e in rd {
-            match e {
-                Ok(e) => dirents.push(e),
-                Err(e) => self.error(path, e),
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        match rustix::fs::Dir::read_from(&fd) {
+            Ok(rd) => {
+                for e in rd {
+                    match e {
+                        Ok(e) => {
+                            let n = e.file_name().to_bytes();
+                            if n != b"." && n != b".." {
+                                names.push(n.to_vec());
+                            }
+                        }
+                        Err(e) => {
+                            self.error(path, std::io::Error::from(e));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                self.error(path, std::io::Error::from(e));
+                return Ok(None);
             }
         }
         let key = self.repo.key();
@@ -165,15 +187,16 @@ impl<'a> Archiver<'a> {
         let row = self.repo.catalog().dir_cache(&dir_key)?;
         let trusted = row.run != 0 && self.trusted.contains(&row.run);
         let cached = row.files;
-        // lstat everything, then find the files the cache vouches for.
-        // DirEntry::metadata is an lstat relative to the open folder: no path walk.
-        let entries: Vec<(OsString, PathBuf, std::io::Result<Metadata>, [u8; 16])> = dirents
+        // lstat everything relative to the open folder, then find the files the
+        // cache vouches for.
+        let entries: Vec<Listed> = names
             .into_par_iter()
-            .map(|e| {
-                let n = e.file_name();
-                let p = path.join(&n);
-                let m = e.metadata();
-                let k: [u8; 16] = key.derived_hash("file-cache name", n.as_bytes())[..16]
+            .map(|n| {
+                let p = path.join(std::ffi::OsStr::from_bytes(&n));
+                let m = rustix::fs::statat(&fd, n.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|s| Stat::from(&s))
+                    .map_err(std::io::Error::from);
+                let k: [u8; 16] = key.derived_hash("file-cache name", &n)[..16]
                     .try_into()
                     .unwrap();
                 (n, p, m, k)
@@ -183,7 +206,7 @@ impl<'a> Archiver<'a> {
             .iter()
             .enumerate()
             .filter_map(|(i, (_, _, m, k))| {
-                let m = m.as_ref().ok().filter(|m| m.is_file())?;
+                let m = m.as_ref().ok().filter(|m| m.kind == NodeKind::File)?;
                 cached
                     .get(k)
                     .filter(|c| c.same_stat(&stat_of(m)))
@@ -210,7 +233,7 @@ impl<'a> Archiver<'a> {
             .zip(hits.par_iter())
             .map(|((name, p, m, k), hit)| match m {
                 Ok(m) => Ok(self
-                    .node_with(p, name.as_bytes(), m, *hit)?
+                    .node_with(At::Dir(fd.as_fd()), p, name, m, *hit)?
                     .map(|(n, c)| (n, c, *k))),
                 Err(e) => {
                     self.error(p, e);
@@ -273,16 +296,20 @@ impl<'a> Archiver<'a> {
 
     /// Chunk and store a file; returns its chunk ids, the bytes read and the
     /// file-cache entry to keep (none if it changed while being read), or `None` if
-    /// it cannot be read.
-    fn file(&self, path: &Path, meta: &Metadata) -> Result<Option<FileRead>> {
-        let f = match File::open(path) {
-            Ok(f) => f,
+    /// it cannot be read. It is opened without following a link, and what was
+    /// opened must be the file the walk saw: a file swapped for a link (or another
+    /// file) in between is reported, never stored under the first one's name.
+    fn file(&self, at: At<'_>, path: &Path, name: &[u8], st: &Stat) -> Result<Option<FileRead>> {
+        crate::util::failpoint("archive-before-open");
+        // O_NONBLOCK: a FIFO swapped in does not hang the run (it fails the check).
+        let f = match at.open(path, name, st, OFlags::NONBLOCK) {
+            Ok(fd) => File::from(fd),
             Err(e) => {
                 self.error(path, e);
                 return Ok(None);
             }
         };
-        let (content, size) = match self.chunk_stream(&self.chunker, f, Some(meta.len()))? {
+        let (content, size) = match self.chunk_stream(&self.chunker, &f, Some(st.size))? {
             Ok(r) => r,
             Err(e) => {
                 self.error(path, e);
@@ -291,10 +318,10 @@ impl<'a> Archiver<'a> {
         };
         self.counted(path, size, true);
         // Cache only what was read from a file that did not change meanwhile.
-        let before = stat_of(meta);
-        let entry = fs::symlink_metadata(path)
+        let before = stat_of(st);
+        let entry = rustix::fs::fstat(&f)
             .ok()
-            .map(|m| stat_of(&m))
+            .map(|m| stat_of(&Stat::from(&m)))
             .filter(|after| after.same_stat(&before) && after.size == size)
             .map(|s| CachedFile {
                 content: content.clone(),
@@ -345,6 +372,9 @@ impl<'a> Archiver<'a> {
     }
 }
 
+/// An entry of a folder: its name, path, metadata (or why not) and name key.
+type Listed = (Vec<u8>, PathBuf, std::io::Result<Stat>, [u8; 16]);
+
 /// A node, the file-cache entry to keep for it, and its name key.
 type Keyed = (Node, Kept, [u8; 16]);
 
@@ -359,13 +389,54 @@ enum Kept {
 type FileRead = (Vec<ChunkId>, u64, Option<CachedFile>);
 
 /// A file's cache-relevant metadata (no chunks yet).
-fn stat_of(m: &Metadata) -> CachedFile {
+fn stat_of(m: &Stat) -> CachedFile {
     CachedFile {
-        size: m.len(),
-        mtime_ns: mtime_ns(m),
-        ctime_ns: ctime_ns(m),
-        inode: m.ino(),
-        dev: m.dev(),
+        size: m.size,
+        mtime_ns: m.mtime_ns,
+        ctime_ns: m.ctime_ns,
+        inode: m.ino,
+        dev: m.dev,
         content: Vec::new(),
     }
+}
+
+/// Where an entry is reached from: the operator's path (a source's root), or a
+/// folder the walk opened (everything below a source).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Path,
+    Dir(BorrowedFd<'a>),
+}
+
+impl At<'_> {
+    /// Open the entry without following a link (`O_NOFOLLOW`) and check that it is
+    /// the one stat'ed as `st` (device, inode, kind).
+    fn open(&self, path: &Path, name: &[u8], st: &Stat, extra: OFlags) -> std::io::Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra;
+        let fd = match self {
+            At::Path => rustix::fs::open(path, flags, Mode::empty()),
+            At::Dir(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
+        }
+        .map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => swapped(),
+            e => e.into(),
+        })?;
+        let now = Stat::from(&rustix::fs::fstat(&fd)?);
+        if !now.same_entry(st) {
+            return Err(swapped());
+        }
+        Ok(fd)
+    }
+
+    fn read_link(&self, path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
+        let t = match self {
+            At::Path => rustix::fs::readlink(path, Vec::new()),
+            At::Dir(d) => rustix::fs::readlinkat(d, name, Vec::new()),
+        }?;
+        Ok(t.into_bytes())
+    }
+}
+
+fn swapped() -> std::io::Error {
+    std::io::Error::other("it was replaced (by a link or another file) while being read: skipped")
 }

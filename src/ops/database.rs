@@ -247,21 +247,33 @@ pub fn write_dump_file(
 
 /// Create an export file (mode 0600); an existing one only with `overwrite`.
 pub fn create_output(path: &Path, overwrite: bool) -> Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(0o600);
     if overwrite {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    opts.open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            Error::Usage(format!(
-                "{} exists: choose another file, or pass --overwrite",
-                path.display()
-            ))
-        } else {
-            Error::io_path("creating", path, e)
+        // Replace what is there by unlinking it: a link planted at `path` (in a
+        // shared temp folder, say) is removed, never followed and truncated.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+                return Err(Error::Usage(format!(
+                    "{} is a folder: give a file name",
+                    path.display()
+                )))
+            }
+            _ => {}
         }
-    })
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::Usage(format!(
+                    "{} exists: choose another file, or pass --overwrite",
+                    path.display()
+                ))
+            } else {
+                Error::io_path("creating", path, e)
+            }
+        })
 }

@@ -155,6 +155,7 @@ pub fn run(
     }
     if !opts.dry_run {
         for id in doomed {
+            repo.check_lock()?;
             match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
                 Ok(()) | Err(StorageError::NotFound(_)) => {}
                 // S3 Object Lock: the manifest stays until its lock expires.

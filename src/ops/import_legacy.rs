@@ -300,7 +300,7 @@ fn file_name(p: &Path) -> String {
 
 /// `pg_restore -l`: proves the file is a custom-format dump and names its database.
 fn toc(path: &Path) -> Result<String> {
-    let mut c = std::process::Command::new(crate::pg::tools::program("pg_restore"));
+    let mut c = crate::pg::tools::plain("pg_restore");
     c.arg("-l").arg(path).stdin(std::process::Stdio::null());
     let out = c.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {

@@ -50,6 +50,16 @@ const TRANSFERS: usize = 8;
 /// The folders mirrored, in order; `config` first of all.
 const ORDER: &[&str] = &["keys", "packs", "index", "snapshots", "audit"];
 
+/// Whether two configs name the same repository id (a copy that is behind).
+fn same_repository(a: &[u8], b: &[u8]) -> bool {
+    let id = |c: &[u8]| {
+        serde_json::from_slice::<crate::repo::RepoConfig>(c)
+            .ok()
+            .map(|c| c.id)
+    };
+    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Mirror, reading the destination's listing.
 pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
     run_with(src, dest, name, Options::default())
@@ -71,6 +81,13 @@ pub fn run_with(
     let config = src.get("config")?;
     match dest.get("config") {
         Ok(theirs) if theirs == config => r.present += 1,
+        Ok(theirs) if same_repository(&theirs, &config) => {
+            // The same repository, upgraded to a newer format or rotated to a
+            // new key epoch here: the copy follows.
+            dest.put("config", &config)?;
+            r.copied += 1;
+            r.bytes += config.len() as u64;
+        }
         Ok(_) => {
             return Err(crate::Error::Failed(format!(
                 "{} holds another repository (its config differs): choose another bucket or prefix",

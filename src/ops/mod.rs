@@ -14,6 +14,7 @@ pub mod repair;
 pub mod report;
 pub mod restore;
 pub mod restore_test;
+mod safe_fs;
 pub mod snapshot;
 pub mod status;
 mod tar_tree;

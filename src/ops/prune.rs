@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::index::{self, IndexedPack};
 use crate::model::tree::NodeKind;
-use crate::pack::PackBuilder;
+use crate::pack::{BlobKey, PackBuilder};
 use crate::repo::{Repository, PACK_TARGET};
 use crate::storage::{pack_path, StorageError};
 
@@ -127,10 +127,11 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
             packs.entry(p.id).or_insert_with(|| p.clone());
         }
     }
-    // Packs no index lists (an interrupted run's): their sealed headers say what they hold.
+    // Packs no index lists (an interrupted run's): their sealed headers say what they
+    // hold, once the whole pack is checked against its header (a decoy is not).
     for (id, size) in &present {
         if !packs.contains_key(id) {
-            match repo.read_pack_header(id, *size) {
+            match repo.read_pack_verified(id) {
                 Ok(blobs) => {
                     packs.insert(
                         *id,
@@ -141,11 +142,9 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
                         },
                     );
                 }
-                Err(e) => {
-                    return Err(Error::Failed(format!(
-                        "prune stopped before deleting anything: {e}; run `hcbackup verify --read-data` and `hcbackup repair`"
-                    )))
-                }
+                // Not trusted, so not a copy of anything, and not deleted either:
+                // it may be planted (a decoy) or a damaged pack `repair` can heal.
+                Err(e) => tracing::warn!("prune leaves pack {} alone: {e}", id.to_hex()),
             }
         }
     }
@@ -279,6 +278,7 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
 
 /// Delete `path`; false when a retention lock keeps it (noted in the report).
 fn delete(repo: &Repository, path: &str, r: &mut PruneReport) -> Result<bool> {
+    repo.check_lock()?;
     match repo.backend().delete(path) {
         Ok(()) | Err(StorageError::NotFound(_)) => Ok(true),
         Err(StorageError::Retained(why)) => {
@@ -326,7 +326,7 @@ fn extend_locks(
 }
 
 /// Every blob some snapshot needs; and how many snapshots there are.
-fn mark(repo: &Repository) -> Result<(u64, HashSet<[u8; 32]>)> {
+fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
     let stop = |e: Error| {
         Error::Failed(format!(
             "prune stopped before deleting anything: {e}; run `hcbackup verify`, then `hcbackup repair`"
@@ -349,14 +349,14 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<[u8; 32]>)> {
 fn walk(
     repo: &Repository,
     id: TreeId,
-    used: &mut HashSet<[u8; 32]>,
+    used: &mut HashSet<BlobKey>,
     seen: &mut HashSet<TreeId>,
 ) -> Result<()> {
     // A folder unchanged since an earlier snapshot is one tree, walked once.
     if !seen.insert(id) {
         return Ok(());
     }
-    used.insert(id.0);
+    used.insert((Kind::Tree, id.0));
     let tree = repo.load_tree(id)?;
     for n in &tree.nodes {
         match n.kind {
@@ -366,8 +366,8 @@ fn walk(
                 }
             }
             NodeKind::File => {
-                used.extend(n.lists.iter().map(|l| l.0));
-                used.extend(repo.node_content(n)?.iter().map(|c| c.0));
+                used.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
+                used.extend(repo.node_content(n)?.iter().map(|c| (Kind::Data, c.0)));
             }
             _ => {}
         }
@@ -377,12 +377,12 @@ fn walk(
 
 /// Blobs chosen to stay, per pack: a used blob stored in several packs stays in
 /// the one that is otherwise most used.
-type Chosen = HashMap<PackId, HashSet<[u8; 32]>>;
+type Chosen = HashMap<PackId, HashSet<BlobKey>>;
 
 fn plan(
     packs: &HashMap<PackId, IndexedPack>,
     present: &HashMap<PackId, u64>,
-    used: &HashSet<[u8; 32]>,
+    used: &HashSet<BlobKey>,
     max_unused: f64,
     r: &mut PruneReport,
 ) -> Result<(HashMap<PackId, Fate>, Chosen)> {
@@ -394,20 +394,20 @@ fn plan(
             let bytes = p
                 .blobs
                 .iter()
-                .filter(|b| used.contains(&b.id))
+                .filter(|b| used.contains(&b.key()))
                 .map(|b| b.length as u64)
                 .sum();
             (id, bytes)
         })
         .collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let mut placed: HashSet<[u8; 32]> = HashSet::new();
+    let mut placed: HashSet<BlobKey> = HashSet::new();
     let mut chosen: Chosen = HashMap::new();
     for (id, _) in &order {
         let set = chosen.entry(**id).or_default();
         for b in &packs[*id].blobs {
-            if used.contains(&b.id) && placed.insert(b.id) {
-                set.insert(b.id);
+            if used.contains(&b.key()) && placed.insert(b.key()) {
+                set.insert(b.key());
             }
         }
     }
@@ -417,7 +417,7 @@ fn plan(
         if !present.contains_key(id)
             && p.blobs
                 .iter()
-                .any(|b| used.contains(&b.id) && !placed.contains(&b.id))
+                .any(|b| used.contains(&b.key()) && !placed.contains(&b.key()))
         {
             lost.push(id.to_hex());
         }
@@ -443,7 +443,7 @@ fn plan(
                 r.bytes_unused_kept += p
                     .blobs
                     .iter()
-                    .filter(|b| !chosen[id].contains(&b.id))
+                    .filter(|b| !chosen[id].contains(&b.key()))
                     .map(|b| b.length as u64)
                     .sum::<u64>();
                 Fate::Keep
@@ -471,7 +471,7 @@ fn unused_share(p: &IndexedPack, chosen: &Chosen) -> f64 {
     let kept: u64 = chosen.get(&p.id).map_or(0, |set| {
         p.blobs
             .iter()
-            .filter(|b| set.contains(&b.id))
+            .filter(|b| set.contains(&b.key()))
             .map(|b| b.length as u64)
             .sum()
     });
@@ -504,7 +504,7 @@ fn repack_into(
             ));
         }
         for b in &packs[id].blobs {
-            if !chosen[id].contains(&b.id) {
+            if !chosen[id].contains(&b.key()) {
                 continue;
             }
             let sealed = &bytes[b.offset as usize..(b.offset + b.length as u64) as usize];
@@ -541,6 +541,7 @@ fn repack_into(
 }
 
 fn write_pack(repo: &Repository, b: PackBuilder, r: &mut PruneReport) -> Result<IndexedPack> {
+    repo.check_lock()?;
     let (id, bytes, blobs) = b.finish(repo.key());
     repo.backend().put(&pack_path(&id), &bytes)?;
     r.packs_written += 1;

@@ -52,9 +52,9 @@ pub fn run(
         let _lock = target.lock(false, "repair")?;
         let mut wanted: BTreeSet<String> = before.damaged.iter().cloned().collect();
         // Needed blobs no pack here holds: find their packs elsewhere.
-        for blob in &before.missing_blobs {
+        for (kind, blob) in &before.missing_blobs {
             for (_, src) in sources {
-                if let Some(loc) = src.catalog().lookup(&BlobId(*blob))? {
+                if let Some(loc) = src.catalog().lookup(*kind, &BlobId(*blob))? {
                     wanted.insert(pack_path(&loc.pack));
                     break;
                 }

@@ -5,18 +5,26 @@
 //! Ownership, mode and times are set after the content, and a folder's own metadata
 //! after its children, so read-only folders and old mtimes come back as they were.
 //! A file that cannot be restored is reported with the pack at fault; the rest goes on.
+//!
+//! The target is hostile ground: other users may plant links there before and
+//! during the restore. Every entry is made relative to its open parent folder and
+//! nothing is ever followed (`safe_fs`), so a restore run as root writes inside
+//! its target and nowhere else.
 
-use std::fs::{self, OpenOptions};
-use std::io;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-use filetime::FileTime;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
+use rustix::fs::FileType;
 
+use super::safe_fs::{self, Existing, Meta};
 use crate::crypto::Kind;
 use crate::error::{Error, IoContext, Result};
 use crate::model::snapshot::SnapshotEntry;
@@ -29,6 +37,10 @@ pub struct RestoreOptions {
     /// Globs over paths inside the snapshot (`uploads/exams/**`); empty = everything.
     pub includes: Vec<String>,
     pub overwrite: bool,
+    /// Also restore setuid/setgid bits and device nodes (`--restore-privileged`):
+    /// off by default, since a snapshot written by a compromised client could
+    /// otherwise plant a setuid-root program or a raw disk device.
+    pub privileged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -37,15 +49,44 @@ pub struct RestoreReport {
     pub dirs: u64,
     pub bytes: u64,
     pub errors: Vec<String>,
+    /// Entries whose setuid/setgid bits were left off (no `--restore-privileged`).
+    pub setid_dropped: u64,
+    /// Device nodes not created (no `--restore-privileged`).
+    pub devices_skipped: u64,
 }
 
 struct Restorer<'a> {
     repo: &'a Repository,
     include: Option<GlobSet>,
-    overwrite: bool,
+    existing: Existing,
+    privileged: bool,
     progress: &'a dyn Progress,
     report: Mutex<RestoreReport>,
+    setid_dropped: AtomicU64,
+    devices_skipped: AtomicU64,
     is_root: bool,
+}
+
+/// A folder of the target, made (and opened) when the first entry needs it.
+struct Dir<'p> {
+    parent: Option<&'p Dir<'p>>,
+    name: &'p OsStr,
+    path: PathBuf,
+    fd: OnceLock<std::result::Result<OwnedFd, String>>,
+}
+
+impl Dir<'_> {
+    fn fd(&self, existing: Existing) -> Result<BorrowedFd<'_>> {
+        let made = self.fd.get_or_init(|| {
+            let parent = self.parent.expect("the target is opened before the walk");
+            let up = parent.fd(existing).map_err(|e| e.to_string())?;
+            safe_fs::make_dir(up, self.name, &self.path, existing).map_err(|e| e.to_string())
+        });
+        match made {
+            Ok(fd) => Ok(fd.as_fd()),
+            Err(e) => Err(Error::Failed(e.clone())),
+        }
+    }
 }
 
 pub fn run(
@@ -69,31 +110,43 @@ pub fn run(
                 .map_err(|e| Error::Usage(format!("bad --include: {e}")))?,
         )
     };
-    match fs::read_dir(&opts.target) {
-        Ok(mut rd) => {
-            if rd.next().is_some() && !opts.overwrite {
-                return Err(Error::Usage(format!(
-                    "target {} is not empty: choose an empty folder, or pass --overwrite",
-                    opts.target.display()
-                )));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(&opts.target)
-            .ctx(|| format!("creating {}", opts.target.display()))?,
-        Err(e) => return Err(Error::io_path("reading target", &opts.target, e)),
+    let target = safe_fs::open_target(&opts.target)?;
+    if !opts.overwrite && !safe_fs::is_empty(target.as_fd(), &opts.target)? {
+        return Err(Error::Usage(format!(
+            "target {} is not empty: choose an empty folder, or pass --overwrite",
+            opts.target.display()
+        )));
     }
     let _lock = repo.lock(false, "restore")?;
+    crate::util::failpoint("restore-after-check");
     let r = Restorer {
         repo,
         include,
-        overwrite: opts.overwrite,
+        existing: if opts.overwrite {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        },
+        privileged: opts.privileged,
         progress,
         report: Mutex::default(),
+        setid_dropped: AtomicU64::new(0),
+        devices_skipped: AtomicU64::new(0),
+        // SAFETY: geteuid cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
     };
+    let root_dir = Dir {
+        parent: None,
+        name: OsStr::new(""),
+        path: opts.target.clone(),
+        fd: OnceLock::from(Ok(target)),
+    };
     let root = repo.load_tree(snap.snapshot.tree)?;
-    r.tree(&root, &opts.target, "", r.include.is_none());
-    Ok(r.report.into_inner().unwrap_or_else(|p| p.into_inner()))
+    r.tree(&root, &root_dir, "", r.include.is_none());
+    let mut report = r.report.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.setid_dropped = r.setid_dropped.into_inner();
+    report.devices_skipped = r.devices_skipped.into_inner();
+    Ok(report)
 }
 
 impl Restorer<'_> {
@@ -107,21 +160,22 @@ impl Restorer<'_> {
             .push(format!("{}: {msg}", path.display()));
     }
 
-    /// Restore a tree's entries into `dir` (which exists when `selected`). Returns
-    /// whether anything was restored.
-    fn tree(&self, tree: &Tree, dir: &Path, rel: &str, selected: bool) -> bool {
+    /// Restore a tree's entries into `dir` (made when the first entry needs it).
+    /// Returns whether anything was restored.
+    fn tree(&self, tree: &Tree, dir: &Dir<'_>, rel: &str, selected: bool) -> bool {
         tree.nodes
             .par_iter()
             .map(|n| {
-                let name = std::ffi::OsStr::from_bytes(&n.name);
-                let path = dir.join(name);
+                // Tree::from_bytes refused any name that is not a plain file name.
+                let name = OsStr::from_bytes(&n.name);
+                let path = dir.path.join(name);
                 let rel = if rel.is_empty() {
                     name.to_string_lossy().into_owned()
                 } else {
                     format!("{rel}/{}", name.to_string_lossy())
                 };
                 let sel = selected || self.include.as_ref().is_some_and(|g| g.is_match(&rel));
-                match self.node(n, &path, &rel, sel) {
+                match self.node(n, dir, name, &path, &rel, sel) {
                     Ok(done) => done,
                     Err(e) => {
                         self.fail(&path, e);
@@ -132,19 +186,34 @@ impl Restorer<'_> {
             .reduce(|| false, |a, b| a | b)
     }
 
-    fn node(&self, n: &Node, path: &Path, rel: &str, selected: bool) -> Result<bool> {
+    fn node(
+        &self,
+        n: &Node,
+        dir: &Dir<'_>,
+        name: &OsStr,
+        path: &Path,
+        rel: &str,
+        selected: bool,
+    ) -> Result<bool> {
         if n.kind == NodeKind::Dir {
             let sub = self.repo.load_tree(
                 n.subtree
                     .ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?,
             )?;
+            let child = Dir {
+                parent: Some(dir),
+                name,
+                path: path.to_path_buf(),
+                fd: OnceLock::new(),
+            };
             if selected {
-                self.make_dir(path)?;
+                child.fd(self.existing)?;
             }
-            let any = self.tree(&sub, path, rel, selected);
+            let any = self.tree(&sub, &child, rel, selected);
             if selected || any {
-                self.make_dir(path)?; // created lazily when only some children matched
-                self.metadata(n, path)?;
+                // A folder's own mode and times after its children: a read-only
+                // folder is filled first, and its mtime is not moved by them.
+                safe_fs::set_meta(child.fd(self.existing)?, path, &self.meta(n))?;
                 self.report.lock().unwrap_or_else(|p| p.into_inner()).dirs += 1;
             }
             return Ok(selected || any);
@@ -152,67 +221,63 @@ impl Restorer<'_> {
         if !selected {
             return Ok(false);
         }
-        if let Some(parent) = path.parent() {
-            self.make_dir(parent)?;
-        }
-        if self.overwrite {
-            match fs::symlink_metadata(path) {
-                Ok(m) if m.is_dir() => {
-                    fs::remove_dir_all(path).ctx(|| format!("replacing {}", path.display()))?
-                }
-                Ok(_) => fs::remove_file(path).ctx(|| format!("replacing {}", path.display()))?,
-                Err(_) => {}
-            }
-        }
+        let parent = dir.fd(self.existing)?;
+        let meta = self.meta(n);
         match n.kind {
             NodeKind::File => {
-                if let Err(e) = self.file(n, path) {
-                    let _ = fs::remove_file(path); // never leave a silently incomplete file
+                let f = safe_fs::create_file(parent, name, path, self.existing)?;
+                let written = self
+                    .file(n, &f, path)
+                    .and_then(|()| safe_fs::set_meta(f.as_fd(), path, &meta));
+                if let Err(e) = written {
+                    // Never leave a silently incomplete file.
+                    let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::empty());
                     return Err(e);
                 }
+                self.progress.file_done(path, n.size);
             }
             NodeKind::Symlink => {
-                let target = std::ffi::OsStr::from_bytes(
-                    n.target.as_deref().map(|t| &t[..]).unwrap_or_default(),
-                );
-                std::os::unix::fs::symlink(target, path)
-                    .ctx(|| format!("creating symlink {}", path.display()))?;
+                let target =
+                    OsStr::from_bytes(n.target.as_deref().map(|t| &t[..]).unwrap_or_default());
+                safe_fs::make_symlink(parent, name, target, path, self.existing, &meta)?;
             }
-            NodeKind::Fifo => mknod(path, libc::S_IFIFO, 0)?,
+            NodeKind::Fifo => {
+                safe_fs::make_special(parent, name, FileType::Fifo, 0, path, self.existing, &meta)?
+            }
             NodeKind::CharDevice | NodeKind::BlockDevice => {
+                if !self.privileged {
+                    self.devices_skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(false);
+                }
                 let t = if n.kind == NodeKind::CharDevice {
-                    libc::S_IFCHR
+                    FileType::CharacterDevice
                 } else {
-                    libc::S_IFBLK
+                    FileType::BlockDevice
                 };
-                mknod(path, t, n.rdev)?
+                safe_fs::make_special(parent, name, t, n.rdev, path, self.existing, &meta)?
             }
             NodeKind::Socket => return Ok(false), // sockets are recreated by their servers
             NodeKind::Dir => unreachable!(),
         }
-        self.metadata(n, path)?;
         Ok(true)
     }
 
-    fn make_dir(&self, path: &Path) -> Result<()> {
-        match fs::create_dir(path) {
-            Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-                .ctx(|| format!("chmod {}", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(path).ctx(|| format!("creating {}", path.display()))
-            }
-            Err(e) => Err(Error::io_path("creating", path, e)),
+    /// The owner (as root only), mode and mtime to give `n`. Without
+    /// `--restore-privileged` setuid and setgid bits are left off.
+    fn meta(&self, n: &Node) -> Meta {
+        let mut mode = n.mode & 0o7777;
+        if !self.privileged && mode & 0o6000 != 0 && n.kind != NodeKind::Symlink {
+            mode &= !0o6000;
+            self.setid_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Meta {
+            owner: self.is_root.then_some((n.uid, n.gid)),
+            mode,
+            mtime_ns: n.mtime_ns,
         }
     }
 
-    fn file(&self, n: &Node, path: &Path) -> Result<()> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .ctx(|| format!("creating {}", path.display()))?;
+    fn file(&self, n: &Node, f: &File, path: &Path) -> Result<()> {
         let content = self.repo.node_content(n)?;
         let mut jobs = Vec::with_capacity(content.len());
         let mut offset = 0u64;
@@ -223,7 +288,7 @@ impl Restorer<'_> {
         }
         jobs.par_iter()
             .try_for_each(|(c, off, loc)| -> Result<()> {
-                let data = self.repo.read_blob_at(Kind::Data, (*c).into(), loc)?;
+                let data = self.repo.read_blob_from(Kind::Data, (*c).into(), loc)?;
                 f.write_all_at(&data, *off)
                     .ctx(|| format!("writing {}", path.display()))
             })?;
@@ -234,42 +299,6 @@ impl Restorer<'_> {
         let mut rep = self.report.lock().unwrap_or_else(|p| p.into_inner());
         rep.files += 1;
         rep.bytes += n.size;
-        drop(rep);
-        self.progress.file_done(path, n.size);
         Ok(())
     }
-
-    /// Owner, then mode (chown clears set-uid bits), then times.
-    fn metadata(&self, n: &Node, path: &Path) -> Result<()> {
-        if self.is_root {
-            std::os::unix::fs::lchown(path, Some(n.uid), Some(n.gid))
-                .ctx(|| format!("chown {}", path.display()))?;
-        }
-        let t = FileTime::from_unix_time(
-            n.mtime_ns.div_euclid(1_000_000_000),
-            n.mtime_ns.rem_euclid(1_000_000_000) as u32,
-        );
-        if n.kind != NodeKind::Symlink {
-            fs::set_permissions(path, fs::Permissions::from_mode(n.mode))
-                .ctx(|| format!("chmod {}", path.display()))?;
-        }
-        // utimensat on the path: never opens it (a FIFO would block an open).
-        filetime::set_symlink_file_times(path, t, t)
-            .ctx(|| format!("setting times of {}", path.display()))
-    }
-}
-
-fn mknod(path: &Path, kind: libc::mode_t, rdev: u64) -> Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Usage("NUL in path".into()))?;
-    // SAFETY: c is a valid NUL-terminated path.
-    let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, rdev as libc::dev_t) };
-    if r != 0 {
-        return Err(Error::io_path(
-            "creating special file",
-            path,
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
 }

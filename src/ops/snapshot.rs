@@ -43,7 +43,7 @@ pub fn run(
                 abs.display()
             ))
         })?;
-        sources.push((abs, meta));
+        sources.push((abs, crate::source::fs::Stat::from(&meta)));
     }
     let time = opts.time.unwrap_or_else(crate::util::now);
     let _lock = repo.lock(false, "snapshot")?;

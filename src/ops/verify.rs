@@ -20,6 +20,7 @@ use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::tree::NodeKind;
+use crate::pack::BlobKey;
 use crate::repo::Repository;
 use crate::storage::pack_path;
 
@@ -86,9 +87,9 @@ pub struct VerifyReport {
     pub damaged: Vec<String>,
     /// Packs holding needed data that no index object lists (`repair` indexes them).
     pub unindexed: Vec<String>,
-    /// Needed blobs that no index lists and no pack here holds (hex ids).
+    /// Needed blobs that no index lists and no pack here holds.
     #[serde(skip)]
-    pub missing_blobs: Vec<[u8; 32]>,
+    pub missing_blobs: Vec<BlobKey>,
 }
 
 /// Days after which `auto` reads a pack again whatever its share.
@@ -138,8 +139,11 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     // object that is gone.
     for p in repo.catalog().unindexed_packs()? {
         let mut lost = false;
-        for b in p.blobs.iter().filter(|b| w.needed.contains(&b.id)) {
-            if !repo.catalog().has_indexed_blob(&crate::id::BlobId(b.id))? {
+        for b in p.blobs.iter().filter(|b| w.needed.contains(&b.key())) {
+            if !repo
+                .catalog()
+                .has_indexed_blob(b.kind, &crate::id::BlobId(b.id))?
+            {
                 lost = true;
                 break;
             }
@@ -153,9 +157,9 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
         }
     }
     let Walk { mut bad, .. } = w;
-    for b in &bad {
-        if !repo.catalog().has_blob(&crate::id::BlobId(*b))? {
-            r.missing_blobs.push(*b);
+    for (kind, b) in &bad {
+        if !repo.catalog().has_blob(*kind, &crate::id::BlobId(*b))? {
+            r.missing_blobs.push((*kind, *b));
         }
     }
     let sizes: HashMap<PackId, u64> = present.iter().copied().collect();
@@ -255,8 +259,8 @@ fn choose(
 #[derive(Default)]
 struct Walk {
     seen: HashSet<TreeId>,
-    bad: HashSet<[u8; 32]>,
-    needed: HashSet<[u8; 32]>,
+    bad: HashSet<BlobKey>,
+    needed: HashSet<BlobKey>,
 }
 
 fn check_tree(
@@ -271,11 +275,11 @@ fn check_tree(
         return Ok(());
     }
     r.trees += 1;
-    w.needed.insert(id.0);
+    w.needed.insert((Kind::Tree, id.0));
     let tree = match repo.load_tree(id) {
         Ok(t) => t,
         Err(e) => {
-            w.bad.insert(id.0);
+            w.bad.insert((Kind::Tree, id.0));
             r.problems.push(format!(
                 "{snap}: folder {}: {e}",
                 if path.is_empty() { "/" } else { path }
@@ -291,20 +295,20 @@ fn check_tree(
                 None => r.problems.push(format!("{snap}: folder {p} has no tree")),
             },
             NodeKind::File => {
-                w.needed.extend(n.lists.iter().map(|l| l.0));
+                w.needed.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
                 let content = match repo.node_content(n) {
                     Ok(c) => c,
                     Err(e) => {
-                        w.bad.extend(n.lists.iter().map(|l| l.0));
+                        w.bad.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
                         r.problems.push(format!("{snap}: file {p}: {e}"));
                         continue;
                     }
                 };
                 let mut missing = 0;
                 for c in content.iter() {
-                    w.needed.insert(c.0);
-                    if !repo.catalog().has_blob(&(*c).into())? {
-                        w.bad.insert(c.0);
+                    w.needed.insert((Kind::Data, c.0));
+                    if !repo.catalog().has_blob(Kind::Data, &(*c).into())? {
+                        w.bad.insert((Kind::Data, c.0));
                         missing += 1;
                     }
                 }
@@ -324,7 +328,7 @@ fn read_pack(
     repo: &Repository,
     id: &PackId,
     size: u64,
-    bad: &mut HashSet<[u8; 32]>,
+    bad: &mut HashSet<BlobKey>,
     r: &mut VerifyReport,
 ) {
     r.packs_read += 1;
@@ -339,11 +343,11 @@ fn read_pack_checks(
     repo: &Repository,
     id: &PackId,
     size: u64,
-    bad: &mut HashSet<[u8; 32]>,
+    bad: &mut HashSet<BlobKey>,
     r: &mut VerifyReport,
 ) {
     let name = id.to_hex();
-    let all_bad = |bad: &mut HashSet<[u8; 32]>| {
+    let all_bad = |bad: &mut HashSet<BlobKey>| {
         if let Ok(ids) = repo.catalog().pack_blob_ids(id) {
             bad.extend(ids);
         }
@@ -361,19 +365,32 @@ fn read_pack_checks(
             "pack {name}: content does not match its name (damaged)"
         ));
     }
-    let entries = match repo.read_pack_header(id, size) {
-        Ok(e) => e,
+    let header = match repo.read_pack_header(id, size) {
+        Ok(h) => h,
         Err(e) => {
             all_bad(bad);
             return r.problems.push(e.to_string());
         }
     };
+    let start = header
+        .entries
+        .last()
+        .map_or(0, |e| e.offset + e.length as u64);
+    if let Some(h) = header.blobs_hash {
+        let blobs = bytes.get(..start as usize).unwrap_or_default();
+        if blake3::hash(blobs).as_bytes() != &h {
+            r.problems.push(format!(
+                "pack {name}: its header belongs to another pack (planted or damaged)"
+            ));
+        }
+    }
+    let entries = header.entries;
     let key = repo.key();
     for e in entries {
         r.blobs_read += 1;
         let Some(sealed) = bytes.get(e.offset as usize..(e.offset + e.length as u64) as usize)
         else {
-            bad.insert(e.id);
+            bad.insert(e.key());
             r.problems.push(format!(
                 "pack {name}: blob {} lies outside the pack",
                 hex::encode(&e.id[..4])
@@ -384,7 +401,7 @@ fn read_pack_checks(
             |plain| key.id_of(&plain) == e.id && (e.kind == Kind::Data || e.kind == Kind::Tree),
         );
         if !ok {
-            bad.insert(e.id);
+            bad.insert(e.key());
             r.problems.push(format!(
                 "pack {name}: {} {} is damaged",
                 e.kind.name(),
@@ -402,7 +419,7 @@ const FILES_SHOWN: usize = 10;
 fn affected(
     repo: &Repository,
     snapshots: &[crate::model::snapshot::SnapshotEntry],
-    bad: &HashSet<[u8; 32]>,
+    bad: &HashSet<BlobKey>,
 ) -> Result<Vec<String>> {
     let mut memo: HashMap<TreeId, Vec<String>> = HashMap::new();
     let mut out = Vec::new();
@@ -446,7 +463,7 @@ fn affected(
 fn damaged_in(
     repo: &Repository,
     id: TreeId,
-    bad: &HashSet<[u8; 32]>,
+    bad: &HashSet<BlobKey>,
     memo: &mut HashMap<TreeId, Vec<String>>,
 ) -> Vec<String> {
     if let Some(v) = memo.get(&id) {
@@ -467,9 +484,9 @@ fn damaged_in(
                         }
                     }
                     NodeKind::File => {
-                        let hurt = n.lists.iter().any(|l| bad.contains(&l.0))
+                        let hurt = n.lists.iter().any(|l| bad.contains(&(Kind::Tree, l.0)))
                             || match repo.node_content(n) {
-                                Ok(c) => c.iter().any(|c| bad.contains(&c.0)),
+                                Ok(c) => c.iter().any(|c| bad.contains(&(Kind::Data, c.0))),
                                 Err(Error::Missing { .. } | Error::Corrupt { .. }) => true,
                                 Err(_) => false,
                             };

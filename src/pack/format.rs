@@ -5,10 +5,21 @@ use crate::crypto::{Kind, MasterKey};
 use crate::id::PackId;
 
 /// The id under which every pack header is sealed (a pack's own id is the hash of
-/// its bytes, unknown while the header is being sealed).
+/// its bytes, unknown while the header is being sealed). What binds a header to
+/// its pack is the hash of the blob section inside it (format 2).
 pub const HEADER_ID: [u8; 32] = [0; 32];
-const VERSION: u8 = 1;
+/// Format 1: entries only. Format 2: the BLAKE3 of the blob section first.
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4;
+
+/// A decoded header: its entries and, from format 2 on, the BLAKE3 of the bytes
+/// before the header (the blobs), which a pack found only by its header must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackHeader {
+    pub entries: Vec<PackEntry>,
+    pub blobs_hash: Option<[u8; 32]>,
+}
 
 /// Where a blob sits in a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,9 +33,16 @@ pub struct PackEntry {
     pub raw_length: u32,
 }
 
-pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + entries.len() * ENTRY_LEN);
+impl PackEntry {
+    pub fn key(&self) -> super::BlobKey {
+        (self.kind, self.id)
+    }
+}
+
+pub fn encode_header(entries: &[PackEntry], blobs_hash: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(37 + entries.len() * ENTRY_LEN);
     out.push(VERSION);
+    out.extend_from_slice(blobs_hash);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
         out.push(e.kind as u8);
@@ -35,13 +53,19 @@ pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     out
 }
 
-/// Decode a header's plaintext; offsets are recomputed from the lengths.
-pub fn decode_header(b: &[u8]) -> Result<Vec<PackEntry>, &'static str> {
-    if b.len() < 5 || b[0] != VERSION {
-        return Err("unknown pack header version");
+/// Decode a header's plaintext (format 1 or 2); offsets are recomputed from the
+/// lengths.
+pub fn decode_header(b: &[u8]) -> Result<PackHeader, &'static str> {
+    let (blobs_hash, rest) = match b.first() {
+        Some(&VERSION_1) => (None, &b[1..]),
+        Some(&VERSION) if b.len() >= 33 => (Some(b[1..33].try_into().expect("32 bytes")), &b[33..]),
+        _ => return Err("unknown pack header version"),
+    };
+    if rest.len() < 4 {
+        return Err("pack header truncated");
     }
-    let n = u32::from_le_bytes(b[1..5].try_into().unwrap()) as usize;
-    let body = &b[5..];
+    let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+    let body = &rest[4..];
     if body.len() != n.checked_mul(ENTRY_LEN).ok_or("entry count overflows")? {
         return Err("pack header length does not match its entry count");
     }
@@ -62,7 +86,10 @@ pub fn decode_header(b: &[u8]) -> Result<Vec<PackEntry>, &'static str> {
         });
         offset += length as u64;
     }
-    Ok(out)
+    Ok(PackHeader {
+        entries: out,
+        blobs_hash,
+    })
 }
 
 /// Given a pack's total size and its last four bytes, where its sealed header sits.
@@ -106,17 +133,24 @@ impl PackBuilder {
     }
 
     /// Append the sealed header and trailer; return the pack's id, bytes and entries.
+    /// One BLAKE3 pass gives both the blob section's hash (in the header) and the
+    /// pack's id (of all its bytes).
     pub fn finish(mut self, key: &MasterKey) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.buf);
+        let blobs_hash = *h.clone().finalize().as_bytes();
+        let start = self.buf.len();
         let header = crate::codec::encode(
             key,
             Kind::PackHeader,
             &HEADER_ID,
-            &encode_header(&self.entries),
+            &encode_header(&self.entries, &blobs_hash),
         );
         self.buf.extend_from_slice(&header);
         self.buf
             .extend_from_slice(&(header.len() as u32).to_le_bytes());
-        let id = PackId(*blake3::hash(&self.buf).as_bytes());
+        h.update(&self.buf[start..]);
+        let id = PackId(*h.finalize().as_bytes());
         (id, self.buf, self.entries)
     }
 }
@@ -142,8 +176,23 @@ mod tests {
         let sealed = &bytes[start as usize..start as usize + len as usize];
         let plain =
             crate::codec::decode(&k, Kind::PackHeader, &HEADER_ID, sealed, 1 << 20).unwrap();
-        assert_eq!(decode_header(&plain).unwrap(), entries);
+        let h = decode_header(&plain).unwrap();
+        assert_eq!(h.entries, entries);
+        assert_eq!(
+            h.blobs_hash,
+            Some(*blake3::hash(&bytes[..start as usize]).as_bytes())
+        );
         assert_eq!(entries[1].offset, 8);
+        // Format 1 headers (no hash) still decode.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&plain[33..]);
+        assert_eq!(
+            decode_header(&v1).unwrap(),
+            PackHeader {
+                entries,
+                blobs_hash: None
+            }
+        );
     }
 
     proptest! {

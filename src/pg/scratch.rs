@@ -124,7 +124,7 @@ impl Scratch {
     }
 
     fn cmd(&self, prog: &str) -> Command {
-        let mut c = Command::new(self.bin.join(prog));
+        let mut c = crate::util::child(self.bin.join(prog), &[]);
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

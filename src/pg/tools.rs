@@ -20,12 +20,27 @@ pub fn program(name: &str) -> PathBuf {
     }
 }
 
+/// libpq settings of the operator's that a client program may see (TLS to the
+/// server); PGSERVICE, PGOPTIONS, PGPASSFILE and the rest do not pass.
+const PG_ENV: &[&str] = &[
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSSLNEGOTIATION",
+    "PGGSSENCMODE",
+    "PGTZ",
+];
+
+/// A PostgreSQL program with a cleared environment (`util::child`).
+pub fn plain(name: &str) -> Command {
+    crate::util::child(program(name), PG_ENV)
+}
+
 /// A command for `name` logging in as `t` (database `t.db`).
 pub fn command(name: &str, t: &PgTarget) -> Command {
-    let mut c = Command::new(program(name));
-    for v in ["PGSERVICE", "PGSERVICEFILE", "PGOPTIONS", "PGPASSFILE"] {
-        c.env_remove(v);
-    }
+    let mut c = plain(name);
     c.env("PGHOST", &t.host)
         .env("PGPORT", t.port.to_string())
         .env("PGUSER", &t.user)
@@ -33,10 +48,9 @@ pub fn command(name: &str, t: &PgTarget) -> Command {
         .env("PGAPPNAME", "hcbackup")
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null());
-    match &t.password {
-        Some(p) => c.env("PGPASSWORD", p.as_str()),
-        None => c.env_remove("PGPASSWORD"),
-    };
+    if let Some(p) = &t.password {
+        c.env("PGPASSWORD", p.as_str());
+    }
     c
 }
 
@@ -57,7 +71,7 @@ fn missing_or(name: &str, e: std::io::Error) -> Error {
 
 /// The major version a program reports, scaled as in `major_of`.
 pub fn major_version(name: &str) -> Result<u32> {
-    let out = Command::new(program(name))
+    let out = plain(name)
         .arg("--version")
         .stdin(Stdio::null())
         .output()

@@ -75,8 +75,8 @@ impl Repository {
         self.catalog.counts()
     }
 
-    /// Read and authenticate a pack's header.
-    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+    /// Read and authenticate a pack's header (not yet checked against its blobs).
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<pack::PackHeader> {
         let path = pack_path(id);
         let bad = |d: String| Error::corrupt(format!("pack {}", id.to_hex()), d);
         let trailer = self
@@ -89,22 +89,87 @@ impl Repository {
             .backend
             .get_range(&path, start, len)
             .map_err(|e| bad(e.to_string()))?;
+        self.open_pack_header(id, start, &sealed)
+    }
+
+    /// Decode the sealed header that starts at `start` of pack `id`.
+    fn open_pack_header(&self, id: &PackId, start: u64, sealed: &[u8]) -> Result<pack::PackHeader> {
+        let bad = |d: String| Error::corrupt(format!("pack {}", id.to_hex()), d);
         let plain = codec::decode(
             &self.key,
             Kind::PackHeader,
             &pack::HEADER_ID,
-            &sealed,
+            sealed,
             64 << 20,
         )
         .map_err(|e| bad(format!("header: {e}")))?;
-        let entries = pack::decode_header(&plain).map_err(|e| bad(e.into()))?;
-        if entries
+        let header = pack::decode_header(&plain).map_err(|e| bad(e.into()))?;
+        let end = header
+            .entries
             .last()
-            .is_some_and(|e| e.offset + e.length as u64 != start)
-        {
+            .map_or(0, |e| e.offset + e.length as u64);
+        if end != start {
             return Err(bad("header does not match the pack's length".into()));
         }
-        Ok(entries)
+        Ok(header)
+    }
+
+    /// The blobs of a pack that no index object lists, trusted only after the whole
+    /// pack is checked: its bytes hash to its name, and its blob section hashes to
+    /// what the sealed header says (format 2) or every blob authenticates and
+    /// hashes to its id (format 1). Anyone who can write to the storage can copy a
+    /// real pack's header onto other bytes; such a decoy is refused here, so it can
+    /// neither stand in for the real pack nor make prune delete it.
+    pub fn read_pack_verified(&self, id: &PackId) -> Result<Vec<PackEntry>> {
+        let path = pack_path(id);
+        let bad = |d: String| Error::corrupt(format!("pack {}", id.to_hex()), d);
+        let bytes = self.backend.get(&path).map_err(|e| match e {
+            crate::storage::StorageError::NotFound(_) => {
+                Error::missing(format!("pack {}", id.to_hex()), "the pack file is gone")
+            }
+            e => bad(e.to_string()),
+        })?;
+        let size = bytes.len() as u64;
+        let trailer: [u8; 4] = bytes[bytes.len().saturating_sub(4)..]
+            .try_into()
+            .map_err(|_| bad("shorter than a pack".into()))?;
+        let (start, len) = pack::header_location(size, trailer).map_err(|e| bad(e.into()))?;
+        let blobs = &bytes[..start as usize];
+        let mut h = blake3::Hasher::new();
+        h.update(blobs);
+        let blobs_hash = *h.clone().finalize().as_bytes();
+        h.update(&bytes[start as usize..]);
+        if h.finalize().as_bytes() != &id.0 {
+            return Err(bad("its bytes do not match its name".into()));
+        }
+        let header = self.open_pack_header(
+            id,
+            start,
+            &bytes[start as usize..(start + len as u64) as usize],
+        )?;
+        match header.blobs_hash {
+            Some(h) if h == blobs_hash => {}
+            Some(_) => {
+                return Err(bad(
+                    "its header belongs to another pack (planted by someone with access to the storage?)".into(),
+                ))
+            }
+            None => {
+                for e in &header.entries {
+                    let sealed = &blobs[e.offset as usize..(e.offset + e.length as u64) as usize];
+                    let ok = codec::decode(&self.key, e.kind, &e.id, sealed, e.raw_length as usize)
+                        .is_ok_and(|p| p.len() == e.raw_length as usize && self.key.id_of(&p) == e.id);
+                    if !ok {
+                        return Err(bad(format!(
+                            "{} {} does not match its header (planted or damaged)",
+                            e.kind.name(),
+                            hex::encode(&e.id[..4])
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(header.entries)
     }
 
     /// Add durable packs that no index covers to the catalog; forget vanished ones.
@@ -122,7 +187,7 @@ impl Repository {
             if self.catalog.has_pack(&id)? {
                 continue;
             }
-            match self.read_pack_header(&id, size) {
+            match self.read_pack_verified(&id) {
                 Ok(blobs) => {
                     self.catalog
                         .add_unindexed_pack(&IndexedPack { id, size, blobs })?;

@@ -1,18 +1,30 @@
-//! The plaintext `config` object: format version and repository id, nothing secret.
+//! The plaintext `config` object: format version, repository id, the key epoch
+//! new objects are sealed in, and a check value that ties it all to the master
+//! key set (`MasterKey::check_value`). Nothing secret.
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::storage::{Backend, StorageError};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Format 2 (issue #14): padded objects, pack headers bound to their blobs, the
+/// key check in `config`, key epochs. Format 1 repositories open, and are
+/// upgraded in place (their config rewritten) the first time a password opens them.
+pub const FORMAT_VERSION: u32 = 2;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RepoConfig {
     pub version: u32,
     /// 64 hex digits; names the catalog file and binds key files to this repository.
     pub id: String,
     pub created: String,
+    /// Format 2: hex of `MasterKey::check_value(id, created, key_epoch)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
+    /// Format 2: the key epoch new objects are sealed in (`key rotate`).
+    #[serde(default)]
+    pub key_epoch: u32,
 }
 
 impl RepoConfig {
@@ -38,6 +50,36 @@ impl RepoConfig {
         b
     }
 
+    /// A format-2 config for `key`.
+    pub fn new_v2(id: String, created: String, key: &MasterKey, epoch: u32) -> RepoConfig {
+        let mut c = RepoConfig {
+            version: FORMAT_VERSION,
+            id,
+            created,
+            key_check: None,
+            key_epoch: epoch,
+        };
+        c.key_check = Some(hex::encode(key.check_value(
+            &c.id_bytes(),
+            &c.created,
+            epoch,
+        )));
+        c
+    }
+
+    /// Whether `key` is the key set this config was written for (format 2; format
+    /// 1 has no check value and is checked against an object instead). Constant time.
+    pub fn key_matches(&self, key: &MasterKey) -> Option<bool> {
+        let want = self.key_check.as_deref()?;
+        let got =
+            blake3::Hash::from(key.check_value(&self.id_bytes(), &self.created, self.key_epoch));
+        Some(blake3::Hash::from_hex(want).is_ok_and(|w| w == got))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("config serializes")
+    }
+
     pub fn load(backend: &dyn Backend) -> Result<RepoConfig> {
         let bytes = match backend.get("config") {
             Ok(b) => b,
@@ -47,12 +89,22 @@ impl RepoConfig {
         let c: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| {
             Error::corrupt(format!("config of {}", backend.location()), e.to_string())
         })?;
-        if c.version != FORMAT_VERSION {
+        if c.version == 0 || c.version > FORMAT_VERSION {
             return Err(Error::Failed(format!(
-                "repository {} has format version {}; this hcbackup reads version {FORMAT_VERSION}: use a matching release",
+                "repository {} has format version {}; this hcbackup reads versions 1 to {FORMAT_VERSION}: use a newer release",
                 backend.location(),
                 c.version
             )));
+        }
+        let check_ok = c
+            .key_check
+            .as_deref()
+            .is_some_and(|k| k.len() == 64 && hex::decode(k).is_ok());
+        if c.version >= 2 && !check_ok {
+            return Err(Error::corrupt(
+                format!("config of {}", backend.location()),
+                "its key check is missing or malformed",
+            ));
         }
         if c.id.len() != 64 || hex::decode(&c.id).is_err() {
             return Err(Error::corrupt(

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use super::config::{RepoConfig, FORMAT_VERSION};
+use super::config::RepoConfig;
 use super::{Repository, DIRS};
 use crate::catalog::Catalog;
-use crate::crypto::{KdfParams, KeyFile, MasterKey};
+use crate::crypto::{KdfParams, KeyFile, Kind, MasterKey};
 use crate::error::{Error, Result};
 use crate::storage::{Backend, StorageError};
 
@@ -22,31 +22,88 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
-/// Try every key file with the password.
+/// Password attempts (Argon2id runs) one open may make. Key files come from the
+/// storage, which is hostile: a flood of planted ones must not cost an hour.
+pub const MAX_KEY_ATTEMPTS: usize = 16;
+
+/// Unlock the master key set with `password`: the key file this machine used
+/// last (`preferred`) first, then the others, at most `MAX_KEY_ATTEMPTS`. A key
+/// file is accepted only if its KDF settings are sane and the key set it holds is
+/// this repository's: it must reproduce `config`'s check value (format 2), or
+/// open an object already in the repository (format 1). A file that opens with
+/// the password but holds other keys was planted: it is reported and skipped.
 pub(super) fn unlock(
     backend: &dyn Backend,
     config: &RepoConfig,
     password: &[u8],
+    preferred: Option<&str>,
 ) -> Result<(MasterKey, String)> {
     let repo_id = config.id_bytes();
-    let names = backend.list("keys")?;
+    let mut names: Vec<String> = backend.list("keys")?.into_iter().map(|(n, _)| n).collect();
     if names.is_empty() {
         return Err(Error::corrupt(
             format!("repository {}", backend.location()),
             "it has no key files",
         ));
     }
-    for (name, _) in names {
-        let bytes = backend.get(&format!("keys/{name}"))?;
+    if let Some(i) = preferred.and_then(|p| names.iter().position(|n| n == p)) {
+        let first = names.remove(i);
+        names.insert(0, first);
+    }
+    let mut attempts = 0;
+    for name in &names {
+        let bytes = match backend.get(&format!("keys/{name}")) {
+            Ok(b) => b,
+            Err(StorageError::NotFound(_)) => continue, // removed meanwhile
+            Err(e) => return Err(e.into()),
+        };
         let Some(kf) = KeyFile::from_json(&bytes) else {
-            tracing::warn!(key = %name, "key file does not parse; skipped");
+            tracing::warn!("key file keys/{name} does not parse; skipped");
             continue;
         };
-        if let Some(k) = kf.unwrap_key(password, &repo_id) {
-            return Ok((k, name));
+        if let Some(why) = kf.kdf_refused() {
+            tracing::warn!("key file keys/{name} skipped: {why} (planted by someone with access to the storage?)");
+            continue;
         }
+        if attempts == MAX_KEY_ATTEMPTS {
+            return Err(Error::Failed(format!(
+                "tried {MAX_KEY_ATTEMPTS} of the {} key files of {} without success: the password is wrong, or someone planted key files there; check `keys/` (hcbackup writes one file per password)",
+                names.len(),
+                backend.location()
+            )));
+        }
+        attempts += 1;
+        let Some(k) = kf.unwrap_key(password, &repo_id) else {
+            continue;
+        };
+        if key_belongs(backend, config, &k)? {
+            return Ok((k, name.clone()));
+        }
+        tracing::warn!(
+            "key file keys/{name} opens with this password but holds keys that are not this repository's (planted?): ignored; remove it with `hcbackup key remove {}`",
+            &name[..8.min(name.len())]
+        );
     }
     Err(Error::WrongPassword(backend.location()))
+}
+
+/// Whether `key` is the repository's key set: by `config`'s check value, or (a
+/// format-1 config has none) by opening an index object or snapshot manifest
+/// already there. An empty format-1 repository has nothing to check against.
+fn key_belongs(backend: &dyn Backend, config: &RepoConfig, key: &MasterKey) -> Result<bool> {
+    if let Some(ok) = config.key_matches(key) {
+        return Ok(ok);
+    }
+    for (dir, kind) in [("index", Kind::Index), ("snapshots", Kind::Snapshot)] {
+        let Some((name, _)) = backend.list(dir)?.into_iter().next() else {
+            continue;
+        };
+        let id = crate::id::ObjectId::from_hex(&name).expect("listings are well formed");
+        let sealed = backend.get(&format!("{dir}/{name}"))?;
+        return Ok(crate::codec::decode(key, kind, &id.0, &sealed, 512 << 20)
+            .is_ok_and(|p| key.id_of(&p) == id.0));
+    }
+    Ok(true)
 }
 
 fn new_key_name() -> String {
@@ -81,12 +138,13 @@ impl Repository {
         backend.create_layout(DIRS)?;
         let mut idb = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut idb);
-        let config = RepoConfig {
-            version: FORMAT_VERSION,
-            id: hex::encode(idb),
-            created: crate::util::rfc3339(crate::util::now()),
-        };
         let key = MasterKey::generate();
+        let config = RepoConfig::new_v2(
+            hex::encode(idb),
+            crate::util::rfc3339(crate::util::now()),
+            &key,
+            0,
+        );
         let kf = KeyFile::wrap(
             &key,
             password,
@@ -96,11 +154,12 @@ impl Repository {
         );
         let key_id = new_key_name();
         backend.put(&format!("keys/{key_id}"), &kf.to_json())?;
-        backend.put(
-            "config",
-            &serde_json::to_vec_pretty(&config).expect("config serializes"),
-        )?;
+        backend.put("config", &config.to_json())?;
         let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
+        catalog.set_meta(
+            super::KEY_FINGERPRINT,
+            &super::key_fingerprint(&key, &config),
+        )?;
         Ok(Repository {
             backend,
             config,
@@ -108,6 +167,7 @@ impl Repository {
             key_id,
             catalog,
             lock_wait: std::time::Duration::ZERO,
+            lock_lost: Arc::default(),
         })
     }
 
@@ -165,6 +225,30 @@ impl Repository {
         }
         self.backend.delete(&format!("keys/{name}"))?;
         Ok(name)
+    }
+
+    /// Seal new objects under a new key (the next epoch's): the config is rewritten
+    /// with the new epoch and its check value; every earlier epoch stays readable
+    /// with the same passwords. Returns the new epoch.
+    pub fn rotate_key(&mut self) -> Result<u32> {
+        let epoch = self.key.epoch() + 1;
+        if epoch > crate::crypto::MAX_EPOCH {
+            return Err(Error::Failed(
+                "the repository has used every key epoch".into(),
+            ));
+        }
+        let config = RepoConfig::new_v2(
+            self.config.id.clone(),
+            self.config.created.clone(),
+            &self.key,
+            epoch,
+        );
+        self.backend.put("config", &config.to_json())?;
+        self.key.set_epoch(epoch);
+        self.config = config;
+        self.catalog
+            .set_meta(super::KEY_EPOCH, &epoch.to_string())?;
+        Ok(epoch)
     }
 
     /// Replace the current password: add the new key file, then remove the old one.

@@ -2,6 +2,12 @@
 //! operations that delete (prune). A lock is a sealed object naming host, pid and
 //! time; it is refreshed while held. A lock whose process is gone (same host) or
 //! that was not refreshed for `STALE_AFTER` (another host) is removed with a warning.
+//!
+//! A lock that is lost is lost for good: when the refresh finds the lock file gone
+//! (another process judged it stale and removed it) or cannot refresh it for half
+//! of `STALE_AFTER`, the repository's `lock_lost` flag is raised, and every write
+//! (`check_lock`) stops the operation (exit 11), as restic does: past that point a
+//! prune elsewhere may already be deleting what this run would reference.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +26,21 @@ use crate::storage::{Backend, StorageError};
 /// A lock not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// Failed refreshes are retried this often.
+const RETRY_EVERY: Duration = Duration::from_secs(30);
+
+/// The refresh interval: debug builds take HCBACKUP_TEST_LOCK_REFRESH_SECS (tests).
+fn refresh_every() -> Duration {
+    if cfg!(debug_assertions) {
+        if let Some(s) = std::env::var("HCBACKUP_TEST_LOCK_REFRESH_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            return Duration::from_secs(s);
+        }
+    }
+    REFRESH_EVERY
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -96,6 +117,7 @@ impl Repository {
         let locker = Locker {
             backend,
             key: &self.key,
+            lost: self.lock_lost.clone(),
         };
         let start = std::time::Instant::now();
         loop {
@@ -115,6 +137,8 @@ impl Repository {
 struct Locker<'k> {
     backend: Arc<dyn Backend>,
     key: &'k MasterKey,
+    /// Raised when a lock of this repository's is lost.
+    lost: Arc<AtomicBool>,
 }
 
 impl Locker<'_> {
@@ -189,19 +213,65 @@ impl Locker<'_> {
 
     fn start_refresh(&self, mut guard: LockGuard, id: ObjectId, mut info: LockInfo) -> LockGuard {
         let stop = guard.stop.clone();
+        let lost = self.lost.clone();
         let backend = self.backend.clone();
         let key = self.key.clone();
-        guard.refresher = Some(std::thread::spawn(move || loop {
-            std::thread::park_timeout(REFRESH_EVERY);
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            info.time = crate::util::rfc3339(crate::util::now());
-            if let Err(e) = put_lock(backend.as_ref(), &key, &id, &info) {
-                tracing::warn!("could not refresh the repository lock: {e}");
+        let path = guard.path.clone();
+        let every = refresh_every();
+        guard.refresher = Some(std::thread::spawn(move || {
+            let mut last_ok = std::time::Instant::now();
+            let mut wait = every;
+            loop {
+                std::thread::park_timeout(wait);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let why = match backend.stat(&path) {
+                    Err(StorageError::NotFound(_)) => Some(
+                        "its lock file was removed (another process judged it stale)".to_string(),
+                    ),
+                    _ => {
+                        info.time = crate::util::rfc3339(crate::util::now());
+                        match put_lock(backend.as_ref(), &key, &id, &info) {
+                            Ok(()) => {
+                                last_ok = std::time::Instant::now();
+                                wait = every;
+                                None
+                            }
+                            Err(e) if last_ok.elapsed() > STALE_AFTER / 2 => Some(format!(
+                                "it could not be refreshed for {} minutes ({e})",
+                                last_ok.elapsed().as_secs() / 60
+                            )),
+                            Err(e) => {
+                                tracing::warn!(
+                                    "could not refresh the repository lock ({e}); retrying"
+                                );
+                                wait = RETRY_EVERY.min(every);
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(why) = why {
+                    tracing::error!("the repository lock was lost: {why}; stopping before anything more is written");
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
             }
         }));
         guard
+    }
+}
+
+impl Repository {
+    /// Fail when a lock this run holds was lost: nothing may be written after it.
+    pub fn check_lock(&self) -> Result<()> {
+        if self.lock_lost.load(Ordering::SeqCst) {
+            return Err(Error::LockLost(
+                "removed as stale by another process, or not refreshed in time".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -45,6 +45,62 @@ pub const DIRS: &[&str] = &[
     "audit",
 ];
 
+/// Catalog meta keys: the key file this machine opened last (tried first next
+/// time), a fingerprint of the key set (trust on first use), the newest key epoch seen.
+const LAST_KEY: &str = "key_file";
+pub(crate) const KEY_FINGERPRINT: &str = "key_fingerprint";
+pub(crate) const KEY_EPOCH: &str = "key_epoch";
+
+/// A fingerprint of the key set for the catalog: a check value in a domain no
+/// config uses (epoch `u32::MAX`), revealing nothing of the keys.
+pub(crate) fn key_fingerprint(key: &MasterKey, config: &RepoConfig) -> String {
+    hex::encode(key.check_value(&config.id_bytes(), "catalog fingerprint", u32::MAX))
+}
+
+/// Refuse a key set other than the one this machine used before for this
+/// repository id: someone replaced both the config and the key files.
+fn trust_on_first_use(
+    catalog: &Catalog,
+    key: &MasterKey,
+    config: &RepoConfig,
+    location: &str,
+) -> Result<()> {
+    let fp = key_fingerprint(key, config);
+    match catalog.meta(KEY_FINGERPRINT)? {
+        Some(old) if old != fp => Err(Error::Failed(format!(
+            "the repository at {location} now holds other keys than the ones this machine used for it before: someone replaced its config and key files. Do not write to it; check the copy, or restore from another (the catalog {} remembers the old keys' fingerprint)",
+            catalog.path().display()
+        ))),
+        Some(_) => Ok(()),
+        None => catalog.set_meta(KEY_FINGERPRINT, &fp),
+    }
+}
+
+/// Rewrite a format-1 config as format 2 (with the key check), once the key is
+/// known to be the repository's. Where the copy cannot be written (read-only
+/// media, read-only credentials) it stays format 1 and is read as it is.
+fn upgrade(backend: &dyn Backend, old: RepoConfig, key: &MasterKey) -> RepoConfig {
+    let new = RepoConfig::new_v2(old.id.clone(), old.created.clone(), key, key.epoch());
+    match backend.put("config", &new.to_json()) {
+        Ok(()) => {
+            tracing::info!(
+                "repository {} upgraded to format {}",
+                backend.location(),
+                new.version
+            );
+            new
+        }
+        Err(e) => {
+            tracing::warn!(
+                "repository {} stays at format {} for now: {e}",
+                backend.location(),
+                old.version
+            );
+            old
+        }
+    }
+}
+
 /// Largest structured object (index, snapshot, tree) we accept when decoding.
 const MAX_OBJECT: usize = 512 * 1024 * 1024;
 
@@ -56,6 +112,8 @@ pub struct Repository {
     catalog: Arc<Catalog>,
     /// How long `lock` waits for a conflicting lock to go (HCBACKUP_LOCK_WAIT).
     lock_wait: std::time::Duration,
+    /// Raised when a lock this process holds here is lost (`check_lock`).
+    lock_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// An object that does not read back: its path and why.
@@ -91,10 +149,30 @@ impl Repository {
         password: PasswordFn<'_>,
         catalog_path: impl FnOnce(&RepoConfig) -> std::path::PathBuf,
     ) -> Result<Repository> {
-        let config = RepoConfig::load(backend.as_ref())?;
-        let pw = password()?;
-        let (key, key_id) = keys::unlock(backend.as_ref(), &config, pw.as_bytes())?;
+        let mut config = RepoConfig::load(backend.as_ref())?;
         let catalog = Arc::new(Catalog::open(&catalog_path(&config))?);
+        let preferred = catalog.meta(LAST_KEY)?;
+        let pw = password()?;
+        let (mut key, key_id) = keys::unlock(
+            backend.as_ref(),
+            &config,
+            pw.as_bytes(),
+            preferred.as_deref(),
+        )?;
+        drop(pw);
+        trust_on_first_use(&catalog, &key, &config, &backend.location())?;
+        catalog.set_meta(LAST_KEY, &key_id)?;
+        // The newest epoch this machine has seen: a config rolled back by someone
+        // with access to the storage does not move writing back to a spent key.
+        let seen: u32 = catalog
+            .meta(KEY_EPOCH)?
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        key.set_epoch(config.key_epoch.max(seen));
+        catalog.set_meta(KEY_EPOCH, &key.epoch().to_string())?;
+        if config.version < config::FORMAT_VERSION {
+            config = upgrade(backend.as_ref(), config, &key);
+        }
         let repo = Repository {
             backend,
             config,
@@ -102,6 +180,7 @@ impl Repository {
             key_id,
             catalog,
             lock_wait: std::time::Duration::ZERO,
+            lock_lost: Arc::default(),
         };
         repo.sync_catalog()?;
         Ok(repo)
@@ -150,6 +229,7 @@ impl Repository {
     /// Seal and store a structured object (index, snapshot, lock) under `dir/<id>`,
     /// the id being the keyed hash of its plaintext.
     pub(crate) fn write_object(&self, kind: Kind, dir: &str, plain: &[u8]) -> Result<ObjectId> {
+        self.check_lock()?;
         let id = ObjectId(self.key.id_of(plain));
         let sealed = codec::encode(&self.key, kind, &id.0, plain);
         self.backend
@@ -178,17 +258,43 @@ impl Repository {
     /// Read one blob, checking its authenticity and that it hashes to its id.
     pub fn read_blob(&self, kind: Kind, id: BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(kind, id)?;
-        self.read_blob_at(kind, id, &loc)
+        self.read_blob_from(kind, id, &loc)
     }
 
     /// Where a blob is, or a "missing" error naming it.
     pub fn locate(&self, kind: Kind, id: BlobId) -> Result<Location> {
-        self.catalog.lookup(&id)?.ok_or_else(|| {
+        self.catalog.lookup(kind, &id)?.ok_or_else(|| {
             Error::missing(
                 format!("{} {}", kind.name(), id.short()),
                 "no index lists it",
             )
         })
+    }
+
+    /// Read a blob starting at `first`; when that copy is damaged or gone, every
+    /// other copy the catalog knows is tried before the first error is returned.
+    /// A pack someone planted or damaged never hides a good copy elsewhere.
+    pub fn read_blob_from(&self, kind: Kind, id: BlobId, first: &Location) -> Result<Vec<u8>> {
+        let err = match self.read_blob_at(kind, id, first) {
+            Ok(b) => return Ok(b),
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        for loc in self.catalog.locations(kind, &id)? {
+            if loc.pack == first.pack && loc.offset == first.offset {
+                continue;
+            }
+            if let Ok(b) = self.read_blob_at(kind, id, &loc) {
+                tracing::warn!(
+                    "{err}; read {} {} from pack {} instead",
+                    kind.name(),
+                    id.short(),
+                    loc.pack.to_hex()
+                );
+                return Ok(b);
+            }
+        }
+        Err(err)
     }
 
     /// Read a blob at a known location, with the same checks as `read_blob`.

@@ -1,6 +1,7 @@
 //! Adding blobs: dedup against the catalog, seal, gather into packs, write packs.
 //!
-//! Safe to call from many threads. A blob id is always either in the `pending` set
+//! Safe to call from many threads. A blob (kind and id: a data chunk and a tree
+//! with the same id are two blobs) is always either in the `pending` set
 //! (sealed, in a pack not yet durable) or in the catalog (in a durable pack), so two
 //! threads never store the same chunk twice. Full packs go to one writer thread
 //! through a short queue (two packs), so hashing, compressing and encrypting go on
@@ -20,7 +21,7 @@ use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::model::index::IndexedPack;
-use crate::pack::{PackBuilder, PackEntry};
+use crate::pack::{BlobKey, PackBuilder, PackEntry};
 use crate::storage::{pack_path, Backend};
 
 /// A pack is written once its blobs reach this size.
@@ -32,7 +33,7 @@ const QUEUE: usize = 2;
 struct State {
     data: PackBuilder,
     trees: PackBuilder,
-    pending: HashSet<[u8; 32]>,
+    pending: HashSet<BlobKey>,
 }
 
 #[derive(Default)]
@@ -97,13 +98,16 @@ impl<'r> BlobWriter<'r> {
         if self.shared.failed.load(Ordering::Relaxed) {
             return Err(Error::Failed("writing packs failed".into()));
         }
-        if self.shared.lock().pending.contains(&id) || self.repo.catalog().has_blob(&BlobId(id))? {
+        self.repo.check_lock()?;
+        if self.shared.lock().pending.contains(&(kind, id))
+            || self.repo.catalog().has_blob(kind, &BlobId(id))?
+        {
             return Ok(false);
         }
         let sealed = codec::encode(self.repo.key(), kind, &id, plain);
         let full = {
             let mut st = self.shared.lock();
-            if !st.pending.insert(id) {
+            if !st.pending.insert((kind, id)) {
                 return Ok(false);
             }
             let builder = if kind == Kind::Tree {
@@ -203,7 +207,7 @@ fn write_pack(
     sh.packs.fetch_add(1, Ordering::Relaxed);
     let mut st = sh.lock();
     for b in &blobs {
-        st.pending.remove(&b.id);
+        st.pending.remove(&b.key());
     }
     Ok(())
 }

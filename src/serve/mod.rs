@@ -3,9 +3,11 @@
 //! `/api/backup/status`, `/api/backup/history` and `/metrics` (each behind the
 //! bearer token HCBACKUP_STATUS_TOKEN, compared in constant time).
 //!
-//! One connection at a time, one request per connection, 10 s to send it: the
-//! answers take milliseconds and the clients are a monitor and a browser, so a
-//! sequential server keeps the repository handle single-threaded and simple.
+//! Connections are served concurrently on one thread (the answers take
+//! milliseconds and share one repository handle), at most `MAX_CONNECTIONS` at
+//! once; each has 5 s to send its headers (16 KiB at most) and 10 s in all, and
+//! one request. Request bodies are never read. So idle or slow sockets, opened
+//! without the token, cannot stall `/healthz` or the monitor.
 
 pub mod metrics;
 
@@ -23,6 +25,11 @@ use crate::ops::status::Status;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen queue.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Largest request head (request line and headers) read.
+const MAX_HEAD: usize = 16 * 1024;
 
 /// What the server answers with, computed per request.
 pub struct Routes<'a> {
@@ -148,28 +155,40 @@ pub fn serve(listener: std::net::TcpListener, routes: &Routes<'_>) -> Result<()>
         .set_nonblocking(true)
         .map_err(|e| Error::Failed(format!("listening: {e}")))?;
     rt.block_on(async {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::Failed(format!("listening: {e}")))?;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.keep_alive(false)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(MAX_HEAD);
+        let mut open = FuturesUnordered::new();
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    continue;
+            tokio::select! {
+                accepted = listener.accept(), if open.len() < MAX_CONNECTIONS => {
+                    let stream = match accepted {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            continue;
+                        }
+                    };
+                    let conn = http.serve_connection(
+                        TokioIo::new(stream),
+                        hyper::service::service_fn(|req| async move {
+                            Ok::<_, Infallible>(routes.handle(&req))
+                        }),
+                    );
+                    open.push(async move {
+                        match tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("connection: {e}"),
+                            Err(_) => tracing::debug!("connection: no answer within 10 s"),
+                        }
+                    });
                 }
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(false)
-                .serve_connection(
-                    TokioIo::new(stream),
-                    hyper::service::service_fn(|req| async move {
-                        Ok::<_, Infallible>(routes.handle(&req))
-                    }),
-                );
-            match tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!("connection: {e}"),
-                Err(_) => tracing::debug!("connection: no request within 10 s"),
+                Some(()) = open.next(), if !open.is_empty() => {}
             }
         }
     })

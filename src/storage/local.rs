@@ -23,8 +23,22 @@ impl LocalBackend {
         LocalBackend { root: root.into() }
     }
 
-    fn full(&self, path: &str) -> PathBuf {
-        self.root.join(path)
+    /// The file of object `path`. Paths come from this program, but some are made
+    /// of names another copy listed: anything absolute, empty, `.` or `..` in
+    /// them is refused rather than joined.
+    fn full(&self, path: &str) -> StorageResult<PathBuf> {
+        let ok = !path.is_empty()
+            && !path.contains('\0')
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !ok {
+            return Err(StorageError::Permanent(format!(
+                "refusing object name {:?}: not a name inside the repository",
+                crate::model::tree::escape(path.as_bytes())
+            )));
+        }
+        Ok(self.root.join(path))
     }
 }
 
@@ -114,7 +128,7 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
-        let dest = self.full(path);
+        let dest = self.full(path)?;
         let dir = dest
             .parent()
             .expect("object paths have a folder")
@@ -153,11 +167,11 @@ impl Backend for LocalBackend {
     }
 
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
-        fs::read(self.full(path)).map_err(|e| map(path, e))
+        fs::read(self.full(path)?).map_err(|e| map(path, e))
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
-        let mut f = File::open(self.full(path)).map_err(|e| map(path, e))?;
+        let mut f = File::open(self.full(path)?).map_err(|e| map(path, e))?;
         let mut buf = vec![0u8; len as usize];
         f.seek(SeekFrom::Start(offset)).map_err(|e| map(path, e))?;
         f.read_exact(&mut buf).map_err(|e| {
@@ -171,14 +185,14 @@ impl Backend for LocalBackend {
     }
 
     fn stat(&self, path: &str) -> StorageResult<u64> {
-        Ok(fs::metadata(self.full(path))
+        Ok(fs::metadata(self.full(path)?)
             .map_err(|e| map(path, e))?
             .len())
     }
 
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
         let mut out = Vec::new();
-        let base = self.full(dir);
+        let base = self.full(dir)?;
         let rd = match fs::read_dir(&base) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
@@ -220,11 +234,11 @@ impl Backend for LocalBackend {
             }
         }
         out.sort();
-        Ok(out)
+        Ok(super::shaped(dir, out))
     }
 
     fn delete(&self, path: &str) -> StorageResult<()> {
-        fs::remove_file(self.full(path)).map_err(|e| map(path, e))
+        fs::remove_file(self.full(path)?).map_err(|e| map(path, e))
     }
 
     /// `.tmp-*` files are writes in progress; one older than `age` belongs to a run
@@ -260,7 +274,7 @@ impl Backend for LocalBackend {
         b.create(&self.root)
             .map_err(|e| map(&self.root.display().to_string(), e))?;
         for d in dirs {
-            b.create(self.full(d)).map_err(|e| map(d, e))?;
+            b.create(self.full(d)?).map_err(|e| map(d, e))?;
         }
         Ok(())
     }
@@ -275,24 +289,52 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(d.path().join("repo"));
         b.create_layout(&["index"]).unwrap();
-        b.put("packs/ab/abc", b"xyz").unwrap();
-        b.put("index/i1", b"1").unwrap();
-        assert_eq!(b.get("packs/ab/abc").unwrap(), b"xyz");
-        assert_eq!(b.get_range("packs/ab/abc", 1, 2).unwrap(), b"yz");
-        assert!(b.get_range("packs/ab/abc", 2, 2).is_err());
-        assert_eq!(b.list("packs").unwrap(), vec![("ab/abc".to_string(), 3)]);
+        let id = format!("ab{}", "c".repeat(62));
+        let i1 = "1".repeat(64);
+        b.put(&format!("packs/ab/{id}"), b"xyz").unwrap();
+        b.put(&format!("index/{i1}"), b"1").unwrap();
+        assert_eq!(b.get(&format!("packs/ab/{id}")).unwrap(), b"xyz");
+        assert_eq!(b.get_range(&format!("packs/ab/{id}"), 1, 2).unwrap(), b"yz");
+        assert!(b.get_range(&format!("packs/ab/{id}"), 2, 2).is_err());
+        assert_eq!(b.list("packs").unwrap(), vec![(format!("ab/{id}"), 3)]);
         assert!(matches!(
             b.get("index/none"),
             Err(StorageError::NotFound(_))
         ));
-        b.delete("index/i1").unwrap();
+        b.delete(&format!("index/{i1}")).unwrap();
         assert!(b.list("index").unwrap().is_empty());
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(d.path().join("repo/packs/ab/abc"))
+        let mode = fs::metadata(d.path().join("repo/packs/ab").join(&id))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn names_that_leave_the_folder_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(d.path().join("repo"));
+        b.create_layout(&["keys"]).unwrap();
+        for bad in [
+            "keys/../../x",
+            "../x",
+            "/etc/x",
+            "keys//x",
+            "keys/./x",
+            "",
+            "keys/a\0b",
+        ] {
+            assert!(
+                matches!(b.put(bad, b"x"), Err(StorageError::Permanent(_))),
+                "{bad}"
+            );
+            assert!(b.get(bad).is_err() && b.delete(bad).is_err(), "{bad}");
+        }
+        assert!(!d.path().join("x").exists());
+        // Planted files of another shape are not listed.
+        fs::write(d.path().join("repo/keys/notes.txt"), b"x").unwrap();
+        assert!(b.list("keys").unwrap().is_empty());
     }
 
     #[test]
@@ -332,7 +374,8 @@ mod tests {
     fn only_old_partial_writes_are_removed() {
         let d = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(d.path());
-        b.put("packs/ab/abc", b"xyz").unwrap();
+        let id = format!("ab{}", "c".repeat(62));
+        b.put(&format!("packs/ab/{id}"), b"xyz").unwrap();
         let old = d.path().join("packs/ab/.tmp-dead");
         let fresh = d.path().join("packs/ab/.tmp-running");
         fs::write(&old, b"partial").unwrap();

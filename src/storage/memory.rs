@@ -66,14 +66,15 @@ impl Backend for MemoryBackend {
 
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        Ok(self
+        let listing = self
             .objects
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, v)| (k[prefix.len()..].to_string(), v.len() as u64))
-            .collect())
+            .collect();
+        Ok(super::shaped(dir, listing))
     }
 
     fn delete(&self, path: &str) -> StorageResult<()> {

@@ -77,7 +77,8 @@ pub type StorageResult<T> = Result<T, StorageError>;
 ///   the same bytes succeeds (objects are immutable and content-named).
 /// - `get`/`get_range` return exactly the stored bytes or `NotFound`.
 /// - `list(dir)` returns every object under `dir` (one level of fan-out folders
-///   included) as (name relative to `dir`, size); temporary files are never listed.
+///   included) as (name relative to `dir`, size); temporary files are never listed,
+///   and neither is any name not of the repository's own shape (`well_formed`).
 /// - `delete` of a missing object is `NotFound`.
 pub trait Backend: Send + Sync {
     /// Where this is, for messages.
@@ -124,6 +125,41 @@ pub fn cloud_timeout() -> std::time::Duration {
             .filter(|s| *s > 0)
             .unwrap_or(300),
     )
+}
+
+/// Whether `name`, listed under `dir`, has the shape of an object this program
+/// writes: 64 lower-case hex digits, and for packs `ab/ab…` (the fan-out folder
+/// being the id's first two digits). A listing is storage's word and storage is
+/// hostile: a name like `../../x` or `/etc/cron.d/x` must never reach a path.
+pub fn well_formed(dir: &str, name: &str) -> bool {
+    let hex64 =
+        |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    match dir.trim_end_matches('/') {
+        "packs" => name
+            .split_once('/')
+            .is_some_and(|(fan, id)| hex64(id) && fan == &id[..2]),
+        _ => hex64(name),
+    }
+}
+
+/// Keep the listed names of repository shape; say once which were dropped.
+pub(crate) fn shaped(dir: &str, mut listing: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let before = listing.len();
+    let mut example = None;
+    listing.retain(|(n, _)| {
+        let ok = well_formed(dir, n);
+        if !ok && example.is_none() {
+            example = Some(crate::model::tree::escape(n.as_bytes()));
+        }
+        ok
+    });
+    if let Some(e) = example {
+        tracing::warn!(
+            "ignored {} object name(s) under {dir}/ that this program never writes (such as {e:?}): someone else wrote to the repository",
+            before - listing.len()
+        );
+    }
+    listing
 }
 
 /// The object path of a pack (`packs/ab/abcd…`).

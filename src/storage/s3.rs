@@ -424,7 +424,7 @@ impl Backend for S3Backend {
             }
         }
         out.sort();
-        Ok(out)
+        Ok(super::shaped(dir, out))
     }
 
     fn delete(&self, path: &str) -> StorageResult<()> {

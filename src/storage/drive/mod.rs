@@ -422,6 +422,7 @@ impl Backend for DriveBackend {
             .map(|(name, copies)| (name.clone(), copies[0].size))
             .collect();
         out.sort();
+        let out = super::shaped(dir, out);
         if !dir.is_empty() {
             self.state
                 .lock()

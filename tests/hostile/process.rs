@@ -1,0 +1,316 @@
+//! Hostile surroundings of the process: children that should not see secrets,
+//! settings files others can write, the status server's sockets, the catalog's
+//! files, a lock taken away, and what sizes a copy reveals.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use crate::common::pg::Server;
+use crate::common::*;
+
+/// Secrets of the process's environment that no child may inherit.
+const SECRETS: &[(&str, &str)] = &[
+    ("AWS_SECRET_ACCESS_KEY", "aws-secret-6d1f"),
+    ("AWS_SESSION_TOKEN", "aws-session-71c2"),
+    ("SMTP_PASSWORD", "smtp-secret-09ab"),
+    (
+        "HCBACKUP_WEBHOOK_URL",
+        "http://127.0.0.1:9/hook-secret-5e3d",
+    ),
+    ("HCBACKUP_STATUS_TOKEN", "status-token-secret-2f4e"),
+];
+
+/// Attack: pg_dump, pg_dumpall and a password command are programs the operator
+/// chose, but a compromised one (or anything it runs) reads its environment.
+/// Each must see what it needs (PGPASSWORD for the PostgreSQL programs) and none
+/// of hcbackup's secrets: the repository password, cloud keys, SMTP and webhook.
+#[test]
+fn children_see_no_secret_of_hcbackup() {
+    let server = Server::from_env();
+    let db = server.create("envleak");
+    db.load_clinic(1);
+    let env = Env::new();
+    let dump_env = env.path("seen");
+    fs::create_dir_all(&dump_env).unwrap();
+    let script = format!(
+        "env > {}/$(basename $0).$$\nexec $REAL \"$@\"",
+        dump_env.display()
+    );
+    let bin = env.pg_bin("bin", &[("pg_dump", &script), ("pg_dumpall", &script)]);
+    let pw_file = env.path("seen/password-command");
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    let mut c = env.pg_cmd_bin(&server, &db.name, &bin);
+    for (k, v) in SECRETS {
+        c.env(k, v);
+    }
+    c.env_remove("HCBACKUP_PASSWORD")
+        .env(
+            "HCBACKUP_PASSWORD_COMMAND",
+            format!("env > {}; echo '{PASSWORD}'", pw_file.display()),
+        )
+        .env("HCBACKUP_NOTIFY_SUCCESS", "0");
+    let o = c
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let seen: Vec<_> = fs::read_dir(&dump_env)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        seen.len() >= 3,
+        "pg_dump, pg_dumpall and the password command ran: {seen:?}"
+    );
+    for f in &seen {
+        let text = fs::read_to_string(f).unwrap();
+        for (k, v) in SECRETS {
+            assert!(!text.contains(v), "{} saw {k}", f.display());
+        }
+        assert!(
+            !text.contains(PASSWORD),
+            "{} saw the repository password",
+            f.display()
+        );
+        assert!(
+            !text.contains("HCBACKUP_PASSWORD"),
+            "{} saw HCBACKUP_PASSWORD",
+            f.display()
+        );
+    }
+    // The dump itself (not `pg_dump --version`) got the login it needs.
+    let logins = seen
+        .iter()
+        .filter(|f| {
+            fs::read_to_string(f)
+                .unwrap()
+                .contains(&format!("PGPASSWORD={}", server.password))
+        })
+        .count();
+    assert!(logins >= 2, "pg_dump and pg_dumpall got their login");
+    // And with the password in the environment: no child inherits it.
+    for f in fs::read_dir(&dump_env).unwrap() {
+        fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let mut c = env.pg_cmd_bin(&server, &db.name, &bin);
+    c.env("HCBACKUP_PASSWORD", PASSWORD);
+    let o = c
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let seen: Vec<_> = fs::read_dir(&dump_env)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(seen.len() >= 2, "{seen:?}");
+    for f in seen {
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains(PASSWORD),
+            "{} saw the repository password",
+            f.display()
+        );
+    }
+}
+
+/// Attack: someone who can write the working folder plants `.env` (a password
+/// command of theirs, a pg_dump of theirs) or makes `hcbackup.toml` writable.
+#[test]
+fn settings_files_others_can_write_are_refused() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    let planted = env.path(".env");
+    fs::write(&planted, "HCBACKUP_PG_BIN=/tmp/evil\n").unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o666)).unwrap();
+    let o = env.run(&["snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refusing .env") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    // Owned by another user: refused too.
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    let o = env.run(&["snapshot", src.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("belongs to uid 65534"),
+        "{}",
+        out(&o)
+    );
+    fs::remove_file(&planted).unwrap();
+    let toml = env.path("hcbackup.toml");
+    fs::write(&toml, "").unwrap();
+    fs::set_permissions(&toml, fs::Permissions::from_mode(0o620)).unwrap();
+    let o = env.run(&["snapshots"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refusing hcbackup.toml"),
+        "{}",
+        out(&o)
+    );
+    // The operator's own, private files are read.
+    fs::set_permissions(&toml, fs::Permissions::from_mode(0o600)).unwrap();
+    env.ok(&["snapshot", src.to_str().unwrap()]);
+}
+
+/// Attack: without the token, open idle sockets to the status server and trickle
+/// a request byte by byte, so that the monitor's `/healthz` gets no answer.
+/// (And, while it runs, the catalog's files are checked.)
+#[test]
+fn idle_and_slow_sockets_do_not_stall_the_status_server() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    env.snapshot(&[&src]);
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = env
+        .cmd()
+        .env("HCBACKUP_STATUS_TOKEN", "a-long-enough-status-token")
+        .args(["serve", "--listen", &addr])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let connect = || loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => return s,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("serve did not start: {e}"),
+        }
+    };
+    let idle: Vec<_> = (0..40).map(|_| connect()).collect();
+    // Meanwhile: the catalog holds per-file sizes, inodes and chunk lists in
+    // plaintext; every file of it, the SQLite -wal and -shm files of the open
+    // catalog too, is private from the first byte.
+    let files: Vec<_> = fs::read_dir(&env.cache)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.file_name().to_string_lossy().ends_with("-wal")),
+        "{files:?}"
+    );
+    for f in files {
+        let m = f.metadata().unwrap();
+        let want = if m.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            m.mode() & 0o777,
+            want,
+            "{} is {:o}",
+            f.path().display(),
+            m.mode() & 0o777
+        );
+    }
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let asked = Instant::now();
+    let mut s = connect();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "healthz took {:?}",
+        asked.elapsed()
+    );
+    // A request that never finishes its headers is dropped within seconds.
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        asked.elapsed() < Duration::from_secs(12),
+        "a slow request held on for {:?}",
+        asked.elapsed()
+    );
+    drop(idle);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Attack (on the lock): another process removes this run's lock as stale while
+/// the run goes on. The run stops before writing its index or manifest, exit 11.
+#[test]
+fn a_run_whose_lock_is_taken_away_stops() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), &text(51, 10_000));
+    env.snapshot(&[&src]);
+    write(&src.join("b.txt"), &text(52, 10_000));
+    let child = env
+        .cmd()
+        .env("HCBACKUP_TEST_LOCK_REFRESH_SECS", "1")
+        .env("HCBACKUP_TEST_PAUSE", "before-index:4")
+        .args(["snapshot", src.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let lock = loop {
+        let found: Vec<_> = fs::read_dir(env.repo.join("locks"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if let Some(l) = found.into_iter().next() {
+            break l;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no lock appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    fs::remove_file(&lock).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lost its repository lock"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        env.snapshot_ids().len(),
+        1,
+        "no snapshot was written without a lock"
+    );
+    env.ok(&["verify"]);
+}
+
+/// What a copy reveals of sizes: an incompressible upload's exact size once
+/// showed in its pack's size. Two uploads whose sizes differ by a hundred bytes
+/// now make packs of the same size.
+#[test]
+fn packs_do_not_reveal_exact_upload_sizes() {
+    let sizes: Vec<Vec<u64>> = [200_000usize, 200_100]
+        .iter()
+        .map(|&n| {
+            let env = Env::new();
+            let src = env.path("uploads");
+            write(&src.join("scan.jpg"), &noise(60, n));
+            env.snapshot(&[&src]);
+            let mut packs: Vec<u64> = pack_files(&env.repo)
+                .iter()
+                .map(|p| fs::metadata(p).unwrap().len())
+                .collect();
+            packs.sort();
+            packs
+        })
+        .collect();
+    assert_eq!(sizes[0].len(), 2, "a data pack and a tree pack");
+    assert_eq!(sizes[0], sizes[1], "pack sizes reveal the upload's size");
+}

@@ -1,0 +1,334 @@
+//! Hostile storage: whoever can write the copy (the bucket's credentials, the USB
+//! disk, the Drive folder) but has no password. The same attacks against a
+//! local folder, S3 (moto) and Google Drive (the project's test server).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use hcbackup::storage::{Backend, DriveBackend, DriveConfig, LocalBackend, S3Backend, S3Config};
+
+use crate::common::drive::DriveServer;
+use crate::common::s3 as moto;
+use crate::common::*;
+
+/// A repository copy and the attacker's raw access to its objects.
+pub struct Store {
+    pub env: Env,
+    pub location: String,
+    drive: Option<DriveServer>,
+    pub raw: Arc<dyn Backend>,
+}
+
+impl Store {
+    pub fn local() -> Store {
+        let env = Env::uninit();
+        let location = env.repo.display().to_string();
+        let raw: Arc<dyn Backend> = Arc::new(LocalBackend::new(&env.repo));
+        Store::init(Store {
+            env,
+            location,
+            drive: None,
+            raw,
+        })
+    }
+
+    pub fn s3() -> Store {
+        let env = Env::uninit();
+        let bucket = moto::new_bucket("hcb-hostile");
+        let location = format!("s3://{bucket}/clinic");
+        let mut cfg = S3Config::from_url(&location).unwrap();
+        cfg.endpoint = Some(moto::endpoint());
+        let raw: Arc<dyn Backend> = Arc::new(S3Backend::new(cfg).unwrap());
+        Store::init(Store {
+            env,
+            location,
+            drive: None,
+            raw,
+        })
+    }
+
+    pub fn drive() -> Store {
+        let env = Env::uninit();
+        let server = DriveServer::start();
+        let folder = server.shared_folder("hostile");
+        let raw: Arc<dyn Backend> = Arc::new(
+            DriveBackend::new(DriveConfig::new(
+                &folder,
+                &server.credentials(),
+                &server.root_url,
+            ))
+            .unwrap(),
+        );
+        let location = format!("drive://{folder}");
+        Store::init(Store {
+            env,
+            location,
+            drive: Some(server),
+            raw,
+        })
+    }
+
+    fn init(s: Store) -> Store {
+        s.ok(&["init"]);
+        s
+    }
+
+    /// The binary on this copy, with what it needs to reach the cloud.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.env.cmd_repo(OsStr::new(&self.location));
+        c.env("AWS_ENDPOINT_URL", moto::endpoint());
+        if let Some(d) = &self.drive {
+            c.env("GOOGLE_CREDENTIALS", d.credentials())
+                .env("HCBACKUP_DRIVE_ROOT_URL", &d.root_url);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?} on {}: {}",
+            self.location,
+            out(&o)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    pub fn snapshot(&self, src: &std::path::Path) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["--json", "snapshot", src.to_str().unwrap()])).unwrap()
+    }
+
+    /// Restore `id` into a new folder `into` and return the restored source.
+    pub fn restore(&self, id: &str, into: &str) -> std::path::PathBuf {
+        let t = self.env.path(into);
+        self.ok(&["restore", id, "--target", t.to_str().unwrap()]);
+        t.join("uploads")
+    }
+
+    /// Every pack: (object path, size).
+    pub fn packs(&self) -> Vec<(String, u64)> {
+        self.raw
+            .list("packs")
+            .unwrap()
+            .into_iter()
+            .map(|(n, s)| (format!("packs/{n}"), s))
+            .collect()
+    }
+}
+
+fn clinic(store: &Store) -> std::path::PathBuf {
+    let src = store.env.path("uploads");
+    write(&src.join("exams/ct.dcm"), &noise(21, 3 << 20));
+    write(&src.join("records/p1.txt"), &text(22, 200_000));
+    src
+}
+
+/// Attack (no key needed): copy a real pack's sealed header onto random bytes,
+/// name the file by its hash so that it sorts before the real pack, and wait for
+/// the next snapshot and prune. Once, the snapshot indexed the decoy, restores
+/// failed and prune deleted the real pack as a duplicate, for good.
+fn a_decoy_pack_loses_nothing(store: Store) {
+    let src = clinic(&store);
+    let first = store.snapshot(&src);
+    let (real, _) = store.packs().into_iter().max_by_key(|(_, s)| *s).unwrap();
+    let bytes = store.raw.get(&real).unwrap();
+    let hlen = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap()) as usize;
+    let header = &bytes[bytes.len() - 4 - hlen..];
+    let real_name = real.rsplit('/').next().unwrap().to_string();
+    let decoy = loop {
+        let mut d = noise(rand::random(), bytes.len() - header.len());
+        d.extend_from_slice(header);
+        let name = blake3::hash(&d).to_hex().to_string();
+        if name < real_name {
+            break (format!("packs/{}/{name}", &name[..2]), d);
+        }
+    };
+    store.raw.put(&decoy.0, &decoy.1).unwrap();
+
+    // The next snapshot refuses the decoy, says so, and saves its own data.
+    write(&src.join("exams/new.pdf"), &noise(23, 400_000));
+    let o = store.run(&["--json", "snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("belongs to another pack"), "{err}");
+    assert_same_tree(&src, &store.restore("latest", "r-latest"));
+
+    // Prune: the real pack stays (both snapshots need it); the decoy is never
+    // trusted as a copy of its blobs, and never deleted as ours.
+    let pruned = store.ok(&["prune"]);
+    assert!(
+        store.raw.get(&real).is_ok(),
+        "prune deleted the real pack: {pruned}"
+    );
+    assert_same_tree(&src, &store.restore("latest", "r-after-prune"));
+    let old = store.restore(first["id"].as_str().unwrap(), "r-first");
+    assert!(old.join("exams/ct.dcm").is_file() && !old.join("exams/new.pdf").exists());
+    // verify names the planted object.
+    let v = store.run(&["verify", "--read-data"]);
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    let report = String::from_utf8_lossy(&v.stdout) + String::from_utf8_lossy(&v.stderr);
+    let decoy_name = decoy.0.rsplit('/').next().unwrap();
+    assert!(
+        report.contains(decoy_name) && report.contains("belongs to another pack"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_decoy_pack_in_a_local_copy_loses_nothing() {
+    a_decoy_pack_loses_nothing(Store::local());
+}
+
+#[test]
+fn a_decoy_pack_in_s3_loses_nothing() {
+    a_decoy_pack_loses_nothing(Store::s3());
+}
+
+#[test]
+fn a_decoy_pack_in_drive_loses_nothing() {
+    a_decoy_pack_loses_nothing(Store::drive());
+}
+
+/// Attack: the copy lists names that climb out of a folder (`keys/../../x`),
+/// and the operator mirrors it to a USB folder after the server is lost.
+fn hostile_names_stay_inside(store: Store) {
+    let src = clinic(&store);
+    store.snapshot(&src);
+    let payload = b"planted by the storage";
+    for planted in [
+        "keys/../../../escaped-key",
+        "snapshots/../../escaped-snapshot",
+        "index/..",
+        "audit/%2e%2e/escaped-audit",
+    ] {
+        store.raw.put(planted, payload).unwrap();
+    }
+    let usb = store.env.path("usb/copy");
+    fs::write(
+        store.env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    let o = store.run(&["mirror", "--destination", "usb"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("never writes"),
+        "{}",
+        out(&o)
+    );
+    // Nothing above the USB copy: every file the test's folder holds is where it belongs.
+    for bad in ["escaped-key", "escaped-snapshot", "escaped-audit"] {
+        assert!(
+            find_named(store.env.dir.path(), bad).is_none(),
+            "{bad} escaped"
+        );
+    }
+    assert!(find_in_tree(store.env.dir.path(), payload).is_none());
+    // The copy is whole and restores.
+    let copy = Store {
+        env: Env {
+            dir: tempfile::tempdir().unwrap(),
+            repo: usb.clone(),
+            cache: store.env.cache.clone(),
+        },
+        location: usb.display().to_string(),
+        drive: None,
+        raw: Arc::new(LocalBackend::new(&usb)),
+    };
+    assert_same_tree(&src, &copy.restore("latest", "r"));
+}
+
+fn find_named(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in fs::read_dir(root).ok()? {
+        let e = e.ok()?;
+        if e.file_name() == name {
+            return Some(e.path());
+        }
+        if e.file_type().ok()?.is_dir() {
+            if let Some(f) = find_named(&e.path(), name) {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn hostile_names_listed_by_s3_stay_inside_the_copy() {
+    hostile_names_stay_inside(Store::s3());
+}
+
+#[test]
+fn hostile_names_listed_by_drive_stay_inside_the_copy() {
+    hostile_names_stay_inside(Store::drive());
+}
+
+/// Attack: swap two index objects, truncate a pack. Each is detected and named;
+/// nothing that is still there is lost.
+fn swapped_and_truncated_objects_are_named(store: Store) {
+    let src = clinic(&store);
+    store.snapshot(&src);
+    write(&src.join("records/p2.txt"), &text(24, 100_000));
+    let second = store.snapshot(&src);
+    let index: Vec<String> = store
+        .raw
+        .list("index")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(index.len() >= 2);
+    let (a, b) = (format!("index/{}", index[0]), format!("index/{}", index[1]));
+    let (ba, bb) = (store.raw.get(&a).unwrap(), store.raw.get(&b).unwrap());
+    store.raw.put(&a, &bb).unwrap();
+    store.raw.put(&b, &ba).unwrap();
+    // With swapped index objects the packs are found by their headers: restore works.
+    assert_same_tree(
+        &src,
+        &store.restore(second["id"].as_str().unwrap(), "r-swapped"),
+    );
+    let v = store.run(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    let report = out(&v);
+    assert!(
+        report.contains(&index[0]) && report.contains(&index[1]),
+        "{report}"
+    );
+    // A truncated pack is named by verify, with the files it affects.
+    let (pack, _) = store.packs().into_iter().max_by_key(|(_, s)| *s).unwrap();
+    let bytes = store.raw.get(&pack).unwrap();
+    store.raw.put(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    let v = store.run(&["verify", "--read-data"]);
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    let report = out(&v);
+    assert!(
+        report.contains(pack.rsplit('/').next().unwrap()),
+        "{report}"
+    );
+    assert!(report.contains("ct.dcm"), "{report}");
+}
+
+#[test]
+fn swapped_and_truncated_objects_in_a_local_copy_are_named() {
+    swapped_and_truncated_objects_are_named(Store::local());
+}
+
+#[test]
+fn swapped_and_truncated_objects_in_s3_are_named() {
+    swapped_and_truncated_objects_are_named(Store::s3());
+}
+
+#[test]
+fn swapped_and_truncated_objects_in_drive_are_named() {
+    swapped_and_truncated_objects_are_named(Store::drive());
+}

@@ -1,0 +1,181 @@
+//! Hostile restore targets: other users plant links there, before and during a
+//! restore run as root. A restore must write exactly the snapshot into the
+//! target, and nothing anywhere else.
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A folder outside the target that an attacker wants restore to write into or
+/// chmod, with a file restore would overwrite if it followed a link.
+fn victim(env: &Env) -> std::path::PathBuf {
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("a.dcm"), b"victim's own file").unwrap();
+    fs::write(outside.join("r.txt"), b"victim's own record").unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+    outside
+}
+
+fn assert_untouched(outside: &Path) {
+    assert_eq!(
+        fs::read(outside.join("a.dcm")).unwrap(),
+        b"victim's own file"
+    );
+    assert_eq!(
+        fs::read(outside.join("r.txt")).unwrap(),
+        b"victim's own record"
+    );
+    let names: Vec<_> = fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "restore wrote into the folder outside: {names:?}"
+    );
+    let m = fs::metadata(outside).unwrap();
+    assert_eq!(
+        m.mode() & 0o7777,
+        0o755,
+        "restore chmod'ed the folder outside"
+    );
+}
+
+fn clinic(env: &Env) -> std::path::PathBuf {
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(1, 300_000));
+    write(&src.join("records/r.txt"), &text(2, 5_000));
+    fs::set_permissions(src.join("exams"), fs::Permissions::from_mode(0o750)).unwrap();
+    env.snapshot(&[&src]);
+    src
+}
+
+/// Attack: links planted where the snapshot has a folder (`uploads/exams` → a
+/// folder outside) and a file (`uploads/records/r.txt` → a file outside), then
+/// `restore --overwrite`. Restore replaces the links themselves.
+#[test]
+fn links_planted_before_an_overwrite_restore_are_replaced_not_followed() {
+    let env = Env::new();
+    let src = clinic(&env);
+    let outside = victim(&env);
+    let target = env.path("t");
+    fs::create_dir_all(target.join("uploads/records")).unwrap();
+    symlink(&outside, target.join("uploads/exams")).unwrap();
+    symlink(outside.join("r.txt"), target.join("uploads/records/r.txt")).unwrap();
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_untouched(&outside);
+    assert!(fs::symlink_metadata(target.join("uploads/exams"))
+        .unwrap()
+        .is_dir());
+    assert_same_tree(&src, &target.join("uploads"));
+}
+
+/// Attack: the target is empty when restore checks it, and a link appears at
+/// `uploads` right after (a race). Restore refuses the entry, says why, and
+/// writes nothing outside.
+#[test]
+fn a_link_planted_during_a_restore_is_refused() {
+    let env = Env::new();
+    clinic(&env);
+    let outside = victim(&env);
+    let target = env.path("t");
+    fs::create_dir_all(&target).unwrap();
+    let child = env
+        .cmd()
+        .env("HCBACKUP_TEST_PAUSE", "restore-after-check:2")
+        .args(["restore", "latest", "--target", target.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    symlink(&outside, target.join("uploads")).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("symbolic link") && err.contains("refusing"),
+        "{err}"
+    );
+    assert_untouched(&outside);
+    assert!(fs::symlink_metadata(target.join("uploads"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// Attack: the target itself is a link someone planted (a shared /tmp path).
+#[test]
+fn a_target_that_is_a_link_is_refused() {
+    let env = Env::new();
+    clinic(&env);
+    let outside = victim(&env);
+    let link = env.path("restore-here");
+    symlink(&outside, &link).unwrap();
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        link.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is a link"),
+        "{}",
+        out(&o)
+    );
+    assert_untouched(&outside);
+}
+
+/// Attack: a snapshot holding a setuid-root program and a raw disk device (a
+/// compromised client wrote it, or a patient's upload folder held them). Without
+/// --restore-privileged neither comes back as such.
+#[test]
+fn setuid_bits_and_devices_need_an_explicit_flag() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("tool"), b"#!/bin/sh\n");
+    fs::set_permissions(src.join("tool"), fs::Permissions::from_mode(0o6755)).unwrap();
+    let dev = src.join("disk");
+    let made = std::process::Command::new("mknod")
+        .arg(&dev)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(
+        made.success(),
+        "this test makes a device node and must run as root (CI does)"
+    );
+    env.snapshot(&[&src]);
+    let plain = env.path("plain");
+    let o = env.run(&["restore", "latest", "--target", plain.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("setuid/setgid") && err.contains("device nodes"),
+        "{err}"
+    );
+    let m = fs::metadata(plain.join("uploads/tool")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o755);
+    assert!(fs::symlink_metadata(plain.join("uploads/disk")).is_err());
+    let full = env.path("full");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        full.to_str().unwrap(),
+        "--restore-privileged",
+    ]);
+    assert_same_tree(&src, &full.join("uploads"));
+}
