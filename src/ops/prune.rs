@@ -194,6 +194,10 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
         return Ok(r);
     }
 
+    // A blob stored twice leaves with one pack and stays in another: that copy
+    // must read back before the one leaving is deleted.
+    check_kept_copies(repo, &packs, &fates, &chosen)?;
+
     // 3. Repack.
     let repack: Vec<PackId> = sorted
         .iter()
@@ -460,6 +464,57 @@ fn plan(
         fates.insert(*id, fate);
     }
     Ok((fates, chosen))
+}
+
+/// For every used blob a pack that goes away also holds, read the copy kept in a
+/// pack that stays (repacked packs are checked blob by blob as they are copied):
+/// it must authenticate and hash to its id, or prune stops before deleting
+/// anything. A damaged (or planted) pack never becomes the only copy.
+fn check_kept_copies(
+    repo: &Repository,
+    packs: &HashMap<PackId, IndexedPack>,
+    fates: &HashMap<PackId, Fate>,
+    chosen: &Chosen,
+) -> Result<()> {
+    let holder: HashMap<BlobKey, PackId> = chosen
+        .iter()
+        .flat_map(|(p, set)| set.iter().map(move |b| (*b, *p)))
+        .collect();
+    let mut checked: HashSet<BlobKey> = HashSet::new();
+    for (id, fate) in fates {
+        if !matches!(fate, Fate::Delete | Fate::Repack) {
+            continue;
+        }
+        for b in &packs[id].blobs {
+            let Some(kept) = holder.get(&b.key()).filter(|k| *k != id) else {
+                continue;
+            };
+            if fates.get(kept) != Some(&Fate::Keep) || !checked.insert(b.key()) {
+                continue;
+            }
+            let e = packs[kept]
+                .blobs
+                .iter()
+                .find(|e| e.key() == b.key())
+                .expect("a chosen blob is in its pack");
+            let loc = crate::catalog::Location {
+                pack: *kept,
+                offset: e.offset,
+                length: e.length,
+                raw_length: e.raw_length,
+            };
+            repo.read_blob_at(b.kind, crate::id::BlobId(b.id), &loc)
+                .map_err(|err| {
+                    Error::Failed(format!(
+                        "prune stopped before deleting anything: the copy of {} {} it would keep (pack {}) does not read back: {err}",
+                        b.kind.name(),
+                        hex::encode(&b.id[..4]),
+                        kept.to_hex()
+                    ))
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// The share of a pack's blob bytes that prune would not keep there.

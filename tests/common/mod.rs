@@ -53,7 +53,11 @@ impl Env {
 
     /// `cmd` on another repository location (a cloud one, say).
     pub fn cmd_repo(&self, repo: &std::ffi::OsStr) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hcbackup"));
+        // HCBACKUP_TEST_BIN: run the tests against another build (an older release,
+        // to see an attack test fail before its fix).
+        let bin = std::env::var_os("HCBACKUP_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_hcbackup").into());
+        let mut c = Command::new(bin);
         for v in [
             "BACKUP_DIR",
             "UPLOADS_DIR",

@@ -144,3 +144,126 @@ fn names_with_control_characters_are_kept_and_listed_escaped() {
     );
     assert_same_tree(&src, &env.restore("latest", "r").join("uploads"));
 }
+
+/// A tar member with a hand-written name (the `tar` crate refuses `..`).
+fn member(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &[u8],
+    kind: tar::EntryType,
+    mode: u32,
+    link: &[u8],
+    data: &[u8],
+) {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(data.len() as u64);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+fn tar_gz(members: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    members(&mut b);
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Attack: an old tar.gz (import-legacy) whose members climb out (`../x`), start
+/// at `/`, go through a link member (`link -> /outside`, then `link/passwd`),
+/// repeat a name, or carry setuid bits. Nothing is extracted on import, and the
+/// restore of what was imported writes inside its target only.
+#[test]
+fn hostile_tar_members_of_an_old_backup_stay_inside() {
+    let env = Env::new();
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let old = env.path("old");
+    fs::create_dir_all(&old).unwrap();
+    let link_target = outside.as_os_str().as_bytes().to_vec();
+    let good = tar_gz(|b| {
+        member(
+            b,
+            b"/abs/file",
+            tar::EntryType::Regular,
+            0o644,
+            b"",
+            b"absolute",
+        );
+        member(
+            b,
+            b"./link",
+            tar::EntryType::Symlink,
+            0o777,
+            &link_target,
+            b"",
+        );
+        member(
+            b,
+            b"./link/passwd",
+            tar::EntryType::Regular,
+            0o644,
+            b"",
+            b"through the link",
+        );
+        member(b, b"./dup", tar::EntryType::Regular, 0o644, b"", b"first");
+        member(b, b"./dup", tar::EntryType::Regular, 0o644, b"", b"second");
+        member(
+            b,
+            b"./tool",
+            tar::EntryType::Regular,
+            0o4755,
+            b"",
+            b"#!/bin/sh\n",
+        );
+    });
+    let climbing = tar_gz(|b| {
+        member(
+            b,
+            b"../../escape",
+            tar::EntryType::Regular,
+            0o644,
+            b"",
+            b"out",
+        )
+    });
+    let (g, c) = (
+        old.join("files_backup_2025-03-01_03-00-00.tar.gz"),
+        old.join("files_backup_2025-03-02_03-00-00.tar.gz"),
+    );
+    fs::write(&g, good).unwrap();
+    fs::write(&c, climbing).unwrap();
+    let o = env
+        .cmd()
+        .env("UPLOADS_DIR", env.path("uploads"))
+        .arg("import-legacy")
+        .args([&g, &c])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("leaves the folder"), "{}", out(&o));
+    assert_eq!(env.snapshot_ids().len(), 1);
+    let r = env.restore("latest", "r").join("uploads");
+    assert_eq!(fs::read(r.join("abs/file")).unwrap(), b"absolute");
+    assert!(fs::symlink_metadata(r.join("link")).unwrap().is_dir());
+    assert_eq!(
+        fs::read(r.join("link/passwd")).unwrap(),
+        b"through the link"
+    );
+    assert_eq!(fs::read(r.join("dup")).unwrap(), b"second");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(r.join("tool")).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    assert!(
+        fs::read_dir(&outside).unwrap().next().is_none(),
+        "something was written outside"
+    );
+    assert!(find_in_tree(env.dir.path(), b"out").is_none_or(|p| !p.ends_with("escape")));
+}

@@ -332,3 +332,48 @@ fn swapped_and_truncated_objects_in_s3_are_named() {
 fn swapped_and_truncated_objects_in_drive_are_named() {
     swapped_and_truncated_objects_are_named(Store::drive());
 }
+
+/// Attack (or bad luck): the same data stored twice (two snapshots from two
+/// machines at once), and the copy prune would keep is damaged. Prune once
+/// deleted the good copy and kept the damaged one; now it checks the copy it
+/// keeps and stops before deleting anything.
+#[test]
+fn prune_never_keeps_a_damaged_copy_in_place_of_a_good_one() {
+    let store = Store::local();
+    let src = clinic(&store);
+    let other_cache = store.env.path("second-machine-cache");
+    // Both runs pause after listing the repository and before writing a pack, so
+    // neither knows the other's packs: every blob is stored twice.
+    let start = |cache: &std::path::Path| {
+        store
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", cache)
+            .env("HCBACKUP_TEST_PAUSE", "archive-before-open:2:1")
+            .args(["snapshot", src.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let a = start(&store.env.cache);
+    let b = start(&other_cache);
+    for mut c in [a, b] {
+        assert!(c.wait().unwrap().success());
+    }
+    let mut data: Vec<(String, u64)> = store.packs();
+    data.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
+    let (big1, big2) = (&data[0], &data[1]);
+    assert_eq!(big1.1, big2.1, "the same data twice: {data:?}");
+    // The one prune prefers on a tie is the one with the smaller name.
+    let kept = std::cmp::min(&big1.0, &big2.0).clone();
+    let path = store.env.repo.join(&kept);
+    flip_byte(&path, 1000);
+    let o = store.run(&["prune"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not read back"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(store.packs().len(), data.len(), "prune deleted a pack");
+    assert_same_tree(&src, &store.restore("latest", "r"));
+}
