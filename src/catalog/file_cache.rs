@@ -74,7 +74,7 @@ pub(super) fn bump_generation(c: &rusqlite::Connection) -> rusqlite::Result<()> 
 /// Row bytes: u8 version (1) ‖ u32 n ‖ n × (name key[16] ‖ u64 size ‖ i64 mtime ‖
 /// i64 ctime ‖ u64 inode ‖ u64 dev ‖ u32 chunks ‖ chunks × id[32]), little-endian.
 /// A fixed layout: a no-change run decodes every row, and CBOR cost far more.
-pub(super) fn encode_row(entries: &DirCache) -> Vec<u8> {
+pub fn encode_row(entries: &DirCache) -> Vec<u8> {
     let mut keys: Vec<&[u8; 16]> = entries.keys().collect();
     keys.sort();
     let mut out = Vec::with_capacity(5 + entries.len() * 90);
@@ -107,7 +107,7 @@ fn take_u64(b: &mut &[u8]) -> Option<u64> {
     take(b, 8).map(|x| u64::from_le_bytes(x.try_into().unwrap()))
 }
 
-fn decode_row(mut b: &[u8]) -> Option<DirCache> {
+pub fn decode_row(mut b: &[u8]) -> Option<DirCache> {
     if take(&mut b, 1)? != [1] {
         return None;
     }

@@ -14,7 +14,9 @@ mod removals;
 mod schema;
 
 pub use audit::AuditRow;
-pub use file_cache::{CachedFile, DirCache, DirRow};
+pub use file_cache::{
+    decode_row as decode_dir_row, encode_row as encode_dir_row, CachedFile, DirCache, DirRow,
+};
 pub use history::RestoreTestRow;
 pub use removals::Removal;
 

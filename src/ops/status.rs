@@ -97,6 +97,10 @@ pub struct Status {
     pub destinations: Vec<DestinationStatus>,
     pub last_verify: Option<EventRef>,
     pub last_restore_test: Option<RestoreTestStatus>,
+    /// The key epoch new objects are sealed in (`key rotate`), and about how many
+    /// blobs were sealed in it (the catalog's count since the rotation).
+    pub key_epoch: u32,
+    pub blobs_in_epoch: u64,
     /// What makes it stale or needs a look, one line each.
     pub problems: Vec<String>,
     pub max_age_hours: f64,
@@ -110,6 +114,10 @@ pub struct EventRef {
     pub destinations: Vec<String>,
     pub error: Option<String>,
 }
+
+/// Blobs sealed under one key after which `status` asks for `key rotate`: half of
+/// AES-GCM's bound of 2^32 random nonces per key (docs/crypto.md).
+pub const ROTATE_AFTER: u64 = 1 << 31;
 
 fn hours(now: OffsetDateTime, t: OffsetDateTime) -> f64 {
     ((now - t).as_seconds_f64() / 3600.0 * 10.0).round() / 10.0
@@ -216,8 +224,16 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
             _ => {}
         }
     }
+    let blobs_in_epoch = repo.blobs_in_epoch()?;
+    if blobs_in_epoch > ROTATE_AFTER {
+        problems.push(format!(
+            "about {blobs_in_epoch} objects are sealed under the current key, near AES-GCM's safe limit: run `hcbackup key rotate`"
+        ));
+    }
     Ok(Status {
         fresh: problems.is_empty(),
+        key_epoch: repo.key().epoch(),
+        blobs_in_epoch,
         now: crate::util::rfc3339(now),
         repository: repo.backend().location(),
         snapshots: snaps.len() as u64,

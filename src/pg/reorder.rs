@@ -31,7 +31,7 @@ pub const MIN_VERSION: (u8, u8) = (1, 12);
 pub const MAX_VERSION: (u8, u8) = (1, 16);
 
 /// A table whose rows this reader supplies, in key order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyedTable {
     pub schema: String,
     pub table: String,
@@ -68,9 +68,8 @@ pub struct Reorder<'s, R: Read> {
     out: Vec<u8>,
     pos: usize,
     state: State<'s>,
-    version: (u8, u8),
+    /// pg_dump's integer width, from the archive header.
     int_size: usize,
-    off_size: usize,
     /// Dump ids given to the added entries, in `keyed` order.
     ids: Vec<i64>,
     next_table: usize,
@@ -89,6 +88,229 @@ fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// pg_dump's integer: a sign byte, then `int_size` bytes little-endian.
+fn put_int(int_size: usize, to: &mut Vec<u8>, v: i64) {
+    to.push(u8::from(v < 0));
+    let a = v.unsigned_abs();
+    for i in 0..int_size {
+        to.push(if i < 8 { (a >> (8 * i)) as u8 } else { 0 });
+    }
+}
+
+fn put_str(int_size: usize, to: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        None => put_int(int_size, to, -1),
+        Some(s) => {
+            put_int(int_size, to, s.len() as i64);
+            to.extend_from_slice(s);
+        }
+    }
+}
+
+/// The values of an archive read so far, and how to read more of them.
+struct Archive<'a, R: Read> {
+    src: &'a mut R,
+    version: (u8, u8),
+    int_size: usize,
+    off_size: usize,
+}
+
+impl<R: Read> Archive<'_, R> {
+    /// `n` bytes, also appended to `to`. Read in steps: a length that lies (a
+    /// damaged archive) ends at the end of the input, not in a huge allocation.
+    fn bytes(&mut self, n: usize, to: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut b = Vec::with_capacity(n.min(1 << 16));
+        (&mut *self.src).take(n as u64).read_to_end(&mut b)?;
+        if b.len() != n {
+            return Err(bad("the archive ends in the middle of an entry"));
+        }
+        to.extend_from_slice(&b);
+        Ok(b)
+    }
+
+    fn int(&mut self, to: &mut Vec<u8>) -> io::Result<i64> {
+        let b = self.bytes(1 + self.int_size, to)?;
+        let mut v: i64 = 0;
+        for (i, x) in b[1..].iter().enumerate().take(8) {
+            v |= (*x as i64) << (8 * i);
+        }
+        Ok(if b[0] != 0 { v.wrapping_neg() } else { v })
+    }
+
+    fn string(&mut self, to: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        let n = self.int(to)?;
+        if n < 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.bytes(n as usize, to)?))
+    }
+}
+
+/// The rewritten header and table of contents: the bytes, pg_dump's integer
+/// width, and the dump ids given to the entries added (in `keyed` order).
+pub struct Toc {
+    pub bytes: Vec<u8>,
+    pub int_size: usize,
+    pub ids: Vec<i64>,
+}
+
+/// Read an archive's header and table of contents from `src` and add a TABLE
+/// DATA entry for each of `keyed`. The input comes from pg_dump (or an old
+/// backup being imported) and is checked as untrusted: fuzzed (`fuzz/`).
+pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc> {
+    let mut a = Archive {
+        src,
+        version: (0, 0),
+        int_size: 4,
+        off_size: 8,
+    };
+    let mut head = Vec::new();
+    if a.bytes(5, &mut head)? != b"PGDMP" {
+        return Err(bad("pg_dump's output is not a custom-format archive"));
+    }
+    let v = a.bytes(3, &mut head)?;
+    a.version = (v[0], v[1]);
+    if a.version < MIN_VERSION || a.version > MAX_VERSION {
+        return Err(bad(format!(
+            "archive version {}.{} is not one hcbackup knows (1.12 to 1.16)",
+            v[0], v[1]
+        )));
+    }
+    let sizes = a.bytes(3, &mut head)?;
+    a.int_size = sizes[0] as usize;
+    a.off_size = sizes[1] as usize;
+    if !(1..=8).contains(&a.int_size) || !(1..=16).contains(&a.off_size) || sizes[2] != 1 {
+        return Err(bad("unexpected sizes or format in the archive header"));
+    }
+    let compression = if a.version >= (1, 15) {
+        a.bytes(1, &mut head)?[0] as i64
+    } else {
+        a.int(&mut head)?
+    };
+    if compression != 0 {
+        return Err(bad("the archive is compressed (pg_dump must run with -Z0)"));
+    }
+    for _ in 0..7 {
+        a.int(&mut head)?; // creation time
+    }
+    for _ in 0..3 {
+        a.string(&mut head)?; // database, server version, pg_dump version
+    }
+    let count = a.int(&mut Vec::new())?;
+    if count < 0 {
+        return Err(bad("a negative number of archive entries"));
+    }
+    // Each entry's bytes, its dump id, section, and (for tables) name and owner.
+    struct Entry {
+        raw: Vec<u8>,
+        section: i64,
+    }
+    let mut entries = Vec::new();
+    let mut tables = Vec::new();
+    let mut max_id = 0i64;
+    for _ in 0..count {
+        let mut raw = Vec::new();
+        let id = a.int(&mut raw)?;
+        a.int(&mut raw)?; // hadDumper
+        a.string(&mut raw)?; // tableoid
+        let oid = a.string(&mut raw)?;
+        let tag = a.string(&mut raw)?;
+        let desc = a.string(&mut raw)?;
+        let section = a.int(&mut raw)?;
+        a.string(&mut raw)?; // defn
+        a.string(&mut raw)?; // dropStmt
+        a.string(&mut raw)?; // copyStmt
+        let namespace = a.string(&mut raw)?;
+        a.string(&mut raw)?; // tablespace
+        a.string(&mut raw)?; // tableam
+        if a.version >= (1, 16) {
+            a.int(&mut raw)?; // relkind
+        }
+        let owner = a.string(&mut raw)?;
+        a.string(&mut raw)?; // "false" (was WITH OIDS)
+        while a.string(&mut raw)?.is_some() {} // dependencies
+        let off = 1 + a.off_size;
+        a.bytes(off, &mut raw)?; // data offset
+        max_id = max_id.max(id);
+        match desc.as_deref() {
+            Some(b"TABLE") => tables.push((namespace, tag, id, oid, owner)),
+            Some(b"TABLE DATA")
+                if keyed.iter().any(|k| {
+                    namespace.as_deref() == Some(k.schema.as_bytes())
+                        && tag.as_deref() == Some(k.table.as_bytes())
+                }) =>
+            {
+                return Err(bad(
+                    "pg_dump dumped the rows of a table it was told to leave out",
+                ));
+            }
+            _ => {}
+        }
+        entries.push(Entry { raw, section });
+    }
+    let n = a.int_size;
+    // Our entries, shaped like pg_dump's own TABLE DATA entries.
+    let mut added = Vec::new();
+    let mut ids = Vec::new();
+    for (i, k) in keyed.iter().enumerate() {
+        let (_, _, table_id, oid, owner) = tables
+            .iter()
+            .find(|(ns, tag, ..)| {
+                ns.as_deref() == Some(k.schema.as_bytes())
+                    && tag.as_deref() == Some(k.table.as_bytes())
+            })
+            .ok_or_else(|| bad(format!("table {} is not in pg_dump's archive", k.qualified)))?;
+        let id = max_id
+            .checked_add(1 + i as i64)
+            .ok_or_else(|| bad("archive dump ids out of range"))?;
+        ids.push(id);
+        let mut e = Vec::new();
+        put_int(n, &mut e, id);
+        put_int(n, &mut e, 1); // hadDumper
+        put_str(n, &mut e, Some(b"0"));
+        put_str(n, &mut e, oid.as_deref());
+        put_str(n, &mut e, Some(k.table.as_bytes()));
+        put_str(n, &mut e, Some(b"TABLE DATA"));
+        put_int(n, &mut e, SECTION_DATA);
+        put_str(n, &mut e, None); // defn
+        put_str(n, &mut e, None); // dropStmt
+        put_str(n, &mut e, Some(k.copy_stmt().as_bytes()));
+        put_str(n, &mut e, Some(k.schema.as_bytes()));
+        put_str(n, &mut e, None); // tablespace
+        put_str(n, &mut e, None); // tableam
+        if a.version >= (1, 16) {
+            put_int(n, &mut e, 0); // relkind
+        }
+        put_str(n, &mut e, owner.as_deref());
+        put_str(n, &mut e, Some(b"false"));
+        put_str(n, &mut e, Some(table_id.to_string().as_bytes()));
+        put_str(n, &mut e, None); // end of dependencies
+        e.push(OFFSET_POS_NOT_SET);
+        e.extend(std::iter::repeat_n(0, a.off_size));
+        added.push(e);
+    }
+    let at = entries
+        .iter()
+        .position(|e| e.section == SECTION_POST_DATA)
+        .unwrap_or(entries.len());
+    let mut out = head;
+    put_int(n, &mut out, count + added.len() as i64);
+    for e in &entries[..at] {
+        out.extend_from_slice(&e.raw);
+    }
+    for e in &added {
+        out.extend_from_slice(e);
+    }
+    for e in &entries[at..] {
+        out.extend_from_slice(&e.raw);
+    }
+    Ok(Toc {
+        bytes: out,
+        int_size: n,
+        ids,
+    })
+}
+
 impl<'s, R: Read> Reorder<'s, R> {
     /// With no keyed tables the archive passes through untouched.
     pub fn new(src: R, session: &'s Session, keyed: Vec<KeyedTable>) -> Self {
@@ -99,9 +321,7 @@ impl<'s, R: Read> Reorder<'s, R> {
             out: Vec::with_capacity(1 << 20),
             pos: 0,
             state: State::Start,
-            version: (0, 0),
             int_size: 4,
-            off_size: 8,
             ids: Vec::new(),
             next_table: 0,
         }
@@ -112,185 +332,16 @@ impl<'s, R: Read> Reorder<'s, R> {
         self.keyed.len()
     }
 
-    fn bytes(&mut self, n: usize, to: &mut Vec<u8>) -> io::Result<Vec<u8>> {
-        let mut b = vec![0; n];
-        self.src.read_exact(&mut b)?;
-        to.extend_from_slice(&b);
-        Ok(b)
-    }
-
-    /// pg_dump's integer: a sign byte, then `int_size` bytes little-endian.
-    fn int(&mut self, to: &mut Vec<u8>) -> io::Result<i64> {
-        let b = self.bytes(1 + self.int_size, to)?;
-        let mut v: i64 = 0;
-        for (i, x) in b[1..].iter().enumerate().take(8) {
-            v |= (*x as i64) << (8 * i);
-        }
-        Ok(if b[0] != 0 { -v } else { v })
-    }
-
-    fn string(&mut self, to: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
-        let n = self.int(to)?;
-        if n < 0 {
-            return Ok(None);
-        }
-        Ok(Some(self.bytes(n as usize, to)?))
-    }
-
     fn put_int(&self, to: &mut Vec<u8>, v: i64) {
-        to.push(u8::from(v < 0));
-        let a = v.unsigned_abs();
-        for i in 0..self.int_size {
-            to.push(if i < 8 { (a >> (8 * i)) as u8 } else { 0 });
-        }
-    }
-
-    fn put_str(&self, to: &mut Vec<u8>, s: Option<&[u8]>) {
-        match s {
-            None => self.put_int(to, -1),
-            Some(s) => {
-                self.put_int(to, s.len() as i64);
-                to.extend_from_slice(s);
-            }
-        }
+        put_int(self.int_size, to, v)
     }
 
     /// Read the header and table of contents, add our entries, queue it all.
     fn header_and_toc(&mut self) -> io::Result<()> {
-        let mut head = Vec::new();
-        if self.bytes(5, &mut head)? != b"PGDMP" {
-            return Err(bad("pg_dump's output is not a custom-format archive"));
-        }
-        let v = self.bytes(3, &mut head)?;
-        self.version = (v[0], v[1]);
-        if self.version < MIN_VERSION || self.version > MAX_VERSION {
-            return Err(bad(format!(
-                "archive version {}.{} is not one hcbackup knows (1.12 to 1.16)",
-                v[0], v[1]
-            )));
-        }
-        let sizes = self.bytes(3, &mut head)?;
-        self.int_size = sizes[0] as usize;
-        self.off_size = sizes[1] as usize;
-        if !(1..=8).contains(&self.int_size) || !(1..=16).contains(&self.off_size) || sizes[2] != 1
-        {
-            return Err(bad("unexpected sizes or format in the archive header"));
-        }
-        let compression = if self.version >= (1, 15) {
-            self.bytes(1, &mut head)?[0] as i64
-        } else {
-            self.int(&mut head)?
-        };
-        if compression != 0 {
-            return Err(bad("the archive is compressed (pg_dump must run with -Z0)"));
-        }
-        for _ in 0..7 {
-            self.int(&mut head)?; // creation time
-        }
-        for _ in 0..3 {
-            self.string(&mut head)?; // database, server version, pg_dump version
-        }
-        let count = self.int(&mut Vec::new())?;
-        // Each entry's bytes, its dump id, section, and (for tables) name and owner.
-        struct Entry {
-            raw: Vec<u8>,
-            section: i64,
-        }
-        let mut entries = Vec::new();
-        let mut tables = Vec::new();
-        let mut max_id = 0;
-        for _ in 0..count {
-            let mut raw = Vec::new();
-            let id = self.int(&mut raw)?;
-            self.int(&mut raw)?; // hadDumper
-            self.string(&mut raw)?; // tableoid
-            let oid = self.string(&mut raw)?;
-            let tag = self.string(&mut raw)?;
-            let desc = self.string(&mut raw)?;
-            let section = self.int(&mut raw)?;
-            self.string(&mut raw)?; // defn
-            self.string(&mut raw)?; // dropStmt
-            self.string(&mut raw)?; // copyStmt
-            let namespace = self.string(&mut raw)?;
-            self.string(&mut raw)?; // tablespace
-            self.string(&mut raw)?; // tableam
-            if self.version >= (1, 16) {
-                self.int(&mut raw)?; // relkind
-            }
-            let owner = self.string(&mut raw)?;
-            self.string(&mut raw)?; // "false" (was WITH OIDS)
-            while self.string(&mut raw)?.is_some() {} // dependencies
-            self.bytes(1 + self.off_size, &mut raw)?; // data offset
-            max_id = max_id.max(id);
-            match desc.as_deref() {
-                Some(b"TABLE") => tables.push((namespace, tag, id, oid, owner)),
-                Some(b"TABLE DATA")
-                    if self.keyed.iter().any(|k| {
-                        namespace.as_deref() == Some(k.schema.as_bytes())
-                            && tag.as_deref() == Some(k.table.as_bytes())
-                    }) =>
-                {
-                    return Err(bad(
-                        "pg_dump dumped the rows of a table it was told to leave out",
-                    ));
-                }
-                _ => {}
-            }
-            entries.push(Entry { raw, section });
-        }
-        // Our entries, shaped like pg_dump's own TABLE DATA entries.
-        let mut added = Vec::new();
-        for (i, k) in self.keyed.clone().iter().enumerate() {
-            let (_, _, table_id, oid, owner) = tables
-                .iter()
-                .find(|(ns, tag, ..)| {
-                    ns.as_deref() == Some(k.schema.as_bytes())
-                        && tag.as_deref() == Some(k.table.as_bytes())
-                })
-                .ok_or_else(|| bad(format!("table {} is not in pg_dump's archive", k.qualified)))?;
-            let id = max_id + 1 + i as i64;
-            self.ids.push(id);
-            let mut e = Vec::new();
-            self.put_int(&mut e, id);
-            self.put_int(&mut e, 1); // hadDumper
-            self.put_str(&mut e, Some(b"0"));
-            self.put_str(&mut e, oid.as_deref());
-            self.put_str(&mut e, Some(k.table.as_bytes()));
-            self.put_str(&mut e, Some(b"TABLE DATA"));
-            self.put_int(&mut e, SECTION_DATA);
-            self.put_str(&mut e, None); // defn
-            self.put_str(&mut e, None); // dropStmt
-            self.put_str(&mut e, Some(k.copy_stmt().as_bytes()));
-            self.put_str(&mut e, Some(k.schema.as_bytes()));
-            self.put_str(&mut e, None); // tablespace
-            self.put_str(&mut e, None); // tableam
-            if self.version >= (1, 16) {
-                self.put_int(&mut e, 0); // relkind
-            }
-            self.put_str(&mut e, owner.as_deref());
-            self.put_str(&mut e, Some(b"false"));
-            self.put_str(&mut e, Some(table_id.to_string().as_bytes()));
-            self.put_str(&mut e, None); // end of dependencies
-            e.push(OFFSET_POS_NOT_SET);
-            e.extend(std::iter::repeat_n(0, self.off_size));
-            added.push(e);
-        }
-        let at = entries
-            .iter()
-            .position(|e| e.section == SECTION_POST_DATA)
-            .unwrap_or(entries.len());
-        let mut out = head;
-        self.put_int(&mut out, count + added.len() as i64);
-        for e in &entries[..at] {
-            out.extend_from_slice(&e.raw);
-        }
-        for e in &added {
-            out.extend_from_slice(e);
-        }
-        for e in &entries[at..] {
-            out.extend_from_slice(&e.raw);
-        }
-        self.out.extend_from_slice(&out);
+        let toc = rewrite_toc(&mut self.src, &self.keyed)?;
+        self.int_size = toc.int_size;
+        self.ids = toc.ids;
+        self.out.extend_from_slice(&toc.bytes);
         Ok(())
     }
 

@@ -22,6 +22,9 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
+/// Catalog meta: the blob count when this machine last rotated the key.
+const BLOBS_AT_ROTATION: &str = "blobs_at_rotation";
+
 /// Password attempts (Argon2id runs) one open may make. Key files come from the
 /// storage, which is hostile: a flood of planted ones must not cost an hour.
 pub const MAX_KEY_ATTEMPTS: usize = 16;
@@ -248,7 +251,22 @@ impl Repository {
         self.config = config;
         self.catalog
             .set_meta(super::KEY_EPOCH, &epoch.to_string())?;
+        let (_, _, blobs) = self.catalog.counts()?;
+        self.catalog
+            .set_meta(BLOBS_AT_ROTATION, &blobs.to_string())?;
         Ok(epoch)
+    }
+
+    /// About how many blobs were sealed under the current key: the catalog's
+    /// blobs since the last `key rotate` this machine made (all of them before).
+    pub fn blobs_in_epoch(&self) -> Result<u64> {
+        let (_, _, blobs) = self.catalog.counts()?;
+        let at: u64 = self
+            .catalog
+            .meta(BLOBS_AT_ROTATION)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(blobs.saturating_sub(at))
     }
 
     /// Replace the current password: add the new key file, then remove the old one.

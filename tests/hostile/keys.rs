@@ -162,6 +162,15 @@ fn a_rotated_key_keeps_every_snapshot_readable() {
         serde_json::from_str(&store.ok(&["--json", "key", "rotate"])).unwrap();
     assert_eq!(o["epoch"], 1);
     assert_eq!(config(&store).key_epoch, 1);
+    let status: serde_json::Value =
+        serde_json::from_slice(&store.run(&["--json", "status"]).stdout).unwrap();
+    assert_eq!(
+        (
+            status["key_epoch"].as_u64(),
+            status["blobs_in_epoch"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
     write(&src.join("b.txt"), &text(42, 50_000));
     store.snapshot(&src);
     forget_this_machine(&store);
