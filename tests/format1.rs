@@ -132,3 +132,21 @@ fn a_format_1_repository_refuses_a_planted_key_before_upgrading() {
     let o = env.run(&["snapshots"]);
     assert!(o.status.success(), "{}", out(&o));
 }
+
+/// One damaged object does not lock the owner out of a format-1 repository: its
+/// key is checked against the first few index objects and manifests.
+#[test]
+fn a_format_1_repository_with_a_damaged_index_object_still_opens() {
+    let env = Env::uninit();
+    copy_fixture(&env.repo);
+    let mut index: Vec<_> = fs::read_dir(env.repo.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    index.sort();
+    flip_byte(&index[0], 40);
+    assert_eq!(env.snapshot_ids().len(), 2);
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.repo.join("config")).unwrap()).unwrap();
+    assert_eq!(config["version"], 2);
+}

@@ -92,21 +92,30 @@ pub(super) fn unlock(
 
 /// Whether `key` is the repository's key set: by `config`'s check value, or (a
 /// format-1 config has none) by opening an index object or snapshot manifest
-/// already there. An empty format-1 repository has nothing to check against.
+/// already there: any of the first few, so one damaged object does not lock the
+/// owner out. An empty format-1 repository has nothing to check against.
 fn key_belongs(backend: &dyn Backend, config: &RepoConfig, key: &MasterKey) -> Result<bool> {
     if let Some(ok) = config.key_matches(key) {
         return Ok(ok);
     }
+    let mut seen = 0;
     for (dir, kind) in [("index", Kind::Index), ("snapshots", Kind::Snapshot)] {
-        let Some((name, _)) = backend.list(dir)?.into_iter().next() else {
-            continue;
-        };
-        let id = crate::id::ObjectId::from_hex(&name).expect("listings are well formed");
-        let sealed = backend.get(&format!("{dir}/{name}"))?;
-        return Ok(crate::codec::decode(key, kind, &id.0, &sealed, 512 << 20)
-            .is_ok_and(|p| key.id_of(&p) == id.0));
+        for (name, _) in backend.list(dir)?.into_iter().take(4) {
+            seen += 1;
+            let id = crate::id::ObjectId::from_hex(&name).expect("listings are well formed");
+            let sealed = match backend.get(&format!("{dir}/{name}")) {
+                Ok(b) => b,
+                Err(StorageError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if crate::codec::decode(key, kind, &id.0, &sealed, 512 << 20)
+                .is_ok_and(|p| key.id_of(&p) == id.0)
+            {
+                return Ok(true);
+            }
+        }
     }
-    Ok(true)
+    Ok(seen == 0)
 }
 
 fn new_key_name() -> String {
