@@ -322,7 +322,9 @@ fn env_password() -> Option<&'static Zeroizing<String>> {
             // Settings are read before any thread that reads the environment starts.
             std::env::remove_var("HCBACKUP_PASSWORD");
         }
-        pw
+        // Set but empty (`HCBACKUP_PASSWORD=` in a unit file): as if unset, so a
+        // password file or command still counts.
+        pw.filter(|p| !p.is_empty())
     })
     .as_ref()
 }
@@ -344,16 +346,35 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
             Zeroizing::new(env_password().map(|p| p.to_string()).unwrap_or_default())
         }
         PasswordSource::File(p) => {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = std::fs::metadata(p) {
+                if m.mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        "password file {} can be read by others (mode {:04o}): chmod 600 it",
+                        p.display(),
+                        m.mode() & 0o7777
+                    );
+                }
+            }
             let s = Zeroizing::new(
                 std::fs::read_to_string(p)
                     .map_err(|e| Error::Config(format!("password file {}: {e}", p.display())))?,
             );
+            // A byte-order mark an editor added is not part of the password.
+            let s = s.strip_prefix('\u{feff}').unwrap_or(&s);
             Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_string())
         }
         PasswordSource::Command(c) => {
             // The operator's own program: the child environment plus what password
-            // managers use to reach their agent (HCBACKUP_CHILD_ENV adds more).
-            let out = crate::util::child("sh", PASSWORD_COMMAND_ENV)
+            // managers use to reach their agent, and what HCBACKUP_CHILD_ENV names
+            // (for this command only).
+            let extra = std::env::var("HCBACKUP_CHILD_ENV").unwrap_or_default();
+            let allow: Vec<&str> = PASSWORD_COMMAND_ENV
+                .iter()
+                .copied()
+                .chain(extra.split(',').map(str::trim).filter(|v| !v.is_empty()))
+                .collect();
+            let out = crate::util::child("sh", &allow)
                 .arg("-c")
                 .arg(c)
                 .stdin(std::process::Stdio::null())
@@ -483,38 +504,63 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
     Ok(out)
 }
 
+/// Largest settings file read.
+const MAX_SETTINGS: u64 = 1 << 20;
+
 /// Open a settings file only if it is owned by this user (or root) and not
 /// writable by group or others: `.env` and `hcbackup.toml` can name the pg_dump
 /// binary's folder or a password command, so whoever can change them can run
-/// commands as this user. Checked on the open file (no race with a swap).
-fn open_settings(p: &Path) -> Result<Option<std::fs::File>> {
-    let f = match std::fs::File::open(p) {
+/// commands as this user. Checked on the open file (no race with a swap), and on
+/// the link when the name is one (a link someone else planted, to a file of ours
+/// whose content they wrote, is refused too). Only a regular file of at most
+/// 1 MiB is read: a FIFO or `/proc/self/pagemap` named `.env` does not hang or
+/// exhaust memory.
+fn open_settings(p: &Path) -> Result<Option<std::io::Take<std::fs::File>>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let theirs = |uid: u32, what: &str| {
+        Error::Config(format!(
+            "refusing {}: {what} belongs to uid {uid}, not to this user (uid {me}); settings can run commands, so only your own files are read: remove it, and write your own",
+            p.display()
+        ))
+    };
+    match std::fs::symlink_metadata(p) {
+        Ok(l) if l.file_type().is_symlink() && l.uid() != me && l.uid() != 0 => {
+            return Err(theirs(l.uid(), "the link"));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::Config(format!("{}: {e}", p.display()))),
     };
-    use std::os::unix::fs::MetadataExt;
     let m = f
         .metadata()
         .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if m.uid() != me && m.uid() != 0 {
+    if !m.is_file() || m.len() > MAX_SETTINGS {
         return Err(Error::Config(format!(
-            "refusing {}: it belongs to uid {}, not to this user (uid {me}); settings can run commands, so only your own files are read: chown it or remove it",
-            p.display(),
-            m.uid()
-        )));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(Error::Config(format!(
-            "refusing {}: others can change it (mode {:04o}); settings can run commands: chmod go-w {}",
-            p.display(),
-            m.mode() & 0o7777,
+            "refusing {}: not a regular file of at most 1 MiB",
             p.display()
         )));
     }
-    Ok(Some(f))
+    if m.uid() != me && m.uid() != 0 {
+        return Err(theirs(m.uid(), "it"));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(Error::Config(format!(
+            "refusing {}: others can change it (mode {:04o}), and may have it open; settings can run commands: remove it and write it again with umask 077",
+            p.display(),
+            m.mode() & 0o7777,
+        )));
+    }
+    Ok(Some(std::io::Read::take(f, MAX_SETTINGS)))
 }
 
 fn read_toml(p: &Path) -> Result<FileConfig> {

@@ -7,6 +7,11 @@ fn main() {
     // files, exports) is private to its user from the first byte, not after a chmod.
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0o077) };
+    // Folder walks recurse once per level (up to model::tree::MAX_DEPTH) inside
+    // rayon's workers: give them room for that in any build.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(16 << 20)
+        .build_global();
     let cli = hcbackup::cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -26,7 +31,10 @@ fn main() {
     let code = match hcbackup::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hcbackup: error: {e}");
+            eprintln!(
+                "hcbackup: error: {}",
+                hcbackup::model::tree::sanitize(&e.to_string())
+            );
             e.exit_code()
         }
     };

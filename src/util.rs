@@ -11,12 +11,16 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Who runs this process, for the audit log, locks and key files: the password
+/// database's name of its uid (`$USER` can be set to anything), then `$USER`.
 pub fn username() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(passwd_name)
+    passwd_name()
+        .or_else(|| {
+            std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .ok()
+                .filter(|u| !u.is_empty())
+        })
         .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }
 
@@ -53,24 +57,16 @@ const CHILD_ENV: &[&str] = &[
 ];
 
 /// A command for `program` with a cleared environment: the variables of
-/// `CHILD_ENV`, every `LC_*`, those named in `allow`, and those the operator lists
-/// in `HCBACKUP_CHILD_ENV` (comma-separated, for a password command that needs,
-/// say, `VAULT_ADDR`). The caller sets what the child needs besides.
+/// `CHILD_ENV`, every `LC_*`, and those named in `allow` (never
+/// `HCBACKUP_PASSWORD`). The caller sets what the child needs besides.
 pub fn child(program: impl AsRef<std::ffi::OsStr>, allow: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(program);
     c.env_clear();
-    let extra = std::env::var("HCBACKUP_CHILD_ENV").unwrap_or_default();
-    let operator: Vec<&str> = extra
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
     for (k, v) in std::env::vars_os() {
         let Some(name) = k.to_str() else { continue };
         let wanted = CHILD_ENV.contains(&name)
             || name.starts_with("LC_")
-            || allow.contains(&name)
-            || (operator.contains(&name) && name != "HCBACKUP_PASSWORD");
+            || (allow.contains(&name) && name != "HCBACKUP_PASSWORD");
         if wanted {
             c.env(&k, v);
         }
@@ -177,7 +173,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// From now on SIGINT and SIGTERM only set a flag (see `interrupted`), so that an
+/// From now on SIGINT, SIGTERM and SIGHUP only set a flag (see `interrupted`), so that an
 /// operation can clean up (drop its temporary database) before it stops. Children
 /// in the same process group still receive a terminal's Ctrl-C and stop.
 pub fn catch_interrupts() {
@@ -189,6 +185,11 @@ pub fn catch_interrupts() {
         );
         libc::signal(
             libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        // A dropped SSH session: clean up as for Ctrl-C.
+        libc::signal(
+            libc::SIGHUP,
             on_interrupt as *const () as libc::sighandler_t,
         );
     }

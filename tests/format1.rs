@@ -150,3 +150,44 @@ fn a_format_1_repository_with_a_damaged_index_object_still_opens() {
         serde_json::from_slice(&fs::read(env.repo.join("config")).unwrap()).unwrap();
     assert_eq!(config["version"], 2);
 }
+
+/// Attack (with a guessed password): make a format-1 repository's key check
+/// accept the attacker's key by planting an index object sealed under it and a
+/// key file for it. The key must open most of a random sample of the objects
+/// there, so the planted one does not carry it.
+#[test]
+fn a_format_1_repository_refuses_a_key_that_opens_only_a_planted_object() {
+    use hcbackup::crypto::{KdfAlgorithm, KdfParams, KeyFile, Kind, MasterKey};
+    let env = Env::uninit();
+    copy_fixture(&env.repo);
+    let config: hcbackup::repo::RepoConfig =
+        serde_json::from_slice(&fs::read(env.repo.join("config")).unwrap()).unwrap();
+    let theirs = MasterKey::generate();
+    let plain = b"an index object of the attacker's";
+    let id = theirs.id_of(plain);
+    let sealed = hcbackup::codec::encode(&theirs, Kind::Index, &id, plain);
+    fs::write(env.repo.join("index").join(hex::encode(id)), sealed).unwrap();
+    let cheap = KdfParams {
+        algorithm: KdfAlgorithm::Argon2id,
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+    let kf = KeyFile::wrap(
+        &theirs,
+        PASSWORD.as_bytes(),
+        &config.id_bytes(),
+        cheap,
+        "now".into(),
+    );
+    fs::write(env.repo.join("keys").join("0".repeat(64)), kf.to_json()).unwrap();
+    let o = env.run(&["snapshots"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let after: hcbackup::repo::RepoConfig =
+        serde_json::from_slice(&fs::read(env.repo.join("config")).unwrap()).unwrap();
+    assert_eq!(
+        after.key_matches(&theirs),
+        Some(false),
+        "upgraded to the attacker's key"
+    );
+}

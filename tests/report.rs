@@ -54,7 +54,7 @@ fn the_report_carries_the_evidence_of_a_known_repository() {
         "| RTO: database | 15 min |",
         "| RTO: files | 30 min | slowest restore: 195.3 KiB in ",
         "| passed |",
-        "| restore drill <ticket 7> |",
+        "| restore drill &lt;ticket 7&gt; |",
         "| processo 0012345-67 |",
         "| key add |",
     ] {

@@ -205,9 +205,21 @@ fn swapped_objects_are_detected() {
     let (a, b) = (fs::read(&snaps[0]).unwrap(), fs::read(&snaps[1]).unwrap());
     fs::write(&snaps[0], &b).unwrap();
     fs::write(&snaps[1], &a).unwrap();
-    let o = env.run(&["snapshots"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt snapshot"));
+    // Each is named; neither is listed as if it were good (issue #14: one bad
+    // manifest no longer hides the others).
+    let o = env.run(&["--json", "snapshots"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("corrupt snapshot")
+            .count(),
+        2
+    );
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    assert_eq!(env.run(&["verify"]).status.code(), Some(1));
 }
 
 #[test]

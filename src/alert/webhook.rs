@@ -63,7 +63,20 @@ pub fn send(url: &str, alert: &Alert) -> Result<(), String> {
                     .collect()
             })
             .unwrap_or_default();
-        Err(format!("HTTP {status}: {text}"))
+        // The server's answer may echo the request, and the webhook's secret path
+        // with it: that path never reaches a message.
+        let path = url
+            .split_once("://")
+            .and_then(|(_, r)| r.split_once('/'))
+            .map(|(_, p)| p);
+        let text = match path {
+            Some(p) if !p.is_empty() => text.replace(p, "…"),
+            _ => text,
+        };
+        Err(format!(
+            "HTTP {status}: {}",
+            crate::model::tree::sanitize(&text)
+        ))
     });
     result.map_err(|e: String| format!("webhook {}: {e}", redact(url)))
 }

@@ -92,6 +92,39 @@ impl Catalog {
         })
     }
 
+    /// What the audit log says of legal holds: per snapshot (hex id), whether the
+    /// last successful hold event placed it (`true`, with its reason) or lifted
+    /// it (`false`). A hold object can be deleted by anyone who can write the
+    /// storage; the chained log says whether `hold remove` did it.
+    pub fn holds_in_audit(&self) -> Result<std::collections::BTreeMap<String, (bool, String)>> {
+        let events: Vec<String> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT event FROM audit WHERE event LIKE '%\"hold %' ESCAPE '\\' ORDER BY seq, id",
+            )?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = std::collections::BTreeMap::new();
+        for e in events {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&e) else {
+                continue;
+            };
+            let (Some(op), Some(snap)) = (v["operation"].as_str(), v["snapshot"].as_str()) else {
+                continue;
+            };
+            if v["result"] != "ok" {
+                continue;
+            }
+            let reason = v["reason"].as_str().unwrap_or_default().to_string();
+            match op {
+                "hold add" => out.insert(snap.to_string(), (true, reason)),
+                "hold remove" => out.insert(snap.to_string(), (false, reason)),
+                _ => None,
+            };
+        }
+        Ok(out)
+    }
+
     pub fn audit_count(&self) -> Result<u64> {
         self.with(|c| {
             c.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))

@@ -54,6 +54,7 @@ impl Catalog {
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| Error::io_path("creating catalog folder", dir, e))?;
+            private(dir, path)?;
         }
         let c = match Catalog::open_once(path) {
             Err(Error::Catalog {
@@ -229,6 +230,20 @@ impl Catalog {
         })
     }
 
+    /// Forget that index object `id` covers its packs (it is being replaced): they
+    /// count as unindexed again, so the next `write_index` covers them.
+    pub fn forget_index(&self, id: &ObjectId) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE packs SET index_id = NULL WHERE index_id = ?1",
+                [&id.0[..]],
+            )?;
+            tx.execute("DELETE FROM indexes WHERE id = ?1", [&id.0[..]])?;
+            tx.commit()
+        })
+    }
+
     /// Packs listed but gone from the repository are forgotten with their blobs.
     pub fn remove_pack(&self, id: &PackId) -> Result<()> {
         self.with(|c| {
@@ -340,6 +355,49 @@ impl Catalog {
             ))
         })
     }
+}
+
+/// The catalog steers what a snapshot stores and what restore reads (file-cache
+/// rows name the chunks of unchanged files): its folder and files must be ours
+/// and private. A folder or file of another user is refused; ours, too open,
+/// is made private.
+fn private(dir: &Path, db: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let check = |p: &Path, mode: u32| -> Result<()> {
+        let m = match std::fs::symlink_metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io_path("inspecting", p, e)),
+        };
+        let m = if m.file_type().is_symlink() && p == dir {
+            std::fs::metadata(p).map_err(|e| Error::io_path("inspecting", p, e))?
+        } else {
+            m
+        };
+        if m.uid() != me || (m.file_type().is_symlink() && p != dir) {
+            return Err(Error::Config(format!(
+                "the cache {} belongs to uid {} (or is a link), not to this user: it steers what backups store, so only a private one is used; set HCBACKUP_CACHE_DIR to a folder of your own",
+                p.display(),
+                m.uid()
+            )));
+        }
+        if m.mode() & 0o077 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io_path("making private", p, e))?;
+        }
+        Ok(())
+    };
+    check(dir, 0o700)?;
+    for f in [
+        db.to_path_buf(),
+        db.with_extension("sqlite-wal"),
+        db.with_extension("sqlite-shm"),
+    ] {
+        check(&f, 0o600)?;
+    }
+    Ok(())
 }
 
 fn insert_pack(

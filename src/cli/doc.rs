@@ -9,20 +9,29 @@ pub enum Block {
     Table(Vec<String>, Vec<Vec<String>>),
 }
 
+/// Markdown text: `<`, `>` and `&` as entities, so a reason or an error line
+/// (typed by an operator, or holding a file name) is never markup where the
+/// report is rendered.
+fn md(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    md(s).replace('|', "\\|").replace('\n', " ")
 }
 
 pub fn markdown(blocks: &[Block]) -> String {
     let mut out = String::new();
     for b in blocks {
         match b {
-            Block::H1(t) => out.push_str(&format!("# {t}\n\n")),
-            Block::H2(t) => out.push_str(&format!("## {t}\n\n")),
-            Block::P(t) => out.push_str(&format!("{t}\n\n")),
+            Block::H1(t) => out.push_str(&format!("# {}\n\n", md(t))),
+            Block::H2(t) => out.push_str(&format!("## {}\n\n", md(t))),
+            Block::P(t) => out.push_str(&format!("{}\n\n", md(t))),
             Block::List(items) => {
                 for i in items {
-                    out.push_str(&format!("- {i}\n"));
+                    out.push_str(&format!("- {}\n", md(i)));
                 }
                 out.push('\n');
             }

@@ -22,7 +22,11 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
     let repo = ctx.open()?;
     let opts = ImportOptions {
         files: a.files,
-        source: a.source.or_else(|| ctx.settings.uploads_dir.clone()),
+        // Absolute, as snapshots record their sources: `status` matches them.
+        source: a
+            .source
+            .or_else(|| ctx.settings.uploads_dir.clone())
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
         database: ctx.settings.databases.first().cloned(),
     };
     let progress = CliProgress::start(ctx, &[], "importing");
@@ -45,7 +49,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
     let n = imported.iter().filter(|r| r.snapshot.is_some()).count();
     ctx.note(|d| d.detail = Some(format!("{n} snapshots imported")));
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&imported).expect("json"));
+        crate::cli::render::emit_raw(&serde_json::to_string_pretty(&imported).expect("json"));
     } else {
         for r in &imported {
             let what = match (&r.snapshot, &r.skipped, &r.error) {
@@ -60,7 +64,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
                 (_, _, Some(e)) => format!("FAILED: {e}"),
                 _ => String::new(),
             };
-            println!("{}: {what}", r.stamp);
+            outln!("{}: {what}", r.stamp);
         }
     }
     Ok(code)

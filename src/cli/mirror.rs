@@ -91,10 +91,10 @@ pub fn mirror_to(
         }
     }
     if print && ctx.json {
-        println!("{}", serde_json::to_string_pretty(&reports).expect("json"));
+        crate::cli::render::emit_raw(&serde_json::to_string_pretty(&reports).expect("json"));
     } else if print && !ctx.quiet {
         for r in &reports {
-            println!(
+            outln!(
                 "mirror to {}: {} objects copied ({}), {} already there{}{}",
                 r.destination,
                 r.copied,

@@ -1,5 +1,13 @@
 //! The command line (clap): one file per command group; `render` is the only stdout writer.
 
+/// `println!` for human output: names and errors from uploads and storage are
+/// escaped (`model::tree::sanitize`), and a closed pipe ends the process quietly.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::render::emit_line(&format!($($t)*))
+    };
+}
+
 mod audit;
 mod doc;
 mod import_legacy;

@@ -14,10 +14,26 @@ use crate::ops::restore::RestoreReport;
 use crate::repo::{KeyInfo, Repository};
 
 fn print_json(v: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("json serializes")
-    );
+    emit_raw(&serde_json::to_string_pretty(v).expect("json serializes"));
+}
+
+/// Print one line of human output (see `outln!`): escaped, and a closed pipe
+/// (`hcbackup ls latest | head`) ends the process quietly instead of panicking.
+pub fn emit_line(line: &str) {
+    emit_raw(&crate::model::tree::sanitize(line));
+}
+
+/// Print a document (JSON, a report) as it is, ending quietly on a closed pipe.
+pub fn emit_raw(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(crate::error::exit::OK);
+        }
+        eprintln!("hcbackup: writing the output: {e}");
+        std::process::exit(crate::error::exit::ERROR);
+    }
 }
 
 /// Bytes in binary units, as people read them.
@@ -40,7 +56,7 @@ pub fn line(ctx: &Ctx, human: &str, doc: serde_json::Value) {
     if ctx.json {
         print_json(&doc);
     } else if !ctx.quiet {
-        println!("{human}");
+        outln!("{human}");
     }
 }
 
@@ -133,7 +149,7 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
     if ctx.json {
         print_json(&snapshot_json(e));
     } else {
-        println!("{human}");
+        outln!("{human}");
     }
 }
 
@@ -144,13 +160,18 @@ pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
         ));
         return;
     }
-    println!(
+    outln!(
         "{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} tags",
-        "id", "time", "files", "size", "added", "sources"
+        "id",
+        "time",
+        "files",
+        "size",
+        "added",
+        "sources"
     );
     for e in list {
         let s = &e.snapshot;
-        println!(
+        outln!(
             "{:<10} {:<25} {:>8} {:>10} {:>10}  {:<16} {}{}",
             e.id.short(),
             s.time,
@@ -197,7 +218,7 @@ pub fn ls(ctx: &Ctx, repo: &Repository, snap: &SnapshotEntry, path: Option<&str>
                 .unwrap_or_default();
             // Names come from uploads (and from whoever wrote the snapshot): shown
             // escaped, so none can move the cursor or forge a line.
-            println!(
+            outln!(
                 "{t}{:04o} {:>10} {}{}",
                 n.mode,
                 n.size,
@@ -256,7 +277,7 @@ pub fn keys(ctx: &Ctx, keys: &[KeyInfo]) {
         return;
     }
     for k in keys {
-        println!(
+        outln!(
             "{} {}  {}  {}@{}",
             if k.current { "*" } else { " " },
             &k.id[..8],
@@ -306,7 +327,7 @@ pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
         return;
     }
     for r in reports {
-        println!(
+        outln!(
             "verify {}: {} snapshots, {} trees, {} packs{}: {}",
             r.copy,
             r.snapshots,
@@ -350,9 +371,9 @@ pub fn repair(ctx: &Ctx, reports: &[crate::ops::repair::RepairReport]) {
     }
     for r in reports {
         for h in &r.healed {
-            println!("repair {}: {h}", r.copy);
+            outln!("repair {}: {h}", r.copy);
         }
-        println!(
+        outln!(
             "repair {}: {} objects healed, {} index objects written; {}",
             r.copy,
             r.healed.len(),

@@ -74,11 +74,11 @@ pub fn restore_tests(ctx: &Ctx, verify: &[VerifyReport], reports: &[RestoreTestR
         }
         .expect("report serializes");
         doc["restore_tests"] = serde_json::to_value(reports).expect("report serializes");
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        crate::cli::render::emit_raw(&serde_json::to_string_pretty(&doc).expect("json"));
         return;
     }
     for r in reports {
-        println!(
+        outln!(
             "restore test of database {} from snapshot {}: {} (restore {:.1} s, RTO {:.0} s; temporary database {} {})",
             r.database,
             &r.snapshot[..8.min(r.snapshot.len())],
@@ -90,7 +90,7 @@ pub fn restore_tests(ctx: &Ctx, verify: &[VerifyReport], reports: &[RestoreTestR
         );
         for c in &r.checks {
             if !c.passed || !ctx.quiet {
-                println!(
+                outln!(
                     "  {} {}: {}",
                     if c.passed { "ok  " } else { "FAIL" },
                     c.name,
@@ -99,7 +99,7 @@ pub fn restore_tests(ctx: &Ctx, verify: &[VerifyReport], reports: &[RestoreTestR
             }
         }
         if let Some(e) = &r.error {
-            println!("  error: {e}");
+            outln!("  error: {e}");
         }
     }
 }

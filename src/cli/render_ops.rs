@@ -7,10 +7,7 @@ use crate::alert::Delivery;
 use crate::audit::{Event, Verification};
 
 fn print_json(v: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("json serializes")
-    );
+    crate::cli::render::emit_raw(&serde_json::to_string_pretty(v).expect("json serializes"));
 }
 
 pub fn audit_events(ctx: &Ctx, events: &[Event]) {
@@ -18,7 +15,7 @@ pub fn audit_events(ctx: &Ctx, events: &[Event]) {
         return print_json(&events);
     }
     if events.is_empty() {
-        println!("no audit events");
+        outln!("no audit events");
         return;
     }
     for e in events {
@@ -44,7 +41,7 @@ pub fn audit_events(ctx: &Ctx, events: &[Event]) {
         if let Some(err) = &e.error {
             line.push_str(&format!("  error: {err}"));
         }
-        println!("{line}");
+        outln!("{line}");
     }
 }
 
@@ -62,25 +59,25 @@ pub fn audit_verify(ctx: &Ctx, v: &Verification) {
         }));
     }
     if v.uploaded > 0 {
-        println!("stored {} event(s) the repository lacked", v.uploaded);
+        outln!("stored {} event(s) the repository lacked", v.uploaded);
     }
     if let Some(b) = &v.catalog_broken {
-        println!("catalog: chain BROKEN at event #{}: {}", b.seq, b.reason);
+        outln!("catalog: chain BROKEN at event #{}: {}", b.seq, b.reason);
     }
     if let Some(b) = &v.repository_broken {
-        println!("repository: chain BROKEN at event #{}: {}", b.seq, b.reason);
+        outln!("repository: chain BROKEN at event #{}: {}", b.seq, b.reason);
     }
     for p in &v.problems {
-        println!("problem: {p}");
+        outln!("problem: {p}");
     }
     match (&v.head, v.ok) {
-        (Some((seq, id)), true) => println!(
+        (Some((seq, id)), true) => outln!(
             "audit chain intact: {} events, head #{seq} {}",
             v.events,
             &id[..16]
         ),
-        (None, true) => println!("audit chain intact: no events yet"),
-        (_, false) => println!("audit chain NOT intact: see above"),
+        (None, true) => outln!("audit chain intact: no events yet"),
+        (_, false) => outln!("audit chain NOT intact: see above"),
     }
 }
 
@@ -90,8 +87,8 @@ pub fn deliveries(ctx: &Ctx, d: &[Delivery]) {
     }
     for x in d {
         match &x.error {
-            None => println!("{}: sent", x.channel),
-            Some(e) => println!("{}: FAILED: {e}", x.channel),
+            None => outln!("{}: sent", x.channel),
+            Some(e) => outln!("{}: FAILED: {e}", x.channel),
         }
     }
 }
@@ -109,7 +106,7 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
     if ctx.json {
         return print_json(s);
     }
-    println!(
+    outln!(
         "repository {}: {} snapshots, {} stored, newest holds {}, dedup {:.1}x",
         s.repository,
         s.snapshots,
@@ -137,7 +134,7 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
         } else {
             " (replaced in the settings: not judged)"
         };
-        println!("  {} {}: {good}{last}{judged}", src.kind, src.name);
+        outln!("  {} {}: {good}{last}{judged}", src.kind, src.name);
     }
     for d in &s.destinations {
         let behind = match (d.snapshots_behind, d.lag_hours) {
@@ -145,7 +142,7 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
             (Some(n), Some(h)) => format!("{n} snapshots behind ({})", ago(h)),
             _ => "not known (no mirror record on this machine)".to_string(),
         };
-        println!(
+        outln!(
             "  destination {} ({}): last mirror {}, {behind}",
             d.name,
             d.location,
@@ -153,11 +150,11 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
         );
     }
     match &s.last_verify {
-        Some(v) => println!("  last verify: {} {}", v.time, v.result),
-        None => println!("  last verify: never"),
+        Some(v) => outln!("  last verify: {} {}", v.time, v.result),
+        None => outln!("  last verify: never"),
     }
     match &s.last_restore_test {
-        Some(t) => println!(
+        Some(t) => outln!(
             "  last restore test: {} ({:.1} days ago) of {} {}: restored in {:.1} s against an RTO of {:.0} s",
             t.time,
             t.age_days,
@@ -166,14 +163,14 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
             t.restore_secs,
             t.rto_secs
         ),
-        None => println!("  last restore test: never"),
+        None => outln!("  last restore test: never"),
     }
     if s.fresh {
-        println!("FRESH");
+        outln!("FRESH");
     } else {
         for p in &s.problems {
-            println!("  problem: {p}");
+            outln!("  problem: {p}");
         }
-        println!("STALE");
+        outln!("STALE");
     }
 }

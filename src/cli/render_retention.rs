@@ -10,7 +10,7 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
     if ctx.json || ctx.quiet {
         return;
     }
-    println!(
+    outln!(
         "{} ({}): policy {} [{}]{}",
         r.copy,
         r.location,
@@ -31,9 +31,9 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
                 g.databases.join(", ")
             ));
         }
-        println!("  host {} — {what}", g.host);
+        outln!("  host {} — {what}", g.host);
         for s in &g.snapshots {
-            println!(
+            outln!(
                 "    {} {:<25} {:<6} {}",
                 s.short_id,
                 s.time,
@@ -42,7 +42,7 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
             );
         }
     }
-    println!(
+    outln!(
         "  {} kept, {} {}",
         r.kept,
         r.removed,
@@ -59,7 +59,7 @@ pub fn prune(ctx: &Ctx, copy: &str, r: &PruneReport) {
         return;
     }
     let verb = if r.dry_run { "would free" } else { "freed" };
-    println!(
+    outln!(
         "prune {copy} ({}): {} snapshots use {} blobs; {} packs deleted, {} repacked into {} ({} downloaded); {verb} {} of {}; {} unused left in packs below the threshold",
         r.location,
         r.snapshots,
@@ -87,14 +87,14 @@ pub fn hold_changed(ctx: &Ctx, what: &str, snapshot: &str, reason: &str) {
 
 pub fn holds(ctx: &Ctx, holds: &[Hold]) {
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(holds).expect("json"));
+        crate::cli::render::emit_raw(&serde_json::to_string_pretty(holds).expect("json"));
         return;
     }
     if holds.is_empty() && !ctx.quiet {
-        println!("no holds");
+        outln!("no holds");
     }
     for h in holds {
-        println!(
+        outln!(
             "{} held since {} by {}@{}: {}",
             &h.snapshot[..8],
             h.time,

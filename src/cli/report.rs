@@ -71,8 +71,13 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
         Format::Html => doc::html("hcbackup compliance report", &blocks),
     };
     match &a.output {
-        Some(p) => std::fs::write(p, text).map_err(|e| Error::io_path("writing", p, e))?,
-        None => print!("{text}"),
+        // The report may replace its file, never what a planted link names.
+        Some(p) => std::io::Write::write_all(
+            &mut crate::ops::database::create_output(p, true)?,
+            text.as_bytes(),
+        )
+        .map_err(|e| Error::io_path("writing", p, e))?,
+        None => crate::cli::render::emit_raw(text.trim_end_matches('\n')),
     }
     Ok(exit::OK)
 }

@@ -201,7 +201,9 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     let _lock = repo.lock(false, "export")?;
     // A folder (or nothing: the current one) gets the seed's file name.
     let given = PathBuf::from(given);
-    let path = if given.as_os_str().is_empty() || given.is_dir() {
+    // A folder (not a link to one someone planted) gets the seed's file name.
+    let is_folder = given.symlink_metadata().is_ok_and(|m| m.is_dir());
+    let path = if given.as_os_str().is_empty() || is_folder {
         let t = snap.snapshot.parsed_time().unwrap_or_else(crate::util::now);
         let name = format!(
             "{}_{}.{}",

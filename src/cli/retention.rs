@@ -225,7 +225,7 @@ fn for_each_copy(
         }
     }
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
+        crate::cli::render::emit_raw(&serde_json::to_string_pretty(&docs).expect("json"));
     }
     code
 }

@@ -42,8 +42,8 @@ pub fn run(a: ScheduleArgs) -> Result<i32> {
         .unwrap_or_else(|| PathBuf::from("/usr/local/bin/hcbackup"));
     let (bin, env, log) = (bin.display(), a.env_file.display(), a.log.display());
     if a.cron {
-        // `%` is special in crontab lines: escaped.
-        println!(
+        // `%` is special in crontab lines: escaped. A document of several lines.
+        crate::cli::render::emit_raw(&format!(
             "# /etc/cron.d/hcbackup — written by `hcbackup schedule --cron`\n\
              SHELL=/bin/bash\n\
              # Daily at 03:00: snapshot (mirrored to every destination), then each copy's retention.\n\
@@ -52,7 +52,7 @@ pub fn run(a: ScheduleArgs) -> Result<i32> {
              # cron has no \"first Sunday\": days 1-7, and only the Sunday passes the guard.\n\
              0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {bin} {MONTHLY}; }} >> {log} 2>&1",
             DAILY[0], DAILY[1]
-        );
+        ));
     } else {
         let unit = |name: &str, what: &str, execs: &[&str], calendar: &str| {
             let exec: String = execs
@@ -69,7 +69,7 @@ pub fn run(a: ScheduleArgs) -> Result<i32> {
                  [Install]\nWantedBy=timers.target\n"
             )
         };
-        println!(
+        crate::cli::render::emit_raw(&format!(
             "{}\n{}\n# Then: systemctl daemon-reload && systemctl enable --now hcbackup-snapshot.timer hcbackup-verify.timer",
             unit(
                 "hcbackup-snapshot",
@@ -83,7 +83,7 @@ pub fn run(a: ScheduleArgs) -> Result<i32> {
                 &[MONTHLY],
                 "Sun *-*-01..07 02:00:00"
             )
-        );
+        ));
     }
     Ok(exit::OK)
 }

@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
             "hcbackup: warning: serving on {addr}, not loopback, without TLS: put a TLS proxy in front and keep the token secret"
         );
     }
-    println!("serving on http://{addr}/ (dashboard), /api/backup/status, /metrics, /healthz");
+    outln!("serving on http://{addr}/ (dashboard), /api/backup/status, /metrics, /healthz");
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let status_args = &a.status;

@@ -133,12 +133,14 @@ impl KeyFile {
     }
 
     /// Why this key file's KDF settings are not accepted, if they are not. Above
-    /// 2 GiB or 16 passes a planted file could exhaust memory or time; below the
+    /// 512 MiB or 8 passes a planted file could exhaust memory or time; below the
     /// defaults (64 MiB, 3 passes) someone could plant many cheap key files, each
     /// wrapping their own keys under a guessed password, and have them all tried.
     pub fn kdf_refused(&self) -> Option<String> {
         let k = &self.kdf;
-        if k.m_kib > 2 * 1024 * 1024 || k.t > 16 || k.p > 16 {
+        // Eight times the defaults at most: a planted key file costs an open
+        // seconds, not minutes (and at most 16 are tried).
+        if k.m_kib > 512 * 1024 || k.t > 8 || k.p > 4 {
             return Some(format!(
                 "KDF settings too costly (m={} KiB, t={}, p={})",
                 k.m_kib, k.t, k.p

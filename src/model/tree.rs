@@ -100,6 +100,16 @@ impl Tree {
     }
 }
 
+/// Folders nested deeper than this are refused wherever a tree is walked (backup,
+/// restore, ls, export, verify, prune, import): real uploads nest a few dozen
+/// levels, and a hostile tree or a planted folder chain must not exhaust the stack.
+pub const MAX_DEPTH: usize = 256;
+
+/// The error for a folder nested deeper than `MAX_DEPTH`.
+pub fn too_deep(what: &str) -> String {
+    format!("{what} is more than {MAX_DEPTH} folders deep: left out (a folder chain that deep is not a clinic's)")
+}
+
 /// A name restore may join onto a folder: anything but empty, `.`, `..`, and
 /// names holding `/` or NUL.
 pub fn check_name(name: &[u8]) -> Result<(), String> {
@@ -111,6 +121,39 @@ pub fn check_name(name: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether a character can move the cursor, clear a terminal, reorder or hide
+/// text, or break a line: C0/C1 controls, DEL, bidirectional marks and
+/// overrides, zero-width and line/paragraph separators, tag characters.
+fn deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// A line of human output with every deceptive character (`deceptive`) escaped
+/// (`\x1b`, `\u{202e}`); tabs stay. Names and errors reach the terminal through
+/// this, so none can forge a line or hide another.
+pub fn sanitize(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c != '\t' && deceptive(c)) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            '\t' => out.push(c),
+            c if c.is_control() => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c if deceptive(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A name for messages and listings: control characters, backslashes and
@@ -130,11 +173,9 @@ pub fn escape(name: &[u8]) -> String {
                         out.push_str(&format!("\\x{b:02x}"));
                     }
                 }
-                // Bidirectional overrides and zero-width marks: they reorder or
-                // hide what a terminal shows (`exam\u{202e}fdp.exe`).
-                '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                    out.push_str(&format!("\\u{{{:x}}}", c as u32))
-                }
+                // Bidirectional overrides, zero-width marks, line separators:
+                // they reorder or hide what a terminal shows (`exam\u{202e}fdp.exe`).
+                c if deceptive(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
                 c => out.push(c),
             }
         }

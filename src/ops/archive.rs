@@ -151,6 +151,10 @@ impl<'a> Archiver<'a> {
     /// opened without following a link and must be the one the walk saw (`st`);
     /// its entries are listed, stat'ed and opened relative to it.
     fn dir(&self, at: At<'_>, path: &Path, name: &[u8], st: &Stat) -> Result<Option<TreeId>> {
+        if at.depth() >= crate::model::tree::MAX_DEPTH {
+            self.error(path, crate::model::tree::too_deep("this folder"));
+            return Ok(None);
+        }
         crate::util::failpoint("archive-before-open");
         let fd = match at.open(path, name, st, OFlags::DIRECTORY) {
             Ok(fd) => fd,
@@ -233,7 +237,7 @@ impl<'a> Archiver<'a> {
             .zip(hits.par_iter())
             .map(|((name, p, m, k), hit)| match m {
                 Ok(m) => Ok(self
-                    .node_with(At::Dir(fd.as_fd()), p, name, m, *hit)?
+                    .node_with(At::Dir(fd.as_fd(), at.depth() + 1), p, name, m, *hit)?
                     .map(|(n, c)| (n, c, *k))),
                 Err(e) => {
                     self.error(p, e);
@@ -309,7 +313,14 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
-        let (content, size) = match self.chunk_stream(&self.chunker, &f, Some(st.size))? {
+        // What was stat'ed, no more: a file growing while it is read (or a sparse
+        // one made enormous) cannot keep a night's run going; it is read again
+        // next time, since its cache entry is kept only when it did not change.
+        let (content, size) = match self.chunk_stream(
+            &self.chunker,
+            std::io::Read::take(&f, st.size),
+            Some(st.size),
+        )? {
             Ok(r) => r,
             Err(e) => {
                 self.error(path, e);
@@ -405,17 +416,25 @@ fn stat_of(m: &Stat) -> CachedFile {
 #[derive(Clone, Copy)]
 enum At<'a> {
     Path,
-    Dir(BorrowedFd<'a>),
+    /// A folder and how deep it is below the source.
+    Dir(BorrowedFd<'a>, usize),
 }
 
 impl At<'_> {
+    fn depth(&self) -> usize {
+        match self {
+            At::Path => 0,
+            At::Dir(_, d) => *d,
+        }
+    }
+
     /// Open the entry without following a link (`O_NOFOLLOW`) and check that it is
     /// the one stat'ed as `st` (device, inode, kind).
     fn open(&self, path: &Path, name: &[u8], st: &Stat, extra: OFlags) -> std::io::Result<OwnedFd> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra;
         let fd = match self {
             At::Path => rustix::fs::open(path, flags, Mode::empty()),
-            At::Dir(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
+            At::Dir(d, _) => rustix::fs::openat(d, name, flags, Mode::empty()),
         }
         .map_err(|e| match e {
             rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => swapped(),
@@ -431,8 +450,16 @@ impl At<'_> {
     fn read_link(&self, path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
         let t = match self {
             At::Path => rustix::fs::readlink(path, Vec::new()),
-            At::Dir(d) => rustix::fs::readlinkat(d, name, Vec::new()),
-        }?;
+            At::Dir(d, _) => rustix::fs::readlinkat(d, name, Vec::new()),
+        }
+        // EINVAL: no longer a link (swapped for a file since it was listed).
+        .map_err(|e| {
+            if e == rustix::io::Errno::INVAL {
+                swapped()
+            } else {
+                e.into()
+            }
+        })?;
         Ok(t.into_bytes())
     }
 }

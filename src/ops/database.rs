@@ -266,14 +266,15 @@ pub fn create_output(path: &Path, overwrite: bool) -> Result<std::fs::File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                Error::Usage(format!(
-                    "{} exists: choose another file, or pass --overwrite",
-                    path.display()
-                ))
-            } else {
-                Error::io_path("creating", path, e)
-            }
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists if overwrite => Error::Failed(format!(
+                "{} was made again by someone else while it was being replaced: refusing to write through it",
+                path.display()
+            )),
+            io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                "{} exists: choose another file, or pass --overwrite",
+                path.display()
+            )),
+            _ => Error::io_path("creating", path, e),
         })
 }

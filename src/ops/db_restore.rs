@@ -128,18 +128,17 @@ pub fn load_dump(
     let room = free_bytes(&dir).is_some_and(|f| f > dump.size + 64 * 1024 * 1024);
     if room {
         let t = Instant::now();
-        let mut file = tempfile::Builder::new()
-            .prefix("hcbackup-restore-")
-            .suffix(".dump")
-            .tempfile_in(&dir)
+        // Unnamed (O_TMPFILE): the decrypted dump never has a name, and no
+        // interruption, kill -9 included, leaves it behind.
+        let mut file = tempfile::tempfile_in(&dir)
             .map_err(|e| Error::io_path("creating a temp file in", &dir, e))?;
-        match copy_stream(repo, &dump, file.as_file_mut(), "writing the temp dump") {
+        match copy_stream(repo, &dump, &mut file, "writing the temp dump") {
             Ok(_) => {
                 report
                     .phases
                     .push(("fetch".into(), t.elapsed().as_secs_f64()));
                 let t = Instant::now();
-                pgr::restore_file(target, file.path(), pgr::jobs(), clean)?;
+                pgr::restore_file(target, &file, pgr::jobs(), clean)?;
                 report
                     .phases
                     .push(("pg_restore".into(), t.elapsed().as_secs_f64()));

@@ -69,6 +69,12 @@ fn tree<W: Write>(
         path.extend_from_slice(&n.name);
         entry(repo, n, &path, tar, r)?;
         if let (NodeKind::Dir, Some(t)) = (n.kind, n.subtree) {
+            if path.iter().filter(|&&b| b == b'/').count() >= crate::model::tree::MAX_DEPTH {
+                return Err(Error::corrupt(
+                    format!("tree {}", t.short()),
+                    crate::model::tree::too_deep("a folder"),
+                ));
+            }
             tree(repo, t, &path, tar, r)?;
         }
     }

@@ -98,6 +98,17 @@ pub fn run(
     {
         holds.entry(h.snapshot).or_insert(h.reason);
     }
+    // A hold whose object is gone but that no `hold remove` lifted (someone with
+    // access to the storage deleted it) still holds.
+    for (snap, (held, reason)) in repo.catalog().holds_in_audit()? {
+        if held && !holds.contains_key(&snap) {
+            tracing::warn!(
+                "the legal hold on snapshot {snap} is missing from {} although no `hold remove` lifted it: the snapshot is kept; place the hold again with `hcbackup hold add`",
+                repo.backend().location()
+            );
+            holds.insert(snap, reason);
+        }
+    }
     let mut groups: BTreeMap<_, Vec<&SnapshotEntry>> = BTreeMap::new();
     for s in &snaps {
         groups.entry(group_key(s)).or_default().push(s);
@@ -154,6 +165,7 @@ pub fn run(
         });
     }
     if !opts.dry_run {
+        repo.confirm_lock()?;
         for id in doomed {
             repo.check_lock()?;
             match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {

@@ -85,6 +85,12 @@ fn entries(
             node: n,
         });
         if let Some(sub) = sub {
+            if path.iter().filter(|&&b| b == b'/').count() >= crate::model::tree::MAX_DEPTH {
+                return Err(Error::corrupt(
+                    format!("tree {}", sub.short()),
+                    crate::model::tree::too_deep("a folder"),
+                ));
+            }
             entries(repo, &path, repo.load_tree(sub)?, visit)?;
         }
     }

@@ -162,7 +162,12 @@ pub fn run_with(
             return Ok(r);
         }
     }
-    if let Err(e) = sync_holds(src, dest, &mut r) {
+    let lifted = |name: &str| {
+        opts.catalog
+            .and_then(|c| c.holds_in_audit().ok())
+            .is_some_and(|h| h.get(name).is_some_and(|(held, _)| !held))
+    };
+    if let Err(e) = sync_holds(src, dest, &mut r, &lifted) {
         r.failures.push(format!("holds/: {e}"));
     }
     match remove_old_keys(src, dest, &mut r) {
@@ -212,10 +217,15 @@ fn remove_old_keys(
 
 /// Make the destination's legal holds those of the source: placed and lifted alike
 /// (a few small objects, always listed).
+/// Make the destination's holds the source's: copy every hold; lift one there
+/// only when the audit log records that `hold remove` lifted it here (`lifted`).
+/// A hold object deleted behind the log's back (anyone who can write the storage
+/// can delete a file) is not copied as a deletion to every other copy.
 fn sync_holds(
     src: &dyn Backend,
     dest: &dyn Backend,
     r: &mut MirrorReport,
+    lifted: &dyn Fn(&str) -> bool,
 ) -> crate::storage::StorageResult<()> {
     let theirs: HashMap<String, u64> = dest.list("holds")?.into_iter().collect();
     let ours = src.list("holds")?;
@@ -232,6 +242,13 @@ fn sync_holds(
     }
     for name in theirs.keys() {
         if !ours.iter().any(|(n, _)| n == name) {
+            if !lifted(name) {
+                tracing::warn!(
+                    "the legal hold on snapshot {name} is at {} but not here, and the audit log has no `hold remove` for it: left in place there",
+                    dest.location()
+                );
+                continue;
+            }
             match dest.delete(&format!("holds/{name}")) {
                 Ok(()) | Err(crate::storage::StorageError::NotFound(_)) => {}
                 Err(e) => return Err(e),

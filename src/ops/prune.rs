@@ -209,7 +209,8 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     crate::util::failpoint("prune-after-repack");
 
     // 4. New index objects: kept packs of the affected index objects, kept packs no
-    // index listed, and the new packs.
+    // index listed, and the new packs. Only while the lock still holds.
+    repo.confirm_lock()?;
     let mut reindex: Vec<IndexedPack> = Vec::new();
     let mut queued: HashSet<PackId> = HashSet::new();
     for (_, list) in &affected {
@@ -336,14 +337,14 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
             "prune stopped before deleting anything: {e}; run `hcbackup verify`, then `hcbackup repair`"
         ))
     };
-    let snaps = repo.snapshots().map_err(stop)?;
+    let snaps = repo.snapshots_strict().map_err(stop)?;
     let mut used = HashSet::new();
     let mut seen = HashSet::new();
     for s in &snaps {
-        walk(repo, s.snapshot.tree, &mut used, &mut seen).map_err(stop)?;
+        walk(repo, s.snapshot.tree, &mut used, &mut seen, 0).map_err(stop)?;
         for d in &s.snapshot.databases {
             if let Some(t) = d.tree {
-                walk(repo, t, &mut used, &mut seen).map_err(stop)?;
+                walk(repo, t, &mut used, &mut seen, 0).map_err(stop)?;
             }
         }
     }
@@ -355,10 +356,17 @@ fn walk(
     id: TreeId,
     used: &mut HashSet<BlobKey>,
     seen: &mut HashSet<TreeId>,
+    depth: usize,
 ) -> Result<()> {
     // A folder unchanged since an earlier snapshot is one tree, walked once.
     if !seen.insert(id) {
         return Ok(());
+    }
+    if depth > crate::model::tree::MAX_DEPTH {
+        return Err(Error::corrupt(
+            format!("tree {}", id.short()),
+            crate::model::tree::too_deep("a folder"),
+        ));
     }
     used.insert((Kind::Tree, id.0));
     let tree = repo.load_tree(id)?;
@@ -366,7 +374,7 @@ fn walk(
         match n.kind {
             NodeKind::Dir => {
                 if let Some(t) = n.subtree {
-                    walk(repo, t, used, seen)?;
+                    walk(repo, t, used, seen, depth + 1)?;
                 }
             }
             NodeKind::File => {

@@ -75,12 +75,20 @@ pub fn run(
             .filter(|p| p.starts_with("index/") && !r.healed.iter().any(|h| h.starts_with(*p)))
             .collect();
         if !r.healed.is_empty() || !before.unindexed.is_empty() || !lost_indexes.is_empty() {
+            // An unreadable index object with no good copy anywhere has nothing
+            // left to say: it goes first (the new index object for the same packs
+            // may well have its very name), and its packs count as unindexed,
+            // even where this catalog loaded it while it still read back. A crash
+            // before the new index is written leaves packs found by their headers.
+            for p in &lost_indexes {
+                if let Some(id) = p.strip_prefix("index/").and_then(ObjectId::from_hex) {
+                    target.catalog().forget_index(&id)?;
+                }
+                target.backend().delete(p)?;
+            }
             target.recover_packs()?;
             r.indexes_written = target.write_index()?.len() as u64;
-            // Every pack is indexed again: an unreadable index object with no good
-            // copy anywhere has nothing left to say.
             for p in lost_indexes {
-                target.backend().delete(p)?;
                 r.healed.push(format!(
                     "{p} removed (unreadable; its packs are indexed again)"
                 ));

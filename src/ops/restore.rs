@@ -73,6 +73,10 @@ struct Dir<'p> {
     name: &'p OsStr,
     path: PathBuf,
     fd: OnceLock<std::result::Result<OwnedFd, String>>,
+    /// Nobody but us can change its entries (every folder restore makes; the
+    /// target itself when it is ours and not writable by others).
+    private: bool,
+    depth: usize,
 }
 
 impl Dir<'_> {
@@ -111,7 +115,7 @@ pub fn run(
         )
     };
     let target = safe_fs::open_target(&opts.target)?;
-    if !opts.overwrite && !safe_fs::is_empty(target.as_fd(), &opts.target)? {
+    if !opts.overwrite && !safe_fs::is_empty(target.fd.as_fd(), &opts.target)? {
         return Err(Error::Usage(format!(
             "target {} is not empty: choose an empty folder, or pass --overwrite",
             opts.target.display()
@@ -139,10 +143,27 @@ pub fn run(
         parent: None,
         name: OsStr::new(""),
         path: opts.target.clone(),
-        fd: OnceLock::from(Ok(target)),
+        private: target.private,
+        fd: OnceLock::from(Ok(target.fd)),
+        depth: 0,
     };
     let root = repo.load_tree(snap.snapshot.tree)?;
-    r.tree(&root, &root_dir, "", r.include.is_none());
+    let any = r.tree(&root, &root_dir, "", r.include.is_none());
+    if !any
+        && !opts.includes.is_empty()
+        && r.report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .errors
+            .is_empty()
+    {
+        return Err(Error::Usage(format!(
+            "nothing in snapshot {} matches --include {}: paths start with the source's name, such as uploads/exams/** (see `hcbackup ls {}`)",
+            snap.id.short(),
+            opts.includes.join(" --include "),
+            snap.id.short()
+        )));
+    }
     let mut report = r.report.into_inner().unwrap_or_else(|p| p.into_inner());
     report.setid_dropped = r.setid_dropped.into_inner();
     report.devices_skipped = r.devices_skipped.into_inner();
@@ -200,11 +221,19 @@ impl Restorer<'_> {
                 n.subtree
                     .ok_or_else(|| Error::corrupt("tree", "folder without subtree"))?,
             )?;
+            if dir.depth >= safe_fs::MAX_DEPTH {
+                return Err(Error::Failed(format!(
+                    "more than {} folders deep: not restored",
+                    safe_fs::MAX_DEPTH
+                )));
+            }
             let child = Dir {
                 parent: Some(dir),
                 name,
                 path: path.to_path_buf(),
                 fd: OnceLock::new(),
+                private: true,
+                depth: dir.depth + 1,
             };
             if selected {
                 child.fd(self.existing)?;
@@ -222,6 +251,11 @@ impl Restorer<'_> {
             return Ok(false);
         }
         let parent = dir.fd(self.existing)?;
+        let place = safe_fs::Place {
+            dir: parent,
+            private: dir.private,
+            how: self.existing,
+        };
         let meta = self.meta(n);
         match n.kind {
             NodeKind::File => {
@@ -239,11 +273,9 @@ impl Restorer<'_> {
             NodeKind::Symlink => {
                 let target =
                     OsStr::from_bytes(n.target.as_deref().map(|t| &t[..]).unwrap_or_default());
-                safe_fs::make_symlink(parent, name, target, path, self.existing, &meta)?;
+                safe_fs::make_symlink(place, name, target, path, &meta)?;
             }
-            NodeKind::Fifo => {
-                safe_fs::make_special(parent, name, FileType::Fifo, 0, path, self.existing, &meta)?
-            }
+            NodeKind::Fifo => safe_fs::make_special(place, name, (FileType::Fifo, 0), path, &meta)?,
             NodeKind::CharDevice | NodeKind::BlockDevice => {
                 if !self.privileged {
                     self.devices_skipped.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +286,7 @@ impl Restorer<'_> {
                 } else {
                     FileType::BlockDevice
                 };
-                safe_fs::make_special(parent, name, t, n.rdev, path, self.existing, &meta)?
+                safe_fs::make_special(place, name, (t, n.rdev), path, &meta)?
             }
             NodeKind::Socket => return Ok(false), // sockets are recreated by their servers
             NodeKind::Dir => unreachable!(),
@@ -266,8 +298,14 @@ impl Restorer<'_> {
     /// `--restore-privileged` setuid and setgid bits are left off.
     fn meta(&self, n: &Node) -> Meta {
         let mut mode = n.mode & 0o7777;
-        if !self.privileged && mode & 0o6000 != 0 && n.kind != NodeKind::Symlink {
-            mode &= !0o6000;
+        // Setgid on a folder only sets the group of what is made in it: kept.
+        let risky = if n.kind == NodeKind::Dir {
+            0o4000
+        } else {
+            0o6000
+        };
+        if !self.privileged && mode & risky != 0 && n.kind != NodeKind::Symlink {
+            mode &= !risky;
             self.setid_dropped.fetch_add(1, Ordering::Relaxed);
         }
         Meta {

@@ -2,15 +2,21 @@
 //! relative to an open folder descriptor, never by a path that could run through a
 //! link someone planted.
 //!
-//! Folders are made with `mkdirat` and opened with `O_NOFOLLOW | O_DIRECTORY`;
-//! files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`; owner, mode and times
-//! are set on the open descriptor (special files: on an `O_PATH` descriptor after
-//! checking its type). A link found where a folder or file is to go is replaced
-//! only when the caller allows it (`--overwrite`) and then only the link itself is
-//! removed, never what it points to; otherwise the entry is refused with a message
-//! that says what was found. Nothing here ever follows a link, so a restore run as
-//! root writes inside its target and nowhere else, whatever is planted there
-//! before or during the run.
+//! Folders are made with `mkdirat`, opened with `O_NOFOLLOW | O_DIRECTORY`, and
+//! checked (on the descriptor) to be ours: a folder someone swapped in between
+//! the two steps is refused, and an existing folder reused by `--overwrite` is
+//! first taken over (owned by us, mode 0700) until its own metadata is set last.
+//! So every folder below the target is private while the restore works in it:
+//! nobody else can rename anything into it, and metadata set by name there (on
+//! links) reaches what restore made. Files are created with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` and get owner, mode and times on the open
+//! descriptor. Links and special files for a target folder others can write to
+//! are made in a private staging folder inside it and renamed into place. A link
+//! found where a folder or file is to go is replaced only when the caller allows
+//! it (`--overwrite`) and then only the link itself is removed, never what it
+//! points to; otherwise the entry is refused with a message that says what was
+//! found. Nothing here ever follows a link, so a restore run as root writes inside
+//! its target and nowhere else, whatever is planted there before or during the run.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -18,7 +24,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -45,27 +51,87 @@ fn io_err(what: &str, path: &Path, e: Errno) -> Error {
     Error::io_path(what, path, std::io::Error::from(e))
 }
 
+pub use crate::model::tree::MAX_DEPTH;
+
+/// The restore target, open, and whether nobody but us can change its entries.
+#[derive(Debug)]
+pub struct Target {
+    pub fd: OwnedFd,
+    pub private: bool,
+}
+
 /// Open (or create, with its parents) the restore target. The target itself
-/// must be a real folder: a link there is refused rather than followed.
-pub fn open_target(path: &Path) -> Result<OwnedFd> {
+/// must be a real folder: a link there is refused rather than followed, and so is
+/// a path through a link someone else owns (`/tmp/x` made a link by another user).
+pub fn open_target(path: &Path) -> Result<Target> {
+    let path = &plain_path(path)?;
+    check_ancestors(path)?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::open(path, flags, Mode::empty()) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::NOENT) => {}
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io_path("creating", parent, e))?;
+            }
+            match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(io_err("creating the target", path, e)),
+            }
+            rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => not_a_folder(path),
+                e => io_err("opening the target", path, e),
+            })?
+        }
         Err(Errno::LOOP | Errno::NOTDIR) => return Err(not_a_folder(path)),
         Err(e) => return Err(io_err("opening the target", path, e)),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("inspecting the target", path, e))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let private = st.st_uid == me && st.st_mode & 0o022 == 0;
+    Ok(Target { fd, private })
+}
+
+/// The target as given, without a trailing `/` or `/.` (which would make the
+/// kernel follow a final link despite `O_NOFOLLOW`); `..` as its last part is refused.
+fn plain_path(path: &Path) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        out.push(c.as_os_str());
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io_path("creating", parent, e))?;
+    match out.components().next_back() {
+        Some(Component::Normal(_)) | Some(Component::RootDir) => Ok(out),
+        _ => Err(Error::Usage(format!(
+            "target {}: give the folder by its own name, not ending in . or ..",
+            path.display()
+        ))),
     }
-    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(io_err("creating the target", path, e)),
+}
+
+/// Refuse a target path that runs through a link owned by someone other than
+/// root or this user: in a shared folder (/tmp), another user could point it
+/// anywhere. The operator's own links (and root's) are followed.
+fn check_ancestors(path: &Path) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut prefix = std::path::PathBuf::new();
+    for c in path.components() {
+        prefix.push(c.as_os_str());
+        if let Ok(st) = rustix::fs::lstat(&prefix) {
+            let link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
+            if link && st.st_uid != me && st.st_uid != 0 {
+                return Err(Error::Usage(format!(
+                    "target {} runs through {}, a link that belongs to uid {}: give the real path",
+                    path.display(),
+                    prefix.display(),
+                    st.st_uid
+                )));
+            }
+        }
     }
-    rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
-        Errno::LOOP | Errno::NOTDIR => not_a_folder(path),
-        e => io_err("opening the target", path, e),
-    })
+    Ok(())
 }
 
 fn not_a_folder(path: &Path) -> Error {
@@ -119,8 +185,18 @@ fn clear(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, how: Existing, want: &s
 /// Remove the entry `name` of `dir`; a folder with everything in it. Links are
 /// removed, never followed.
 pub fn remove(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
+    remove_at(dir, name, path, 0)
+}
+
+fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, depth: usize) -> Result<()> {
     match kind_at(dir, name) {
         Ok(FileType::Directory) => {
+            if depth > MAX_DEPTH {
+                return Err(Error::Failed(format!(
+                    "{} is more than {MAX_DEPTH} folders deep: refusing to remove it",
+                    path.display()
+                )));
+            }
             let sub = open_dir(dir, name).map_err(|e| io_err("opening", path, e))?;
             let entries =
                 rustix::fs::Dir::read_from(&sub).map_err(|e| io_err("reading", path, e))?;
@@ -128,7 +204,7 @@ pub fn remove(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
                 let e = e.map_err(|e| io_err("reading", path, e))?;
                 let n = OsStr::from_bytes(e.file_name().to_bytes());
                 if n != "." && n != ".." {
-                    remove(sub.as_fd(), n, &path.join(n))?;
+                    remove_at(sub.as_fd(), n, &path.join(n), depth + 1)?;
                 }
             }
             rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
@@ -150,35 +226,68 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> std::result::Result<OwnedFd, E
     )
 }
 
-/// Make the folder `name` in `dir` (0700 until its metadata is set) and open it.
-/// A real folder already there is used only when `how` is `Replace` (restoring
-/// over an earlier restore); anything else there is replaced or refused.
-pub fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, how: Existing) -> Result<OwnedFd> {
-    for attempt in 0..2 {
-        match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) => {}
-            Err(Errno::EXIST) => {
-                if how == Existing::Replace && kind_at(dir, name) == Ok(FileType::Directory) {
-                    // O_NOFOLLOW: swapped for a link since the look, the open fails.
-                } else if attempt == 0 {
-                    clear(dir, name, path, how, "a folder")?;
-                    continue;
-                }
-            }
-            Err(e) => return Err(io_err("creating", path, e)),
-        }
-        return open_dir(dir, name).map_err(|e| match e {
-            Errno::LOOP | Errno::NOTDIR => Error::Failed(format!(
-                "{} was replaced by a link or file during the restore: refusing to follow it",
-                path.display()
-            )),
-            e => io_err("opening", path, e),
-        });
-    }
-    Err(Error::Failed(format!(
+fn recreated(path: &Path) -> Error {
+    Error::Failed(format!(
         "{} keeps being recreated by someone else during the restore: refusing to touch it",
         path.display()
-    )))
+    ))
+}
+
+fn swapped(path: &Path) -> Error {
+    Error::Failed(format!(
+        "{} was replaced by someone else during the restore: refusing to work in it",
+        path.display()
+    ))
+}
+
+/// Make the folder `name` in `dir` and open it, private to us (0700, ours) until
+/// its metadata is set. A folder we made must still be ours once open (else it
+/// was swapped); a real folder already there is used only when `how` is
+/// `Replace`, and then taken over first; anything else there is replaced or refused.
+pub fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, how: Existing) -> Result<OwnedFd> {
+    for attempt in 0..2 {
+        let made = match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => {
+                if how != Existing::Replace || kind_at(dir, name) != Ok(FileType::Directory) {
+                    if attempt == 0 {
+                        clear(dir, name, path, how, "a folder")?;
+                        continue;
+                    }
+                    return Err(recreated(path));
+                }
+                false
+            }
+            Err(e) => return Err(io_err("creating", path, e)),
+        };
+        crate::util::failpoint("restore-after-mkdir");
+        let fd = open_dir(dir, name).map_err(|e| match e {
+            Errno::LOOP | Errno::NOTDIR => swapped(path),
+            e => io_err("opening", path, e),
+        })?;
+        make_private(&fd, path, made)?;
+        return Ok(fd);
+    }
+    Err(recreated(path))
+}
+
+/// A folder we made must be ours (else someone swapped another in before we
+/// opened it); one we reuse becomes ours, mode 0700, for the time we work in it.
+fn make_private(fd: &OwnedFd, path: &Path, made: bool) -> Result<()> {
+    let st = rustix::fs::fstat(fd).map_err(|e| io_err("inspecting", path, e))?;
+    // SAFETY: geteuid and getegid cannot fail.
+    let (me, my_group) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if made && (st.st_uid != me || st.st_mode & 0o077 != 0) {
+        return Err(swapped(path));
+    }
+    if st.st_uid != me {
+        rustix::fs::fchown(fd, Some(uid(me)), Some(gid(my_group)))
+            .map_err(|e| io_err("taking over", path, e))?;
+    }
+    if st.st_mode & 0o077 != 0 {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(0o700)).map_err(|e| io_err("chmod", path, e))?;
+    }
+    Ok(())
 }
 
 /// Create the new file `name` in `dir` (0600 until its metadata is set).
@@ -191,29 +300,111 @@ pub fn create_file(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, how: Existing
             Err(e) => return Err(io_err("creating", path, e)),
         }
     }
-    Err(Error::Failed(format!(
-        "{} keeps being recreated by someone else during the restore: refusing to touch it",
-        path.display()
-    )))
+    Err(recreated(path))
 }
 
-/// Create the symbolic link `name` → `target` in `dir` and give it owner and time.
+/// Where a link or special file goes: its folder, whether nobody else can change
+/// that folder's entries, and what to do with an entry already there.
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub private: bool,
+    pub how: Existing,
+}
+
+/// Create the symbolic link `name` → `target` and give it owner and time.
 pub fn make_symlink(
-    dir: BorrowedFd<'_>,
+    at: Place<'_>,
     name: &OsStr,
     target: &OsStr,
     path: &Path,
-    how: Existing,
     meta: &Meta,
 ) -> Result<()> {
-    for attempt in 0..2 {
-        match rustix::fs::symlinkat(target, dir, name) {
-            Ok(()) => break,
-            Err(Errno::EXIST) if attempt == 0 => clear(dir, name, path, how, "a symbolic link")?,
-            Err(e) => return Err(io_err("creating symlink", path, e)),
+    let create = |d: BorrowedFd<'_>, n: &OsStr| rustix::fs::symlinkat(target, d, n);
+    make_node(at, name, path, "a symbolic link", &create, &|d, n| {
+        meta_by_name(d, n, path, meta, false)
+    })
+}
+
+/// Create the FIFO or device node `name` and give it its metadata.
+pub fn make_special(
+    at: Place<'_>,
+    name: &OsStr,
+    (kind, rdev): (FileType, u64),
+    path: &Path,
+    meta: &Meta,
+) -> Result<()> {
+    let create = |d: BorrowedFd<'_>, n: &OsStr| {
+        rustix::fs::mknodat(d, n, kind, Mode::from_raw_mode(0o600), rdev)
+    };
+    make_node(at, name, path, "a special file", &create, &|d, n| {
+        meta_by_name(d, n, path, meta, true)
+    })
+}
+
+type Create<'a> = &'a dyn Fn(BorrowedFd<'_>, &OsStr) -> std::result::Result<(), Errno>;
+type Finish<'a> = &'a dyn Fn(BorrowedFd<'_>, &OsStr) -> Result<()>;
+
+/// Make a link or special file: `create` makes it and `finish` sets its metadata
+/// by name, which is safe only where nobody else can rename entries. So in a
+/// private folder directly; in a folder others can write to (a shared target),
+/// in a private staging folder inside it, then renamed into place.
+fn make_node(
+    at: Place<'_>,
+    name: &OsStr,
+    path: &Path,
+    want: &str,
+    create: Create<'_>,
+    finish: Finish<'_>,
+) -> Result<()> {
+    let Place { dir, private, how } = at;
+    if private {
+        for attempt in 0..2 {
+            match create(dir, name) {
+                Ok(()) => return finish(dir, name),
+                Err(Errno::EXIST) if attempt == 0 => clear(dir, name, path, how, want)?,
+                Err(Errno::EXIST) => break,
+                Err(e) => return Err(io_err("creating", path, e)),
+            }
         }
+        return Err(recreated(path));
     }
-    // On the link itself (AT_SYMLINK_NOFOLLOW): never on what it names.
+    let stage_name = format!(".hcbackup-restore-{:016x}", rand::random::<u64>());
+    let stage_name = OsStr::new(&stage_name);
+    let stage = make_dir(
+        dir,
+        stage_name,
+        &path.with_file_name(stage_name),
+        Existing::Refuse,
+    )?;
+    let placed = (|| {
+        create(stage.as_fd(), name).map_err(|e| io_err("creating", path, e))?;
+        finish(stage.as_fd(), name)?;
+        for attempt in 0..2 {
+            match rustix::fs::renameat_with(&stage, name, dir, name, RenameFlags::NOREPLACE) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EXIST) if attempt == 0 => clear(dir, name, path, how, want)?,
+                Err(Errno::EXIST) => break,
+                Err(e) => return Err(io_err("moving into place", path, e)),
+            }
+        }
+        Err(recreated(path))
+    })();
+    // Emptied through its own descriptor; the folder goes only if it is still ours and empty.
+    let _ = rustix::fs::unlinkat(&stage, name, AtFlags::empty());
+    let _ = rustix::fs::unlinkat(dir, stage_name, AtFlags::REMOVEDIR);
+    placed
+}
+
+/// Owner, mode (`with_mode`: not for links) and times of `name` in a private
+/// folder, on the entry itself (AT_SYMLINK_NOFOLLOW), never on what a link names.
+fn meta_by_name(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    meta: &Meta,
+    with_mode: bool,
+) -> Result<()> {
     if let Some((u, g)) = meta.owner {
         rustix::fs::chownat(
             dir,
@@ -224,44 +415,12 @@ pub fn make_symlink(
         )
         .map_err(|e| io_err("chown", path, e))?;
     }
+    if with_mode {
+        rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+            .map_err(|e| io_err("chmod", path, e))?;
+    }
     rustix::fs::utimensat(dir, name, &times(meta.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| io_err("setting times of", path, e))
-}
-
-/// Create the FIFO or device node `name` in `dir` and give it its metadata.
-pub fn make_special(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    kind: FileType,
-    rdev: u64,
-    path: &Path,
-    how: Existing,
-    meta: &Meta,
-) -> Result<()> {
-    for attempt in 0..2 {
-        match rustix::fs::mknodat(dir, name, kind, Mode::from_raw_mode(0o600), rdev) {
-            Ok(()) => break,
-            Err(Errno::EXIST) if attempt == 0 => clear(dir, name, path, how, "a special file")?,
-            Err(e) => return Err(io_err("creating special file", path, e)),
-        }
-    }
-    // Opening a FIFO would block and opening a device has effects: an O_PATH
-    // descriptor, checked to be what was just made, is enough to set metadata.
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io_err("opening", path, e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("inspecting", path, e))?;
-    if FileType::from_raw_mode(st.st_mode) != kind {
-        return Err(Error::Failed(format!(
-            "{} was replaced during the restore: refusing to touch it",
-            path.display()
-        )));
-    }
-    set_meta_path_fd(&fd, path, meta)
 }
 
 /// Owner, then mode (chown clears set-uid bits), then times, on an open file or folder.
@@ -271,26 +430,6 @@ pub fn set_meta(fd: BorrowedFd<'_>, path: &Path, meta: &Meta) -> Result<()> {
     }
     rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err("chmod", path, e))?;
     rustix::fs::futimens(fd, &times(meta.mtime_ns)).map_err(|e| io_err("setting times of", path, e))
-}
-
-/// `set_meta` for an `O_PATH` descriptor: through its `/proc/self/fd` entry, which
-/// names that very inode (never a link's target).
-fn set_meta_path_fd(fd: &OwnedFd, path: &Path, meta: &Meta) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    if let Some((u, g)) = meta.owner {
-        rustix::fs::chownat(fd, "", Some(uid(u)), Some(gid(g)), AtFlags::EMPTY_PATH)
-            .map_err(|e| io_err("chown", path, e))?;
-    }
-    let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rustix::fs::chmodat(
-        CWD,
-        proc.as_str(),
-        Mode::from_raw_mode(meta.mode),
-        AtFlags::empty(),
-    )
-    .map_err(|e| io_err("chmod", path, e))?;
-    rustix::fs::utimensat(CWD, proc.as_str(), &times(meta.mtime_ns), AtFlags::empty())
-        .map_err(|e| io_err("setting times of", path, e))
 }
 
 fn uid(u: u32) -> rustix::fs::Uid {
@@ -324,7 +463,7 @@ mod tests {
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(outside.join("victim"), b"keep").unwrap();
         let target = d.path().join("t");
-        let t = open_target(&target).unwrap();
+        let t = open_target(&target).unwrap().fd;
         std::os::unix::fs::symlink(&outside, target.join("exams")).unwrap();
         std::os::unix::fs::symlink(outside.join("victim"), target.join("f")).unwrap();
         let e = make_dir(
@@ -399,7 +538,7 @@ mod tests {
         std::fs::create_dir_all(t.join("a/b")).unwrap();
         std::os::unix::fs::symlink(&outside, t.join("a/b/link")).unwrap();
         std::fs::write(t.join("a/file"), b"y").unwrap();
-        let fd = open_target(&t).unwrap();
+        let fd = open_target(&t).unwrap().fd;
         remove(fd.as_fd(), OsStr::new("a"), &t.join("a")).unwrap();
         assert!(!t.join("a").exists());
         assert!(outside.join("keep").exists());
@@ -415,20 +554,84 @@ mod tests {
             mode: 0o604,
             mtime_ns: -1_500_000_000,
         };
+        // Both ways: directly in a private folder, and staged in a shared one.
+        let place = |private| Place {
+            dir: t.fd.as_fd(),
+            private,
+            how: Existing::Refuse,
+        };
         make_special(
-            t.as_fd(),
+            place(true),
             OsStr::new("p"),
-            FileType::Fifo,
-            0,
+            (FileType::Fifo, 0),
             &d.path().join("p"),
-            Existing::Refuse,
             &meta,
         )
         .unwrap();
-        let m = std::fs::symlink_metadata(d.path().join("p")).unwrap();
+        make_special(
+            place(false),
+            OsStr::new("q"),
+            (FileType::Fifo, 0),
+            &d.path().join("q"),
+            &meta,
+        )
+        .unwrap();
+        for n in ["p", "q"] {
+            let m = std::fs::symlink_metadata(d.path().join(n)).unwrap();
+            assert_eq!(
+                (m.mode() & 0o7777, m.mtime(), m.mtime_nsec()),
+                (0o604, -2, 500_000_000)
+            );
+        }
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "the staging folder is gone: {names:?}");
+    }
+
+    #[test]
+    fn a_folder_swapped_in_is_refused_and_one_reused_is_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let t = open_target(d.path()).unwrap().fd;
+        // Someone else's folder where we are to work: reused only by Replace,
+        // and then made ours and private before anything goes in.
+        let theirs = d.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let fd = make_dir(t.as_fd(), OsStr::new("theirs"), &theirs, Existing::Replace).unwrap();
+        let st = rustix::fs::fstat(&fd).unwrap();
+        // SAFETY: geteuid cannot fail.
         assert_eq!(
-            (m.mode() & 0o7777, m.mtime(), m.mtime_nsec()),
-            (0o604, -2, 500_000_000)
+            (st.st_uid, st.st_mode & 0o777),
+            (unsafe { libc::geteuid() }, 0o700)
         );
+        // A path ending in / or /. through a link, and a link owned by another user
+        // on the way, are refused.
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        for p in [
+            format!("{}/", link.display()),
+            format!("{}/.", link.display()),
+        ] {
+            assert!(
+                matches!(open_target(Path::new(&p)), Err(Error::Usage(_))),
+                "{p}"
+            );
+        }
+        let _ = rustix::fs::chownat(
+            rustix::fs::CWD,
+            &link,
+            Some(uid(65534)),
+            Some(gid(65534)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        );
+        let e = open_target(&link.join("deeper")).unwrap_err();
+        assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        assert!(!outside.join("deeper").exists());
     }
 }

@@ -47,7 +47,8 @@ pub fn run(
     }
     let time = opts.time.unwrap_or_else(crate::util::now);
     let _lock = repo.lock(false, "snapshot")?;
-    repo.recover_packs()?;
+    let listed = repo.recover_packs()?;
+    repo.forget_missing_packs(&listed)?;
 
     let writer = BlobWriter::new(repo);
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());

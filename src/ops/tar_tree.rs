@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::archive::Archiver;
 use crate::error::{Error, Result};
 use crate::id::TreeId;
-use crate::model::tree::{Node, NodeKind, Tree};
+use crate::model::tree::{escape, Node, NodeKind, Tree};
 
 /// A file node with no content yet (the fields a tar member or a dump fills in).
 pub(super) fn file_node(name: &[u8], mode: u32, size: u64, mtime: OffsetDateTime) -> Node {
@@ -75,9 +75,17 @@ pub(super) fn read(arch: &Archiver, path: &Path, name: &[u8]) -> Result<TarResul
             return Err(Error::Failed(format!(
                 "{}: member {} leaves the folder (..); refusing it",
                 path.display(),
-                String::from_utf8_lossy(&raw)
+                escape(&raw)
             )));
         };
+        if parts.len() > crate::model::tree::MAX_DEPTH {
+            return Err(Error::Failed(format!(
+                "{}: member {}...: {}",
+                path.display(),
+                escape(&raw[..raw.len().min(64)]),
+                crate::model::tree::too_deep("it")
+            )));
+        }
         let mtime = h.mtime().unwrap_or(0) as i64 * 1_000_000_000;
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
@@ -109,9 +117,10 @@ pub(super) fn read(arch: &Archiver, path: &Path, name: &[u8]) -> Result<TarResul
             let Some(t) = components(&target).and_then(|p| seen.get(&p.join(&b'/')).cloned())
             else {
                 return Err(Error::Failed(format!(
-                    "{}: hard link {} names a member not seen before",
+                    "{}: hard link {} names {}, which is not an earlier member of the archive (or leaves the folder); refusing it",
                     path.display(),
-                    String::from_utf8_lossy(&raw)
+                    escape(&raw),
+                    escape(&target)
                 )));
             };
             node.content = t.content.clone();
@@ -131,6 +140,12 @@ pub(super) fn read(arch: &Archiver, path: &Path, name: &[u8]) -> Result<TarResul
             bytes += n;
         } else {
             // Character and block devices, GNU extensions tar itself resolves.
+            tracing::warn!(
+                "{}: member {} ({:?}) is not a file, folder, link or FIFO: left out",
+                path.display(),
+                escape(&raw),
+                et
+            );
             continue;
         }
         if node.kind == NodeKind::File {
@@ -182,7 +197,12 @@ fn insert(root: &mut Dir, parts: &[Vec<u8>], node: Node) {
             .children
             .entry(p.clone())
             .or_insert_with(|| Entry::Dir(Dir::default()));
-        if let Entry::Leaf(_) = e {
+        if let Entry::Leaf(n) = e {
+            // tar -x would write through the link; a backup keeps a folder.
+            tracing::warn!(
+                "member {} has members below it: it becomes a folder",
+                escape(&n.name)
+            );
             *e = Entry::Dir(Dir::default());
         }
         let Entry::Dir(d) = e else { unreachable!() };

@@ -274,6 +274,13 @@ fn check_tree(
     if !w.seen.insert(id) {
         return Ok(());
     }
+    if path.matches('/').count() > crate::model::tree::MAX_DEPTH {
+        r.problems.push(format!(
+            "{snap}: {}",
+            crate::model::tree::too_deep(&format!("folder {path}"))
+        ));
+        return Ok(());
+    }
     r.trees += 1;
     w.needed.insert((Kind::Tree, id.0));
     let tree = match repo.load_tree(id) {
@@ -360,7 +367,8 @@ fn read_pack_checks(
         }
     };
     r.bytes_read += bytes.len() as u64;
-    if blake3::hash(&bytes).as_bytes() != &id.0 {
+    let named_right = blake3::hash(&bytes).as_bytes() == &id.0;
+    if !named_right {
         r.problems.push(format!(
             "pack {name}: content does not match its name (damaged)"
         ));
@@ -378,9 +386,13 @@ fn read_pack_checks(
         .map_or(0, |e| e.offset + e.length as u64);
     if let Some(h) = header.blobs_hash {
         let blobs = bytes.get(..start as usize).unwrap_or_default();
-        if blake3::hash(blobs).as_bytes() != &h {
-            r.problems.push(format!(
-                "pack {name}: its header belongs to another pack (planted or damaged)"
+        // Named by its bytes, yet its blobs are not the ones its header was sealed
+        // over: a real header on other bytes, planted. Nothing it lists is judged
+        // by these bytes (the blobs it names may be fine elsewhere). A pack whose
+        // bytes do not match its name is damaged instead: its blobs are checked.
+        if named_right && blake3::hash(blobs).as_bytes() != &h {
+            return r.problems.push(format!(
+                "pack {name}: its header belongs to another pack (planted by someone with access to the storage)"
             ));
         }
     }
@@ -426,7 +438,7 @@ fn affected(
     for s in snapshots {
         let mut hit = Vec::new();
         for (t, path) in roots(s) {
-            for p in damaged_in(repo, t, bad, &mut memo) {
+            for p in damaged_in(repo, t, bad, &mut memo, 0) {
                 hit.push(if path.is_empty() && p.is_empty() {
                     "/".to_string()
                 } else {
@@ -465,9 +477,13 @@ fn damaged_in(
     id: TreeId,
     bad: &HashSet<BlobKey>,
     memo: &mut HashMap<TreeId, Vec<String>>,
+    depth: usize,
 ) -> Vec<String> {
     if let Some(v) = memo.get(&id) {
         return v.clone();
+    }
+    if depth > crate::model::tree::MAX_DEPTH {
+        return vec![String::new()];
     }
     let mut out = Vec::new();
     match repo.load_tree(id) {
@@ -478,7 +494,7 @@ fn damaged_in(
                 match n.kind {
                     NodeKind::Dir => {
                         if let Some(t) = n.subtree {
-                            for p in damaged_in(repo, t, bad, memo) {
+                            for p in damaged_in(repo, t, bad, memo, depth + 1) {
                                 out.push(format!("{name}{p}"));
                             }
                         }

@@ -39,8 +39,13 @@ impl PackEntry {
     }
 }
 
+/// Format 2 headers are zero-padded to a multiple of this, so a pack's header
+/// length tells its number of blobs only to within about a hundred.
+const HEADER_PAD: usize = 4096;
+
 pub fn encode_header(entries: &[PackEntry], blobs_hash: &[u8; 32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(37 + entries.len() * ENTRY_LEN);
+    let len = 37 + entries.len() * ENTRY_LEN;
+    let mut out = Vec::with_capacity(len.div_ceil(HEADER_PAD) * HEADER_PAD);
     out.push(VERSION);
     out.extend_from_slice(blobs_hash);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -50,6 +55,7 @@ pub fn encode_header(entries: &[PackEntry], blobs_hash: &[u8; 32]) -> Vec<u8> {
         out.extend_from_slice(&e.length.to_le_bytes());
         out.extend_from_slice(&e.raw_length.to_le_bytes());
     }
+    out.resize(len.div_ceil(HEADER_PAD) * HEADER_PAD, 0);
     out
 }
 
@@ -65,10 +71,15 @@ pub fn decode_header(b: &[u8]) -> Result<PackHeader, &'static str> {
         return Err("pack header truncated");
     }
     let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+    let want = n.checked_mul(ENTRY_LEN).ok_or("entry count overflows")?;
     let body = &rest[4..];
-    if body.len() != n.checked_mul(ENTRY_LEN).ok_or("entry count overflows")? {
+    // Format 2 pads with zeros after the entries; format 1 has none.
+    let padding_ok =
+        blobs_hash.is_some() && body.get(want..).is_some_and(|p| p.iter().all(|&b| b == 0));
+    if body.len() != want && !padding_ok {
         return Err("pack header length does not match its entry count");
     }
+    let body = &body[..want];
     let mut out = Vec::with_capacity(n);
     let mut offset = 0u64;
     for e in body.chunks_exact(ENTRY_LEN) {
@@ -184,8 +195,9 @@ mod tests {
         );
         assert_eq!(entries[1].offset, 8);
         // Format 1 headers (no hash) still decode.
+        assert_eq!(plain.len(), 4096, "padded to 4 KiB");
         let mut v1 = vec![1u8];
-        v1.extend_from_slice(&plain[33..]);
+        v1.extend_from_slice(&plain[33..33 + 4 + 2 * ENTRY_LEN]);
         assert_eq!(
             decode_header(&v1).unwrap(),
             PackHeader {

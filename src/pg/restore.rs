@@ -3,7 +3,6 @@
 //! jobs, or streamed on stdin when there is no room for the file.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 
 use super::session::{ident, literal, Session};
@@ -82,16 +81,33 @@ fn pg_restore_args(clean: bool) -> Vec<&'static str> {
     a
 }
 
-/// pg_restore a dump file into `t.db` with `jobs` parallel jobs.
-pub fn restore_file(t: &PgTarget, file: &Path, jobs: usize, clean: bool) -> Result<()> {
+/// pg_restore the dump in `file` into `t.db` with `jobs` parallel jobs. The file
+/// has no name (the decrypted dump is never a file anyone could find, and it
+/// vanishes however hcbackup ends): pg_restore and its workers inherit the open
+/// file and read it as `/proc/self/fd/N`.
+pub fn restore_file(t: &PgTarget, file: &std::fs::File, jobs: usize, clean: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = file.as_raw_fd();
     let mut cmd = tools::command("pg_restore", t);
     cmd.args(pg_restore_args(clean))
         .arg(format!("--jobs={jobs}"))
         .arg("--dbname")
         .arg(&t.db)
-        .arg(file)
+        .arg(format!("/proc/self/fd/{fd}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, on a
+    // descriptor this process holds open.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = tools::spawn("pg_restore", &mut cmd)?;
     let out = child
         .wait_with_output()

@@ -215,9 +215,33 @@ impl Repository {
         Ok(listed)
     }
 
+    /// Before writing: forget the packs the catalog places blobs in but that the
+    /// repository does not hold (`listed` is `recover_packs`'s listing), so their
+    /// blobs count as missing and are stored again instead of being referenced.
+    /// An index object someone replayed from before a prune, or a pack deleted
+    /// behind the catalog's back, would otherwise make a snapshot "saved" that
+    /// does not restore. Returns how many were forgotten.
+    pub fn forget_missing_packs(&self, listed: &[(PackId, u64)]) -> Result<usize> {
+        let present: HashSet<PackId> = listed.iter().map(|(id, _)| *id).collect();
+        let mut gone = 0;
+        for (id, _) in self.catalog.packs()? {
+            if !present.contains(&id) {
+                self.catalog.remove_pack(&id)?;
+                gone += 1;
+            }
+        }
+        if gone > 0 {
+            tracing::warn!(
+                "{gone} pack(s) that index objects name are not in the repository: their data is stored again (run `hcbackup verify`, then `hcbackup repair`)"
+            );
+        }
+        Ok(gone)
+    }
+
     /// Write index objects for every pack no index covers yet (step two of the
     /// write order). Returns the new index ids.
     pub fn write_index(&self) -> Result<Vec<ObjectId>> {
+        self.confirm_lock()?;
         let packs = self.catalog.unindexed_packs()?;
         let mut ids = Vec::new();
         for group in packs.chunks(PACKS_PER_INDEX) {

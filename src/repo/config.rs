@@ -86,6 +86,12 @@ impl RepoConfig {
             Err(StorageError::NotFound(_)) => return Err(Error::NoRepository(backend.location())),
             Err(e) => return Err(e.into()),
         };
+        if bytes.len() > 64 * 1024 {
+            return Err(Error::corrupt(
+                format!("config of {}", backend.location()),
+                "larger than any config hcbackup writes",
+            ));
+        }
         let c: RepoConfig = serde_json::from_slice(&bytes).map_err(|e| {
             Error::corrupt(format!("config of {}", backend.location()), e.to_string())
         })?;

@@ -22,6 +22,9 @@ pub struct KeyInfo {
     pub current: bool,
 }
 
+/// Largest key file read.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
 /// Catalog meta: the blob count when this machine last rotated the key.
 const BLOBS_AT_ROTATION: &str = "blobs_at_rotation";
 
@@ -42,7 +45,17 @@ pub(super) fn unlock(
     preferred: Option<&str>,
 ) -> Result<(MasterKey, String)> {
     let repo_id = config.id_bytes();
-    let mut names: Vec<String> = backend.list("keys")?.into_iter().map(|(n, _)| n).collect();
+    let mut names: Vec<String> = Vec::new();
+    for (n, size) in backend.list("keys")? {
+        // A key file is a few hundred bytes of JSON.
+        if size > MAX_KEY_FILE {
+            tracing::warn!(
+                "key file keys/{n} is {size} bytes, no key file of ours: skipped (planted?)"
+            );
+        } else {
+            names.push(n);
+        }
+    }
     if names.is_empty() {
         return Err(Error::corrupt(
             format!("repository {}", backend.location()),
@@ -54,6 +67,8 @@ pub(super) fn unlock(
         names.insert(0, first);
     }
     let mut attempts = 0;
+    // Key files that open with the password but do not match `config`.
+    let mut mismatched: Vec<&str> = Vec::new();
     for name in &names {
         let bytes = match backend.get(&format!("keys/{name}")) {
             Ok(b) => b,
@@ -80,42 +95,61 @@ pub(super) fn unlock(
             continue;
         };
         if key_belongs(backend, config, &k)? {
+            for m in &mismatched {
+                tracing::warn!(
+                    "key file keys/{m} opens with this password but holds keys that are not this repository's (planted?): ignored; remove it with `hcbackup key remove {}`",
+                    &m[..8.min(m.len())]
+                );
+            }
             return Ok((k, name.clone()));
         }
-        tracing::warn!(
-            "key file keys/{name} opens with this password but holds keys that are not this repository's (planted?): ignored; remove it with `hcbackup key remove {}`",
-            &name[..8.min(name.len())]
-        );
+        mismatched.push(name);
+    }
+    if !mismatched.is_empty() {
+        // The password opens key files, but none matches `config`: either they
+        // were all planted, or `config` itself was changed.
+        return Err(Error::Failed(format!(
+            "the password opens key file(s) {} of {}, but the repository's config does not match them: someone changed `config` (or planted those key files); restore `config` from another copy, and check `keys/`",
+            mismatched.iter().map(|m| &m[..8.min(m.len())]).collect::<Vec<_>>().join(", "),
+            backend.location()
+        )));
     }
     Err(Error::WrongPassword(backend.location()))
 }
 
 /// Whether `key` is the repository's key set: by `config`'s check value, or (a
-/// format-1 config has none) by opening an index object or snapshot manifest
-/// already there: any of the first few, so one damaged object does not lock the
-/// owner out. An empty format-1 repository has nothing to check against.
+/// format-1 config has none) by the objects already there: it must open more
+/// than half of a random sample of up to 16 index objects and manifests. One
+/// damaged object does not lock the owner out, and someone who rolls `config`
+/// back to format 1 and plants objects of their own (with a key file for their
+/// key under a guessed password) must outnumber the repository's own objects.
+/// An empty format-1 repository has nothing to check against.
 fn key_belongs(backend: &dyn Backend, config: &RepoConfig, key: &MasterKey) -> Result<bool> {
     if let Some(ok) = config.key_matches(key) {
         return Ok(ok);
     }
-    let mut seen = 0;
+    use rand::seq::SliceRandom;
+    let mut objects: Vec<(&str, Kind, String)> = Vec::new();
     for (dir, kind) in [("index", Kind::Index), ("snapshots", Kind::Snapshot)] {
-        for (name, _) in backend.list(dir)?.into_iter().take(4) {
-            seen += 1;
-            let id = crate::id::ObjectId::from_hex(&name).expect("listings are well formed");
-            let sealed = match backend.get(&format!("{dir}/{name}")) {
-                Ok(b) => b,
-                Err(StorageError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if crate::codec::decode(key, kind, &id.0, &sealed, 512 << 20)
-                .is_ok_and(|p| key.id_of(&p) == id.0)
-            {
-                return Ok(true);
-            }
+        objects.extend(backend.list(dir)?.into_iter().map(|(n, _)| (dir, kind, n)));
+    }
+    objects.shuffle(&mut rand::rngs::OsRng);
+    let (mut tried, mut opened) = (0, 0);
+    for (dir, kind, name) in objects.into_iter().take(16) {
+        let id = crate::id::ObjectId::from_hex(&name).expect("listings are well formed");
+        let sealed = match backend.get(&format!("{dir}/{name}")) {
+            Ok(b) => b,
+            Err(StorageError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        tried += 1;
+        if crate::codec::decode(key, kind, &id.0, &sealed, 512 << 20)
+            .is_ok_and(|p| key.id_of(&p) == id.0)
+        {
+            opened += 1;
         }
     }
-    Ok(seen == 0)
+    Ok(tried == 0 || opened * 2 > tried)
 }
 
 fn new_key_name() -> String {

@@ -79,12 +79,27 @@ impl LockInfo {
     }
 }
 
+/// The locks this process holds in one repository (and its copies), and whether
+/// one of them was lost. Shared by the repository and its lock guards.
+#[derive(Default)]
+pub struct LockState {
+    lost: AtomicBool,
+    held: std::sync::Mutex<Vec<(Arc<dyn Backend>, String)>>,
+}
+
+impl LockState {
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<dyn Backend>, String)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Held while an operation runs; removes its lock file when dropped.
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
     path: String,
     stop: Arc<AtomicBool>,
     refresher: Option<JoinHandle<()>>,
+    state: Arc<LockState>,
 }
 
 impl Drop for LockGuard {
@@ -94,6 +109,7 @@ impl Drop for LockGuard {
             h.thread().unpark();
             let _ = h.join();
         }
+        self.state.held().retain(|(_, p)| *p != self.path);
         let _ = self.backend.delete(&self.path);
     }
 }
@@ -117,7 +133,7 @@ impl Repository {
         let locker = Locker {
             backend,
             key: &self.key,
-            lost: self.lock_lost.clone(),
+            state: self.lock_lost.clone(),
         };
         let start = std::time::Instant::now();
         loop {
@@ -137,8 +153,8 @@ impl Repository {
 struct Locker<'k> {
     backend: Arc<dyn Backend>,
     key: &'k MasterKey,
-    /// Raised when a lock of this repository's is lost.
-    lost: Arc<AtomicBool>,
+    /// Raised when a lock of this repository's is lost; the locks held.
+    state: Arc<LockState>,
 }
 
 impl Locker<'_> {
@@ -159,8 +175,23 @@ impl Locker<'_> {
             let info = crate::codec::decode(self.key, Kind::Lock, &id.0, &sealed, 1 << 20)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok());
+            // A lock that does not open may be a prune's whose bytes someone
+            // garbled to let a snapshot (or a prune) in beside it: it counts as
+            // held, exclusively, until someone who knows nothing runs removes it.
             let Some(info) = info else {
-                tracing::warn!("ignoring unreadable lock {path}");
+                out.push((
+                    name.clone(),
+                    LockInfo {
+                        host: "?".into(),
+                        pid: 0,
+                        user: "?".into(),
+                        time: "?".into(),
+                        exclusive: true,
+                        operation: format!(
+                            "an unreadable lock ({path}: damaged, or written by someone without the key; remove it if no hcbackup runs anywhere)"
+                        ),
+                    },
+                ));
                 continue;
             };
             if let Some(why) = info.stale_reason(&host) {
@@ -200,10 +231,12 @@ impl Locker<'_> {
         put_lock(self.backend.as_ref(), self.key, &id, &info)?;
         let guard = LockGuard {
             backend: self.backend.clone(),
-            path,
+            path: path.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             refresher: None,
+            state: self.state.clone(),
         };
+        self.state.held().push((self.backend.clone(), path));
         // Another process may have locked at the same moment: look again.
         if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
             return Err(e); // dropping the guard removes our lock
@@ -213,7 +246,7 @@ impl Locker<'_> {
 
     fn start_refresh(&self, mut guard: LockGuard, id: ObjectId, mut info: LockInfo) -> LockGuard {
         let stop = guard.stop.clone();
-        let lost = self.lost.clone();
+        let state = self.state.clone();
         let backend = self.backend.clone();
         let key = self.key.clone();
         let path = guard.path.clone();
@@ -254,7 +287,7 @@ impl Locker<'_> {
                 };
                 if let Some(why) = why {
                     tracing::error!("the repository lock was lost: {why}; stopping before anything more is written");
-                    lost.store(true, Ordering::SeqCst);
+                    state.lost.store(true, Ordering::SeqCst);
                     return;
                 }
             }
@@ -266,10 +299,27 @@ impl Locker<'_> {
 impl Repository {
     /// Fail when a lock this run holds was lost: nothing may be written after it.
     pub fn check_lock(&self) -> Result<()> {
-        if self.lock_lost.load(Ordering::SeqCst) {
+        if self.lock_lost.lost.load(Ordering::SeqCst) {
             return Err(Error::LockLost(
                 "removed as stale by another process, or not refreshed in time".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// `check_lock`, and every lock this run holds still there: called before the
+    /// steps that commit (index objects, the manifest, deletions), so a lock
+    /// someone removed stops even a run shorter than the refresh interval.
+    pub fn confirm_lock(&self) -> Result<()> {
+        self.check_lock()?;
+        let held = self.lock_lost.held().clone();
+        for (backend, path) in held {
+            if let Err(StorageError::NotFound(_)) = backend.stat(&path) {
+                self.lock_lost.lost.store(true, Ordering::SeqCst);
+                return Err(Error::LockLost(format!(
+                    "{path} was removed by someone else"
+                )));
+            }
         }
         Ok(())
     }

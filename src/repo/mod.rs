@@ -113,7 +113,7 @@ pub struct Repository {
     /// How long `lock` waits for a conflicting lock to go (HCBACKUP_LOCK_WAIT).
     lock_wait: std::time::Duration,
     /// Raised when a lock this process holds here is lost (`check_lock`).
-    lock_lost: Arc<std::sync::atomic::AtomicBool>,
+    lock_lost: Arc<lock::LockState>,
 }
 
 /// An object that does not read back: its path and why.
@@ -349,13 +349,27 @@ impl Repository {
         Tree::from_bytes(&bytes).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))
     }
 
-    /// Write the manifest: the last step of a snapshot.
+    /// Write the manifest: the last step of a snapshot (only while its lock holds).
     pub fn write_snapshot(&self, s: &Snapshot) -> Result<ObjectId> {
+        self.confirm_lock()?;
         self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())
     }
 
-    /// Every snapshot, oldest first.
+    /// Every snapshot that reads back, oldest first. One that does not (damaged,
+    /// or planted by someone with access to the storage) is named in a warning and
+    /// left out, so it cannot hide every other snapshot from a restore; `verify`
+    /// reports it and `repair` heals it from a copy.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        let (out, bad) = self.snapshots_checked()?;
+        for (path, e) in bad {
+            tracing::warn!("snapshot {path} does not read back and is left out: {e}");
+        }
+        Ok(out)
+    }
+
+    /// Every snapshot, oldest first; an error if any does not read back. For
+    /// what must know every snapshot before it deletes anything (prune).
+    pub fn snapshots_strict(&self) -> Result<Vec<SnapshotEntry>> {
         let (out, mut bad) = self.snapshots_checked()?;
         match bad.pop() {
             Some((_, e)) => Err(e),
@@ -402,6 +416,14 @@ impl Repository {
                 .into_iter()
                 .last()
                 .ok_or_else(|| Error::Failed("the repository has no snapshots yet".into()));
+        }
+        if let Some(id) = crate::id::ObjectId::from_hex(spec) {
+            // Asked for by its whole id: one that does not read back says why.
+            if !all.iter().any(|e| e.id == id) {
+                let bytes = self.read_object(Kind::Snapshot, "snapshots", &id)?;
+                Snapshot::from_bytes(&bytes)
+                    .map_err(|e| Error::corrupt(format!("snapshot {spec}"), e))?;
+            }
         }
         let hexes: Vec<String> = all.iter().map(|e| e.id.to_hex()).collect();
         let found = crate::id::resolve_prefix(spec, hexes.iter().map(|s| s.as_str()))

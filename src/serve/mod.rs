@@ -4,8 +4,8 @@
 //! bearer token HCBACKUP_STATUS_TOKEN, compared in constant time).
 //!
 //! Connections are served concurrently on one thread (the answers take
-//! milliseconds and share one repository handle), at most `MAX_CONNECTIONS` at
-//! once; each has 5 s to send its headers (16 KiB at most) and 10 s in all, and
+//! milliseconds and share one repository handle), thousands at once
+//! (`connection_cap`); each has 5 s to send its headers (16 KiB at most) and 10 s in all, and
 //! one request. Request bodies are never read. So idle or slow sockets, opened
 //! without the token, cannot stall `/healthz` or the monitor.
 
@@ -26,8 +26,35 @@ use crate::ops::status::Status;
 const DASHBOARD: &str = include_str!("dashboard.html");
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the listen queue.
-pub const MAX_CONNECTIONS: usize = 256;
+/// Connections served at once (at most; see `connection_cap`); more wait in the
+/// listen queue.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// How many connections may be open at once: `MAX_CONNECTIONS`, within the
+/// open-files limit (raised to its hard limit first). Idle sockets cost a few KiB
+/// each, so a local user must open thousands, from several processes, to make
+/// `/healthz` wait for a header timeout.
+fn connection_cap() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    (lim.rlim_cur as usize)
+        .saturating_sub(64)
+        .clamp(64, MAX_CONNECTIONS)
+}
 /// Largest request head (request line and headers) read.
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -58,7 +85,10 @@ impl<'a> Routes<'a> {
             .headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme's name is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .unwrap_or("");
         // Always hash and compare, token or not: the same work either way.
         let ok = blake3::hash(given.as_bytes()) == self.token;
@@ -164,9 +194,10 @@ pub fn serve(listener: std::net::TcpListener, routes: &Routes<'_>) -> Result<()>
             .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(MAX_HEAD);
         let mut open = FuturesUnordered::new();
+        let cap = connection_cap();
         loop {
             tokio::select! {
-                accepted = listener.accept(), if open.len() < MAX_CONNECTIONS => {
+                accepted = listener.accept(), if open.len() < cap => {
                     let stream = match accepted {
                         Ok((s, _)) => s,
                         Err(e) => {

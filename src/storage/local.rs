@@ -1,18 +1,33 @@
 //! A repository in a local folder. Writes go to a temporary file in the same folder,
 //! are fsynced, renamed into place, and the folder is fsynced: a crash leaves either
 //! the old state or the complete object, never a torn one. Files 0600, folders 0700.
+//!
+//! The folder is storage, and storage is hostile (a USB disk someone else had in
+//! hand, a share other users write to): below the root (the operator's path),
+//! every step is taken relative to an open folder with `O_NOFOLLOW`. A link where
+//! a folder of the repository belongs (`usb/holds -> /var/backups/repository/
+//! snapshots`) or where an object belongs (`keys/<id> -> /etc/shadow`) is refused,
+//! never followed; FIFOs and devices are not objects (they are neither read, which
+//! could hang, nor listed); no object larger than `MAX_GET` is read into memory.
 
 use std::cell::RefCell;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::path::PathBuf;
 
 use rand::RngCore;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::{Backend, StorageError, StorageResult};
 
 pub const TMP_PREFIX: &str = ".tmp-";
+
+/// Largest object read whole into memory (packs are about 16 MiB, index objects
+/// a few MiB, nothing this program writes comes near).
+pub const MAX_GET: u64 = 1 << 30;
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -23,10 +38,10 @@ impl LocalBackend {
         LocalBackend { root: root.into() }
     }
 
-    /// The file of object `path`. Paths come from this program, but some are made
-    /// of names another copy listed: anything absolute, empty, `.` or `..` in
-    /// them is refused rather than joined.
-    fn full(&self, path: &str) -> StorageResult<PathBuf> {
+    /// The components of object `path`. Paths come from this program, but some
+    /// are made of names another copy listed: anything absolute, empty, `.` or
+    /// `..` in them is refused rather than joined.
+    fn parts<'p>(&self, path: &'p str) -> StorageResult<Vec<&'p str>> {
         let ok = !path.is_empty()
             && !path.contains('\0')
             && path
@@ -38,8 +53,91 @@ impl LocalBackend {
                 crate::model::tree::escape(path.as_bytes())
             )));
         }
-        Ok(self.root.join(path))
+        Ok(path.split('/').collect())
     }
+
+    fn open_root(&self, what: &str) -> StorageResult<OwnedFd> {
+        rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| map(what, e.into()))
+    }
+
+    /// The folder holding object `path` (its components but the last), opened one
+    /// component at a time without following a link; made (0700) when `create`.
+    fn folder<'p>(&self, path: &'p str, create: bool) -> StorageResult<(OwnedFd, &'p str)> {
+        let parts = self.parts(path)?;
+        let (name, dirs) = parts.split_last().expect("at least one part");
+        let mut fd = match self.open_root(path) {
+            // A new copy (a fresh USB folder): the operator's path is made.
+            Err(StorageError::NotFound(_)) if create => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.root)
+                    .map_err(|e| map(path, e))?;
+                self.open_root(path)?
+            }
+            other => other?,
+        };
+        for d in dirs {
+            fd = match open_dir(fd.as_fd(), d) {
+                Err(Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&fd, *d, Mode::from_raw_mode(0o700)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(map(path, e.into())),
+                    }
+                    rustix::fs::fsync(&fd).map_err(|e| map(path, e.into()))?;
+                    open_dir(fd.as_fd(), d)
+                }
+                other => other,
+            }
+            .map_err(|e| not_followed(path, e))?;
+        }
+        Ok((fd, name))
+    }
+
+    /// Open object `path` for reading: a regular file, reached without following
+    /// links, not larger than `MAX_GET`; with its size.
+    fn open_object(&self, path: &str) -> StorageResult<(File, u64)> {
+        let (dir, name) = self.folder(path, false)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| not_followed(path, e))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| map(path, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(StorageError::Permanent(format!(
+                "{path} is not a regular file (someone changed the repository): refusing to read it"
+            )));
+        }
+        Ok((File::from(fd), st.st_size as u64))
+    }
+}
+
+/// An error of a step that does not follow links: a link (or a file where a
+/// folder belongs) is named as such.
+fn not_followed(what: &str, e: Errno) -> StorageError {
+    match e {
+        Errno::LOOP | Errno::NOTDIR => StorageError::Permanent(format!(
+            "{what}: the repository has a link (or a file) where a folder or object belongs (someone changed it): refusing to follow it"
+        )),
+        e => map(what, e.into()),
+    }
+}
+
+fn open_dir(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 fn map(what: &str, e: io::Error) -> StorageError {
@@ -54,10 +152,6 @@ fn map(what: &str, e: io::Error) -> StorageError {
     }
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Objects this large (packs) are written around the page cache.
 const DIRECT_MIN: usize = 1024 * 1024;
 /// O_DIRECT wants buffer, offset and length aligned to the device's block size.
@@ -68,29 +162,34 @@ thread_local! {
     static ALIGNED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Write `data` to the new file `tmp` with O_DIRECT and fsync it. Returns false,
-/// leaving nothing behind, when the file system does not take O_DIRECT (ramfs,
-/// tmpfs before Linux 6.6, some FUSE and network file systems): the caller then
-/// writes it buffered.
+/// Create the new file `tmp` in `dir`, without following a link.
+fn create_new(dir: BorrowedFd<'_>, tmp: &str, extra: OFlags) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Write `data` to the new file `tmp` in `dir` with O_DIRECT and fsync it.
+/// Returns false, leaving nothing behind, when the file system does not take
+/// O_DIRECT (ramfs, tmpfs before Linux 6.6, some FUSE and network file systems):
+/// the caller then writes it buffered.
 ///
 /// Why: a night's packs are written once and not read again soon. Through the page
 /// cache they would push out what the clinic's server keeps there (PostgreSQL's
 /// pages), and each byte would be copied into freshly allocated cache pages, which
 /// cost more CPU than compressing it on the virtual machines measured here
 /// (docs/benchmarks.md). The disk reads the aligned buffer directly instead.
-fn write_direct(tmp: &Path, data: &[u8]) -> io::Result<bool> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_DIRECT)
-        .open(tmp);
-    let mut f = match f {
+fn write_direct(dir: BorrowedFd<'_>, tmp: &str, data: &[u8]) -> io::Result<bool> {
+    let mut f = match create_new(dir, tmp, OFlags::DIRECT) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             // Some file systems (ramfs) create the file before refusing the flag.
-            match fs::remove_file(tmp) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            match rustix::fs::unlinkat(dir, tmp, AtFlags::empty()) {
+                Err(e) if e != Errno::NOENT => return Err(e.into()),
                 _ => return Ok(false),
             }
         }
@@ -111,7 +210,7 @@ fn write_direct(tmp: &Path, data: &[u8]) -> io::Result<bool> {
     match written {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             drop(f);
-            fs::remove_file(tmp)?;
+            rustix::fs::unlinkat(dir, tmp, AtFlags::empty())?;
             return Ok(false);
         }
         r => r?,
@@ -122,59 +221,93 @@ fn write_direct(tmp: &Path, data: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Regular files (name, size) of the open folder `dir`; with `fan_out`, also
+/// those of its subfolders, as `sub/name`. Links, FIFOs and devices are not
+/// objects and are left out; a subfolder that is a link is not entered.
+fn list_dir(
+    dir: BorrowedFd<'_>,
+    what: &str,
+    fan_out: bool,
+    out: &mut Vec<(String, u64)>,
+    prefix: &str,
+) -> StorageResult<()> {
+    let entries = rustix::fs::Dir::read_from(dir).map_err(|e| map(what, e.into()))?;
+    for e in entries {
+        let e = e.map_err(|e| map(what, e.into()))?;
+        let Ok(name) = e.file_name().to_str() else {
+            continue; // not UTF-8: never one of ours (`shaped` would drop it too)
+        };
+        if name == "." || name == ".." || name.starts_with(TMP_PREFIX) {
+            continue;
+        }
+        // Removed since the folder was read (a lock released): not there.
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(map(what, e.into())),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => out.push((format!("{prefix}{name}"), st.st_size as u64)),
+            FileType::Directory if fan_out => {
+                let sub = match open_dir(dir, name) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(map(what, e.into())),
+                };
+                list_dir(sub.as_fd(), what, false, out, &format!("{name}/"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
 
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
-        let dest = self.full(path)?;
-        let dir = dest
-            .parent()
-            .expect("object paths have a folder")
-            .to_path_buf();
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| map(path, e))?;
-            if let Some(up) = dir.parent() {
-                sync_dir(up).map_err(|e| map(path, e))?;
-            }
-        }
+        let (dir, name) = self.folder(path, true)?;
         let mut r = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut r);
-        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(r)));
+        let tmp = format!("{TMP_PREFIX}{}", hex::encode(r));
         let result = (|| -> io::Result<()> {
-            if data.len() < DIRECT_MIN || !write_direct(&tmp, data)? {
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
+            if data.len() < DIRECT_MIN || !write_direct(dir.as_fd(), &tmp, data)? {
+                let mut f = create_new(dir.as_fd(), &tmp, OFlags::empty())?;
                 f.write_all(data)?;
                 f.sync_all()?;
             }
-            fs::rename(&tmp, &dest)?;
-            sync_dir(&dir)
+            rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
+            rustix::fs::fsync(&dir)?;
+            Ok(())
         })();
         if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
+            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
             return Err(map(path, e));
         }
         Ok(())
     }
 
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
-        fs::read(self.full(path)?).map_err(|e| map(path, e))
+        let (mut f, size) = self.open_object(path)?;
+        if size > MAX_GET {
+            return Err(StorageError::Permanent(format!(
+                "{path} is {size} bytes, more than any object this program writes (someone changed the repository): refusing to read it"
+            )));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        (&mut f)
+            .take(MAX_GET)
+            .read_to_end(&mut buf)
+            .map_err(|e| map(path, e))?;
+        Ok(buf)
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
-        let mut f = File::open(self.full(path)?).map_err(|e| map(path, e))?;
+        let (f, _) = self.open_object(path)?;
         let mut buf = vec![0u8; len as usize];
-        f.seek(SeekFrom::Start(offset)).map_err(|e| map(path, e))?;
-        f.read_exact(&mut buf).map_err(|e| {
+        f.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 StorageError::Permanent(format!("{path}: shorter than expected (truncated?)"))
             } else {
@@ -185,60 +318,39 @@ impl Backend for LocalBackend {
     }
 
     fn stat(&self, path: &str) -> StorageResult<u64> {
-        Ok(fs::metadata(self.full(path)?)
-            .map_err(|e| map(path, e))?
-            .len())
+        let (dir, name) = self.folder(path, false)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| map(path, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(StorageError::Permanent(format!(
+                "{path} is not a regular file"
+            )));
+        }
+        Ok(st.st_size as u64)
     }
 
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
         let mut out = Vec::new();
-        let base = self.full(dir)?;
-        let rd = match fs::read_dir(&base) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(map(dir, e)),
+        let fd = match self.folder(&format!("{dir}/x"), false) {
+            Ok((fd, _)) => fd,
+            Err(StorageError::NotFound(_)) => return Ok(out),
+            Err(e) => return Err(e),
         };
-        for e in rd {
-            let e = e.map_err(|e| map(dir, e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(TMP_PREFIX) {
-                continue;
-            }
-            let ft = e.file_type().map_err(|e| map(dir, e))?;
-            if ft.is_dir() {
-                let rd = match fs::read_dir(e.path()) {
-                    Ok(rd) => rd,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(map(dir, e)),
-                };
-                for sub in rd {
-                    let sub = sub.map_err(|e| map(dir, e))?;
-                    let sn = sub.file_name().to_string_lossy().into_owned();
-                    if sn.starts_with(TMP_PREFIX) {
-                        continue;
-                    }
-                    // Removed since the folder was read (a lock released): not there.
-                    let len = match sub.metadata() {
-                        Ok(m) => m.len(),
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(map(dir, e)),
-                    };
-                    out.push((format!("{name}/{sn}"), len));
-                }
-            } else {
-                match e.metadata() {
-                    Ok(m) => out.push((name, m.len())),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(map(dir, e)),
-                }
-            }
-        }
+        list_dir(fd.as_fd(), dir, true, &mut out, "")?;
         out.sort();
         Ok(super::shaped(dir, out))
     }
 
     fn delete(&self, path: &str) -> StorageResult<()> {
-        fs::remove_file(self.full(path)?).map_err(|e| map(path, e))
+        let (dir, name) = self.folder(path, false)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| map(path, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(StorageError::Permanent(format!(
+                "{path} is a folder, not an object"
+            )));
+        }
+        rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| map(path, e.into()))
     }
 
     /// `.tmp-*` files are writes in progress; one older than `age` belongs to a run
@@ -250,10 +362,12 @@ impl Backend for LocalBackend {
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 let p = e.path();
+                // lstat: a link is never entered or followed.
                 let Ok(m) = e.metadata() else { continue };
                 if m.is_dir() {
                     stack.push(p);
-                } else if e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                } else if m.is_file()
+                    && e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
                     && m.modified()
                         .ok()
                         .and_then(|t| t.elapsed().ok())
@@ -273,8 +387,25 @@ impl Backend for LocalBackend {
         b.recursive(true).mode(0o700);
         b.create(&self.root)
             .map_err(|e| map(&self.root.display().to_string(), e))?;
+        let root = self.open_root("the repository folder")?;
+        if let Ok(st) = rustix::fs::fstat(&root) {
+            // SAFETY: geteuid cannot fail.
+            let mine = st.st_uid == unsafe { libc::geteuid() };
+            let open = st.st_mode & 0o022 != 0;
+            if open && !(mine && rustix::fs::fchmod(&root, Mode::from_raw_mode(0o700)).is_ok()) {
+                tracing::warn!(
+                    "the repository folder {} can be written by others (mode {:o}): they cannot read the backups, but they can damage them; give it to this user, mode 0700",
+                    self.root.display(),
+                    st.st_mode & 0o7777
+                );
+            }
+        }
         for d in dirs {
-            b.create(self.full(d)?).map_err(|e| map(d, e))?;
+            match rustix::fs::mkdirat(&root, *d, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(map(d, e.into())),
+            }
+            open_dir(root.as_fd(), d).map_err(|e| not_followed(d, e))?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ mod s3;
 
 #[cfg(feature = "cloud")]
 pub use drive::{DriveBackend, DriveConfig};
-pub use local::LocalBackend;
+pub use local::{LocalBackend, MAX_GET};
 pub use memory::MemoryBackend;
 pub use pack_cache::PackCache;
 pub use retry::{RetryPolicy, Retrying};

@@ -249,6 +249,11 @@ impl S3Backend {
                 .send()
                 .await
                 .map_err(|e| self.err(path, e))?;
+            if r.content_length().unwrap_or(0) as u64 > super::MAX_GET {
+                return Err(StorageError::Permanent(format!(
+                    "{path} is larger than any object this program writes (someone changed the repository): refusing to read it"
+                )));
+            }
             let body =
                 r.body.collect().await.map_err(|e| {
                     StorageError::Transient(format!("{path}: reading the body: {e}"))

@@ -123,7 +123,7 @@ fn settings_files_others_can_write_are_refused() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("refusing .env") && err.contains("chmod go-w"),
+        err.contains("refusing .env") && err.contains("umask 077"),
         "{err}"
     );
     // Owned by another user: refused too.
@@ -236,50 +236,77 @@ fn idle_and_slow_sockets_do_not_stall_the_status_server() {
 }
 
 /// Attack (on the lock): another process removes this run's lock as stale while
-/// the run goes on. The run stops before writing its index or manifest, exit 11.
+/// the run goes on; or garbles it, so that a prune elsewhere cannot read it. The
+/// run stops before writing its index or manifest (exit 11), whether its lock
+/// refresh notices first (every second here) or the check before committing
+/// does (a run shorter than the 5-minute refresh); and a prune never runs beside
+/// a lock it cannot read.
 #[test]
 fn a_run_whose_lock_is_taken_away_stops() {
     let env = Env::new();
     let src = env.path("uploads");
     write(&src.join("a.txt"), &text(51, 10_000));
     env.snapshot(&[&src]);
-    write(&src.join("b.txt"), &text(52, 10_000));
-    let child = env
-        .cmd()
-        .env("HCBACKUP_TEST_LOCK_REFRESH_SECS", "1")
-        .env("HCBACKUP_TEST_PAUSE", "before-index:4")
-        .args(["snapshot", src.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let lock = loop {
-        let found: Vec<_> = fs::read_dir(env.repo.join("locks"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        if let Some(l) = found.into_iter().next() {
-            break l;
+    let start_paused = |refresh: Option<&str>| {
+        let mut c = env.cmd();
+        if let Some(r) = refresh {
+            c.env("HCBACKUP_TEST_LOCK_REFRESH_SECS", r);
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        let child = c
+            .env("HCBACKUP_TEST_PAUSE", "before-index:4")
+            .args(["snapshot", src.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let lock = loop {
+            let found: Vec<_> = fs::read_dir(env.repo.join("locks"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            if let Some(l) = found.into_iter().next() {
+                break l;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no lock appeared"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (child, lock)
     };
-    fs::remove_file(&lock).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    for (i, refresh) in [Some("1"), None].into_iter().enumerate() {
+        write(
+            &src.join(format!("new-{i}.txt")),
+            &text(52 + i as u64, 10_000),
+        );
+        let (child, lock) = start_paused(refresh);
+        fs::remove_file(&lock).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("lost its repository lock"),
+            "{}",
+            out(&o)
+        );
+        assert_eq!(
+            env.snapshot_ids().len(),
+            1,
+            "no snapshot was written without a lock"
+        );
+    }
+    // A garbled lock: prune refuses to run beside it, and says which it is.
+    let (child, lock) = start_paused(None);
+    fs::write(&lock, noise(53, 300)).unwrap();
+    let p = env.run(&["prune"]);
+    assert_eq!(p.status.code(), Some(11), "{}", out(&p));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("lost its repository lock"),
+        String::from_utf8_lossy(&p.stderr).contains("unreadable lock"),
         "{}",
-        out(&o)
+        out(&p)
     );
-    assert_eq!(
-        env.snapshot_ids().len(),
-        1,
-        "no snapshot was written without a lock"
-    );
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
     env.ok(&["verify"]);
 }
 
@@ -305,4 +332,184 @@ fn packs_do_not_reveal_exact_upload_sizes() {
         .collect();
     assert_eq!(sizes[0].len(), 2, "a data pack and a tree pack");
     assert_eq!(sizes[0], sizes[1], "pack sizes reveal the upload's size");
+}
+
+/// Attack: another user makes the cache folder (`mkdir -m 777 /var/tmp/cache`)
+/// or plants the catalog file in it, to read it and poison its file-cache rows
+/// (which name the chunks of unchanged files). Refused.
+#[test]
+fn a_cache_folder_or_catalog_of_another_user_is_refused() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    let shared = env.path("shared-cache");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(&shared, Some(65534), Some(65534)).unwrap();
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &shared)
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("belongs to uid 65534"),
+        "{}",
+        out(&o)
+    );
+    // Ours but open to all: made private, and used.
+    let mine = env.path("my-cache");
+    fs::create_dir(&mine).unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &mine)
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(fs::metadata(&mine).unwrap().mode() & 0o777, 0o700);
+}
+
+/// Careless or hostile settings files: a FIFO named `.env` (once hung every
+/// run), a `.env` that is a link someone else planted to a file of ours whose
+/// content they wrote (an upload, say).
+#[test]
+fn a_fifo_or_a_foreign_link_as_a_settings_file_is_refused() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(env.path(".env"))
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    let o = env.run(&["snapshots"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a regular file"),
+        "{}",
+        out(&o)
+    );
+    assert!(start.elapsed() < Duration::from_secs(20));
+    fs::remove_file(env.path(".env")).unwrap();
+    let ours = env.path("restored-upload.txt");
+    fs::write(&ours, "HCBACKUP_PG_BIN=/tmp/evil\n").unwrap();
+    std::os::unix::fs::symlink(&ours, env.path(".env")).unwrap();
+    std::os::unix::fs::lchown(env.path(".env"), Some(65534), Some(65534)).unwrap();
+    let o = env.run(&["snapshots"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the link belongs to uid 65534"),
+        "{}",
+        out(&o)
+    );
+}
+
+/// `HCBACKUP_CHILD_ENV` reaches the password command and nothing else.
+#[test]
+fn child_env_additions_reach_only_the_password_command() {
+    let server = Server::from_env();
+    let db = server.create("childenv");
+    db.load_clinic(1);
+    let env = Env::new();
+    let seen = env.path("seen");
+    fs::create_dir_all(&seen).unwrap();
+    let script = format!(
+        "env > {}/$(basename $0).$$\nexec $REAL \"$@\"",
+        seen.display()
+    );
+    let bin = env.pg_bin("bin", &[("pg_dump", &script)]);
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    let o = env
+        .pg_cmd_bin(&server, &db.name, &bin)
+        .env_remove("HCBACKUP_PASSWORD")
+        .env("VAULT_TOKEN", "vault-token-for-the-command")
+        .env("HCBACKUP_CHILD_ENV", "VAULT_TOKEN")
+        .env(
+            "HCBACKUP_PASSWORD_COMMAND",
+            format!("env > {}/command; echo '{PASSWORD}'", seen.display()),
+        )
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    for f in fs::read_dir(&seen).unwrap() {
+        let f = f.unwrap().path();
+        let saw = fs::read_to_string(&f)
+            .unwrap()
+            .contains("vault-token-for-the-command");
+        assert_eq!(saw, f.ends_with("command"), "{}", f.display());
+    }
+}
+
+/// A restore into the database killed with SIGKILL while pg_restore runs leaves
+/// no decrypted dump behind (the temp file has no name).
+#[test]
+fn a_killed_database_restore_leaves_no_plaintext_dump() {
+    let server = Server::from_env();
+    let db = server.create("killedrestore");
+    db.load_clinic(1);
+    let env = Env::new();
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .args(["snapshot", "--no-mirror"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let tmp = env.path("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let bin = env.pg_bin("bin", &[("pg_restore", "sleep 30\nexec $REAL \"$@\"")]);
+    let mut child = env
+        .pg_cmd_bin(&server, &db.name, &bin)
+        .env("TMPDIR", &tmp)
+        .args(["restore", "latest", "--db", &format!("{}_copy", db.name)])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<_> = fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "sleep 30"])
+        .status();
+}
+
+/// What operators type (a restore's reason) and what the system says (`$USER`)
+/// reach the compliance report and the audit log: markup is escaped in the
+/// Markdown report, and the user recorded is the account's, not `$USER`.
+#[test]
+fn reasons_and_users_cannot_forge_the_report_or_the_log() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"a");
+    env.snapshot(&[&src]);
+    let o = env
+        .cmd()
+        .env("USER", "dr.house")
+        .args([
+            "restore",
+            "latest",
+            "--target",
+            env.path("r").to_str().unwrap(),
+            "--reason",
+            "<script>alert(1)</script>",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let report = env.ok(&["report"]);
+    assert!(
+        !report.contains("<script>") && report.contains("&lt;script&gt;"),
+        "{report}"
+    );
+    let log = env.ok(&["audit"]);
+    assert!(!log.contains("dr.house"), "{log}");
 }

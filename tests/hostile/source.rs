@@ -267,3 +267,62 @@ fn hostile_tar_members_of_an_old_backup_stay_inside() {
     );
     assert!(find_in_tree(env.dir.path(), b"out").is_none_or(|p| !p.ends_with("escape")));
 }
+
+/// Attack: a folder chain deeper than any clinic's (1,500 levels) in the uploads,
+/// which once overflowed the stack and aborted every nightly snapshot.
+#[test]
+fn a_folder_chain_too_deep_is_left_out_and_the_rest_saved() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exam.pdf"), b"kept");
+    let mut deep = src.join("d");
+    for _ in 0..1500 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let o = env.run(&["snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("folders deep"),
+        "{}",
+        out(&o)
+    );
+    let r = env.restore("latest", "r");
+    assert_eq!(fs::read(r.join("uploads/exam.pdf")).unwrap(), b"kept");
+    let v = env.run(&["verify"]);
+    assert!(v.status.success(), "{}", out(&v));
+}
+
+/// Names that disturb a terminal also reach `snapshots` (a source folder's
+/// name) and error lines; and `ls … | head` ends quietly.
+#[test]
+fn listings_escape_every_name_and_end_quietly_on_a_closed_pipe() {
+    let env = Env::new();
+    let src = env.path("up\x1b[2J\u{202e}loads");
+    for i in 0..2000 {
+        write(&src.join(format!("f{i:04}")), b"x");
+    }
+    env.snapshot(&[&src]);
+    let list = env.ok(&["snapshots"]);
+    assert!(
+        !list.contains('\x1b') && !list.contains('\u{202e}'),
+        "{list:?}"
+    );
+    let mut child = env
+        .cmd()
+        .args(["ls", "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+        "{}",
+        out(&o)
+    );
+}

@@ -176,6 +176,10 @@ fn a_decoy_pack_loses_nothing(store: Store) {
     let report = String::from_utf8_lossy(&v.stdout) + String::from_utf8_lossy(&v.stderr);
     let decoy_name = decoy.0.rsplit('/').next().unwrap();
     assert!(
+        !report.contains("damaged:"),
+        "real files blamed for a decoy: {report}"
+    );
+    assert!(
         report.contains(decoy_name) && report.contains("belongs to another pack"),
         "{report}"
     );
@@ -375,5 +379,198 @@ fn prune_never_keeps_a_damaged_copy_in_place_of_a_good_one() {
         out(&o)
     );
     assert_eq!(store.packs().len(), data.len(), "prune deleted a pack");
+    assert_same_tree(&src, &store.restore("latest", "r"));
+}
+
+/// Attack on a folder copy (a USB disk someone else had in hand): its `holds`
+/// folder made a link to the main repository's `snapshots`, a key file a link to
+/// a secret of this machine, a FIFO among the manifests. Once, `mirror` deleted
+/// every manifest of the main repository through the link; the secret went to
+/// the cloud; the FIFO hung every command.
+#[test]
+fn links_and_fifos_in_a_folder_copy_are_never_followed() {
+    let store = Store::local();
+    let src = clinic(&store);
+    store.snapshot(&src);
+    let usb = store.env.path("usb");
+    fs::write(
+        store.env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    store.ok(&["mirror"]);
+    let manifests = store.raw.list("snapshots").unwrap();
+    // The copy's holds folder now points at the primary's manifests.
+    let _ = fs::remove_dir_all(usb.join("holds"));
+    std::os::unix::fs::symlink(store.env.repo.join("snapshots"), usb.join("holds")).unwrap();
+    let o = store.run(&["mirror"]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("link"), "{}", out(&o));
+    assert_eq!(
+        store.raw.list("snapshots").unwrap(),
+        manifests,
+        "mirror deleted manifests through a link"
+    );
+    // A key file of the primary that is a link to a secret: never read, never copied.
+    let secret = store.env.path("shadow");
+    fs::write(&secret, b"root:SECRET-HASH-9").unwrap();
+    let planted = store.env.repo.join("keys").join("0".repeat(64));
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    fs::remove_file(usb.join("holds")).unwrap();
+    let o = store.run(&["mirror"]);
+    assert!(
+        find_in_tree(&usb, b"SECRET-HASH-9").is_none(),
+        "{}",
+        out(&o)
+    );
+    fs::remove_file(&planted).unwrap();
+    // A FIFO among the manifests: listed as nothing, read by nobody.
+    let fifo = store.env.repo.join("snapshots").join("f".repeat(64));
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    assert_eq!(
+        store.ok(&["--json", "snapshots"]).matches("\"id\"").count(),
+        1
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert_same_tree(&src, &store.restore("latest", "r"));
+}
+
+/// Attack: put back an index object a prune removed (a replay). Its packs are
+/// gone; once, the catalog believed it, and later snapshots referenced the
+/// missing data and were "saved" without it.
+#[test]
+fn a_replayed_index_object_does_not_make_later_snapshots_incomplete() {
+    let store = Store::local();
+    let src = clinic(&store);
+    write(&src.join("b.bin"), &noise(71, 500_000));
+    store.snapshot(&src);
+    let before: Vec<(String, Vec<u8>)> = store
+        .raw
+        .list("index")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| (n.clone(), store.raw.get(&format!("index/{n}")).unwrap()))
+        .collect();
+    fs::remove_file(src.join("b.bin")).unwrap();
+    store.snapshot(&src);
+    store.ok(&["forget", "--keep-last", "1", "--prune"]);
+    for (n, bytes) in &before {
+        store.raw.put(&format!("index/{n}"), bytes).unwrap();
+    }
+    write(&src.join("b.bin"), &noise(71, 500_000));
+    let o = store.run(&["snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not in the repository"),
+        "{}",
+        out(&o)
+    );
+    assert_same_tree(&src, &store.restore("latest", "r"));
+}
+
+/// Attack: delete a legal hold's object (no password needed) to have forget
+/// delete the held snapshot everywhere. The audit log says no `hold remove`
+/// lifted it: the snapshot stays, and mirror keeps the hold at the copies.
+#[test]
+fn a_deleted_hold_object_still_holds() {
+    let store = Store::local();
+    let src = clinic(&store);
+    let held = store.snapshot(&src);
+    write(&src.join("later.txt"), b"later");
+    store.snapshot(&src);
+    let id = held["id"].as_str().unwrap();
+    store.ok(&["hold", "add", id, "--reason", "processo 123"]);
+    let usb = store.env.path("usb");
+    fs::write(
+        store.env.path("hcbackup.toml"),
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    store.ok(&["mirror"]);
+    fs::remove_file(store.env.repo.join("holds").join(id)).unwrap();
+    let o = store.run(&["mirror"]);
+    assert!(
+        usb.join("holds").join(id).exists(),
+        "mirror lifted the hold at the copy: {}",
+        out(&o)
+    );
+    let o = store.run(&["forget", "--keep-last", "1", "--prune"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no `hold remove` lifted it"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        store.ok(&["snapshots"]).contains(&id[..8]),
+        "the held snapshot was forgotten"
+    );
+}
+
+/// Attack: a junk file among the manifests. It once hid every other snapshot
+/// from restore, status and forget; now it is named and left out.
+#[test]
+fn a_junk_manifest_hides_no_other_snapshot() {
+    let store = Store::local();
+    let src = clinic(&store);
+    store.snapshot(&src);
+    store
+        .raw
+        .put(&format!("snapshots/{}", "e".repeat(64)), &noise(72, 300))
+        .unwrap();
+    let o = store.run(&[
+        "restore",
+        "latest",
+        "--target",
+        store.env.path("r").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&"e".repeat(64)),
+        "{}",
+        out(&o)
+    );
+    // Asked for by its whole id, it says why.
+    let o = store.run(&[
+        "restore",
+        &"e".repeat(64),
+        "--target",
+        store.env.path("r2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    // Prune, which must know every snapshot, refuses to delete anything.
+    let o = store.run(&["prune"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+}
+
+/// `repair` of the only index object, damaged: its packs are indexed again (once,
+/// repair removed it and wrote none, and a new machine could restore nothing).
+#[test]
+fn repair_indexes_again_the_packs_of_a_damaged_index_object() {
+    let store = Store::local();
+    let src = clinic(&store);
+    store.snapshot(&src);
+    let (name, _) = store.raw.list("index").unwrap().remove(0);
+    let path = store.env.repo.join("index").join(&name);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..50]).unwrap();
+    let o = store.run(&["repair"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        !store.raw.list("index").unwrap().is_empty(),
+        "no index object left"
+    );
+    fs::remove_dir_all(&store.env.cache).unwrap();
     assert_same_tree(&src, &store.restore("latest", "r"));
 }

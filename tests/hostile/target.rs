@@ -179,3 +179,113 @@ fn setuid_bits_and_devices_need_an_explicit_flag() {
     ]);
     assert_same_tree(&src, &full.join("uploads"));
 }
+
+/// Attack (race): the restore makes `uploads`, and before it opens it the
+/// attacker (who can write the target) renames it away and puts a folder of
+/// their own there, to have root work inside a folder they control (and chown
+/// through hard links they place in it). The swapped-in folder is refused.
+#[test]
+fn a_folder_swapped_in_during_a_restore_is_refused() {
+    let env = Env::new();
+    clinic(&env);
+    let target = env.path("t");
+    fs::create_dir_all(&target).unwrap();
+    let child = env
+        .cmd()
+        .env("HCBACKUP_TEST_PAUSE", "restore-after-mkdir:2:1")
+        .args(["restore", "latest", "--target", target.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    fs::rename(target.join("uploads"), env.path("moved")).unwrap();
+    fs::create_dir(target.join("uploads")).unwrap();
+    fs::set_permissions(target.join("uploads"), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(target.join("uploads"), Some(65534), Some(65534)).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("was replaced by someone else"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        fs::read_dir(target.join("uploads")).unwrap().count(),
+        0,
+        "restore worked in the swapped-in folder"
+    );
+}
+
+/// A target others can write to (a shared folder): links and special files are
+/// made in a private staging folder and renamed into place, with their owner and
+/// time, and the staging folder goes away.
+#[test]
+fn links_restored_into_a_shared_target_keep_their_metadata() {
+    let env = Env::new();
+    let real = env.path("real-uploads");
+    write(&real.join("a.pdf"), b"a");
+    let link = env.path("uploads");
+    symlink(&real, &link).unwrap();
+    let t = filetime::FileTime::from_unix_time(1_500_000_000, 0);
+    filetime::set_symlink_file_times(&link, t, t).unwrap();
+    env.snapshot(&[&link]);
+    let target = env.path("shared");
+    fs::create_dir(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let m = fs::symlink_metadata(target.join("uploads")).unwrap();
+    assert!(m.file_type().is_symlink());
+    assert_eq!(m.mtime(), 1_500_000_000);
+    assert_eq!(fs::read_link(target.join("uploads")).unwrap(), real);
+    let names: Vec<_> = fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["uploads"], "no staging folder left: {names:?}");
+}
+
+/// Attack: a target given with a trailing `/` (as tab completion writes it) or
+/// through a link another user owns in a shared folder.
+#[test]
+fn a_target_through_someone_elses_link_is_refused() {
+    let env = Env::new();
+    clinic(&env);
+    let outside = victim(&env);
+    let link = env.path("restore-here");
+    symlink(&outside, &link).unwrap();
+    let slash = format!("{}/", link.display());
+    let o = env.run(&["restore", "latest", "--target", &slash, "--overwrite"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let deeper = link.join("new/deep");
+    let o = env.run(&["restore", "latest", "--target", deeper.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("belongs to uid 65534"),
+        "{}",
+        out(&o)
+    );
+    assert_untouched(&outside);
+}
+
+/// Attack: `export --tar` and `report -o` given a name someone planted as a link
+/// (to a folder, or to a file they want overwritten).
+#[test]
+fn outputs_are_never_written_through_a_planted_link() {
+    let env = Env::new();
+    clinic(&env);
+    let outside = victim(&env);
+    let to_dir = env.path("export.tar.gz");
+    symlink(&outside, &to_dir).unwrap();
+    let o = env.run(&["export", "latest", "--tar", to_dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    let report = env.path("report.md");
+    symlink(outside.join("r.txt"), &report).unwrap();
+    env.ok(&["report", "-o", report.to_str().unwrap()]);
+    assert!(!fs::symlink_metadata(&report)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_untouched(&outside);
+}

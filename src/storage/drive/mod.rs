@@ -318,6 +318,11 @@ impl DriveBackend {
     /// Read `path` (or a range of it) from the first copy that answers.
     fn read(&self, path: &str, range: Option<(u64, u32)>) -> StorageResult<Vec<u8>> {
         for e in self.entries(path)? {
+            if range.is_none() && e.size > super::MAX_GET {
+                return Err(StorageError::Permanent(format!(
+                    "{path} is larger than any object this program writes (someone changed the repository): refusing to read it"
+                )));
+            }
             if let Some((offset, len)) = range {
                 if offset + len as u64 > e.size {
                     return Err(StorageError::Permanent(format!(
