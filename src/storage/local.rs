@@ -31,11 +31,17 @@ pub const MAX_GET: u64 = 1 << 30;
 
 pub struct LocalBackend {
     root: PathBuf,
+    /// The root, opened once (it is the operator's path; everything below it is
+    /// reached from this descriptor).
+    root_fd: std::sync::OnceLock<OwnedFd>,
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            root_fd: std::sync::OnceLock::new(),
+        }
     }
 
     /// The components of object `path`. Paths come from this program, but some
@@ -65,37 +71,53 @@ impl LocalBackend {
         .map_err(|e| map(what, e.into()))
     }
 
-    /// The folder holding object `path` (its components but the last), opened one
-    /// component at a time without following a link; made (0700) when `create`.
-    fn folder<'p>(&self, path: &'p str, create: bool) -> StorageResult<(OwnedFd, &'p str)> {
-        let parts = self.parts(path)?;
-        let (name, dirs) = parts.split_last().expect("at least one part");
-        let mut fd = match self.open_root(path) {
-            // A new copy (a fresh USB folder): the operator's path is made.
+    /// The root folder, opened on first use (made first when `create`: a new copy,
+    /// such as a fresh USB folder).
+    fn root_dir(&self, what: &str, create: bool) -> StorageResult<BorrowedFd<'_>> {
+        if let Some(fd) = self.root_fd.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = match self.open_root(what) {
             Err(StorageError::NotFound(_)) if create => {
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(&self.root)
-                    .map_err(|e| map(path, e))?;
-                self.open_root(path)?
+                    .map_err(|e| map(what, e))?;
+                self.open_root(what)?
             }
             other => other?,
         };
+        Ok(self.root_fd.get_or_init(|| fd).as_fd())
+    }
+
+    /// The folder holding object `path` (its components but the last), opened one
+    /// component at a time without following a link; made (0700) when `create`.
+    fn folder<'p>(&self, path: &'p str, create: bool) -> StorageResult<(OwnedFd, &'p str)> {
+        let parts = self.parts(path)?;
+        let (name, dirs) = parts.split_last().expect("at least one part");
+        let root = self.root_dir(path, create)?;
+        let mut fd: Option<OwnedFd> = None;
         for d in dirs {
-            fd = match open_dir(fd.as_fd(), d) {
+            let at = fd.as_ref().map_or(root, |f| f.as_fd());
+            let next = match open_dir(at, d) {
                 Err(Errno::NOENT) if create => {
-                    match rustix::fs::mkdirat(&fd, *d, Mode::from_raw_mode(0o700)) {
+                    match rustix::fs::mkdirat(at, *d, Mode::from_raw_mode(0o700)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(map(path, e.into())),
                     }
-                    rustix::fs::fsync(&fd).map_err(|e| map(path, e.into()))?;
-                    open_dir(fd.as_fd(), d)
+                    rustix::fs::fsync(at).map_err(|e| map(path, e.into()))?;
+                    open_dir(at, d)
                 }
                 other => other,
             }
             .map_err(|e| not_followed(path, e))?;
+            fd = Some(next);
         }
+        let fd = match fd {
+            Some(fd) => fd,
+            None => rustix::io::fcntl_dupfd_cloexec(root, 0).map_err(|e| map(path, e.into()))?,
+        };
         Ok((fd, name))
     }
 
@@ -387,12 +409,12 @@ impl Backend for LocalBackend {
         b.recursive(true).mode(0o700);
         b.create(&self.root)
             .map_err(|e| map(&self.root.display().to_string(), e))?;
-        let root = self.open_root("the repository folder")?;
-        if let Ok(st) = rustix::fs::fstat(&root) {
+        let root = self.root_dir("the repository folder", true)?;
+        if let Ok(st) = rustix::fs::fstat(root) {
             // SAFETY: geteuid cannot fail.
             let mine = st.st_uid == unsafe { libc::geteuid() };
             let open = st.st_mode & 0o022 != 0;
-            if open && !(mine && rustix::fs::fchmod(&root, Mode::from_raw_mode(0o700)).is_ok()) {
+            if open && !(mine && rustix::fs::fchmod(root, Mode::from_raw_mode(0o700)).is_ok()) {
                 tracing::warn!(
                     "the repository folder {} can be written by others (mode {:o}): they cannot read the backups, but they can damage them; give it to this user, mode 0700",
                     self.root.display(),
@@ -401,11 +423,11 @@ impl Backend for LocalBackend {
             }
         }
         for d in dirs {
-            match rustix::fs::mkdirat(&root, *d, Mode::from_raw_mode(0o700)) {
+            match rustix::fs::mkdirat(root, *d, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(map(d, e.into())),
             }
-            open_dir(root.as_fd(), d).map_err(|e| not_followed(d, e))?;
+            open_dir(root, d).map_err(|e| not_followed(d, e))?;
         }
         Ok(())
     }
