@@ -108,6 +108,28 @@ pub fn encode(key: &MasterKey, kind: Kind, id: &[u8; 32], plain: &[u8]) -> Vec<u
     out
 }
 
+/// Seal `plain` uncompressed, its body padded to a multiple of `multiple` bytes
+/// (then to a Padmé length): for pack headers, whose length must not tell how
+/// many blobs a pack holds. zstd would squeeze plaintext padding away, so the
+/// padding is added here, after the (skipped) compression.
+pub fn encode_padded_to(
+    key: &MasterKey,
+    kind: Kind,
+    id: &[u8; 32],
+    plain: &[u8],
+    multiple: usize,
+) -> Vec<u8> {
+    let body = (HEAD + plain.len()).div_ceil(multiple) * multiple;
+    let mut out = Vec::with_capacity(BODY + padme(body) + crate::crypto::TAG_LEN);
+    out.resize(BODY + HEAD, 0);
+    out.extend_from_slice(plain);
+    out[BODY] = RAW_PADDED;
+    out[BODY + 1..BODY + HEAD].copy_from_slice(&(plain.len() as u32).to_le_bytes());
+    out.resize(BODY + padme(body), 0);
+    key.seal_in_place(kind, id, &mut out);
+    out
+}
+
 /// Why a sealed string could not be decoded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {

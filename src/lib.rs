@@ -26,6 +26,7 @@ pub mod retention;
 pub mod serve;
 pub mod source;
 pub mod storage;
+pub mod trusted_path;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -153,10 +153,11 @@ fn unreadable_entries_are_listed_and_the_rest_is_saved() {
     assert_eq!(s["errors"].as_array().unwrap().len(), 2);
     fs::set_permissions(src.join("closed"), fs::Permissions::from_mode(0o755)).unwrap();
     if is_root() {
-        // The cache is private to whoever uses it: root's again.
+        // The cache (and the folders above it) is private to whoever uses it:
+        // root's again.
         assert!(std::process::Command::new("chown")
             .args(["-R", "0:0"])
-            .arg(&env.cache)
+            .arg(env.dir.path())
             .status()
             .unwrap()
             .success());

@@ -128,8 +128,19 @@ fn flipped_bytes_in_every_object_kind_are_detected() {
     // Every pack (data and tree), at positions across blobs, header and trailer.
     for pack in packs(&env) {
         let name = pack.file_name().unwrap().to_str().unwrap().to_string();
-        let len = fs::metadata(&pack).unwrap().len() as usize;
-        for at in [0, 13, len / 3, len / 2, len - 40, len - 5, len - 1] {
+        let bytes = fs::read(&pack).unwrap();
+        let len = bytes.len();
+        // Where the blobs end and the sealed header (padded to 4 KiB) begins.
+        let blobs_end = len - 4 - u32::from_le_bytes(bytes[len - 4..].try_into().unwrap()) as usize;
+        for at in [
+            0,
+            13,
+            blobs_end / 3,
+            blobs_end / 2,
+            len - 40,
+            len - 5,
+            len - 1,
+        ] {
             let orig = flip(&pack, at);
             let o = env.run(&["verify", "--read-data"]);
             assert_eq!(
@@ -148,7 +159,7 @@ fn flipped_bytes_in_every_object_kind_are_detected() {
                 "--target",
                 env.path(&format!("bad-{name}-{at}")).to_str().unwrap(),
             ]);
-            if at < len - 60 {
+            if at < blobs_end {
                 // A damaged blob fails the restore, naming the pack and the file.
                 assert_eq!(
                     r.status.code(),

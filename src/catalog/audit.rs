@@ -125,6 +125,42 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Key files the audit log records as removed here (`key remove`, `key
+    /// passwd`): the first 8 hex digits of their ids. Only those are removed at
+    /// the copies: anyone who can write the storage can delete a key file, and a
+    /// mirror must not spread that to every copy.
+    pub fn keys_removed_in_audit(&self) -> Result<std::collections::HashSet<String>> {
+        let events: Vec<String> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT event FROM audit WHERE event LIKE '%\"key %' ESCAPE '\\' ORDER BY seq, id",
+            )?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = std::collections::HashSet::new();
+        for e in events {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&e) else {
+                continue;
+            };
+            let op = v["operation"].as_str().unwrap_or_default();
+            if v["result"] != "ok" || !(op == "key remove" || op == "key passwd") {
+                continue;
+            }
+            // "key 1a2b3c4d removed", "password changed: key N replaces key 1a2b3c4d".
+            let detail = v["detail"].as_str().unwrap_or_default();
+            let gone = match op {
+                "key remove" => detail
+                    .strip_prefix("key ")
+                    .and_then(|d| d.split(' ').next()),
+                _ => detail.rsplit_once("replaces key ").map(|(_, k)| k),
+            };
+            if let Some(k) = gone.filter(|k| k.len() == 8) {
+                out.insert(k.to_string());
+            }
+        }
+        Ok(out)
+    }
+
     pub fn audit_count(&self) -> Result<u64> {
         self.with(|c| {
             c.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))

@@ -47,15 +47,15 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn open(path: &Path) -> Result<Catalog> {
-        if let Some(dir) = path.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io_path("creating catalog folder", dir, e))?;
-            private(dir, path)?;
-        }
+        let path = &match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => {
+                let dir = private_dir(dir)?;
+                let path = dir.join(name);
+                private_files(&path)?;
+                path
+            }
+            _ => path.to_path_buf(),
+        };
         let c = match Catalog::open_once(path) {
             Err(Error::Catalog {
                 source: rusqlite::Error::SqliteFailure(f, _),
@@ -230,6 +230,29 @@ impl Catalog {
         })
     }
 
+    /// Whether pack `id` of `size` bytes was checked and refused before.
+    pub fn pack_refused(&self, id: &PackId, size: u64) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM refused_packs WHERE id = ?1 AND size = ?2",
+                params![&id.0[..], size as i64],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+        })
+    }
+
+    pub fn refuse_pack(&self, id: &PackId, size: u64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO refused_packs(id, size) VALUES (?1, ?2)",
+                params![&id.0[..], size as i64],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Forget that index object `id` covers its packs (it is being replaced): they
     /// count as unindexed again, so the next `write_index` covers them.
     pub fn forget_index(&self, id: &ObjectId) -> Result<()> {
@@ -358,44 +381,88 @@ impl Catalog {
 }
 
 /// The catalog steers what a snapshot stores and what restore reads (file-cache
-/// rows name the chunks of unchanged files): its folder and files must be ours
-/// and private. A folder or file of another user is refused; ours, too open,
-/// is made private.
-fn private(dir: &Path, db: &Path) -> Result<()> {
+/// rows name the chunks of unchanged files), so nobody else may change it. Its
+/// folder is opened without following anyone else's link (made 0700 when new),
+/// must be ours and not writable by others, and so must every folder above it be
+/// (root's or ours, writable by others only when sticky, like /tmp): then nobody
+/// can swap a folder on the way between this check and SQLite's open. Returns
+/// the folder's physical path, which SQLite then opens (no link left to follow).
+fn private_dir(dir: &Path) -> Result<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |p: &Path, why: String| {
+        Error::Config(format!(
+            "the cache folder {} {why}: it steers what backups store, so only a private one is used; set HCBACKUP_CACHE_DIR to a folder of your own (mode 0700)",
+            p.display()
+        ))
+    };
+    let fd = crate::trusted_path::open_dir(dir, true).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => {
+            refuse(dir, format!("cannot be used ({e})"))
+        }
+        _ => Error::io_path("opening the cache folder", dir, e),
+    })?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Error::io_path("resolving the cache folder", dir, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_path("inspecting", dir, e.into()))?;
+    if st.st_uid != me {
+        return Err(refuse(dir, format!("belongs to uid {}", st.st_uid)));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(refuse(
+            dir,
+            format!(
+                "can be written by others (mode {:04o})",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    for up in real.ancestors().skip(1) {
+        let m = std::fs::symlink_metadata(up).map_err(|e| Error::io_path("inspecting", up, e))?;
+        let sticky = m.mode() & 0o1000 != 0;
+        if (m.uid() != me && m.uid() != 0) || (m.mode() & 0o022 != 0 && !sticky) {
+            return Err(refuse(
+                dir,
+                format!(
+                    "lies in {}, which others can change (uid {}, mode {:04o})",
+                    up.display(),
+                    m.uid(),
+                    m.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(real)
+}
+
+/// The catalog's files: ours (else refused), made private when ours but open.
+fn private_files(db: &Path) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
-    let check = |p: &Path, mode: u32| -> Result<()> {
-        let m = match std::fs::symlink_metadata(p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io_path("inspecting", p, e)),
-        };
-        let m = if m.file_type().is_symlink() && p == dir {
-            std::fs::metadata(p).map_err(|e| Error::io_path("inspecting", p, e))?
-        } else {
-            m
-        };
-        if m.uid() != me || (m.file_type().is_symlink() && p != dir) {
-            return Err(Error::Config(format!(
-                "the cache {} belongs to uid {} (or is a link), not to this user: it steers what backups store, so only a private one is used; set HCBACKUP_CACHE_DIR to a folder of your own",
-                p.display(),
-                m.uid()
-            )));
-        }
-        if m.mode() & 0o077 != 0 {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io_path("making private", p, e))?;
-        }
-        Ok(())
-    };
-    check(dir, 0o700)?;
     for f in [
         db.to_path_buf(),
         db.with_extension("sqlite-wal"),
         db.with_extension("sqlite-shm"),
     ] {
-        check(&f, 0o600)?;
+        let m = match std::fs::symlink_metadata(&f) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io_path("inspecting", &f, e)),
+        };
+        if m.uid() != me || !m.file_type().is_file() {
+            return Err(Error::Config(format!(
+                "the catalog file {} belongs to uid {} (or is not a plain file): it steers what backups store; remove it (it is rebuilt) or set HCBACKUP_CACHE_DIR to a folder of your own",
+                f.display(),
+                m.uid()
+            )));
+        }
+        if m.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io_path("making private", &f, e))?;
+        }
     }
     Ok(())
 }

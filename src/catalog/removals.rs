@@ -23,6 +23,17 @@ pub struct Removal {
 }
 
 impl Catalog {
+    /// The packs prune removed, as this catalog recorded it (object paths).
+    pub fn removed_packs(&self) -> Result<std::collections::HashSet<String>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT object FROM removals WHERE operation = 'prune' AND object LIKE 'packs/%'",
+            )?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     pub fn record_removals(&self, rows: &[Removal]) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;

@@ -57,6 +57,9 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE blobs;
      ALTER TABLE blobs_by_kind RENAME TO blobs;
      CREATE INDEX blobs_pack ON blobs(pack);",
+    // 11: packs found only by their header that failed the check (a decoy, or
+    // junk): not read again on every run while their size stays the same.
+    "CREATE TABLE refused_packs(id BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -64,11 +64,15 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         }
         KeyCommand::Passwd { new_password_file } => {
             let pw = new_password(new_password_file)?;
+            let old = repo.key_file().to_string();
             let id = repo.change_password(pw.as_bytes())?;
+            // The old key's id goes into the log: mirror removes it at the copies
+            // only because the log says it was removed here.
             ctx.note(|d| {
                 d.detail = Some(format!(
-                    "password changed: key {} replaces the one in use",
-                    &id[..8]
+                    "password changed: key {} replaces key {}",
+                    &id[..8],
+                    &old[..8.min(old.len())]
                 ))
             });
             render::line(

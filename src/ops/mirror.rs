@@ -170,7 +170,12 @@ pub fn run_with(
     if let Err(e) = sync_holds(src, dest, &mut r, &lifted) {
         r.failures.push(format!("holds/: {e}"));
     }
-    match remove_old_keys(src, dest, &mut r) {
+    let removed_here = |name: &str| {
+        opts.catalog
+            .and_then(|c| c.keys_removed_in_audit().ok())
+            .is_some_and(|k| k.contains(&name[..8.min(name.len())]))
+    };
+    match remove_old_keys(src, dest, &mut r, &removed_here) {
         Ok(paths) => {
             if let Some(c) = opts.catalog {
                 c.remove_holdings(&location, &paths)?;
@@ -182,14 +187,17 @@ pub fn run_with(
 }
 
 /// Key files removed here (`key remove`, `key passwd`) are removed at the
-/// destination too, so an old or compromised password stops opening every copy.
-/// Keys were copied first, so the destination keeps every key that opens this
-/// repository; a source with no keys (never the case for an open repository)
-/// removes nothing. Returns the paths removed.
+/// destination too, so an old or compromised password stops opening every copy —
+/// but only those the audit log records as removed (`removed_here`): a key file
+/// someone deleted from the storage behind the log's back is not deleted at every
+/// copy (which could leave none). Keys were copied first, so the destination
+/// keeps every key that opens this repository; a source with no keys removes
+/// nothing. Returns the paths removed.
 fn remove_old_keys(
     src: &dyn Backend,
     dest: &dyn Backend,
     r: &mut MirrorReport,
+    removed_here: &dyn Fn(&str) -> bool,
 ) -> crate::storage::StorageResult<Vec<String>> {
     let ours: std::collections::HashSet<String> =
         src.list("keys")?.into_iter().map(|(n, _)| n).collect();
@@ -199,6 +207,13 @@ fn remove_old_keys(
     }
     for (name, _) in dest.list("keys")? {
         if ours.contains(&name) {
+            continue;
+        }
+        if !removed_here(&name) {
+            tracing::warn!(
+                "key file keys/{name} is at {} but not here, and the audit log has no `key remove` for it: left in place there",
+                dest.location()
+            );
             continue;
         }
         let path = format!("keys/{name}");

@@ -61,24 +61,36 @@ pub struct Target {
 }
 
 /// Open (or create, with its parents) the restore target. The target itself
-/// must be a real folder: a link there is refused rather than followed, and so is
-/// a path through a link someone else owns (`/tmp/x` made a link by another user).
+/// must be a real folder: a link there is refused rather than followed; the
+/// folders on the way are reached without following anyone else's link
+/// (`trusted_path`: `/tmp/x` made a link by another user is refused).
 pub fn open_target(path: &Path) -> Result<Target> {
     let path = &plain_path(path)?;
-    check_ancestors(path)?;
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(p), Some(n)) => (
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            },
+            n,
+        ),
+        _ => return Err(not_a_folder(path)),
+    };
+    let up = crate::trusted_path::open_dir(parent, true).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => {
+            Error::Usage(format!("target {}: {e}", path.display()))
+        }
+        _ => Error::io_path("opening the folder of the target", parent, e),
+    })?;
+    let fd = match open_dir(up.as_fd(), name) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io_path("creating", parent, e))?;
-            }
-            match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
+            match rustix::fs::mkdirat(&up, name, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(io_err("creating the target", path, e)),
             }
-            rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
+            open_dir(up.as_fd(), name).map_err(|e| match e {
                 Errno::LOOP | Errno::NOTDIR => not_a_folder(path),
                 e => io_err("opening the target", path, e),
             })?
@@ -102,36 +114,12 @@ fn plain_path(path: &Path) -> Result<std::path::PathBuf> {
         out.push(c.as_os_str());
     }
     match out.components().next_back() {
-        Some(Component::Normal(_)) | Some(Component::RootDir) => Ok(out),
+        Some(Component::Normal(_)) => Ok(out),
         _ => Err(Error::Usage(format!(
             "target {}: give the folder by its own name, not ending in . or ..",
             path.display()
         ))),
     }
-}
-
-/// Refuse a target path that runs through a link owned by someone other than
-/// root or this user: in a shared folder (/tmp), another user could point it
-/// anywhere. The operator's own links (and root's) are followed.
-fn check_ancestors(path: &Path) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let mut prefix = std::path::PathBuf::new();
-    for c in path.components() {
-        prefix.push(c.as_os_str());
-        if let Ok(st) = rustix::fs::lstat(&prefix) {
-            let link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
-            if link && st.st_uid != me && st.st_uid != 0 {
-                return Err(Error::Usage(format!(
-                    "target {} runs through {}, a link that belongs to uid {}: give the real path",
-                    path.display(),
-                    prefix.display(),
-                    st.st_uid
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn not_a_folder(path: &Path) -> Error {

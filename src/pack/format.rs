@@ -39,13 +39,15 @@ impl PackEntry {
     }
 }
 
-/// Format 2 headers are zero-padded to a multiple of this, so a pack's header
-/// length tells its number of blobs only to within about a hundred.
+/// Format 2 headers are sealed uncompressed, padded to a multiple of this (in
+/// the sealed body, after compression would have squeezed plaintext zeros
+/// away), so a pack's header length tells its number of blobs only to within
+/// about a hundred.
 const HEADER_PAD: usize = 4096;
 
 pub fn encode_header(entries: &[PackEntry], blobs_hash: &[u8; 32]) -> Vec<u8> {
     let len = 37 + entries.len() * ENTRY_LEN;
-    let mut out = Vec::with_capacity(len.div_ceil(HEADER_PAD) * HEADER_PAD);
+    let mut out = Vec::with_capacity(len);
     out.push(VERSION);
     out.extend_from_slice(blobs_hash);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -55,7 +57,6 @@ pub fn encode_header(entries: &[PackEntry], blobs_hash: &[u8; 32]) -> Vec<u8> {
         out.extend_from_slice(&e.length.to_le_bytes());
         out.extend_from_slice(&e.raw_length.to_le_bytes());
     }
-    out.resize(len.div_ceil(HEADER_PAD) * HEADER_PAD, 0);
     out
 }
 
@@ -151,11 +152,12 @@ impl PackBuilder {
         h.update(&self.buf);
         let blobs_hash = *h.clone().finalize().as_bytes();
         let start = self.buf.len();
-        let header = crate::codec::encode(
+        let header = crate::codec::encode_padded_to(
             key,
             Kind::PackHeader,
             &HEADER_ID,
             &encode_header(&self.entries, &blobs_hash),
+            HEADER_PAD,
         );
         self.buf.extend_from_slice(&header);
         self.buf
@@ -195,7 +197,11 @@ mod tests {
         );
         assert_eq!(entries[1].offset, 8);
         // Format 1 headers (no hash) still decode.
-        assert_eq!(plain.len(), 4096, "padded to 4 KiB");
+        assert_eq!(
+            (sealed.len() - crate::crypto::OVERHEAD) % 4096,
+            0,
+            "the sealed body is padded to 4 KiB"
+        );
         let mut v1 = vec![1u8];
         v1.extend_from_slice(&plain[33..33 + 4 + 2 * ENTRY_LEN]);
         assert_eq!(

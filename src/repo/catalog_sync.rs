@@ -48,8 +48,18 @@ impl Repository {
     /// (and tried again next time): the packs it listed are found by their headers,
     /// and `verify` reports it.
     fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
+        let removed = self.catalog.removed_packs()?;
         for id in ids {
             match self.read_index(id) {
+                // An index object naming a pack this machine's prune removed was
+                // removed with it: someone put it back (a replay). Believing it
+                // would make new snapshots reference data that is gone.
+                Ok(packs) if packs.iter().any(|p| removed.contains(&pack_path(&p.id))) => {
+                    tracing::warn!(
+                        "index object index/{} names packs a prune removed here: it was put back (a replay?) and is ignored; `hcbackup verify` names it",
+                        id.to_hex()
+                    );
+                }
                 Ok(packs) => self.catalog.add_index(id, &packs)?,
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
                     tracing::warn!("{e}");
@@ -184,7 +194,7 @@ impl Repository {
             };
             present.insert(id);
             listed.push((id, size));
-            if self.catalog.has_pack(&id)? {
+            if self.catalog.has_pack(&id)? || self.catalog.pack_refused(&id, size)? {
                 continue;
             }
             match self.read_pack_verified(&id) {
@@ -192,6 +202,10 @@ impl Repository {
                     self.catalog
                         .add_unindexed_pack(&IndexedPack { id, size, blobs })?;
                     recovered += 1;
+                }
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::warn!("ignoring unreadable pack {}: {e}", id.to_hex());
+                    self.catalog.refuse_pack(&id, size)?;
                 }
                 Err(e) => tracing::warn!("ignoring unreadable pack {}: {e}", id.to_hex()),
             }
@@ -222,17 +236,18 @@ impl Repository {
     /// behind the catalog's back, would otherwise make a snapshot "saved" that
     /// does not restore. Returns how many were forgotten.
     pub fn forget_missing_packs(&self, listed: &[(PackId, u64)]) -> Result<usize> {
-        let present: HashSet<PackId> = listed.iter().map(|(id, _)| *id).collect();
+        let present: std::collections::HashMap<PackId, u64> = listed.iter().copied().collect();
         let mut gone = 0;
-        for (id, _) in self.catalog.packs()? {
-            if !present.contains(&id) {
+        for (id, size) in self.catalog.packs()? {
+            // Gone, or not the size the index says (a junk file under its name).
+            if present.get(&id) != Some(&size) {
                 self.catalog.remove_pack(&id)?;
                 gone += 1;
             }
         }
         if gone > 0 {
             tracing::warn!(
-                "{gone} pack(s) that index objects name are not in the repository: their data is stored again (run `hcbackup verify`, then `hcbackup repair`)"
+                "{gone} pack(s) that index objects name are not in the repository (or not whole): their data is stored again (run `hcbackup verify`, then `hcbackup repair`)"
             );
         }
         Ok(gone)

@@ -62,7 +62,7 @@ pub(super) fn unlock(
             "it has no key files",
         ));
     }
-    if let Some(i) = preferred.and_then(|p| names.iter().position(|n| n == p)) {
+    if let Some(i) = preferred.and_then(|p| names.iter().position(|n| n.starts_with(p))) {
         let first = names.remove(i);
         names.insert(0, first);
     }
@@ -85,7 +85,7 @@ pub(super) fn unlock(
         }
         if attempts == MAX_KEY_ATTEMPTS {
             return Err(Error::Failed(format!(
-                "tried {MAX_KEY_ATTEMPTS} of the {} key files of {} without success: the password is wrong, or someone planted key files there; check `keys/` (hcbackup writes one file per password)",
+                "tried {MAX_KEY_ATTEMPTS} of the {} key files of {} without success: the password is wrong, or someone planted key files there; check `keys/` (hcbackup writes one file per password), or set HCBACKUP_KEY_ID to your key file's id (`hcbackup key list` shows it)",
                 names.len(),
                 backend.location()
             )));
@@ -310,6 +310,11 @@ impl Repository {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         Ok(blobs.saturating_sub(at))
+    }
+
+    /// The key file this repository was opened with.
+    pub fn key_file(&self) -> &str {
+        &self.key_id
     }
 
     /// Replace the current password: add the new key file, then remove the old one.

@@ -201,6 +201,24 @@ impl Locker<'_> {
             }
             out.push((name, info));
         }
+        // Something in locks/ that is not a lock file (a lock turned into a link
+        // or a folder, to hide it from this listing while a prune runs): held.
+        for name in self.backend.list_foreign("locks")? {
+            out.push((
+                name.clone(),
+                LockInfo {
+                    host: "?".into(),
+                    pid: 0,
+                    user: "?".into(),
+                    time: "?".into(),
+                    exclusive: true,
+                    operation: format!(
+                        "locks/{} (not a lock file: someone changed the repository; remove it if no hcbackup runs anywhere)",
+                        crate::model::tree::escape(name.as_bytes())
+                    ),
+                },
+            ));
+        }
         Ok(out)
     }
 
@@ -314,10 +332,24 @@ impl Repository {
         self.check_lock()?;
         let held = self.lock_lost.held().clone();
         for (backend, path) in held {
-            if let Err(StorageError::NotFound(_)) = backend.stat(&path) {
+            // Still there, still a lock sealed by this repository's key: a lock
+            // turned into a link, a folder or junk meanwhile was not one.
+            let id = path
+                .strip_prefix("locks/")
+                .and_then(ObjectId::from_hex)
+                .expect("lock paths are ours");
+            let intact = backend.get(&path).ok().is_some_and(|sealed| {
+                crate::codec::decode(&self.key, Kind::Lock, &id.0, &sealed, 1 << 20)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok())
+                    .is_some_and(|l| {
+                        l.pid == std::process::id() && l.host == crate::util::hostname()
+                    })
+            });
+            if !intact {
                 self.lock_lost.lost.store(true, Ordering::SeqCst);
                 return Err(Error::LockLost(format!(
-                    "{path} was removed by someone else"
+                    "{path} was removed or changed by someone else"
                 )));
             }
         }

@@ -101,6 +101,9 @@ fn upgrade(backend: &dyn Backend, old: RepoConfig, key: &MasterKey) -> RepoConfi
     }
 }
 
+/// Largest snapshot manifest read.
+const MAX_MANIFEST: u64 = 64 << 20;
+
 /// Largest structured object (index, snapshot, tree) we accept when decoding.
 const MAX_OBJECT: usize = 512 * 1024 * 1024;
 
@@ -151,7 +154,12 @@ impl Repository {
     ) -> Result<Repository> {
         let mut config = RepoConfig::load(backend.as_ref())?;
         let catalog = Arc::new(Catalog::open(&catalog_path(&config))?);
-        let preferred = catalog.meta(LAST_KEY)?;
+        // HCBACKUP_KEY_ID (a prefix of the key file's id): the operator's choice,
+        // for a new machine facing a repository flooded with planted key files.
+        let preferred = std::env::var("HCBACKUP_KEY_ID")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .or(catalog.meta(LAST_KEY)?);
         let pw = password()?;
         let (mut key, key_id) = keys::unlock(
             backend.as_ref(),
@@ -241,6 +249,9 @@ impl Repository {
         let path = format!("{dir}/{}", id.to_hex());
         let sealed = self.backend.get(&path).map_err(|e| match e {
             StorageError::NotFound(_) => Error::missing(kind.name(), format!("{path} is gone")),
+            // Not an object that can be read (a link, a folder, far too large):
+            // as good as damaged, for this object alone.
+            StorageError::Permanent(why) => Error::corrupt(format!("{} {path}", kind.name()), why),
             e => e.into(),
         })?;
         let plain = codec::decode(&self.key, kind, &id.0, &sealed, MAX_OBJECT)
@@ -382,10 +393,21 @@ impl Repository {
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
-        for (name, _) in self.backend.list("snapshots")? {
+        for (name, size) in self.backend.list("snapshots")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
             };
+            // A manifest is JSON of a few KiB (a few MiB with thousands of tables).
+            if size > MAX_MANIFEST {
+                bad.push((
+                    format!("snapshots/{name}"),
+                    Error::corrupt(
+                        format!("snapshot {name}"),
+                        format!("{size} bytes, larger than any manifest"),
+                    ),
+                ));
+                continue;
+            }
             let read = self
                 .read_object(Kind::Snapshot, "snapshots", &id)
                 .and_then(|bytes| {

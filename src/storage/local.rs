@@ -62,32 +62,15 @@ impl LocalBackend {
         Ok(path.split('/').collect())
     }
 
-    fn open_root(&self, what: &str) -> StorageResult<OwnedFd> {
-        rustix::fs::open(
-            &self.root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| map(what, e.into()))
-    }
-
     /// The root folder, opened on first use (made first when `create`: a new copy,
     /// such as a fresh USB folder).
     fn root_dir(&self, what: &str, create: bool) -> StorageResult<BorrowedFd<'_>> {
         if let Some(fd) = self.root_fd.get() {
             return Ok(fd.as_fd());
         }
-        let fd = match self.open_root(what) {
-            Err(StorageError::NotFound(_)) if create => {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&self.root)
-                    .map_err(|e| map(what, e))?;
-                self.open_root(what)?
-            }
-            other => other?,
-        };
+        // The operator's path, without following anyone else's link on the way
+        // (a USB mount point another user can write to).
+        let fd = crate::trusted_path::open_dir(&self.root, create).map_err(|e| map(what, e))?;
         Ok(self.root_fd.get_or_init(|| fd).as_fd())
     }
 
@@ -363,6 +346,29 @@ impl Backend for LocalBackend {
         Ok(super::shaped(dir, out))
     }
 
+    fn list_foreign(&self, dir: &str) -> StorageResult<Vec<String>> {
+        let fd = match self.folder(&format!("{dir}/x"), false) {
+            Ok((fd, _)) => fd,
+            Err(StorageError::NotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let entries = rustix::fs::Dir::read_from(&fd).map_err(|e| map(dir, e.into()))?;
+        for e in entries {
+            let e = e.map_err(|e| map(dir, e.into()))?;
+            let name = String::from_utf8_lossy(e.file_name().to_bytes()).into_owned();
+            if name == "." || name == ".." || name.starts_with(TMP_PREFIX) {
+                continue;
+            }
+            let regular = rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+            if !regular || !super::well_formed(dir, &name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
     fn delete(&self, path: &str) -> StorageResult<()> {
         let (dir, name) = self.folder(path, false)?;
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -376,29 +382,53 @@ impl Backend for LocalBackend {
     }
 
     /// `.tmp-*` files are writes in progress; one older than `age` belongs to a run
-    /// that died (a pack takes seconds to write) and is removed.
+    /// that died (a pack takes seconds to write) and is removed. Walked through
+    /// open folders without following links (the repository's folders and the
+    /// fan-out folders below them), so a folder swapped for a link never takes
+    /// the removal elsewhere.
     fn remove_stale_partials(&self, age: std::time::Duration) -> StorageResult<usize> {
-        let mut removed = 0;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&dir) else { continue };
-            for e in rd.flatten() {
-                let p = e.path();
-                // lstat: a link is never entered or followed.
-                let Ok(m) = e.metadata() else { continue };
-                if m.is_dir() {
-                    stack.push(p);
-                } else if m.is_file()
-                    && e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
-                    && m.modified()
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|a| a > age)
-                    && fs::remove_file(&p).is_ok()
-                {
-                    removed += 1;
+        fn walk(dir: BorrowedFd<'_>, depth: u32, age: std::time::Duration, removed: &mut usize) {
+            let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
+                return;
+            };
+            let now = std::time::SystemTime::now();
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let bytes = name.to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                    continue;
+                };
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory if depth < 2 => {
+                        if let Ok(sub) = rustix::fs::openat(
+                            dir,
+                            name,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        ) {
+                            walk(sub.as_fd(), depth + 1, age, removed);
+                        }
+                    }
+                    FileType::RegularFile if bytes.starts_with(TMP_PREFIX.as_bytes()) => {
+                        let mtime = std::time::UNIX_EPOCH
+                            + std::time::Duration::from_secs(st.st_mtime.max(0) as u64);
+                        let old = now.duration_since(mtime).is_ok_and(|a| a > age);
+                        if old && rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
+                            *removed += 1;
+                        }
+                    }
+                    _ => {}
                 }
             }
+        }
+        let mut removed = 0;
+        match self.root_dir("the repository folder", false) {
+            Ok(root) => walk(root, 0, age, &mut removed),
+            Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(e),
         }
         Ok(removed)
     }

@@ -89,6 +89,14 @@ pub trait Backend: Send + Sync {
     fn stat(&self, path: &str) -> StorageResult<u64>;
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>>;
     fn delete(&self, path: &str) -> StorageResult<()>;
+    /// Entries under `dir` that are not objects at all (a link, a folder, a FIFO
+    /// where a file belongs) or not of the repository's shape: `list` leaves them
+    /// out, and where their mere presence matters (a lock someone turned into a
+    /// link to hide it from a prune) the caller asks. Empty where storage has
+    /// nothing but objects.
+    fn list_foreign(&self, _dir: &str) -> StorageResult<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Remove partial writes left by crashed runs that are older than `age` (a
     /// no-op where writes are atomic by nature). Returns how many were removed.
     fn remove_stale_partials(&self, _age: std::time::Duration) -> StorageResult<usize> {

@@ -112,6 +112,9 @@ impl Backend for PackCache {
     fn list(&self, dir: &str) -> StorageResult<Vec<(String, u64)>> {
         self.inner.list(dir)
     }
+    fn list_foreign(&self, dir: &str) -> StorageResult<Vec<String>> {
+        self.inner.list_foreign(dir)
+    }
     fn delete(&self, path: &str) -> StorageResult<()> {
         let r = self.inner.delete(path);
         let mut st = self.st.lock().unwrap();

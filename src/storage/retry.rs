@@ -102,6 +102,9 @@ impl Backend for Retrying {
     fn delete(&self, path: &str) -> StorageResult<()> {
         self.run(path, || self.inner.delete(path))
     }
+    fn list_foreign(&self, dir: &str) -> StorageResult<Vec<String>> {
+        self.run(dir, || self.inner.list_foreign(dir))
+    }
     fn remove_stale_partials(&self, age: Duration) -> StorageResult<usize> {
         self.run("partial writes", || self.inner.remove_stale_partials(age))
     }

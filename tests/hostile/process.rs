@@ -305,6 +305,25 @@ fn a_run_whose_lock_is_taken_away_stops() {
         "{}",
         out(&p)
     );
+    // And the run whose lock was garbled stops too: its lock is not its own.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    assert_eq!(env.snapshot_ids().len(), 1);
+    // A lock hidden from the listing by turning it into a link (and back): the
+    // prune meanwhile sees something in locks/ that is no lock file, and refuses.
+    let (child, lock) = start_paused(None);
+    let aside = env.path("lock-aside");
+    fs::rename(&lock, &aside).unwrap();
+    std::os::unix::fs::symlink(&aside, &lock).unwrap();
+    let p = env.run(&["prune"]);
+    assert_eq!(p.status.code(), Some(11), "{}", out(&p));
+    assert!(
+        String::from_utf8_lossy(&p.stderr).contains("not a lock file"),
+        "{}",
+        out(&p)
+    );
+    fs::remove_file(&lock).unwrap();
+    fs::rename(&aside, &lock).unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
     env.ok(&["verify"]);
@@ -358,18 +377,46 @@ fn a_cache_folder_or_catalog_of_another_user_is_refused() {
         "{}",
         out(&o)
     );
-    // Ours but open to all: made private, and used.
+    // Ours but writable by all: refused too (someone may already have planted
+    // files there); made private by its owner, it is used.
     let mine = env.path("my-cache");
     fs::create_dir(&mine).unwrap();
     fs::set_permissions(&mine, fs::Permissions::from_mode(0o777)).unwrap();
+    let run = || {
+        env.cmd()
+            .env("HCBACKUP_CACHE_DIR", &mine)
+            .args(["snapshot", src.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("can be written by others"),
+        "{}",
+        out(&o)
+    );
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o700)).unwrap();
+    let o = run();
+    assert!(o.status.success(), "{}", out(&o));
+    // A link to it that another user owns, in a folder others can write to.
+    let shared = env.path("shared");
+    fs::create_dir(&shared).unwrap();
+    let link = shared.join("cache");
+    std::os::unix::fs::symlink(&mine, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
     let o = env
         .cmd()
-        .env("HCBACKUP_CACHE_DIR", &mine)
-        .args(["snapshot", src.to_str().unwrap()])
+        .env("HCBACKUP_CACHE_DIR", &link)
+        .args(["snapshots"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
-    assert_eq!(fs::metadata(&mine).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("belongs to uid 65534"),
+        "{}",
+        out(&o)
+    );
 }
 
 /// Careless or hostile settings files: a FIFO named `.env` (once hung every
@@ -512,4 +559,34 @@ fn reasons_and_users_cannot_forge_the_report_or_the_log() {
     );
     let log = env.ok(&["audit"]);
     assert!(!log.contains("dr.house"), "{log}");
+}
+
+/// What a copy reveals of a pack's blob count: the sealed header's length (in
+/// the pack's last four bytes) once grew by one entry per blob, and zstd
+/// squeezed plaintext padding away. Packs of 2 and of 12 uploads now show the
+/// same header length.
+#[test]
+fn pack_headers_do_not_reveal_the_number_of_uploads() {
+    let header_len = |files: usize| -> Vec<u32> {
+        let env = Env::new();
+        let src = env.path("uploads");
+        for i in 0..files {
+            write(
+                &src.join(format!("scan-{i}.jpg")),
+                &noise(80 + i as u64, 50_000),
+            );
+        }
+        env.snapshot(&[&src]);
+        pack_files(&env.repo)
+            .iter()
+            .map(|p| {
+                let b = fs::read(p).unwrap();
+                u32::from_le_bytes(b[b.len() - 4..].try_into().unwrap())
+            })
+            .collect()
+    };
+    let (few, many) = (header_len(2), header_len(12));
+    assert_eq!(few.len(), 2);
+    assert_eq!(few.iter().max(), many.iter().max(), "{few:?} {many:?}");
+    assert_eq!(few.iter().min(), many.iter().min(), "{few:?} {many:?}");
 }

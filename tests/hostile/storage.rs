@@ -452,28 +452,44 @@ fn a_replayed_index_object_does_not_make_later_snapshots_incomplete() {
     let src = clinic(&store);
     write(&src.join("b.bin"), &noise(71, 500_000));
     store.snapshot(&src);
-    let before: Vec<(String, Vec<u8>)> = store
-        .raw
-        .list("index")
-        .unwrap()
-        .into_iter()
-        .map(|(n, _)| (n.clone(), store.raw.get(&format!("index/{n}")).unwrap()))
-        .collect();
+    let saved = |dir: &str| -> Vec<(String, Vec<u8>)> {
+        store
+            .raw
+            .list(dir)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| (n.clone(), store.raw.get(&format!("{dir}/{n}")).unwrap()))
+            .collect()
+    };
+    let (index, packs) = (saved("index"), saved("packs"));
     fs::remove_file(src.join("b.bin")).unwrap();
     store.snapshot(&src);
     store.ok(&["forget", "--keep-last", "1", "--prune"]);
-    for (n, bytes) in &before {
+    // Put the old index objects back, and junk under the names of the packs
+    // prune removed; on this machine (which saw the prune) and on a new one.
+    for (n, bytes) in &index {
         store.raw.put(&format!("index/{n}"), bytes).unwrap();
     }
+    for (n, _) in &packs {
+        let path = format!("packs/{n}");
+        if store.raw.stat(&path).is_err() {
+            store.raw.put(&path, b"junk").unwrap();
+        }
+    }
     write(&src.join("b.bin"), &noise(71, 500_000));
-    let o = store.run(&["snapshot", src.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", out(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not in the repository"),
-        "{}",
-        out(&o)
-    );
-    assert_same_tree(&src, &store.restore("latest", "r"));
+    for fresh in [false, true] {
+        if fresh {
+            fs::remove_dir_all(&store.env.cache).unwrap();
+        }
+        let o = store.run(&["snapshot", src.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", out(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("a replay") || err.contains("not in the repository"),
+            "{err}"
+        );
+        assert_same_tree(&src, &store.restore("latest", &format!("r-{fresh}")));
+    }
 }
 
 /// Attack: delete a legal hold's object (no password needed) to have forget
