@@ -159,24 +159,27 @@ fn idle_and_slow_sockets_do_not_stall_the_status_server() {
     let src = env.path("uploads");
     write(&src.join("a.txt"), b"a");
     env.snapshot(&[&src]);
-    let port = 20000 + (std::process::id() % 20000) as u16;
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0: the server picks a free one and prints it first.
     let mut server = env
         .cmd()
         .env("HCBACKUP_STATUS_TOKEN", "a-long-enough-status-token")
-        .args(["serve", "--listen", &addr])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let connect = || loop {
-        match std::net::TcpStream::connect(&addr) {
-            Ok(s) => return s,
-            Err(_) if start.elapsed() < Duration::from_secs(20) => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) => panic!("serve did not start: {e}"),
-        }
-    };
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let connect = || std::net::TcpStream::connect(&addr).unwrap();
     let idle: Vec<_> = (0..40).map(|_| connect()).collect();
     // Meanwhile: the catalog holds per-file sizes, inodes and chunk lists in
     // plaintext; every file of it, the SQLite -wal and -shm files of the open
