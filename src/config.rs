@@ -147,6 +147,10 @@ pub enum PasswordSource {
     Prompt,
 }
 
+/// Seconds a command waits for another run's lock by default: a nightly snapshot
+/// that meets a prune or a forget waits for it instead of failing, within a bound.
+pub const DEFAULT_LOCK_WAIT: u64 = 30 * 60;
+
 #[derive(Debug)]
 pub struct Settings {
     /// Repository location (a folder for now).
@@ -164,7 +168,8 @@ pub struct Settings {
     pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
     /// RETENTION_DAYS: days the primary repository keeps by default (30).
     pub retention_days: u32,
-    /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (0: fail at once).
+    /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (default
+    /// `DEFAULT_LOCK_WAIT`; 0: fail at once).
     pub lock_wait: std::time::Duration,
     /// Where alerts go (BACKUP_NOTIFICATION_EMAIL, SMTP_*, HCBACKUP_WEBHOOK_URL), or
     /// why those settings are wrong: a bad alert setting never stops a backup; it
@@ -228,7 +233,7 @@ impl Settings {
             })?,
         };
         let lock_wait = match env("HCBACKUP_LOCK_WAIT") {
-            None => 0,
+            None => DEFAULT_LOCK_WAIT,
             Some(v) => v.trim().parse().map_err(|_| {
                 Error::Config(format!(
                     "HCBACKUP_LOCK_WAIT={v:?}: give the seconds to wait for a lock, such as 3600"

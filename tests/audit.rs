@@ -172,17 +172,16 @@ fn changing_removing_or_reordering_any_event_is_detected() {
         1,
         "UPDATE audit SET event = replace(event, '\"seq\":1,', '\"seq\":1, ') WHERE seq = 1;",
     );
-    // The last event removed: the chain holds, but the repository has it.
+    // The last event removed from the catalog: the repository holds it, and the
+    // catalog (a cache of the repository's chain) takes it back from there.
     let cat = env.catalog_file();
-    let saved = fs::read(&cat).unwrap();
     let conn = rusqlite::Connection::open(&cat).unwrap();
     conn.execute_batch("DELETE FROM audit WHERE seq = 6;")
         .unwrap();
     drop(conn);
     let (code, v) = verify(&env);
-    assert_eq!(code, 1, "{v}");
-    assert!(v["problems"][0].as_str().unwrap().contains("#6 ("), "{v}");
-    fs::write(&cat, saved).unwrap();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["events"], 6, "{v}");
 
     // In the repository: the object of event #3 removed, or a byte of it changed.
     let conn = rusqlite::Connection::open(env.catalog_file()).unwrap();

@@ -190,10 +190,19 @@ impl AuditLog {
     /// Record an operation. The event is in the catalog when this returns; the
     /// repository's copy follows at once (and any earlier one whose write failed).
     pub fn append(&self, d: &Draft, o: &Outcome) -> Result<Event> {
+        // One appender at a time across machines, each after the events the
+        // others appended: one chain, however many catalogs take turns.
+        let _turn = crate::repo::audit_turn(
+            self.backend.clone(),
+            &self.key,
+            std::time::Duration::from_secs(20),
+        );
         if self.catalog.audit_count()? == 0 {
             // A new catalog (a new machine, a deleted cache): continue the chain the
             // repository holds, not a new one.
             self.import()?;
+        } else if let Err(e) = self.sync() {
+            tracing::warn!("audit log: could not read the repository's events ({e}); recording here, the next command catches up");
         }
         let mut event = Event {
             time: crate::util::rfc3339(crate::util::now_seconds()),
@@ -251,9 +260,12 @@ impl AuditLog {
         Ok(n)
     }
 
-    /// Every event of the repository's `audit/`, each opened and checked against its
-    /// name; those that do not open are problems.
-    fn read_repository(&self) -> Result<(Vec<AuditRow>, Vec<String>)> {
+    /// Every event of the repository's `audit/` but those in `skip`, each opened
+    /// and checked against its name; those that do not open are problems.
+    fn read_repository_but(
+        &self,
+        skip: &std::collections::HashSet<[u8; 32]>,
+    ) -> Result<(Vec<AuditRow>, Vec<String>)> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         for (name, _) in self.backend.list("audit")? {
@@ -262,31 +274,98 @@ impl AuditLog {
                 problems.push(format!("audit/{name}: not an event name"));
                 continue;
             }
-            let sealed = self.backend.get(&format!("audit/{name}"))?;
-            let plain = match codec::decode(&self.key, Kind::Audit, &id, &sealed, MAX_EVENT) {
-                Ok(p) => p,
-                Err(e) => {
-                    problems.push(format!("audit/{name} does not open: {e}"));
-                    continue;
-                }
-            };
-            let Ok(text) = String::from_utf8(plain) else {
-                problems.push(format!("audit/{name}: not UTF-8"));
+            if skip.contains(&id) {
                 continue;
-            };
-            match Event::from_json(&text) {
-                Ok(e) => rows.push(AuditRow {
-                    id,
-                    seq: e.seq,
-                    time: e.time,
-                    event: text,
-                    stored: true,
-                }),
-                Err(e) => problems.push(format!("audit/{name}: not an event: {e}")),
+            }
+            match self.read_event(&name, id)? {
+                Ok(row) => rows.push(row),
+                Err(p) => problems.push(p),
             }
         }
         rows.sort_by(|a, b| a.seq.cmp(&b.seq).then(a.id.cmp(&b.id)));
         Ok((rows, problems))
+    }
+
+    /// Every event of the repository's `audit/` (see `read_repository_but`).
+    fn read_repository(&self) -> Result<(Vec<AuditRow>, Vec<String>)> {
+        self.read_repository_but(&Default::default())
+    }
+
+    /// One event object: its row, or why it is no event (a storage failure is
+    /// the outer error).
+    fn read_event(&self, name: &str, id: [u8; 32]) -> Result<std::result::Result<AuditRow, String>> {
+        let sealed = match self.backend.get(&format!("audit/{name}")) {
+            Ok(s) => s,
+            Err(crate::storage::StorageError::NotFound(_)) => {
+                return Ok(Err(format!("audit/{name} went away while being read")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let plain = match codec::decode(&self.key, Kind::Audit, &id, &sealed, MAX_EVENT) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("audit/{name} does not open: {e}"))),
+        };
+        let Ok(text) = String::from_utf8(plain) else {
+            return Ok(Err(format!("audit/{name}: not UTF-8")));
+        };
+        Ok(match Event::from_json(&text) {
+            Ok(e) => Ok(AuditRow {
+                id,
+                seq: e.seq,
+                time: e.time,
+                event: text,
+                stored: true,
+            }),
+            Err(e) => Err(format!("audit/{name}: not an event: {e}")),
+        })
+    }
+
+    /// Take in the events that other machines (or this one, with another copy of
+    /// its catalog) appended to the repository's chain after this catalog's
+    /// newest stored event, and chain this catalog's own unstored events (never
+    /// in the repository) again after them. Events that do not continue the
+    /// chain are left out (`audit verify` reports them).
+    fn sync(&self) -> Result<()> {
+        let known = self.catalog.audit_ids()?;
+        let (fresh, problems) = self.read_repository_but(&known)?;
+        for p in &problems {
+            tracing::warn!("audit log: {p}; run `hcbackup audit verify`");
+        }
+        let (mut seq, mut prev) = match self.catalog.audit_stored_head()? {
+            Some((s, id)) => (s, hex::encode(id)),
+            None => (0, self.genesis.clone()),
+        };
+        let mut taken = Vec::new();
+        for r in fresh {
+            let links = r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev);
+            if links {
+                seq = r.seq;
+                prev = hex::encode(r.id);
+                taken.push(r);
+            }
+        }
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let pending = self.catalog.audit_unstored()?;
+        let mut rebased = Vec::new();
+        for p in &pending {
+            let mut e = parse(p)?;
+            e.seq = seq + 1;
+            e.prev = prev.clone();
+            let json = serde_json::to_string(&e).expect("event serializes");
+            let id = self.key.id_of(json.as_bytes());
+            rebased.push(AuditRow {
+                id,
+                seq: e.seq,
+                time: e.time.clone(),
+                event: json,
+                stored: false,
+            });
+            seq = e.seq;
+            prev = hex::encode(id);
+        }
+        self.catalog.rebase_audit(&pending, &taken, &rebased)
     }
 
     /// Copy the repository's events into an empty catalog. Returns how many.
@@ -306,6 +385,8 @@ impl AuditLog {
     pub fn events(&self, since: Option<&str>) -> Result<Vec<Event>> {
         if self.catalog.audit_count()? == 0 {
             self.import()?;
+        } else {
+            self.sync()?;
         }
         self.catalog.audit_rows(since)?.iter().map(parse).collect()
     }
@@ -340,6 +421,12 @@ impl AuditLog {
         // A new catalog takes the repository's events, read once for both uses.
         let empty = self.catalog.audit_count()? == 0;
         if !empty {
+            let _turn = crate::repo::audit_turn(
+                self.backend.clone(),
+                &self.key,
+                std::time::Duration::from_secs(20),
+            );
+            self.sync()?;
             v.uploaded = self.store_pending()?;
         }
         let (theirs, problems) = self.read_repository()?;

@@ -177,6 +177,55 @@ impl Catalog {
         })
     }
 
+    /// The ids of every event here.
+    pub fn audit_ids(&self) -> Result<std::collections::HashSet<[u8; 32]>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id FROM audit")?;
+            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = std::collections::HashSet::new();
+            for id in rows {
+                if let Ok(a) = <[u8; 32]>::try_from(id?.as_slice()) {
+                    out.insert(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest event the repository holds (as this catalog knows): seq and id.
+    pub fn audit_stored_head(&self) -> Result<Option<(u64, [u8; 32])>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("{COLUMNS} WHERE stored = 1 ORDER BY seq DESC, id LIMIT 1"),
+                [],
+                row,
+            )
+            .optional()
+            .map(|r| r.map(|r| (r.seq, r.id)))
+        })
+    }
+
+    /// In one transaction: take in `taken` (events from the repository), and put
+    /// `rebased` in place of `pending` (this catalog's unstored events, chained
+    /// again after them).
+    pub fn rebase_audit(
+        &self,
+        pending: &[AuditRow],
+        taken: &[AuditRow],
+        rebased: &[AuditRow],
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for p in pending {
+                tx.execute("DELETE FROM audit WHERE id = ?1 AND stored = 0", [&p.id[..]])?;
+            }
+            for r in taken.iter().chain(rebased) {
+                insert(&tx, r)?;
+            }
+            tx.commit()
+        })
+    }
+
     pub fn mark_audit_stored(&self, id: &[u8; 32]) -> Result<()> {
         self.with(|c| {
             c.execute("UPDATE audit SET stored = 1 WHERE id = ?1", [&id[..]])

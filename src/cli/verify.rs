@@ -64,6 +64,8 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 }
                 reports.push(r);
             }
+            // Another run holds the lock (after the wait): exit 11 as every command does.
+            Err(e) if names.len() == 1 && e.exit_code() == exit::LOCKED => return Err(e),
             Err(e) => {
                 code = exit::ERROR;
                 ctx.note(|d| {

@@ -95,6 +95,7 @@ enum Fate {
 
 pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     let _lock = repo.lock(!opts.dry_run, "prune")?;
+    crate::util::failpoint("prune-locked");
     let mut r = PruneReport {
         location: repo.backend().location(),
         dry_run: opts.dry_run,

@@ -105,6 +105,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     // Packs no index lists (an interrupted run's, or a lost index object's) join the
     // catalog by their headers, so what they hold is known.
     let present = repo.recover_packs()?;
+    crate::util::failpoint("verify-after-list");
     let (snapshots, unreadable) = repo.snapshots_checked()?;
     for (path, e) in unreadable {
         r.problems.push(e.to_string());
@@ -165,7 +166,21 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     let sizes: HashMap<PackId, u64> = present.iter().copied().collect();
     for (id, size) in repo.catalog().packs()? {
         r.packs += 1;
-        let problem = match sizes.get(&id) {
+        // Not in the listing taken at the start: a run beside this one (a
+        // snapshot holds a shared lock too) may have written it since. Only what
+        // is not there now is missing.
+        let now = match sizes.get(&id) {
+            Some(&s) => Some(s),
+            None => match repo.backend().stat(&pack_path(&id)) {
+                Ok(s) => Some(s),
+                Err(
+                    crate::storage::StorageError::NotFound(_)
+                    | crate::storage::StorageError::Permanent(_),
+                ) => None,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let problem = match now.as_ref() {
             None => format!("pack {} is missing", id.to_hex()),
             Some(&actual) if actual != size => format!(
                 "pack {} has {actual} bytes, the index says {size}",

@@ -253,6 +253,44 @@ impl Repository {
         Ok(gone)
     }
 
+    /// The last check before a manifest is written: every index object the
+    /// catalog loaded, and every pack it places blobs in, is still in the
+    /// repository, whole. The lock keeps prunes out while a run writes; this
+    /// catches what got round it (a prune without the lock, packs deleted by
+    /// hand), so that a snapshot reported saved always restores.
+    pub fn confirm_durable(&self) -> Result<()> {
+        let indexes: HashSet<ObjectId> = self
+            .backend
+            .list("index")?
+            .into_iter()
+            .filter_map(|(n, _)| ObjectId::from_hex(&n))
+            .collect();
+        let lost_indexes = self
+            .catalog
+            .loaded_indexes()?
+            .into_iter()
+            .filter(|id| !indexes.contains(id))
+            .count();
+        let packs: std::collections::HashMap<PackId, u64> = self
+            .backend
+            .list("packs")?
+            .into_iter()
+            .filter_map(|(n, size)| Some((n.rsplit('/').next().and_then(PackId::from_hex)?, size)))
+            .collect();
+        let lost_packs = self
+            .catalog
+            .packs()?
+            .into_iter()
+            .filter(|(id, size)| packs.get(id) != Some(size))
+            .count();
+        if lost_indexes + lost_packs == 0 {
+            return Ok(());
+        }
+        Err(Error::Failed(format!(
+            "{lost_packs} pack(s) and {lost_indexes} index object(s) this run relied on left the repository while it ran (a prune or someone working without the lock); nothing was saved: run it again, it stores that data anew"
+        )))
+    }
+
     /// Write index objects for every pack no index covers yet (step two of the
     /// write order). Returns the new index ids.
     pub fn write_index(&self) -> Result<Vec<ObjectId>> {

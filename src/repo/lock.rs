@@ -50,6 +50,10 @@ pub struct LockInfo {
     pub time: String,
     pub exclusive: bool,
     pub operation: String,
+    /// Empty for the repository's locks; `audit` for a turn at appending to the
+    /// audit chain (`audit_turn`), which no repository lock conflicts with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
 }
 
 impl LockInfo {
@@ -118,8 +122,15 @@ impl Repository {
     /// Take a lock. Shared locks coexist; an exclusive lock excludes every other.
     /// A conflicting lock is waited for up to the repository's lock wait (checked
     /// every few seconds, with jitter so two waiters do not collide forever).
+    ///
+    /// Once granted, the catalog is brought in step with the repository again:
+    /// while this run waited, another (a prune from another machine) may have
+    /// deleted packs the catalog still placed blobs in. Deduplicating against
+    /// those would make a snapshot "saved" that does not restore.
     pub fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
-        self.lock_at(self.backend.clone(), exclusive, operation)
+        let guard = self.lock_at(self.backend.clone(), exclusive, operation)?;
+        self.sync_catalog()?;
+        Ok(guard)
     }
 
     /// Take a lock in another copy of this repository (a mirror destination),
@@ -136,14 +147,62 @@ impl Repository {
             state: self.lock_lost.clone(),
         };
         let start = std::time::Instant::now();
+        let mut told: Option<std::time::Instant> = None;
         loop {
             match locker.try_lock(exclusive, operation) {
                 Err(Error::Locked(who)) if start.elapsed() < self.lock_wait => {
-                    tracing::info!("waiting for the repository lock held by {who}");
+                    // Said once, then every minute: a cron mail shows why it took long.
+                    if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        tracing::warn!(
+                            "waiting for the repository lock held by {who} (up to {} more minute(s); HCBACKUP_LOCK_WAIT sets how long, 0 not at all)",
+                            self.lock_wait.saturating_sub(start.elapsed()).as_secs().div_ceil(60)
+                        );
+                        told = Some(std::time::Instant::now());
+                    }
                     let jitter = rand::random::<u64>() % 2000;
                     std::thread::sleep(Duration::from_millis(1000 + jitter));
                 }
+                Err(Error::Locked(who)) if !self.lock_wait.is_zero() => {
+                    return Err(Error::Locked(format!(
+                        "{who}, still after {} minute(s) of waiting",
+                        self.lock_wait.as_secs().div_ceil(60)
+                    )))
+                }
                 other => return other,
+            }
+        }
+    }
+}
+
+/// The scope of audit turns.
+const AUDIT_SCOPE: &str = "audit";
+
+/// A turn at appending to the audit chain of the repository at `backend`:
+/// appends from several machines take turns, so the chain never forks. No
+/// repository lock conflicts with it, and a lock that cannot be read does not
+/// stop it (an append deletes nothing, and planted junk must not stop the
+/// record). Waits up to `wait`; `None` when the turn did not come (the append
+/// goes ahead, and `audit verify` would show a fork).
+pub(crate) fn audit_turn(
+    backend: Arc<dyn Backend>,
+    key: &MasterKey,
+    wait: Duration,
+) -> Option<LockGuard> {
+    let locker = Locker {
+        backend,
+        key,
+        state: Arc::default(),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        match locker.try_lock_in(AUDIT_SCOPE, true, "audit") {
+            Ok(g) => return Some(g),
+            Err(Error::Locked(_)) if start.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(50 + rand::random::<u64>() % 200));
+            }
+            Err(e) => {
+                tracing::warn!("appending to the audit log without its turn: {e}");
+                return None;
             }
         }
     }
@@ -187,6 +246,7 @@ impl Locker<'_> {
                         user: "?".into(),
                         time: "?".into(),
                         exclusive: true,
+                        scope: String::new(),
                         operation: format!(
                             "an unreadable lock ({path}: damaged, or written by someone without the key; remove it if no hcbackup runs anywhere)"
                         ),
@@ -212,6 +272,7 @@ impl Locker<'_> {
                     user: "?".into(),
                     time: "?".into(),
                     exclusive: true,
+                    scope: String::new(),
                     operation: format!(
                         "locks/{} (not a lock file: someone changed the repository; remove it if no hcbackup runs anywhere)",
                         crate::model::tree::escape(name.as_bytes())
@@ -223,9 +284,17 @@ impl Locker<'_> {
     }
 
     fn try_lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        self.try_lock_in("", exclusive, operation)
+    }
+
+    /// Take a lock in `scope`: locks of other scopes do not conflict; in the
+    /// audit scope every lock is exclusive.
+    fn try_lock_in(&self, scope: &str, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        let exclusive = exclusive || scope == AUDIT_SCOPE;
         let conflict = |locks: &[(String, LockInfo)], mine: Option<&str>| {
             locks
                 .iter()
+                .filter(|(_, l)| l.scope == scope)
                 .find(|(n, l)| Some(n.as_str()) != mine && (exclusive || l.exclusive))
                 .map(|(_, l)| Error::Locked(l.describe()))
         };
@@ -237,8 +306,10 @@ impl Locker<'_> {
             pid: std::process::id(),
             user: crate::util::username(),
             time: crate::util::rfc3339(crate::util::now()),
-            exclusive,
+            // Older releases read an audit turn as a shared lock: no conflict.
+            exclusive: exclusive && scope.is_empty(),
             operation: operation.to_string(),
+            scope: scope.to_string(),
         };
         // Random id: the lock's content changes as it is refreshed, its name does not.
         let mut r = [0u8; 32];
@@ -258,6 +329,9 @@ impl Locker<'_> {
         // Another process may have locked at the same moment: look again.
         if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
             return Err(e); // dropping the guard removes our lock
+        }
+        if scope == AUDIT_SCOPE {
+            return Ok(guard); // held for milliseconds: no refresh
         }
         Ok(self.start_refresh(guard, id, info))
     }

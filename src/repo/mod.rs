@@ -16,6 +16,7 @@ pub(crate) use catalog_sync::PACKS_PER_INDEX;
 pub use config::RepoConfig;
 pub use holds::Hold;
 pub use keys::KeyInfo;
+pub(crate) use lock::audit_turn;
 pub use lock::{LockGuard, LockInfo};
 pub use writer::{BlobWriter, WriteStats, PACK_TARGET};
 
@@ -360,9 +361,11 @@ impl Repository {
         Tree::from_bytes(&bytes).map_err(|e| Error::corrupt(format!("tree {}", id.short()), e))
     }
 
-    /// Write the manifest: the last step of a snapshot (only while its lock holds).
+    /// Write the manifest: the last step of a snapshot (only while its lock holds,
+    /// and only when everything it relies on is still in the repository).
     pub fn write_snapshot(&self, s: &Snapshot) -> Result<ObjectId> {
         self.confirm_lock()?;
+        self.confirm_durable()?;
         self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())
     }
 

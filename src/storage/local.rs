@@ -360,8 +360,12 @@ impl Backend for LocalBackend {
             if name == "." || name == ".." || name.starts_with(TMP_PREFIX) {
                 continue;
             }
-            let regular = rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+            let regular = match rustix::fs::statat(&fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
+                // Removed since the folder was read (a lock released): not there.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(_) => false,
+            };
             if !regular || !super::well_formed(dir, &name) {
                 out.push(name);
             }

@@ -78,7 +78,6 @@ impl Env {
             "GOOGLE_CREDENTIALS",
             "HCBACKUP_DRIVE_ROOT_URL",
             "RETENTION_DAYS",
-            "HCBACKUP_LOCK_WAIT",
             "BACKUP_NOTIFICATION_EMAIL",
             "SMTP_HOST",
             "SMTP_PORT",
@@ -92,7 +91,10 @@ impl Env {
         ] {
             c.env_remove(v);
         }
+        // Fail at once on another run's lock (the default waits 30 minutes);
+        // the tests of waiting set their own.
         c.env("HCBACKUP_PASSWORD", PASSWORD)
+            .env("HCBACKUP_LOCK_WAIT", "0")
             .env("HCBACKUP_CACHE_DIR", &self.cache)
             .env("HCBACKUP_TEST_KDF", "1")
             .current_dir(self.dir.path())

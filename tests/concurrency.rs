@@ -1,0 +1,273 @@
+//! Runs beside each other (issue #15): a snapshot reported saved restores, whatever
+//! ran before or beside it, from this machine's catalog or another's; locks are
+//! waited for by default; verify judges one consistent view.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Wait until `repo/locks` holds a lock file (a paused run took its lock).
+fn wait_for_lock(repo: &Path) {
+    let start = Instant::now();
+    let is_lock = |e: std::io::Result<fs::DirEntry>| {
+        !e.unwrap().file_name().to_string_lossy().starts_with(".tmp-")
+    };
+    while !fs::read_dir(repo.join("locks")).unwrap().any(is_lock) {
+        assert!(start.elapsed() < Duration::from_secs(30), "no lock appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start `args` with `cache` as its catalog folder, paused at failpoint `pause`
+/// (`name:SECS`), and return once it holds its lock.
+fn start_paused(env: &Env, cache: &Path, pause: &str, args: &[&str]) -> Child {
+    let child = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", cache)
+        .env("HCBACKUP_TEST_PAUSE", pause)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&env.repo);
+    child
+}
+
+fn finished_ok(child: Child) -> String {
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn uploads(env: &Env, seed: u64) -> PathBuf {
+    let src = env.path("uploads");
+    for i in 0..3 {
+        write(
+            &src.join(format!("exams/{seed}-{i}.dcm")),
+            &noise(seed * 10 + i, 300_000),
+        );
+    }
+    src
+}
+
+/// Defect 1: a snapshot whose catalog lives in another folder than the prune's
+/// (another machine) opens, then waits for the prune's lock; the prune deletes
+/// the packs that catalog still lists. The snapshot must see that once it holds
+/// the lock, store the data again, and restore byte for byte.
+#[test]
+fn a_snapshot_that_waited_for_a_prune_restores() {
+    let env = Env::new();
+    let other = env.path("other-machine-cache");
+    let src = uploads(&env, 1);
+    env.snapshot(&[&src]);
+    // The next night the exams are away (moved aside, not changed): the second
+    // snapshot of the folder holds only a note.
+    let aside = env.path("aside");
+    fs::rename(&src, &aside).unwrap();
+    write(&src.join("note.txt"), &text(9, 1000));
+    env.snapshot(&[&src]);
+    // The other machine forgets the first snapshot and prunes its data away,
+    // pausing once it holds the lock.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &other)
+        .args(["forget", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let prune = start_paused(&env, &other, "prune-locked:4", &["prune"]);
+    // The exams come back as they were: this catalog's file cache knows them.
+    fs::remove_dir_all(&src).unwrap();
+    fs::rename(&aside, &src).unwrap();
+    let o = env
+        .cmd()
+        .env("HCBACKUP_LOCK_WAIT", "60")
+        .args(["--json", "snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    finished_ok(prune);
+    let saved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        saved["bytes_added"].as_u64().unwrap() >= 900_000,
+        "the pruned data was stored again: {saved}"
+    );
+    let r = env.restore(saved["id"].as_str().unwrap(), "restored");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &other)
+        .args(["verify", "--read-data"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+}
+
+/// Defect 9: a nightly snapshot that meets a prune waits for it by default
+/// (no HCBACKUP_LOCK_WAIT), saying so, instead of failing with exit 11.
+#[test]
+fn a_snapshot_waits_for_a_lock_by_default() {
+    let env = Env::new();
+    let src = uploads(&env, 2);
+    env.snapshot(&[&src]);
+    let prune = start_paused(&env, &env.cache, "prune-locked:3", &["prune"]);
+    write(&src.join("new.txt"), &text(3, 5000));
+    let o = env
+        .cmd()
+        .env_remove("HCBACKUP_LOCK_WAIT")
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("waiting for the repository lock held by prune"),
+        "{}",
+        out(&o)
+    );
+    finished_ok(prune);
+    assert_eq!(env.snapshot_ids().len(), 2);
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+}
+
+/// Defect 4: verify under another command's exclusive lock exits 11 with the
+/// lock's holder, like every other command (not 1 with "1 PROBLEMS").
+#[test]
+fn verify_under_an_exclusive_lock_exits_11() {
+    let env = Env::new();
+    let src = uploads(&env, 4);
+    env.snapshot(&[&src]);
+    let prune = start_paused(&env, &env.cache, "prune-locked:3", &["prune"]);
+    let o = env.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("locked by prune"),
+        "{}",
+        out(&o)
+    );
+    finished_ok(prune);
+    assert!(env.ok(&["verify"]).contains("no problems"));
+}
+
+/// Defect 2: verify lists the packs, then a snapshot beside it (shared locks
+/// both) adds packs to the same catalog; verify must not call them missing nor
+/// hand them to `repair` as damaged.
+#[test]
+fn verify_beside_a_snapshot_reports_nothing_missing() {
+    let env = Env::new();
+    let src = uploads(&env, 5);
+    env.snapshot(&[&src]);
+    let verify = start_paused(
+        &env,
+        &env.cache,
+        "verify-after-list:4",
+        &["--json", "verify", "--read-data"],
+    );
+    let more = env.path("more");
+    write(&more.join("video.mp4"), &noise(6, 2 << 20));
+    env.snapshot(&[&more]);
+    let o = verify.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["problems"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["damaged"].as_array().unwrap().len(), 0, "{r}");
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// `audit verify` from the catalog in `cache`: the chain must hold.
+fn audit_holds(env: &Env, cache: &Path) {
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", cache)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "audit chain broken from {cache:?}: {}", out(&o));
+}
+
+/// Defect 3: two catalog folders (two machines) take turns, one after the other,
+/// and an old copy of a catalog comes back: the audit chain stays one chain, in
+/// the repository and in every catalog.
+#[test]
+fn catalogs_taking_turns_keep_one_audit_chain() {
+    let env = Env::new();
+    let other = env.path("other-machine-cache");
+    let src = uploads(&env, 7);
+    env.snapshot(&[&src]);
+    let on_other = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", &other)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+    };
+    on_other(&["verify"]);
+    write(&src.join("day2.txt"), &text(8, 2000));
+    env.snapshot(&[&src]);
+    on_other(&["snapshots"]);
+    on_other(&["verify"]);
+    // An old copy of this machine's catalog comes back (restored from a backup).
+    let catalog = env.catalog_file();
+    let old = env.path("catalog-copy");
+    fs::copy(&catalog, &old).unwrap();
+    env.ok(&["verify"]);
+    on_other(&["verify"]);
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = fs::remove_file(catalog.with_extension(ext));
+    }
+    fs::copy(&old, &catalog).unwrap();
+    env.ok(&["verify"]);
+    audit_holds(&env, &env.cache);
+    audit_holds(&env, &other);
+    // init, two snapshots, five verifies: every one in the chain, in order.
+    let events = env.json(&["audit"]);
+    let seqs: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<u64>>(), "{events}");
+}
+
+/// Defect 3, at once: commands from four catalog folders append at the same
+/// moment; their turns make one chain.
+#[test]
+fn catalogs_appending_at_once_keep_one_audit_chain() {
+    let env = Env::new();
+    let src = uploads(&env, 9);
+    env.snapshot(&[&src]);
+    let caches: Vec<PathBuf> = (0..4).map(|i| env.path(&format!("cache-{i}"))).collect();
+    for round in 0..3 {
+        let children: Vec<Child> = caches
+            .iter()
+            .map(|c| {
+                env.cmd()
+                    .env("HCBACKUP_CACHE_DIR", c)
+                    .args(["verify"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "round {round}: {}", out(&o));
+        }
+    }
+    for c in caches.iter().chain([&env.cache]) {
+        audit_holds(&env, c);
+    }
+    // init, the snapshot, twelve verifies.
+    assert_eq!(fs::read_dir(env.repo.join("audit")).unwrap().count(), 2 + 12);
+}
