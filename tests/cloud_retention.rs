@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::drive::DriveServer;
 use common::s3 as moto;
-use common::{noise, write, Env};
+use common::{noise, out, write, Env};
 
 struct Clouds {
     env: Env,
@@ -272,12 +272,23 @@ fn object_lock_keeps_packs_that_prune_would_delete_and_extends_live_ones() {
     assert!(retain_until(&bucket, &packs[0]) > before);
 
     // Someone with the bucket's keys deletes every manifest (S3 keeps them behind
-    // delete markers): prune then finds every pack unused, and deletes none.
+    // delete markers). This machine saw them: its prune refuses to run.
     for k in moto::keys(&bucket, "clinic/snapshots/") {
         moto::raw("DELETE", &format!("{bucket}/{k}"));
     }
     assert!(moto::keys(&bucket, "clinic/snapshots/").is_empty());
-    let p = json(&["prune", "--destination", "vault"]);
+    let o = cmd().args(["prune", "--destination", "vault"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("no forget here removed it"), "{}", out(&o));
+    assert_eq!(moto::keys(&bucket, "clinic/packs/"), packs);
+    // A machine that never saw them finds every pack unused, and deletes none.
+    let o = cmd()
+        .env("HCBACKUP_CACHE_DIR", env.path("new-machine-cache"))
+        .args(["--json", "prune", "--destination", "vault"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let retained = p[0]["prune"]["retained"].as_array().unwrap();
     assert!(retained.len() >= packs.len(), "{p}");
     assert_eq!(

@@ -140,23 +140,33 @@ fn an_unreachable_s3_server_is_a_transient_failure() {
     assert!(matches!(e, StorageError::Transient(_)), "{e:?}");
 }
 
+/// A repository in memory (and its catalog folder), to mirror from.
+fn memory_repo() -> (
+    Arc<MemoryBackend>,
+    hcbackup::repo::Repository,
+    tempfile::TempDir,
+) {
+    let mem = Arc::new(MemoryBackend::new());
+    let cache = tempfile::tempdir().unwrap();
+    let repo =
+        hcbackup::repo::Repository::init(mem.clone(), b"a password", cache.path()).unwrap();
+    (mem, repo, cache)
+}
+
 #[test]
 fn a_mirror_never_mixes_into_another_repository() {
-    let a = MemoryBackend::new();
+    let (_a, repo, _cache) = memory_repo();
     let b = MemoryBackend::new();
-    a.put("config", b"{\"id\":\"a\"}").unwrap();
-    a.put("packs/ab/x", b"not a real pack").unwrap();
     b.put("config", b"{\"id\":\"b\"}").unwrap();
-    let e = hcbackup::ops::mirror::run(&a, &b, "b").unwrap_err();
+    let e = hcbackup::ops::mirror::run(&repo, &b, "b").unwrap_err();
     assert!(e.to_string().contains("holds another repository"), "{e}");
-    assert!(b.list("packs").unwrap().is_empty());
+    assert!(b.list("keys").unwrap().is_empty());
 }
 
 #[test]
 fn a_damaged_local_pack_is_not_mirrored_and_stops_later_folders() {
-    let a = MemoryBackend::new();
+    let (a, repo, _cache) = memory_repo();
     let b = MemoryBackend::new();
-    a.put("config", b"{}").unwrap();
     let good = b"a pack's bytes";
     let name = blake3::hash(good).to_hex().to_string();
     a.put(&format!("packs/{}/{name}", &name[..2]), good)
@@ -167,7 +177,7 @@ fn a_damaged_local_pack_is_not_mirrored_and_stops_later_folders() {
         .unwrap();
     a.put(&format!("snapshots/{}", "2".repeat(64)), b"snapshot")
         .unwrap();
-    let r = hcbackup::ops::mirror::run(&a, &b, "b").unwrap();
+    let r = hcbackup::ops::mirror::run(&repo, &b, "b").unwrap();
     assert_eq!(r.failures.len(), 1, "{r:?}");
     assert!(r.failures[0].contains("damaged"), "{r:?}");
     assert_eq!(b.list("packs").unwrap().len(), 1);

@@ -61,6 +61,10 @@ pub struct Event {
     /// How long the operation took (seconds): measured restore times for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<f64>,
+    /// `forget`: the snapshots (hex ids) it removed, so that every machine can
+    /// tell a snapshot forgotten on purpose from one hidden behind its back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<String>,
     /// The id (hex) of the event before, or the repository id for the first.
     pub prev: String,
 }
@@ -88,6 +92,8 @@ pub struct Draft {
     pub problems: Vec<String>,
     /// How long it took, when known.
     pub duration_secs: Option<f64>,
+    /// The snapshots a forget removed (hex ids).
+    pub forgotten: Vec<String>,
 }
 
 impl Draft {
@@ -217,6 +223,7 @@ impl AuditLog {
             error: o.error.clone(),
             reason: d.reason.clone(),
             detail: d.detail.clone(),
+            forgotten: d.forgotten.clone(),
             duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
             ..Default::default()
         };
@@ -318,6 +325,16 @@ impl AuditLog {
             }),
             Err(e) => Err(format!("audit/{name}: not an event: {e}")),
         })
+    }
+
+    /// Bring the catalog's copy of the log in step with the repository's (see
+    /// `sync`), for a question the log answers (was a snapshot forgotten?).
+    pub(crate) fn catch_up(&self) -> Result<()> {
+        if self.catalog.audit_count()? == 0 {
+            self.import().map(|_| ())
+        } else {
+            self.sync()
+        }
     }
 
     /// Take in the events that other machines (or this one, with another copy of

@@ -129,6 +129,23 @@ impl Catalog {
     /// passwd`): the first 8 hex digits of their ids. Only those are removed at
     /// the copies: anyone who can write the storage can delete a key file, and a
     /// mirror must not spread that to every copy.
+    /// The snapshots (hex ids) that forget events of the log removed.
+    pub fn forgotten_in_audit(&self) -> Result<std::collections::HashSet<String>> {
+        let events: Vec<String> = self.with(|c| {
+            let mut st =
+                c.prepare("SELECT event FROM audit WHERE event LIKE '%\"forgotten\"%'")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = std::collections::HashSet::new();
+        for e in events {
+            if let Ok(e) = crate::audit::Event::from_json(&e) {
+                out.extend(e.forgotten);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn keys_removed_in_audit(&self) -> Result<std::collections::HashSet<String>> {
         let events: Vec<String> = self.with(|c| {
             let mut st = c.prepare(

@@ -12,6 +12,7 @@ mod history;
 mod holdings;
 mod removals;
 mod schema;
+mod seen;
 
 pub use audit::AuditRow;
 pub use file_cache::{
@@ -350,7 +351,7 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.with(|c| {
             c.execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs;",
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots;",
             )?;
             file_cache::bump_generation(c)
         })

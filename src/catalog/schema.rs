@@ -60,6 +60,9 @@ const MIGRATIONS: &[&str] = &[
     // 11: packs found only by their header that failed the check (a decoy, or
     // junk): not read again on every run while their size stays the same.
     "CREATE TABLE refused_packs(id BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;",
+    // 12: the snapshot manifests this machine has seen (and their times): one that
+    // is gone without a forget here was hidden or deleted behind its back.
+    "CREATE TABLE seen_snapshots(id BLOB PRIMARY KEY, time TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -36,7 +36,7 @@ pub fn mirror_to(
     }
     // Shared locks here and at each destination: a prune on either side waits.
     let _lock = repo.lock(false, "mirror")?;
-    let src = repo.backend();
+    crate::util::failpoint("mirror-locked");
     // The record of what each destination holds lives in this repository's catalog.
     let opts = mirror::Options {
         catalog: Some(repo.catalog()),
@@ -48,7 +48,7 @@ pub fn mirror_to(
         ctx.note(|d| d.destinations.push(name.clone()));
         let result = backend_at(loc.clone()).and_then(|dest| {
             let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
-            mirror::run_with(src, dest.as_ref(), name, opts)
+            mirror::run_with(repo, dest.as_ref(), name, opts)
         });
         match result {
             Ok(r) => {

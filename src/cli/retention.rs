@@ -166,7 +166,16 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         };
         let report = forget::run(repo, name, source, &opts)?;
         if !a.dry_run {
-            ctx.note(|d| add_detail(d, format!("{name}: {} snapshots removed", report.removed)));
+            ctx.note(|d| {
+                add_detail(d, format!("{name}: {} snapshots removed", report.removed));
+                d.forgotten.extend(
+                    report
+                        .groups
+                        .iter()
+                        .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
+                        .map(|s| s.id.clone()),
+                );
+            });
             let time = crate::util::rfc3339(crate::util::now());
             let rows: Vec<Removal> = report
                 .groups

@@ -330,9 +330,20 @@ impl<'a> Archiver<'a> {
         self.counted(path, size, true);
         // Cache only what was read from a file that did not change meanwhile.
         let before = stat_of(st);
-        let entry = rustix::fs::fstat(&f)
-            .ok()
-            .map(|m| stat_of(&Stat::from(&m)))
+        let after = rustix::fs::fstat(&f).ok().map(|m| Stat::from(&m));
+        // Its content changed while it was read (rewritten in place): what was
+        // saved may mix old and new bytes. Said (exit 3), and read again next time.
+        if after
+            .as_ref()
+            .is_some_and(|a| a.size != st.size || a.mtime_ns != st.mtime_ns || size != st.size)
+        {
+            self.error(
+                path,
+                "changed while it was read: saved as read (it may mix old and new content); the next snapshot saves it again",
+            );
+        }
+        let entry = after
+            .map(|a| stat_of(&a))
             .filter(|after| after.same_stat(&before) && after.size == size)
             .map(|s| CachedFile {
                 content: content.clone(),

@@ -169,7 +169,7 @@ pub fn run(
         for id in doomed {
             repo.check_lock()?;
             match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
-                Ok(()) | Err(StorageError::NotFound(_)) => {}
+                Ok(()) | Err(StorageError::NotFound(_)) => repo.catalog().unsee_snapshot(&id)?,
                 // S3 Object Lock: the manifest stays until its lock expires.
                 Err(StorageError::Retained(why)) => {
                     report.removed -= 1;

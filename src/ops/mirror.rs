@@ -6,9 +6,17 @@
 //! machine copied there or saw in its listing); with no record, with `--full-check`,
 //! or when the destination has no `config` (new or emptied), it is read from the
 //! destination's own listing and the record replaced. Either way an interrupted
-//! mirror simply resumes. A pack is checked against its name (the BLAKE3 of its
-//! bytes) before it leaves, so a damaged local pack is never copied; every upload
-//! is checked by the destination (S3: SHA-256 checksum) and its size read back.
+//! mirror simply resumes.
+//!
+//! Nothing leaves unchecked: the local storage is as hostile as any (someone who
+//! can write the folder has no password), and a mirror must not carry damage to
+//! every copy over the good objects there. A pack must hash to its name; index
+//! objects, manifests, audit events and holds must open under the key and hash
+//! to their names; the config sent is the one this run opened and checked (and
+//! never an older one over a newer); key files are never overwritten at a copy,
+//! and the one this run opened goes as it opened. What fails its check is
+//! reported and left out, and the copy keeps its own. Every upload is checked by
+//! the destination (S3: SHA-256 checksum) and its size read back.
 //! Legal holds are made equal to the source's (placed and lifted), and key files
 //! removed here are removed there (an old password stops opening every copy).
 //! Locks are not mirrored.
@@ -17,7 +25,10 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use crate::crypto::Kind;
 use crate::error::Result;
+use crate::id::ObjectId;
+use crate::repo::{RepoConfig, Repository};
 use crate::storage::Backend;
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -50,27 +61,121 @@ const TRANSFERS: usize = 8;
 /// The folders mirrored, in order; `config` first of all.
 const ORDER: &[&str] = &["keys", "packs", "index", "snapshots", "audit"];
 
-/// Whether two configs name the same repository id (a copy that is behind).
-fn same_repository(a: &[u8], b: &[u8]) -> bool {
-    let id = |c: &[u8]| {
-        serde_json::from_slice::<crate::repo::RepoConfig>(c)
-            .ok()
-            .map(|c| c.id)
-    };
-    matches!((id(a), id(b)), (Some(x), Some(y)) if x == y)
+/// Mirror, reading the destination's listing.
+pub fn run(repo: &Repository, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
+    run_with(repo, dest, name, Options::default())
 }
 
-/// Mirror, reading the destination's listing.
-pub fn run(src: &dyn Backend, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
-    run_with(src, dest, name, Options::default())
+/// Make the copy's config this run's (checked when the repository opened): sent
+/// where there is none or an older one of the same repository; a newer one there
+/// (a later key epoch) stays; another repository's is never touched.
+fn sync_config(repo: &Repository, dest: &dyn Backend, r: &mut MirrorReport) -> Result<bool> {
+    let ours = repo.config();
+    let theirs = match dest.get("config") {
+        Ok(b) => Some(serde_json::from_slice::<RepoConfig>(&b).ok()),
+        Err(crate::storage::StorageError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let send = match &theirs {
+        None => true,
+        Some(Some(t)) if t == ours => {
+            r.present += 1;
+            false
+        }
+        Some(Some(t)) if t.id == ours.id => {
+            let newer = (ours.version, ours.key_epoch) >= (t.version, t.key_epoch);
+            if !newer {
+                tracing::warn!(
+                    "{} has a newer config (format {}, key epoch {}) than this one (format {}, key epoch {}): left as it is there",
+                    dest.location(), t.version, t.key_epoch, ours.version, ours.key_epoch
+                );
+            }
+            newer
+        }
+        Some(_) => {
+            return Err(crate::Error::Failed(format!(
+                "{} holds another repository (its config differs): choose another bucket or prefix",
+                dest.location()
+            )))
+        }
+    };
+    if send {
+        let bytes = ours.to_json();
+        dest.put("config", &bytes)?;
+        r.copied += 1;
+        r.bytes += bytes.len() as u64;
+    }
+    Ok(theirs.is_none())
+}
+
+/// Whether an object read here is one this repository wrote (see the module
+/// docs); why not, as a failure line.
+fn authentic(repo: &Repository, dir: &str, name: &str, data: &[u8]) -> std::result::Result<(), String> {
+    let path = format!("{dir}/{name}");
+    let refused = |why: &str| {
+        Err(format!(
+            "{path}: {why} (damaged, or replaced by someone with access to the storage); not mirrored, the copy keeps its own — run `hcbackup verify`"
+        ))
+    };
+    let base = name.rsplit('/').next().unwrap_or(name);
+    match dir {
+        "packs" => {
+            if blake3::hash(data).to_hex().as_str() != base {
+                return Err(format!(
+                    "{path}: the local copy is damaged (its bytes do not match its name); not mirrored — run `hcbackup verify --read-data`"
+                ));
+            }
+            Ok(())
+        }
+        "keys" if name == repo.key_file() => {
+            if data != repo.key_file_bytes() {
+                return refused("the key file this run opened has changed since");
+            }
+            Ok(())
+        }
+        "keys" => {
+            let sane = data.len() as u64 <= crate::repo::MAX_KEY_FILE
+                && crate::crypto::KeyFile::from_json(data).is_some_and(|k| k.kdf_refused().is_none());
+            if !sane {
+                return refused("not a key file");
+            }
+            Ok(())
+        }
+        _ => {
+            let kind = match dir {
+                "index" => Kind::Index,
+                "snapshots" => Kind::Snapshot,
+                "audit" => Kind::Audit,
+                "holds" => Kind::Hold,
+                _ => return refused("not an object this program mirrors"),
+            };
+            let Some(id) = ObjectId::from_hex(base) else {
+                return refused("not an object name");
+            };
+            let Ok(plain) = crate::codec::decode(repo.key(), kind, &id.0, data, crate::repo::MAX_OBJECT) else {
+                return refused("it does not open under the repository's key");
+            };
+            // A hold is named by its snapshot; the rest by their content.
+            let named = if kind == Kind::Hold {
+                serde_json::from_slice::<crate::repo::Hold>(&plain).is_ok_and(|h| h.snapshot == base)
+            } else {
+                repo.key().id_of(&plain) == id.0
+            };
+            if !named {
+                return refused("its content does not match its name");
+            }
+            Ok(())
+        }
+    }
 }
 
 pub fn run_with(
-    src: &dyn Backend,
+    repo: &Repository,
     dest: &dyn Backend,
     name: &str,
     opts: Options<'_>,
 ) -> Result<MirrorReport> {
+    let src = repo.backend();
     let location = dest.location();
     let mut r = MirrorReport {
         destination: name.to_string(),
@@ -78,32 +183,11 @@ pub fn run_with(
     };
     // The config first: without it the copy is no repository at all. A different
     // config there means another repository: never mix objects into it.
-    let config = src.get("config")?;
-    match dest.get("config") {
-        Ok(theirs) if theirs == config => r.present += 1,
-        Ok(theirs) if same_repository(&theirs, &config) => {
-            // The same repository, upgraded to a newer format or rotated to a
-            // new key epoch here: the copy follows.
-            dest.put("config", &config)?;
-            r.copied += 1;
-            r.bytes += config.len() as u64;
+    if sync_config(repo, dest, &mut r)? {
+        // A new or emptied destination: whatever was recorded is gone.
+        if let Some(c) = opts.catalog {
+            c.forget_holdings(&location)?;
         }
-        Ok(_) => {
-            return Err(crate::Error::Failed(format!(
-                "{} holds another repository (its config differs): choose another bucket or prefix",
-                dest.location()
-            )))
-        }
-        Err(crate::storage::StorageError::NotFound(_)) => {
-            // A new or emptied destination: whatever was recorded is gone.
-            if let Some(c) = opts.catalog {
-                c.forget_holdings(&location)?;
-            }
-            dest.put("config", &config)?;
-            r.copied += 1;
-            r.bytes += config.len() as u64;
-        }
-        Err(e) => return Err(e.into()),
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(TRANSFERS)
@@ -129,7 +213,14 @@ pub fn run_with(
             .list(dir)?
             .into_iter()
             .filter(|(n, size)| {
-                let there = have.get(n) == Some(size);
+                // Key files cannot be checked without their passwords: one a
+                // copy has is never replaced. Other objects of a size the copy
+                // does not have are sent again (once they check good).
+                let there = match have.get(n) {
+                    Some(_) if *dir == "keys" => true,
+                    Some(s) => s == size,
+                    None => false,
+                };
                 if there {
                     r.present += 1;
                 }
@@ -139,7 +230,7 @@ pub fn run_with(
         // Transfers wait on the network, not the CPU: more of them than cores.
         let results: Vec<std::result::Result<u64, String>> = pool.install(|| {
             want.par_iter()
-                .map(|(n, size)| copy(src, dest, dir, n, *size))
+                .map(|(n, size)| copy(repo, dest, dir, n, *size))
                 .collect()
         });
         let failed_before = r.failures.len();
@@ -158,7 +249,7 @@ pub fn run_with(
             c.add_holdings(&location, &copied)?;
         }
         // Never send index objects or snapshots that name packs the copy lacks.
-        if r.failures.len() > failed_before {
+        if r.failures.len() > failed_before && matches!(*dir, "packs" | "index") {
             return Ok(r);
         }
     }
@@ -167,7 +258,7 @@ pub fn run_with(
             .and_then(|c| c.holds_in_audit().ok())
             .is_some_and(|h| h.get(name).is_some_and(|(held, _)| !held))
     };
-    if let Err(e) = sync_holds(src, dest, &mut r, &lifted) {
+    if let Err(e) = sync_holds(repo, dest, &mut r, &lifted) {
         r.failures.push(format!("holds/: {e}"));
     }
     let removed_here = |name: &str| {
@@ -237,11 +328,12 @@ fn remove_old_keys(
 /// A hold object deleted behind the log's back (anyone who can write the storage
 /// can delete a file) is not copied as a deletion to every other copy.
 fn sync_holds(
-    src: &dyn Backend,
+    repo: &Repository,
     dest: &dyn Backend,
     r: &mut MirrorReport,
     lifted: &dyn Fn(&str) -> bool,
 ) -> crate::storage::StorageResult<()> {
+    let src = repo.backend();
     let theirs: HashMap<String, u64> = dest.list("holds")?.into_iter().collect();
     let ours = src.list("holds")?;
     for (name, _) in &ours {
@@ -249,6 +341,10 @@ fn sync_holds(
         let data = src.get(&path)?;
         if theirs.contains_key(name) && dest.get(&path)? == data {
             r.present += 1;
+            continue;
+        }
+        if let Err(e) = authentic(repo, "holds", name, &data) {
+            r.failures.push(e);
             continue;
         }
         dest.put(&path, &data)?;
@@ -274,24 +370,18 @@ fn sync_holds(
 }
 
 fn copy(
-    src: &dyn Backend,
+    repo: &Repository,
     dest: &dyn Backend,
     dir: &str,
     name: &str,
     size: u64,
 ) -> std::result::Result<u64, String> {
     let path = format!("{dir}/{name}");
-    let data = src
+    let data = repo
+        .backend()
         .get(&path)
         .map_err(|e| format!("{path}: reading it here: {e}"))?;
-    if dir == "packs" {
-        let id = name.rsplit('/').next().unwrap_or(name);
-        if blake3::hash(&data).to_hex().as_str() != id {
-            return Err(format!(
-                "{path}: the local copy is damaged (its bytes do not match its name); not mirrored — run `hcbackup verify --read-data`"
-            ));
-        }
-    }
+    authentic(repo, dir, name, &data)?;
     dest.put(&path, &data).map_err(|e| format!("{path}: {e}"))?;
     match dest.stat(&path) {
         Ok(n) if n == size && n == data.len() as u64 => Ok(n),

@@ -23,7 +23,7 @@ pub struct KeyInfo {
 }
 
 /// Largest key file read.
-const MAX_KEY_FILE: u64 = 64 * 1024;
+pub(crate) const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Catalog meta: the blob count when this machine last rotated the key.
 const BLOBS_AT_ROTATION: &str = "blobs_at_rotation";
@@ -43,7 +43,7 @@ pub(super) fn unlock(
     config: &RepoConfig,
     password: &[u8],
     preferred: Option<&str>,
-) -> Result<(MasterKey, String)> {
+) -> Result<(MasterKey, String, Vec<u8>)> {
     let repo_id = config.id_bytes();
     let mut names: Vec<String> = Vec::new();
     for (n, size) in backend.list("keys")? {
@@ -101,7 +101,7 @@ pub(super) fn unlock(
                     &m[..8.min(m.len())]
                 );
             }
-            return Ok((k, name.clone()));
+            return Ok((k, name.clone(), bytes));
         }
         mismatched.push(name);
     }
@@ -199,7 +199,8 @@ impl Repository {
             config.created.clone(),
         );
         let key_id = new_key_name();
-        backend.put(&format!("keys/{key_id}"), &kf.to_json())?;
+        let key_file = kf.to_json();
+        backend.put(&format!("keys/{key_id}"), &key_file)?;
         backend.put("config", &config.to_json())?;
         let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
         catalog.set_meta(
@@ -211,6 +212,7 @@ impl Repository {
             config,
             key,
             key_id,
+            key_file,
             catalog,
             lock_wait: std::time::Duration::ZERO,
             lock_lost: Arc::default(),
@@ -236,6 +238,11 @@ impl Repository {
 
     /// Wrap the master keys with another password; returns the new key file's id.
     pub fn add_key(&self, password: &[u8]) -> Result<String> {
+        Ok(self.write_key_file(password)?.0)
+    }
+
+    /// Write a key file for `password`: its id and bytes.
+    fn write_key_file(&self, password: &[u8]) -> Result<(String, Vec<u8>)> {
         if password.is_empty() {
             return Err(Error::Usage(
                 "the new password is empty: choose a real one".into(),
@@ -249,8 +256,9 @@ impl Repository {
             crate::util::rfc3339(crate::util::now()),
         );
         let name = new_key_name();
-        self.backend.put(&format!("keys/{name}"), &kf.to_json())?;
-        Ok(name)
+        let bytes = kf.to_json();
+        self.backend.put(&format!("keys/{name}"), &bytes)?;
+        Ok((name, bytes))
     }
 
     /// Remove a key file by id prefix. The key in use and the last key are refused.
@@ -317,9 +325,16 @@ impl Repository {
         &self.key_id
     }
 
+    /// That key file's bytes as they opened (or were written): what `mirror`
+    /// copies, whatever the storage holds under its name by then.
+    pub fn key_file_bytes(&self) -> &[u8] {
+        &self.key_file
+    }
+
     /// Replace the current password: add the new key file, then remove the old one.
     pub fn change_password(&mut self, new_password: &[u8]) -> Result<String> {
-        let new = self.add_key(new_password)?;
+        let (new, bytes) = self.write_key_file(new_password)?;
+        self.key_file = bytes;
         let old = std::mem::replace(&mut self.key_id, new.clone());
         self.backend.delete(&format!("keys/{old}"))?;
         Ok(new)

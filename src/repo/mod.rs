@@ -13,6 +13,7 @@ mod lock;
 mod writer;
 
 pub(crate) use catalog_sync::PACKS_PER_INDEX;
+pub(crate) use keys::MAX_KEY_FILE;
 pub use config::RepoConfig;
 pub use holds::Hold;
 pub use keys::KeyInfo;
@@ -106,13 +107,15 @@ fn upgrade(backend: &dyn Backend, old: RepoConfig, key: &MasterKey) -> RepoConfi
 const MAX_MANIFEST: u64 = 64 << 20;
 
 /// Largest structured object (index, snapshot, tree) we accept when decoding.
-const MAX_OBJECT: usize = 512 * 1024 * 1024;
+pub(crate) const MAX_OBJECT: usize = 512 * 1024 * 1024;
 
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
     key: MasterKey,
     key_id: String,
+    /// The bytes of key file `key_id` that opened (see `key_file_bytes`).
+    key_file: Vec<u8>,
     catalog: Arc<Catalog>,
     /// How long `lock` waits for a conflicting lock to go (HCBACKUP_LOCK_WAIT).
     lock_wait: std::time::Duration,
@@ -162,7 +165,7 @@ impl Repository {
             .filter(|k| !k.is_empty())
             .or(catalog.meta(LAST_KEY)?);
         let pw = password()?;
-        let (mut key, key_id) = keys::unlock(
+        let (mut key, key_id, key_file) = keys::unlock(
             backend.as_ref(),
             &config,
             pw.as_bytes(),
@@ -187,6 +190,7 @@ impl Repository {
             config,
             key,
             key_id,
+            key_file,
             catalog,
             lock_wait: std::time::Duration::ZERO,
             lock_lost: Arc::default(),
@@ -366,7 +370,9 @@ impl Repository {
     pub fn write_snapshot(&self, s: &Snapshot) -> Result<ObjectId> {
         self.confirm_lock()?;
         self.confirm_durable()?;
-        self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())
+        let id = self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())?;
+        self.catalog.see_snapshots(std::iter::once((&id, s.time.as_str())))?;
+        Ok(id)
     }
 
     /// Every snapshot that reads back, oldest first. One that does not (damaged,
@@ -392,14 +398,17 @@ impl Repository {
     }
 
     /// Every snapshot that reads back, oldest first; and the manifests that do not
-    /// (their path and why).
+    /// (their path and why), with those this machine saw that are gone (see
+    /// `catalog::seen`).
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
+        let mut listed = std::collections::HashSet::new();
         for (name, size) in self.backend.list("snapshots")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
             };
+            listed.insert(id);
             // A manifest is JSON of a few KiB (a few MiB with thousands of tables).
             if size > MAX_MANIFEST {
                 bad.push((
@@ -430,13 +439,64 @@ impl Repository {
             let tb = b.snapshot.parsed_time();
             ta.cmp(&tb).then(a.id.cmp(&b.id))
         });
+        for (id, time) in self.hidden_snapshots(&listed)? {
+            bad.push((
+                format!("snapshots/{}", id.to_hex()),
+                Error::missing(
+                    format!("snapshot {} of {time}", id.short()),
+                    "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (if it was forgotten from another machine, `hcbackup catalog rebuild` makes this one forget it too)",
+                ),
+            ));
+        }
+        self.catalog
+            .see_snapshots(out.iter().map(|e| (&e.id, e.snapshot.time.as_str())))?;
         Ok((out, bad))
+    }
+
+    /// Manifests this machine saw that are not among `listed`: (id, time), oldest first.
+    fn hidden_snapshots(
+        &self,
+        listed: &std::collections::HashSet<ObjectId>,
+    ) -> Result<Vec<(ObjectId, String)>> {
+        let mut gone: Vec<(ObjectId, String)> = self
+            .catalog
+            .seen_snapshots()?
+            .into_iter()
+            .filter(|(id, _)| !listed.contains(id))
+            .collect();
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        // Forgotten from another machine: its forget event says so (once this
+        // catalog has taken in the events appended elsewhere).
+        if let Err(e) = self.audit_log().catch_up() {
+            tracing::warn!("audit log: could not read the repository's events ({e})");
+        }
+        let forgotten = self.catalog.forgotten_in_audit()?;
+        for (id, _) in gone.iter().filter(|(id, _)| forgotten.contains(&id.to_hex())) {
+            self.catalog.unsee_snapshot(id)?;
+        }
+        gone.retain(|(id, _)| !forgotten.contains(&id.to_hex()));
+        gone.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(gone)
     }
 
     /// A snapshot by unique id prefix, or `latest`.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
         let all = self.snapshots()?;
         if spec == "latest" {
+            // Not an older snapshot in place of a newer one someone hid.
+            let listed = all.iter().map(|e| e.id).collect();
+            let newest = all.last().map(|e| e.snapshot.parsed_time());
+            if let Some((id, time)) = self.hidden_snapshots(&listed)?.pop() {
+                let later = crate::util::parse_rfc3339(&time);
+                if newest.is_none_or(|n| later.is_some_and(|l| Some(l) > n)) {
+                    return Err(Error::missing(
+                        format!("the newest snapshot this machine saw ({} of {time})", id.short()),
+                        "it is gone from the repository, and no forget here removed it: `hcbackup repair` brings it back from a copy; or name the snapshot to restore (`hcbackup snapshots`)",
+                    ));
+                }
+            }
             return all
                 .into_iter()
                 .last()

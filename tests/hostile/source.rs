@@ -326,3 +326,50 @@ fn listings_escape_every_name_and_end_quietly_on_a_closed_pipe() {
         out(&o)
     );
 }
+
+/// A careless moment rather than an attack: an exam file rewritten in place
+/// while the snapshot reads it. What was saved may mix old and new bytes, so
+/// the run says which file (exit 3, "changed while it was read") instead of
+/// reporting a clean snapshot; the next snapshot saves it whole.
+#[test]
+fn a_file_rewritten_while_it_is_read_is_reported() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exam.dcm"), &noise(61, 200_000));
+    let child = env
+        .cmd()
+        .env("HCBACKUP_TEST_PAUSE", "archive-before-open:4:2")
+        .args(["--json", "snapshot", src.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the run holds its lock, the walk (one folder) reaches the pause at
+    // once: the file is rewritten after it was listed, before it is read.
+    let start = std::time::Instant::now();
+    while !fs::read_dir(env.repo.join("locks"))
+        .unwrap()
+        .any(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+    {
+        assert!(start.elapsed().as_secs() < 30, "no lock appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let new = noise(62, 200_000);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(src.join("exam.dcm"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &new))
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("changed while it was read"),
+        "{}",
+        out(&o)
+    );
+    let again = env.snapshot(&[&src]);
+    assert_eq!(again["incomplete"], false, "{again}");
+    let r = env.restore("latest", "r");
+    assert_eq!(fs::read(r.join("uploads/exam.dcm")).unwrap(), new);
+}

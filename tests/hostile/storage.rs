@@ -590,3 +590,127 @@ fn repair_indexes_again_the_packs_of_a_damaged_index_object() {
     fs::remove_dir_all(&store.env.cache).unwrap();
     assert_same_tree(&src, &store.restore("latest", "r"));
 }
+
+/// Attack (on every copy, through the primary): someone who can write the local
+/// repository folder, but has no password, replaces objects while the nightly
+/// mirror runs (after it opened the repository): the escrow key file, the key
+/// file in use, the config's check value, a manifest, an index object, every
+/// audit event and a hold. None of it may reach the copy, over the good objects
+/// there: the copy still opens with either password, lists and restores every
+/// snapshot, verifies clean, and its audit log holds. The mirror says what it
+/// refused (exit 1).
+#[test]
+fn a_tampered_primary_does_not_spread_to_its_copies() {
+    let env = Env::new();
+    let usb = env.usb_destination();
+    let src = env.path("uploads");
+    write(&src.join("exams/a.dcm"), &noise(71, 400_000));
+    let escrow = env.path("escrow-pw");
+    fs::write(&escrow, "escrow password for the notary\n").unwrap();
+    env.ok(&["key", "add", "--new-password-file", escrow.to_str().unwrap()]);
+    let first = env.snapshot(&[&src]);
+    let first = first["id"].as_str().unwrap().to_string();
+    write(&src.join("exams/b.dcm"), &noise(72, 300_000));
+    env.snapshot(&[&src]);
+    env.ok(&["hold", "add", &first[..8], "--reason", "processo 7"]);
+    env.ok(&["mirror"]);
+
+    let mirror = env
+        .cmd()
+        .env("HCBACKUP_TEST_PAUSE", "mirror-locked:3")
+        .arg("mirror")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while fs::read_dir(env.repo.join("locks")).unwrap().next().is_none() {
+        assert!(start.elapsed().as_secs() < 30, "no lock appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let junk = |p: &std::path::Path, seed: u64| fs::write(p, noise(seed, 777)).unwrap();
+    for (i, e) in fs::read_dir(env.repo.join("keys")).unwrap().enumerate() {
+        fs::write(e.unwrap().path(), format!("{{\"junk\":{i}}}")).unwrap();
+    }
+    let config = fs::read_to_string(env.repo.join("config")).unwrap();
+    let c: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let check = c["key_check"].as_str().unwrap();
+    let other = format!("{}{}", if check.starts_with('0') { "1" } else { "0" }, &check[1..]);
+    fs::write(env.repo.join("config"), config.replace(check, &other)).unwrap();
+    junk(&env.repo.join("snapshots").join(&first), 73);
+    let index = fs::read_dir(env.repo.join("index")).unwrap().next().unwrap().unwrap().path();
+    junk(&index, 74);
+    for (i, e) in fs::read_dir(env.repo.join("audit")).unwrap().enumerate() {
+        junk(&e.unwrap().path(), 100 + i as u64);
+    }
+    junk(&env.repo.join("holds").join(&first), 75);
+    let o = mirror.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not mirrored"),
+        "{}",
+        out(&o)
+    );
+
+    // The copy, seen from a new machine with either password.
+    let on_usb = |pw: &str, args: &[&str]| {
+        env.cmd_repo(usb.as_os_str())
+            .env("HCBACKUP_PASSWORD", pw)
+            .env("HCBACKUP_CACHE_DIR", env.path(&format!("usb-cache-{}", pw.len())))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for pw in [PASSWORD, "escrow password for the notary"] {
+        let o = on_usb(pw, &["--json", "snapshots"]);
+        assert!(o.status.success(), "{}", out(&o));
+        let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    }
+    let o = on_usb(PASSWORD, &["verify", "--read-data"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = on_usb(PASSWORD, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = on_usb(PASSWORD, &["hold", "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("processo 7"), "{}", out(&o));
+    let target = env.path("from-usb");
+    let o = on_usb(PASSWORD, &["restore", &first[..8], "--target", target.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(target.join("uploads/exams/a.dcm").exists());
+}
+
+/// Attack: someone with access to the storage hides the newest manifest (moves it
+/// away) before the clinic restores. `restore latest` must not hand back the
+/// older snapshot as if it were the newest; `verify` names the hidden one, `prune`
+/// does not delete its data meanwhile, and `repair` brings it back from the copy.
+#[test]
+fn a_hidden_newest_manifest_is_noticed_and_repaired() {
+    let env = Env::new();
+    env.usb_destination();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), &text(81, 5000));
+    env.snapshot(&[&src]);
+    write(&src.join("b.txt"), &text(82, 5000));
+    let newest = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+    fs::rename(
+        env.repo.join("snapshots").join(&newest),
+        env.path("hidden-manifest"),
+    )
+    .unwrap();
+
+    let target = env.path("r");
+    let o = env.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains(&newest[..8]) && out(&o).contains("repair"), "{}", out(&o));
+    assert!(!target.join("uploads/a.txt").exists(), "an older snapshot was restored as the latest");
+    let v = env.run(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    assert!(out(&v).contains(&newest[..8]), "{}", out(&v));
+    let p = env.run(&["prune"]);
+    assert!(!p.status.success(), "prune ran beside a hidden snapshot: {}", out(&p));
+
+    env.ok(&["repair"]);
+    let r = env.restore("latest", "r2");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}

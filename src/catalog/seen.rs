@@ -1,0 +1,56 @@
+//! The snapshot manifests this machine has seen, with their times. A manifest
+//! that leaves the repository other than by this machine's `forget` was hidden
+//! or deleted by someone with access to the storage (or forgotten from another
+//! machine): `Repository::snapshots_checked` names it, so `restore latest` does
+//! not silently fall back to an older snapshot, `verify` reports it (and `repair`
+//! brings it back from a copy), and `prune` does not delete its data.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use super::Catalog;
+use crate::error::Result;
+use crate::id::ObjectId;
+
+impl Catalog {
+    /// Remember manifests read back: (id, time).
+    pub fn see_snapshots<'a>(&self, seen: impl Iterator<Item = (&'a ObjectId, &'a str)>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO seen_snapshots(id, time) VALUES (?1, ?2)",
+                )?;
+                for (id, time) in seen {
+                    st.execute(params![&id.0[..], time])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Forget a manifest removed on purpose (`forget`).
+    pub fn unsee_snapshot(&self, id: &ObjectId) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM seen_snapshots WHERE id = ?1", [&id.0[..]])
+                .map(|_| ())
+        })
+    }
+
+    /// Every manifest seen, with its time.
+    pub fn seen_snapshots(&self) -> Result<HashMap<ObjectId, String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, time FROM seen_snapshots")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (id, time) = row?;
+                if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
+                    out.insert(ObjectId(id), time);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
