@@ -305,3 +305,91 @@ fn a_full_disk_fails_cleanly_and_keeps_earlier_snapshots() {
         }
     }
 }
+
+/// The pid of a process that has ended (to name a temporary file a killed run left).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+/// Issue #15, item 7: a killed run's half-written file is what fills the disk.
+/// The next snapshot removes it at once (its name says which process of this host
+/// wrote it, and that process is gone), instead of failing "disk full" on the
+/// tool's own leftover for an hour; `prune` removes another host's after the hour.
+#[test]
+fn leftovers_of_killed_runs_do_not_fill_the_disk() {
+    let env = Env::uninit();
+    let _u = common::mount_tmpfs(&env.repo, "12m");
+    env.ok(&["init"]);
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"first");
+    env.snapshot(&[&src]);
+    let host = hcbackup::util::hostname();
+    let tag = &blake3::hash(host.as_bytes()).to_hex()[..8];
+    let fan = env.repo.join("packs/ab");
+    fs::create_dir_all(&fan).unwrap();
+    let ours = fan.join(format!(".tmp-{tag}-{}-0011223344556677", dead_pid()));
+    fs::write(&ours, noise(7, 10 << 20)).unwrap();
+    write(&src.join("scan.dcm"), &noise(8, 2 << 20));
+    let saved = env.snapshot(&[&src]);
+    assert!(!ours.exists(), "the killed run's leftover is still there");
+    let r = env.restore(saved["id"].as_str().unwrap(), "r");
+    assert_same_tree(&src, &r.join("uploads"));
+
+    // Another host's leftover, two hours old: prune removes it.
+    let theirs = fan.join(".tmp-00000000-1-8899aabbccddeeff");
+    fs::write(&theirs, b"half a pack").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&theirs)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    env.ok(&["prune"]);
+    assert!(!theirs.exists(), "prune left another host's old leftover");
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// Issue #15, item 6: the disk under the catalog is full. The error says "disk
+/// full … free space", not "delete it" (which would lose the catalog's restore
+/// tests and history); once there is room, the next snapshot works.
+#[test]
+fn a_full_disk_under_the_catalog_says_free_space() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), b"first");
+    env.snapshot(&[&src]);
+    let disk = env.path("small-disk");
+    let _u = common::mount_tmpfs(&disk, "1m");
+    let cache = disk.join("cache");
+    let run = |args: &[&str]| {
+        env.cmd()
+            .env("HCBACKUP_CACHE_DIR", &cache)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["snapshots"]);
+    assert!(o.status.success(), "{}", out(&o));
+    // Fill the disk to the last block.
+    let filler = disk.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[7u8; 4096]).is_ok() {}
+    drop(f);
+    for i in 0..200 {
+        write(&src.join(format!("records/{i}.txt")), &text(i, 3000));
+    }
+    let o = run(&["snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("disk full") && e.contains("free space"), "{e}");
+    assert!(!e.contains("delete it"), "{e}");
+    fs::remove_file(&filler).unwrap();
+    let o = run(&["snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+}

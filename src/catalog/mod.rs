@@ -496,8 +496,24 @@ fn insert_pack(
 }
 
 fn sql(path: &Path, e: rusqlite::Error) -> Error {
+    // A full disk is not a damaged catalog: say "free space", never "delete it"
+    // (which would lose the restore-test history and what else it keeps).
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        let full = f.code == rusqlite::ErrorCode::DiskFull
+            || (f.code == rusqlite::ErrorCode::SystemIoFailure && nearly_full(path));
+        if full {
+            return Error::DiskFull(format!("writing the catalog {}", path.display()));
+        }
+    }
     Error::Catalog {
         path: path.display().to_string(),
         source: e,
     }
+}
+
+/// Whether the file system holding `path` has (almost) no room left: SQLite
+/// reports some writes that hit a full disk as a plain I/O error.
+fn nearly_full(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(path);
+    rustix::fs::statvfs(dir).is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < 1 << 20)
 }

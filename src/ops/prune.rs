@@ -96,6 +96,15 @@ enum Fate {
 pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     let _lock = repo.lock(!opts.dry_run, "prune")?;
     crate::util::failpoint("prune-locked");
+    // What killed runs left half-written goes first: it may be what fills the disk.
+    if !opts.dry_run {
+        let partials = repo
+            .backend()
+            .remove_stale_partials(std::time::Duration::from_secs(3600))?;
+        if partials > 0 {
+            tracing::info!("removed {partials} partial file(s) left by interrupted runs");
+        }
+    }
     let mut r = PruneReport {
         location: repo.backend().location(),
         dry_run: opts.dry_run,

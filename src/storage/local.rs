@@ -25,6 +25,34 @@ use super::{Backend, StorageError, StorageResult};
 
 pub const TMP_PREFIX: &str = ".tmp-";
 
+/// This host's tag in temporary names: a short hash of its name.
+fn host_tag() -> String {
+    blake3::hash(crate::util::hostname().as_bytes()).to_hex()[..8].to_string()
+}
+
+/// A temporary name for a write in progress: `.tmp-<host tag>-<pid>-<random>`,
+/// so that the temporary files of a run that is gone (killed on this host) are
+/// known as such and removed by the next run at once (`remove_stale_partials`),
+/// not after an hour; the hour still applies to other hosts' and to older names.
+fn tmp_name() -> String {
+    let mut r = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    format!("{TMP_PREFIX}{}-{}-{}", host_tag(), std::process::id(), hex::encode(r))
+}
+
+/// Whether temporary file `name` was written by a process of this host that is gone.
+fn writer_gone(name: &[u8], host: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TMP_PREFIX.as_bytes()) else {
+        return false;
+    };
+    let mut parts = rest.split(|&b| b == b'-');
+    let (Some(tag), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let pid = std::str::from_utf8(pid).ok().and_then(|p| p.parse::<u32>().ok());
+    tag == host.as_bytes() && pid.is_some_and(|p| p != std::process::id() && !crate::util::pid_alive(p))
+}
+
 /// Largest object read whole into memory (packs are about 16 MiB, index objects
 /// a few MiB, nothing this program writes comes near).
 pub const MAX_GET: u64 = 1 << 30;
@@ -274,9 +302,7 @@ impl Backend for LocalBackend {
 
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         let (dir, name) = self.folder(path, true)?;
-        let mut r = [0u8; 8];
-        rand::rngs::OsRng.fill_bytes(&mut r);
-        let tmp = format!("{TMP_PREFIX}{}", hex::encode(r));
+        let tmp = tmp_name();
         let result = (|| -> io::Result<()> {
             if data.len() < DIRECT_MIN || !write_direct(dir.as_fd(), &tmp, data)? {
                 let mut f = create_new(dir.as_fd(), &tmp, OFlags::empty())?;
@@ -385,13 +411,23 @@ impl Backend for LocalBackend {
         rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(|e| map(path, e.into()))
     }
 
-    /// `.tmp-*` files are writes in progress; one older than `age` belongs to a run
-    /// that died (a pack takes seconds to write) and is removed. Walked through
+    /// `.tmp-*` files are writes in progress; one whose writer on this host is
+    /// gone (its name says which process wrote it), or older than `age` (a pack
+    /// takes seconds to write; another host's, or an older name), belongs to a run
+    /// that died and is removed. Walked through
     /// open folders without following links (the repository's folders and the
     /// fan-out folders below them), so a folder swapped for a link never takes
     /// the removal elsewhere.
     fn remove_stale_partials(&self, age: std::time::Duration) -> StorageResult<usize> {
-        fn walk(dir: BorrowedFd<'_>, depth: u32, age: std::time::Duration, removed: &mut usize) {
+        let host = host_tag();
+        let sweep = |dir: BorrowedFd<'_>, removed: &mut usize| walk(dir, 0, age, &host, removed);
+        fn walk(
+            dir: BorrowedFd<'_>,
+            depth: u32,
+            age: std::time::Duration,
+            host: &str,
+            removed: &mut usize,
+        ) {
             let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
                 return;
             };
@@ -413,14 +449,15 @@ impl Backend for LocalBackend {
                             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                             Mode::empty(),
                         ) {
-                            walk(sub.as_fd(), depth + 1, age, removed);
+                            walk(sub.as_fd(), depth + 1, age, host, removed);
                         }
                     }
                     FileType::RegularFile if bytes.starts_with(TMP_PREFIX.as_bytes()) => {
                         let mtime = std::time::UNIX_EPOCH
                             + std::time::Duration::from_secs(st.st_mtime.max(0) as u64);
                         let old = now.duration_since(mtime).is_ok_and(|a| a > age);
-                        if old && rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
+                        let stale = old || writer_gone(bytes, host);
+                        if stale && rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
                             *removed += 1;
                         }
                     }
@@ -430,7 +467,7 @@ impl Backend for LocalBackend {
         }
         let mut removed = 0;
         match self.root_dir("the repository folder", false) {
-            Ok(root) => walk(root, 0, age, &mut removed),
+            Ok(root) => sweep(root, &mut removed),
             Err(StorageError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
