@@ -65,6 +65,10 @@ pub struct Event {
     /// tell a snapshot forgotten on purpose from one hidden behind its back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forgotten: Vec<String>,
+    /// `init`, `key add`, `key passwd`: the key file written, as `<id>:<BLAKE3 of
+    /// its bytes>`, so that `mirror` and `verify` know a key file swapped since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<String>,
     /// The id (hex) of the event before, or the repository id for the first.
     pub prev: String,
 }
@@ -94,6 +98,13 @@ pub struct Draft {
     pub duration_secs: Option<f64>,
     /// The snapshots a forget removed (hex ids).
     pub forgotten: Vec<String>,
+    /// Key files written (`<id>:<BLAKE3 hex>`).
+    pub key_files: Vec<String>,
+}
+
+/// How a key file is recorded in the log: `<id>:<BLAKE3 hex of its bytes>`.
+pub fn key_file_record(id: &str, bytes: &[u8]) -> String {
+    format!("{id}:{}", blake3::hash(bytes).to_hex())
 }
 
 impl Draft {
@@ -224,6 +235,7 @@ impl AuditLog {
             reason: d.reason.clone(),
             detail: d.detail.clone(),
             forgotten: d.forgotten.clone(),
+            key_files: d.key_files.clone(),
             duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
             ..Default::default()
         };

@@ -146,6 +146,29 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The key files the log records as written: id → BLAKE3 (hex) of their bytes.
+    pub fn key_files_in_audit(&self) -> Result<std::collections::HashMap<String, String>> {
+        let events: Vec<String> = self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT event FROM audit WHERE event LIKE '%\"key_files\"%' ORDER BY seq, id",
+            )?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for e in events {
+            let Ok(e) = crate::audit::Event::from_json(&e) else {
+                continue;
+            };
+            for k in e.key_files {
+                if let Some((id, hash)) = k.split_once(':') {
+                    out.insert(id.to_string(), hash.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn keys_removed_in_audit(&self) -> Result<std::collections::HashSet<String>> {
         let events: Vec<String> = self.with(|c| {
             let mut st = c.prepare(

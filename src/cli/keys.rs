@@ -45,8 +45,11 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
         KeyCommand::List => render::keys(ctx, &repo.list_keys()?),
         KeyCommand::Add { new_password_file } => {
             let pw = new_password(new_password_file)?;
-            let id = repo.add_key(pw.as_bytes())?;
-            ctx.note(|d| d.detail = Some(format!("key {} added", &id[..8])));
+            let (id, bytes) = repo.add_key(pw.as_bytes())?;
+            ctx.note(|d| {
+                d.detail = Some(format!("key {} added", &id[..8]));
+                d.key_files = vec![crate::audit::key_file_record(&id, &bytes)];
+            });
             render::line(
                 ctx,
                 &format!("added key {}", &id[..8]),
@@ -68,12 +71,14 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<i32> {
             let id = repo.change_password(pw.as_bytes())?;
             // The old key's id goes into the log: mirror removes it at the copies
             // only because the log says it was removed here.
+            let record = crate::audit::key_file_record(&id, repo.key_file_bytes());
             ctx.note(|d| {
                 d.detail = Some(format!(
                     "password changed: key {} replaces key {}",
                     &id[..8],
                     &old[..8.min(old.len())]
-                ))
+                ));
+                d.key_files = vec![record];
             });
             render::line(
                 ctx,

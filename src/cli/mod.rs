@@ -313,6 +313,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
                 .read_password("new repository password", true)?;
             let repo = Repository::init(backend, pw.as_bytes(), &ctx.settings.cache_dir)?;
             ctx.register(&repo);
+            let record = crate::audit::key_file_record(repo.key_file(), repo.key_file_bytes());
+            ctx.note(|d| d.key_files = vec![record]);
             render::init(ctx, &repo);
             Ok(exit::OK)
         }

@@ -55,6 +55,9 @@ pub struct Options<'a> {
     pub full_check: bool,
 }
 
+/// Why an index object naming packs a prune here removed is not mirrored.
+const REPLAY: &str = "it names packs a prune here removed (put back: a replay?)";
+
 /// Objects in flight at once (each up to one pack, about 16 MiB, in memory).
 const TRANSFERS: usize = 8;
 
@@ -108,9 +111,84 @@ fn sync_config(repo: &Repository, dest: &dyn Backend, r: &mut MirrorReport) -> R
     Ok(theirs.is_none())
 }
 
+/// What this machine knows that objects are checked against: the BLAKE3 of each
+/// key file the audit log records as written (`init`, `key add`, `key passwd`),
+/// the wrapped keys of every key file here (a copy of one under another name was
+/// planted), and the packs this machine's prunes removed (an index object naming
+/// one was put back: a replay).
+pub(crate) struct Records {
+    recorded: HashMap<String, String>,
+    wrapped: HashMap<String, Vec<u8>>,
+    removed_packs: std::collections::HashSet<String>,
+}
+
+impl Records {
+    fn load(repo: &Repository) -> Result<Records> {
+        // Key files added from another machine are in the log once it is caught up.
+        if let Err(e) = repo.audit_log().catch_up() {
+            tracing::warn!("audit log: could not read the repository's events ({e})");
+        }
+        let mut wrapped = HashMap::new();
+        for (name, size) in repo.backend().list("keys")? {
+            if size > crate::repo::MAX_KEY_FILE {
+                continue;
+            }
+            if let Some(k) = repo
+                .backend()
+                .get(&format!("keys/{name}"))
+                .ok()
+                .and_then(|b| crate::crypto::KeyFile::from_json(&b))
+            {
+                wrapped.insert(name, k.data);
+            }
+        }
+        Ok(Records {
+            recorded: repo.catalog().key_files_in_audit()?,
+            wrapped,
+            removed_packs: repo.catalog().removed_packs()?,
+        })
+    }
+
+    /// No records (for objects that are no key files).
+    fn empty() -> Records {
+        Records {
+            recorded: HashMap::new(),
+            wrapped: HashMap::new(),
+            removed_packs: Default::default(),
+        }
+    }
+
+    /// Why key file `name` (other than the one this run opened) must not leave.
+    fn refuse(&self, name: &str, data: &[u8]) -> Option<&'static str> {
+        if let Some(hash) = self.recorded.get(name) {
+            return (blake3::hash(data).to_hex().as_str() != hash)
+                .then_some("it differs from the key file the audit log recorded when it was written");
+        }
+        // Not in the log (written by an older release, or planted): it must be a
+        // sane key file, and not a copy of another under a new name.
+        let Some(k) = (data.len() as u64 <= crate::repo::MAX_KEY_FILE)
+            .then(|| crate::crypto::KeyFile::from_json(data))
+            .flatten()
+            .filter(|k| k.kdf_refused().is_none())
+        else {
+            return Some("not a key file");
+        };
+        self.wrapped
+            .iter()
+            .any(|(other, w)| other != name && *w == k.data)
+            .then_some("a copy of another key file under a new name")
+    }
+}
+
 /// Whether an object read here is one this repository wrote (see the module
 /// docs); why not, as a failure line.
-fn authentic(repo: &Repository, dir: &str, name: &str, data: &[u8]) -> std::result::Result<(), String> {
+fn authentic(
+    repo: &Repository,
+    keys: &Records,
+    dir: &str,
+    name: &str,
+    data: &[u8],
+) -> std::result::Result<(), String> {
     let path = format!("{dir}/{name}");
     let refused = |why: &str| {
         Err(format!(
@@ -133,14 +211,10 @@ fn authentic(repo: &Repository, dir: &str, name: &str, data: &[u8]) -> std::resu
             }
             Ok(())
         }
-        "keys" => {
-            let sane = data.len() as u64 <= crate::repo::MAX_KEY_FILE
-                && crate::crypto::KeyFile::from_json(data).is_some_and(|k| k.kdf_refused().is_none());
-            if !sane {
-                return refused("not a key file");
-            }
-            Ok(())
-        }
+        "keys" => match keys.refuse(name, data) {
+            Some(why) => refused(why),
+            None => Ok(()),
+        },
         _ => {
             let kind = match dir {
                 "index" => Kind::Index,
@@ -164,6 +238,16 @@ fn authentic(repo: &Repository, dir: &str, name: &str, data: &[u8]) -> std::resu
             if !named {
                 return refused("its content does not match its name");
             }
+            if kind == Kind::Index {
+                let replayed = crate::model::index::decode(&plain).is_ok_and(|packs| {
+                    packs
+                        .iter()
+                        .any(|p| keys.removed_packs.contains(&crate::storage::pack_path(&p.id)))
+                });
+                if replayed {
+                    return refused(REPLAY);
+                }
+            }
             Ok(())
         }
     }
@@ -183,6 +267,7 @@ pub fn run_with(
     };
     // The config first: without it the copy is no repository at all. A different
     // config there means another repository: never mix objects into it.
+    let keys = Records::load(repo)?;
     if sync_config(repo, dest, &mut r)? {
         // A new or emptied destination: whatever was recorded is gone.
         if let Some(c) = opts.catalog {
@@ -230,7 +315,7 @@ pub fn run_with(
         // Transfers wait on the network, not the CPU: more of them than cores.
         let results: Vec<std::result::Result<u64, String>> = pool.install(|| {
             want.par_iter()
-                .map(|(n, size)| copy(repo, dest, dir, n, *size))
+                .map(|(n, size)| copy(repo, &keys, dest, dir, n, *size))
                 .collect()
         });
         let failed_before = r.failures.len();
@@ -248,8 +333,12 @@ pub fn run_with(
         if let Some(c) = opts.catalog {
             c.add_holdings(&location, &copied)?;
         }
-        // Never send index objects or snapshots that name packs the copy lacks.
-        if r.failures.len() > failed_before && matches!(*dir, "packs" | "index") {
+        // Never send index objects or snapshots that name packs the copy lacks
+        // (an index object refused as a replay names only packs that are gone).
+        let blocking = r.failures[failed_before..]
+            .iter()
+            .any(|f| !f.contains(REPLAY));
+        if blocking && matches!(*dir, "packs" | "index") {
             return Ok(r);
         }
     }
@@ -335,7 +424,21 @@ fn sync_holds(
 ) -> crate::storage::StorageResult<()> {
     let src = repo.backend();
     let theirs: HashMap<String, u64> = dest.list("holds")?.into_iter().collect();
-    let ours = src.list("holds")?;
+    // A hold the audit log says was lifted, put back here (a replay): not
+    // spread, and lifted at the copy too.
+    let ours: Vec<(String, u64)> = src
+        .list("holds")?
+        .into_iter()
+        .filter(|(name, _)| {
+            let replayed = lifted(name);
+            if replayed {
+                tracing::warn!(
+                    "holds/{name} is here, but the audit log records that `hold remove` lifted it: a replayed hold, not mirrored"
+                );
+            }
+            !replayed
+        })
+        .collect();
     for (name, _) in &ours {
         let path = format!("holds/{name}");
         let data = src.get(&path)?;
@@ -343,7 +446,7 @@ fn sync_holds(
             r.present += 1;
             continue;
         }
-        if let Err(e) = authentic(repo, "holds", name, &data) {
+        if let Err(e) = authentic(repo, &Records::empty(), "holds", name, &data) {
             r.failures.push(e);
             continue;
         }
@@ -371,6 +474,7 @@ fn sync_holds(
 
 fn copy(
     repo: &Repository,
+    keys: &Records,
     dest: &dyn Backend,
     dir: &str,
     name: &str,
@@ -381,7 +485,7 @@ fn copy(
         .backend()
         .get(&path)
         .map_err(|e| format!("{path}: reading it here: {e}"))?;
-    authentic(repo, dir, name, &data)?;
+    authentic(repo, keys, dir, name, &data)?;
     dest.put(&path, &data).map_err(|e| format!("{path}: {e}"))?;
     match dest.stat(&path) {
         Ok(n) if n == size && n == data.len() as u64 => Ok(n),

@@ -237,8 +237,9 @@ impl Repository {
     }
 
     /// Wrap the master keys with another password; returns the new key file's id.
-    pub fn add_key(&self, password: &[u8]) -> Result<String> {
-        Ok(self.write_key_file(password)?.0)
+    /// Returns the new key file's id and bytes.
+    pub fn add_key(&self, password: &[u8]) -> Result<(String, Vec<u8>)> {
+        self.write_key_file(password)
     }
 
     /// Write a key file for `password`: its id and bytes.

@@ -444,7 +444,7 @@ impl Repository {
                 format!("snapshots/{}", id.to_hex()),
                 Error::missing(
                     format!("snapshot {} of {time}", id.short()),
-                    "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (if it was forgotten from another machine, `hcbackup catalog rebuild` makes this one forget it too)",
+                    "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (only if a copy shows it was forgotten by an older hcbackup elsewhere, `hcbackup catalog rebuild` makes this machine forget it too)",
                 ),
             ));
         }

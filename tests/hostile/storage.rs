@@ -714,3 +714,111 @@ fn a_hidden_newest_manifest_is_noticed_and_repaired() {
     assert_same_tree(&src, &r.join("uploads"));
     assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
 }
+
+/// Attack (on the copies, through key files, holds and index objects that are
+/// authentic or look it): someone who can write the local folder copies the key
+/// file in use over the escrow key file before its first mirror and plants
+/// copies of it under new names; puts back a hold that `hold remove` lifted; and
+/// puts back index objects a prune removed. None of it reaches the copy: the
+/// escrow key is checked against the hash the audit log recorded at `key add`,
+/// planted copies are refused, the lifted hold stays lifted there, and the
+/// replayed index objects stay here. Once the escrow file is put right, it goes.
+#[test]
+fn swapped_keys_replayed_holds_and_index_objects_do_not_spread() {
+    let env = Env::new();
+    let usb = env.usb_destination();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), &text(91, 4000));
+    let first = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+    let escrow = env.path("escrow-pw");
+    fs::write(&escrow, "escrow password for the notary\n").unwrap();
+    let added = env.json(&["key", "add", "--new-password-file", escrow.to_str().unwrap()]);
+    let k2 = added["id"].as_str().unwrap().to_string();
+    let keys = env.repo.join("keys");
+    let k1 = fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| *n != k2)
+        .unwrap();
+    let k2_bytes = fs::read(keys.join(&k2)).unwrap();
+    fs::copy(keys.join(&k1), keys.join(&k2)).unwrap();
+    for i in 0..3 {
+        fs::copy(keys.join(&k1), keys.join(format!("{}{i}", "0".repeat(63)))).unwrap();
+    }
+    let o = env.run(&["--json", "mirror"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let failures = report[0]["failures"].to_string();
+    assert!(
+        failures.contains(&format!("keys/{k2}: it differs from the key file the audit log recorded")),
+        "{failures}"
+    );
+    assert_eq!(failures.matches("a copy of another key file").count(), 3, "{failures}");
+    let at_usb: Vec<String> = fs::read_dir(usb.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(at_usb, vec![k1.clone()], "swapped or planted key files reached the copy");
+    // Put right here, the escrow key goes, and opens the copy.
+    fs::write(keys.join(&k2), &k2_bytes).unwrap();
+    for i in 0..3 {
+        fs::remove_file(keys.join(format!("{}{i}", "0".repeat(63)))).unwrap();
+    }
+    env.ok(&["mirror"]);
+    let o = env
+        .cmd_repo(usb.as_os_str())
+        .env("HCBACKUP_PASSWORD", "escrow password for the notary")
+        .env("HCBACKUP_CACHE_DIR", env.path("new-machine"))
+        .args(["snapshots"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+
+    // A lifted hold put back here stays lifted at the copy.
+    env.ok(&["hold", "add", &first[..8], "--reason", "processo 9"]);
+    env.ok(&["mirror"]);
+    let hold = env.repo.join("holds").join(&first);
+    let saved = fs::read(&hold).unwrap();
+    env.ok(&["hold", "remove", &first[..8], "--reason", "caso encerrado"]);
+    env.ok(&["mirror"]);
+    fs::write(&hold, &saved).unwrap();
+    env.ok(&["mirror"]);
+    assert!(!usb.join("holds").join(&first).exists(), "a lifted hold reached the copy again");
+    // (Here, forget still honours the replayed object: keeping more is the safe side.)
+    fs::remove_file(&hold).unwrap();
+
+    // Index objects a prune removed, put back here, stay here.
+    let old_index: Vec<(std::path::PathBuf, Vec<u8>)> = fs::read_dir(env.repo.join("index"))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let b = fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    write(&src.join("a.txt"), &text(92, 4000));
+    env.snapshot(&[&src]);
+    env.ok(&["forget", "--keep-last", "1", "--destination", "all", "--prune"]);
+    let pruned: Vec<&(std::path::PathBuf, Vec<u8>)> =
+        old_index.iter().filter(|(p, _)| !p.exists()).collect();
+    assert!(!pruned.is_empty(), "the prune removed no index object");
+    for (p, b) in &pruned {
+        fs::write(p, b).unwrap();
+    }
+    let o = env.run(&["mirror"]);
+    assert!(out(&o).contains("a replay"), "{}", out(&o));
+    for (p, _) in &pruned {
+        let name = p.file_name().unwrap();
+        assert!(
+            !usb.join("index").join(name).exists(),
+            "a replayed index object reached the copy"
+        );
+    }
+    let o = env
+        .cmd_repo(usb.as_os_str())
+        .env("HCBACKUP_CACHE_DIR", env.path("new-machine-2"))
+        .args(["verify", "--read-data"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+}
