@@ -203,6 +203,7 @@ impl Repository {
         backend.put(&format!("keys/{key_id}"), &key_file)?;
         backend.put("config", &config.to_json())?;
         let catalog = Arc::new(Catalog::open(&config.catalog_path(cache_dir))?);
+        catalog.set_meta(super::LOCATION, &backend.location())?;
         catalog.set_meta(
             super::KEY_FINGERPRINT,
             &super::key_fingerprint(&key, &config),

@@ -50,6 +50,8 @@ pub const DIRS: &[&str] = &[
 /// Catalog meta keys: the key file this machine opened last (tried first next
 /// time), a fingerprint of the key set (trust on first use), the newest key epoch seen.
 const LAST_KEY: &str = "key_file";
+/// Catalog meta key: the location (`Backend::location`) the catalog belongs to.
+const LOCATION: &str = "location";
 pub(crate) const KEY_FINGERPRINT: &str = "key_fingerprint";
 pub(crate) const KEY_EPOCH: &str = "key_epoch";
 
@@ -131,12 +133,29 @@ pub type PasswordFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>>;
 
 impl Repository {
     /// Open an existing repository: find it, unlock a key, open and sync the catalog.
+    ///
+    /// The catalog is `<id>.sqlite`, unless that one belongs to another location
+    /// of the same repository (the primary, when a copy is opened with `--repo`
+    /// on the clinic's server): then the copy's own, as `open_copy` uses. A
+    /// catalog carries what this machine saw and removed at its location;
+    /// judging a copy by the primary's would raise false alarms.
     pub fn open(
         backend: Arc<dyn Backend>,
         password: PasswordFn<'_>,
         cache_dir: &Path,
     ) -> Result<Repository> {
-        Repository::open_at(backend, password, |c| c.catalog_path(cache_dir))
+        let location = backend.location();
+        Repository::open_at(backend, password, |c| {
+            let primary = Catalog::open(&c.catalog_path(cache_dir))?;
+            match primary.meta(LOCATION)? {
+                Some(l) if l != location => Catalog::open(&c.copy_catalog_path(cache_dir, &location)),
+                Some(_) => Ok(primary),
+                None => {
+                    primary.set_meta(LOCATION, &location)?;
+                    Ok(primary)
+                }
+            }
+        })
     }
 
     /// Open a destination's copy, with its own catalog (see `copy_catalog_path`).
@@ -147,17 +166,17 @@ impl Repository {
     ) -> Result<Repository> {
         let location = backend.location();
         Repository::open_at(backend, password, |c| {
-            c.copy_catalog_path(cache_dir, &location)
+            Catalog::open(&c.copy_catalog_path(cache_dir, &location))
         })
     }
 
     fn open_at(
         backend: Arc<dyn Backend>,
         password: PasswordFn<'_>,
-        catalog_path: impl FnOnce(&RepoConfig) -> std::path::PathBuf,
+        catalog: impl FnOnce(&RepoConfig) -> Result<Catalog>,
     ) -> Result<Repository> {
         let mut config = RepoConfig::load(backend.as_ref())?;
-        let catalog = Arc::new(Catalog::open(&catalog_path(&config))?);
+        let catalog = Arc::new(catalog(&config)?);
         // HCBACKUP_KEY_ID (a prefix of the key file's id): the operator's choice,
         // for a new machine facing a repository flooded with planted key files.
         let preferred = std::env::var("HCBACKUP_KEY_ID")
