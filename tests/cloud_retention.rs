@@ -277,7 +277,10 @@ fn object_lock_keeps_packs_that_prune_would_delete_and_extends_live_ones() {
         moto::raw("DELETE", &format!("{bucket}/{k}"));
     }
     assert!(moto::keys(&bucket, "clinic/snapshots/").is_empty());
-    let o = cmd().args(["prune", "--destination", "vault"]).output().unwrap();
+    let o = cmd()
+        .args(["prune", "--destination", "vault"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("no forget here removed it"), "{}", out(&o));
     assert_eq!(moto::keys(&bucket, "clinic/packs/"), packs);

@@ -15,10 +15,16 @@ use common::*;
 fn wait_for_lock(repo: &Path) {
     let start = Instant::now();
     let is_lock = |e: std::io::Result<fs::DirEntry>| {
-        !e.unwrap().file_name().to_string_lossy().starts_with(".tmp-")
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp-")
     };
     while !fs::read_dir(repo.join("locks")).unwrap().any(is_lock) {
-        assert!(start.elapsed() < Duration::from_secs(30), "no lock appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no lock appeared"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -127,7 +133,8 @@ fn a_snapshot_waits_for_a_lock_by_default() {
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("waiting for the repository lock held by prune"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("waiting for the repository lock held by prune"),
         "{}",
         out(&o)
     );
@@ -189,7 +196,11 @@ fn audit_holds(env: &Env, cache: &Path) {
         .args(["audit", "verify"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "audit chain broken from {cache:?}: {}", out(&o));
+    assert!(
+        o.status.success(),
+        "audit chain broken from {cache:?}: {}",
+        out(&o)
+    );
 }
 
 /// Defect 3: two catalog folders (two machines) take turns, one after the other,
@@ -269,5 +280,8 @@ fn catalogs_appending_at_once_keep_one_audit_chain() {
         audit_holds(&env, c);
     }
     // init, the snapshot, twelve verifies.
-    assert_eq!(fs::read_dir(env.repo.join("audit")).unwrap().count(), 2 + 12);
+    assert_eq!(
+        fs::read_dir(env.repo.join("audit")).unwrap().count(),
+        2 + 12
+    );
 }

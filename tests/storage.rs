@@ -148,8 +148,7 @@ fn memory_repo() -> (
 ) {
     let mem = Arc::new(MemoryBackend::new());
     let cache = tempfile::tempdir().unwrap();
-    let repo =
-        hcbackup::repo::Repository::init(mem.clone(), b"a password", cache.path()).unwrap();
+    let repo = hcbackup::repo::Repository::init(mem.clone(), b"a password", cache.path()).unwrap();
     (mem, repo, cache)
 }
 

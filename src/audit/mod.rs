@@ -312,7 +312,11 @@ impl AuditLog {
 
     /// One event object: its row, or why it is no event (a storage failure is
     /// the outer error).
-    fn read_event(&self, name: &str, id: [u8; 32]) -> Result<std::result::Result<AuditRow, String>> {
+    fn read_event(
+        &self,
+        name: &str,
+        id: [u8; 32],
+    ) -> Result<std::result::Result<AuditRow, String>> {
         let sealed = match self.backend.get(&format!("audit/{name}")) {
             Ok(s) => s,
             Err(crate::storage::StorageError::NotFound(_)) => {
@@ -366,7 +370,8 @@ impl AuditLog {
         };
         let mut taken = Vec::new();
         for r in fresh {
-            let links = r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev);
+            let links =
+                r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev);
             if links {
                 seq = r.seq;
                 prev = hex::encode(r.id);

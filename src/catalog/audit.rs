@@ -132,8 +132,7 @@ impl Catalog {
     /// The snapshots (hex ids) that forget events of the log removed.
     pub fn forgotten_in_audit(&self) -> Result<std::collections::HashSet<String>> {
         let events: Vec<String> = self.with(|c| {
-            let mut st =
-                c.prepare("SELECT event FROM audit WHERE event LIKE '%\"forgotten\"%'")?;
+            let mut st = c.prepare("SELECT event FROM audit WHERE event LIKE '%\"forgotten\"%'")?;
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect()
         })?;
@@ -257,7 +256,10 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for p in pending {
-                tx.execute("DELETE FROM audit WHERE id = ?1 AND stored = 0", [&p.id[..]])?;
+                tx.execute(
+                    "DELETE FROM audit WHERE id = ?1 AND stored = 0",
+                    [&p.id[..]],
+                )?;
             }
             for r in taken.iter().chain(rebased) {
                 insert(&tx, r)?;

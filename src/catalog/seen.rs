@@ -15,7 +15,10 @@ use crate::id::ObjectId;
 
 impl Catalog {
     /// Remember manifests read back: (id, time).
-    pub fn see_snapshots<'a>(&self, seen: impl Iterator<Item = (&'a ObjectId, &'a str)>) -> Result<()> {
+    pub fn see_snapshots<'a>(
+        &self,
+        seen: impl Iterator<Item = (&'a ObjectId, &'a str)>,
+    ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             {
@@ -42,7 +45,9 @@ impl Catalog {
     pub fn seen_snapshots(&self) -> Result<HashMap<ObjectId, String>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT id, time FROM seen_snapshots")?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })?;
             let mut out = HashMap::new();
             for row in rows {
                 let (id, time) = row?;

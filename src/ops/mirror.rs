@@ -161,8 +161,9 @@ impl Records {
     /// Why key file `name` (other than the one this run opened) must not leave.
     fn refuse(&self, name: &str, data: &[u8]) -> Option<&'static str> {
         if let Some(hash) = self.recorded.get(name) {
-            return (blake3::hash(data).to_hex().as_str() != hash)
-                .then_some("it differs from the key file the audit log recorded when it was written");
+            return (blake3::hash(data).to_hex().as_str() != hash).then_some(
+                "it differs from the key file the audit log recorded when it was written",
+            );
         }
         // Not in the log (written by an older release, or planted): it must be a
         // sane key file, and not a copy of another under a new name.
@@ -226,12 +227,15 @@ fn authentic(
             let Some(id) = ObjectId::from_hex(base) else {
                 return refused("not an object name");
             };
-            let Ok(plain) = crate::codec::decode(repo.key(), kind, &id.0, data, crate::repo::MAX_OBJECT) else {
+            let Ok(plain) =
+                crate::codec::decode(repo.key(), kind, &id.0, data, crate::repo::MAX_OBJECT)
+            else {
                 return refused("it does not open under the repository's key");
             };
             // A hold is named by its snapshot; the rest by their content.
             let named = if kind == Kind::Hold {
-                serde_json::from_slice::<crate::repo::Hold>(&plain).is_ok_and(|h| h.snapshot == base)
+                serde_json::from_slice::<crate::repo::Hold>(&plain)
+                    .is_ok_and(|h| h.snapshot == base)
             } else {
                 repo.key().id_of(&plain) == id.0
             };
@@ -240,9 +244,10 @@ fn authentic(
             }
             if kind == Kind::Index {
                 let replayed = crate::model::index::decode(&plain).is_ok_and(|packs| {
-                    packs
-                        .iter()
-                        .any(|p| keys.removed_packs.contains(&crate::storage::pack_path(&p.id)))
+                    packs.iter().any(|p| {
+                        keys.removed_packs
+                            .contains(&crate::storage::pack_path(&p.id))
+                    })
                 });
                 if replayed {
                     return refused(REPLAY);

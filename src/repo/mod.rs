@@ -13,10 +13,10 @@ mod lock;
 mod writer;
 
 pub(crate) use catalog_sync::PACKS_PER_INDEX;
-pub(crate) use keys::MAX_KEY_FILE;
 pub use config::RepoConfig;
 pub use holds::Hold;
 pub use keys::KeyInfo;
+pub(crate) use keys::MAX_KEY_FILE;
 pub(crate) use lock::audit_turn;
 pub use lock::{LockGuard, LockInfo};
 pub use writer::{BlobWriter, WriteStats, PACK_TARGET};
@@ -148,7 +148,9 @@ impl Repository {
         Repository::open_at(backend, password, |c| {
             let primary = Catalog::open(&c.catalog_path(cache_dir))?;
             match primary.meta(LOCATION)? {
-                Some(l) if l != location => Catalog::open(&c.copy_catalog_path(cache_dir, &location)),
+                Some(l) if l != location => {
+                    Catalog::open(&c.copy_catalog_path(cache_dir, &location))
+                }
                 Some(_) => Ok(primary),
                 None => {
                     primary.set_meta(LOCATION, &location)?;
@@ -390,7 +392,8 @@ impl Repository {
         self.confirm_lock()?;
         self.confirm_durable()?;
         let id = self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())?;
-        self.catalog.see_snapshots(std::iter::once((&id, s.time.as_str())))?;
+        self.catalog
+            .see_snapshots(std::iter::once((&id, s.time.as_str())))?;
         Ok(id)
     }
 
@@ -492,7 +495,10 @@ impl Repository {
             tracing::warn!("audit log: could not read the repository's events ({e})");
         }
         let forgotten = self.catalog.forgotten_in_audit()?;
-        for (id, _) in gone.iter().filter(|(id, _)| forgotten.contains(&id.to_hex())) {
+        for (id, _) in gone
+            .iter()
+            .filter(|(id, _)| forgotten.contains(&id.to_hex()))
+        {
             self.catalog.unsee_snapshot(id)?;
         }
         gone.retain(|(id, _)| !forgotten.contains(&id.to_hex()));

@@ -37,7 +37,12 @@ fn host_tag() -> String {
 fn tmp_name() -> String {
     let mut r = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut r);
-    format!("{TMP_PREFIX}{}-{}-{}", host_tag(), std::process::id(), hex::encode(r))
+    format!(
+        "{TMP_PREFIX}{}-{}-{}",
+        host_tag(),
+        std::process::id(),
+        hex::encode(r)
+    )
 }
 
 /// Whether temporary file `name` was written by a process of this host that is gone.
@@ -49,8 +54,11 @@ fn writer_gone(name: &[u8], host: &str) -> bool {
     let (Some(tag), Some(pid)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let pid = std::str::from_utf8(pid).ok().and_then(|p| p.parse::<u32>().ok());
-    tag == host.as_bytes() && pid.is_some_and(|p| p != std::process::id() && !crate::util::pid_alive(p))
+    let pid = std::str::from_utf8(pid)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    tag == host.as_bytes()
+        && pid.is_some_and(|p| p != std::process::id() && !crate::util::pid_alive(p))
 }
 
 /// Largest object read whole into memory (packs are about 16 MiB, index objects

@@ -267,7 +267,12 @@ fn a_run_whose_lock_is_taken_away_stops() {
             let found: Vec<_> = fs::read_dir(env.repo.join("locks"))
                 .unwrap()
                 .map(|e| e.unwrap().path())
-                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with(".tmp-"))
+                .filter(|p| {
+                    !p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with(".tmp-")
+                })
                 .collect();
             if let Some(l) = found.into_iter().next() {
                 break l;

@@ -347,10 +347,12 @@ fn a_file_rewritten_while_it_is_read_is_reported() {
     // Once the run holds its lock, the walk (one folder) reaches the pause at
     // once: the file is rewritten after it was listed, before it is read.
     let start = std::time::Instant::now();
-    while !fs::read_dir(env.repo.join("locks"))
-        .unwrap()
-        .any(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
-    {
+    while !fs::read_dir(env.repo.join("locks")).unwrap().any(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".tmp-")
+    }) {
         assert!(start.elapsed().as_secs() < 30, "no lock appeared");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -607,7 +607,12 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
     write(&src.join("exams/a.dcm"), &noise(71, 400_000));
     let escrow = env.path("escrow-pw");
     fs::write(&escrow, "escrow password for the notary\n").unwrap();
-    env.ok(&["key", "add", "--new-password-file", escrow.to_str().unwrap()]);
+    env.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        escrow.to_str().unwrap(),
+    ]);
     let first = env.snapshot(&[&src]);
     let first = first["id"].as_str().unwrap().to_string();
     write(&src.join("exams/b.dcm"), &noise(72, 300_000));
@@ -624,7 +629,11 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
-    while fs::read_dir(env.repo.join("locks")).unwrap().next().is_none() {
+    while fs::read_dir(env.repo.join("locks"))
+        .unwrap()
+        .next()
+        .is_none()
+    {
         assert!(start.elapsed().as_secs() < 30, "no lock appeared");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -635,10 +644,19 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
     let config = fs::read_to_string(env.repo.join("config")).unwrap();
     let c: serde_json::Value = serde_json::from_str(&config).unwrap();
     let check = c["key_check"].as_str().unwrap();
-    let other = format!("{}{}", if check.starts_with('0') { "1" } else { "0" }, &check[1..]);
+    let other = format!(
+        "{}{}",
+        if check.starts_with('0') { "1" } else { "0" },
+        &check[1..]
+    );
     fs::write(env.repo.join("config"), config.replace(check, &other)).unwrap();
     junk(&env.repo.join("snapshots").join(&first), 73);
-    let index = fs::read_dir(env.repo.join("index")).unwrap().next().unwrap().unwrap().path();
+    let index = fs::read_dir(env.repo.join("index"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     junk(&index, 74);
     for (i, e) in fs::read_dir(env.repo.join("audit")).unwrap().enumerate() {
         junk(&e.unwrap().path(), 100 + i as u64);
@@ -656,7 +674,10 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
     let on_usb = |pw: &str, args: &[&str]| {
         env.cmd_repo(usb.as_os_str())
             .env("HCBACKUP_PASSWORD", pw)
-            .env("HCBACKUP_CACHE_DIR", env.path(&format!("usb-cache-{}", pw.len())))
+            .env(
+                "HCBACKUP_CACHE_DIR",
+                env.path(&format!("usb-cache-{}", pw.len())),
+            )
             .args(args)
             .output()
             .unwrap()
@@ -672,9 +693,16 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
     let o = on_usb(PASSWORD, &["audit", "verify"]);
     assert!(o.status.success(), "{}", out(&o));
     let o = on_usb(PASSWORD, &["hold", "list"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("processo 7"), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("processo 7"),
+        "{}",
+        out(&o)
+    );
     let target = env.path("from-usb");
-    let o = on_usb(PASSWORD, &["restore", &first[..8], "--target", target.to_str().unwrap()]);
+    let o = on_usb(
+        PASSWORD,
+        &["restore", &first[..8], "--target", target.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", out(&o));
     assert!(target.join("uploads/exams/a.dcm").exists());
 }
@@ -701,13 +729,24 @@ fn a_hidden_newest_manifest_is_noticed_and_repaired() {
     let target = env.path("r");
     let o = env.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(0), "{}", out(&o));
-    assert!(out(&o).contains(&newest[..8]) && out(&o).contains("repair"), "{}", out(&o));
-    assert!(!target.join("uploads/a.txt").exists(), "an older snapshot was restored as the latest");
+    assert!(
+        out(&o).contains(&newest[..8]) && out(&o).contains("repair"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !target.join("uploads/a.txt").exists(),
+        "an older snapshot was restored as the latest"
+    );
     let v = env.run(&["verify"]);
     assert_eq!(v.status.code(), Some(1), "{}", out(&v));
     assert!(out(&v).contains(&newest[..8]), "{}", out(&v));
     let p = env.run(&["prune"]);
-    assert!(!p.status.success(), "prune ran beside a hidden snapshot: {}", out(&p));
+    assert!(
+        !p.status.success(),
+        "prune ran beside a hidden snapshot: {}",
+        out(&p)
+    );
 
     env.ok(&["repair"]);
     let r = env.restore("latest", "r2");
@@ -732,7 +771,12 @@ fn swapped_keys_replayed_holds_and_index_objects_do_not_spread() {
     let first = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
     let escrow = env.path("escrow-pw");
     fs::write(&escrow, "escrow password for the notary\n").unwrap();
-    let added = env.json(&["key", "add", "--new-password-file", escrow.to_str().unwrap()]);
+    let added = env.json(&[
+        "key",
+        "add",
+        "--new-password-file",
+        escrow.to_str().unwrap(),
+    ]);
     let k2 = added["id"].as_str().unwrap().to_string();
     let keys = env.repo.join("keys");
     let k1 = fs::read_dir(&keys)
@@ -750,15 +794,25 @@ fn swapped_keys_replayed_holds_and_index_objects_do_not_spread() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let failures = report[0]["failures"].to_string();
     assert!(
-        failures.contains(&format!("keys/{k2}: it differs from the key file the audit log recorded")),
+        failures.contains(&format!(
+            "keys/{k2}: it differs from the key file the audit log recorded"
+        )),
         "{failures}"
     );
-    assert_eq!(failures.matches("a copy of another key file").count(), 3, "{failures}");
+    assert_eq!(
+        failures.matches("a copy of another key file").count(),
+        3,
+        "{failures}"
+    );
     let at_usb: Vec<String> = fs::read_dir(usb.join("keys"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(at_usb, vec![k1.clone()], "swapped or planted key files reached the copy");
+    assert_eq!(
+        at_usb,
+        vec![k1.clone()],
+        "swapped or planted key files reached the copy"
+    );
     // Put right here, the escrow key goes, and opens the copy.
     fs::write(keys.join(&k2), &k2_bytes).unwrap();
     for i in 0..3 {
@@ -783,7 +837,10 @@ fn swapped_keys_replayed_holds_and_index_objects_do_not_spread() {
     env.ok(&["mirror"]);
     fs::write(&hold, &saved).unwrap();
     env.ok(&["mirror"]);
-    assert!(!usb.join("holds").join(&first).exists(), "a lifted hold reached the copy again");
+    assert!(
+        !usb.join("holds").join(&first).exists(),
+        "a lifted hold reached the copy again"
+    );
     // (Here, forget still honours the replayed object: keeping more is the safe side.)
     fs::remove_file(&hold).unwrap();
 
@@ -798,7 +855,14 @@ fn swapped_keys_replayed_holds_and_index_objects_do_not_spread() {
         .collect();
     write(&src.join("a.txt"), &text(92, 4000));
     env.snapshot(&[&src]);
-    env.ok(&["forget", "--keep-last", "1", "--destination", "all", "--prune"]);
+    env.ok(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--destination",
+        "all",
+        "--prune",
+    ]);
     let pruned: Vec<&(std::path::PathBuf, Vec<u8>)> =
         old_index.iter().filter(|(p, _)| !p.exists()).collect();
     assert!(!pruned.is_empty(), "the prune removed no index object");
