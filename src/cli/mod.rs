@@ -267,7 +267,9 @@ fn remote(b: Arc<dyn Backend>) -> Arc<dyn Backend> {
 /// The backend for a location; cloud ones behind the retry decorator and the pack cache.
 pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     Ok(match loc {
-        RepoLocation::Local(p) => Arc::new(LocalBackend::new(p)),
+        // Absolute: the location names the catalog's owner (`Repository::open`),
+        // whichever folder the command was started from.
+        RepoLocation::Local(p) => Arc::new(LocalBackend::new(std::path::absolute(&p).unwrap_or(p))),
         #[cfg(feature = "cloud")]
         RepoLocation::S3(cfg) => {
             let s3 = crate::storage::S3Backend::new(cfg)?;
