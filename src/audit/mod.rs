@@ -419,8 +419,11 @@ impl AuditLog {
     pub fn events(&self, since: Option<&str>) -> Result<Vec<Event>> {
         if self.catalog.audit_count()? == 0 {
             self.import()?;
-        } else {
-            self.sync()?;
+        } else if let Err(e) = self.sync() {
+            // The catalog's events are still worth showing (an unreachable bucket).
+            tracing::warn!(
+                "audit log: could not read the repository's events ({e}); showing this machine's"
+            );
         }
         self.catalog.audit_rows(since)?.iter().map(parse).collect()
     }
