@@ -7,27 +7,8 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Wait until `repo/locks` holds a lock file (a paused run took its lock).
-fn wait_for_lock(repo: &Path) {
-    let start = Instant::now();
-    let is_lock = |e: std::io::Result<fs::DirEntry>| {
-        !e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".tmp-")
-    };
-    while !fs::read_dir(repo.join("locks")).unwrap().any(is_lock) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Start `args` with `cache` as its catalog folder, paused at failpoint `pause`
 /// (`name:SECS`), and return once it holds its lock.

@@ -92,18 +92,23 @@ impl Catalog {
         })
     }
 
+    /// The events whose JSON matches `pattern` (SQL LIKE, no escapes), in chain
+    /// order: a cheap filter before the events are parsed.
+    fn events_like(&self, pattern: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare_cached("SELECT event FROM audit WHERE event LIKE ?1 ORDER BY seq, id")?;
+            let rows = st.query_map([pattern], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     /// What the audit log says of legal holds: per snapshot (hex id), whether the
     /// last successful hold event placed it (`true`, with its reason) or lifted
     /// it (`false`). A hold object can be deleted by anyone who can write the
     /// storage; the chained log says whether `hold remove` did it.
     pub fn holds_in_audit(&self) -> Result<std::collections::BTreeMap<String, (bool, String)>> {
-        let events: Vec<String> = self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT event FROM audit WHERE event LIKE '%\"hold %' ESCAPE '\\' ORDER BY seq, id",
-            )?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let events = self.events_like("%\"hold %")?;
         let mut out = std::collections::BTreeMap::new();
         for e in events {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&e) else {
@@ -125,17 +130,9 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Key files the audit log records as removed here (`key remove`, `key
-    /// passwd`): the first 8 hex digits of their ids. Only those are removed at
-    /// the copies: anyone who can write the storage can delete a key file, and a
-    /// mirror must not spread that to every copy.
     /// The snapshots (hex ids) that forget events of the log removed.
     pub fn forgotten_in_audit(&self) -> Result<std::collections::HashSet<String>> {
-        let events: Vec<String> = self.with(|c| {
-            let mut st = c.prepare("SELECT event FROM audit WHERE event LIKE '%\"forgotten\"%'")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let events = self.events_like("%\"forgotten\"%")?;
         let mut out = std::collections::HashSet::new();
         for e in events {
             if let Ok(e) = crate::audit::Event::from_json(&e) {
@@ -147,13 +144,7 @@ impl Catalog {
 
     /// The key files the log records as written: id → BLAKE3 (hex) of their bytes.
     pub fn key_files_in_audit(&self) -> Result<std::collections::HashMap<String, String>> {
-        let events: Vec<String> = self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT event FROM audit WHERE event LIKE '%\"key_files\"%' ORDER BY seq, id",
-            )?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let events = self.events_like("%\"key_files\"%")?;
         let mut out = std::collections::HashMap::new();
         for e in events {
             let Ok(e) = crate::audit::Event::from_json(&e) else {
@@ -168,14 +159,12 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Key files the audit log records as removed here (`key remove`, `key
+    /// passwd`): the first 8 hex digits of their ids. Only those are removed at
+    /// the copies: anyone who can write the storage can delete a key file, and a
+    /// mirror must not spread that to every copy.
     pub fn keys_removed_in_audit(&self) -> Result<std::collections::HashSet<String>> {
-        let events: Vec<String> = self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT event FROM audit WHERE event LIKE '%\"key %' ESCAPE '\\' ORDER BY seq, id",
-            )?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })?;
+        let events = self.events_like("%\"key %")?;
         let mut out = std::collections::HashSet::new();
         for e in events {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&e) else {

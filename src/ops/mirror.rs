@@ -347,17 +347,20 @@ pub fn run_with(
             return Ok(r);
         }
     }
+    // What the audit log says, read once (not once per hold or key file).
+    let holds = opts.catalog.and_then(|c| c.holds_in_audit().ok());
     let lifted = |name: &str| {
-        opts.catalog
-            .and_then(|c| c.holds_in_audit().ok())
+        holds
+            .as_ref()
             .is_some_and(|h| h.get(name).is_some_and(|(held, _)| !held))
     };
     if let Err(e) = sync_holds(repo, dest, &mut r, &lifted) {
         r.failures.push(format!("holds/: {e}"));
     }
+    let removed_keys = opts.catalog.and_then(|c| c.keys_removed_in_audit().ok());
     let removed_here = |name: &str| {
-        opts.catalog
-            .and_then(|c| c.keys_removed_in_audit().ok())
+        removed_keys
+            .as_ref()
             .is_some_and(|k| k.contains(&name[..8.min(name.len())]))
     };
     match remove_old_keys(src, dest, &mut r, &removed_here) {

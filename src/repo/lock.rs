@@ -57,6 +57,20 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// Something in `locks/` whose holder cannot be known: it counts as an
+    /// exclusive repository lock (`what` says what it is).
+    fn unknown(what: String) -> LockInfo {
+        LockInfo {
+            host: "?".into(),
+            pid: 0,
+            user: "?".into(),
+            time: "?".into(),
+            exclusive: true,
+            operation: what,
+            scope: String::new(),
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} (pid {} on {}, {}, since {})",
@@ -240,17 +254,9 @@ impl Locker<'_> {
             let Some(info) = info else {
                 out.push((
                     name.clone(),
-                    LockInfo {
-                        host: "?".into(),
-                        pid: 0,
-                        user: "?".into(),
-                        time: "?".into(),
-                        exclusive: true,
-                        scope: String::new(),
-                        operation: format!(
-                            "an unreadable lock ({path}: damaged, or written by someone without the key; remove it if no hcbackup runs anywhere)"
-                        ),
-                    },
+                    LockInfo::unknown(format!(
+                        "an unreadable lock ({path}: damaged, or written by someone without the key; remove it if no hcbackup runs anywhere)"
+                    )),
                 ));
                 continue;
             };
@@ -266,18 +272,10 @@ impl Locker<'_> {
         for name in self.backend.list_foreign("locks")? {
             out.push((
                 name.clone(),
-                LockInfo {
-                    host: "?".into(),
-                    pid: 0,
-                    user: "?".into(),
-                    time: "?".into(),
-                    exclusive: true,
-                    scope: String::new(),
-                    operation: format!(
-                        "locks/{} (not a lock file: someone changed the repository; remove it if no hcbackup runs anywhere)",
-                        crate::model::tree::escape(name.as_bytes())
-                    ),
-                },
+                LockInfo::unknown(format!(
+                    "locks/{} (not a lock file: someone changed the repository; remove it if no hcbackup runs anywhere)",
+                    crate::model::tree::escape(name.as_bytes())
+                )),
             ));
         }
         Ok(out)

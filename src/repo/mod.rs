@@ -128,6 +128,9 @@ pub struct Repository {
 /// An object that does not read back: its path and why.
 pub type Unreadable = (String, Error);
 
+/// A manifest this machine saw: its id and time.
+type Seen = (ObjectId, String);
+
 /// Gives the password when it is first needed (after the repository was found).
 pub type PasswordFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>>;
 
@@ -403,9 +406,7 @@ impl Repository {
     /// reports it and `repair` heals it from a copy.
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
         let (out, bad) = self.snapshots_checked()?;
-        for (path, e) in bad {
-            tracing::warn!("snapshot {path} does not read back and is left out: {e}");
-        }
+        warn_left_out(bad);
         Ok(out)
     }
 
@@ -423,6 +424,18 @@ impl Repository {
     /// (their path and why), with those this machine saw that are gone (see
     /// `catalog::seen`).
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
+        let (out, mut bad, hidden) = self.snapshots_listed()?;
+        bad.extend(
+            hidden
+                .into_iter()
+                .map(|(id, time)| hidden_error(&id, &time)),
+        );
+        Ok((out, bad))
+    }
+
+    /// Every snapshot that reads back, oldest first; the manifests that do not;
+    /// and those this machine saw that are gone: (id, time), oldest first.
+    fn snapshots_listed(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>, Vec<Seen>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         let mut listed = std::collections::HashSet::new();
@@ -461,28 +474,25 @@ impl Repository {
             let tb = b.snapshot.parsed_time();
             ta.cmp(&tb).then(a.id.cmp(&b.id))
         });
-        for (id, time) in self.hidden_snapshots(&listed)? {
-            bad.push((
-                format!("snapshots/{}", id.to_hex()),
-                Error::missing(
-                    format!("snapshot {} of {time}", id.short()),
-                    "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (only if a copy shows it was forgotten by an older hcbackup elsewhere, `hcbackup catalog rebuild` makes this machine forget it too)",
-                ),
-            ));
-        }
-        self.catalog
-            .see_snapshots(out.iter().map(|e| (&e.id, e.snapshot.time.as_str())))?;
-        Ok((out, bad))
+        let seen = self.catalog.seen_snapshots()?;
+        // Remembered once: only manifests this machine had not seen yet.
+        self.catalog.see_snapshots(
+            out.iter()
+                .filter(|e| !seen.contains_key(&e.id))
+                .map(|e| (&e.id, e.snapshot.time.as_str())),
+        )?;
+        let hidden = self.hidden_snapshots(seen, &listed)?;
+        Ok((out, bad, hidden))
     }
 
-    /// Manifests this machine saw that are not among `listed`: (id, time), oldest first.
+    /// Of the manifests this machine saw (`seen`), those not among `listed` and
+    /// not forgotten on purpose: (id, time), oldest first.
     fn hidden_snapshots(
         &self,
+        seen: std::collections::HashMap<ObjectId, String>,
         listed: &std::collections::HashSet<ObjectId>,
-    ) -> Result<Vec<(ObjectId, String)>> {
-        let mut gone: Vec<(ObjectId, String)> = self
-            .catalog
-            .seen_snapshots()?
+    ) -> Result<Vec<Seen>> {
+        let mut gone: Vec<Seen> = seen
             .into_iter()
             .filter(|(id, _)| !listed.contains(id))
             .collect();
@@ -508,12 +518,14 @@ impl Repository {
 
     /// A snapshot by unique id prefix, or `latest`.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
-        let all = self.snapshots()?;
+        let (all, mut bad, hidden) = self.snapshots_listed()?;
+        let newest_hidden = hidden.last().cloned();
+        bad.extend(hidden.iter().map(|(id, time)| hidden_error(id, time)));
+        warn_left_out(bad);
         if spec == "latest" {
             // Not an older snapshot in place of a newer one someone hid.
-            let listed = all.iter().map(|e| e.id).collect();
             let newest = all.last().map(|e| e.snapshot.parsed_time());
-            if let Some((id, time)) = self.hidden_snapshots(&listed)?.pop() {
+            if let Some((id, time)) = newest_hidden {
                 let later = crate::util::parse_rfc3339(&time);
                 if newest.is_none_or(|n| later.is_some_and(|l| Some(l) > n)) {
                     return Err(Error::missing(
@@ -544,4 +556,22 @@ impl Repository {
             .find(|e| e.id.to_hex() == found)
             .expect("resolved id exists"))
     }
+}
+
+/// Name the manifests a listing left out, one warning each.
+fn warn_left_out(bad: Vec<Unreadable>) {
+    for (path, e) in bad {
+        tracing::warn!("snapshot {path} does not read back and is left out: {e}");
+    }
+}
+
+/// The error for a manifest this machine saw that is gone (see `catalog::seen`).
+fn hidden_error(id: &ObjectId, time: &str) -> Unreadable {
+    (
+        format!("snapshots/{}", id.to_hex()),
+        Error::missing(
+            format!("snapshot {} of {time}", id.short()),
+            "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (only if a copy shows it was forgotten by an older hcbackup elsewhere, `hcbackup catalog rebuild` makes this machine forget it too)",
+        ),
+    )
 }

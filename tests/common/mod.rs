@@ -187,6 +187,29 @@ impl Env {
     }
 }
 
+/// Wait (up to 30 s) until `repo/locks` holds a lock file, not the temporary
+/// file it is written through: a run started in the background holds its lock.
+/// Returns the lock file's path.
+pub fn wait_for_lock(repo: &Path) -> PathBuf {
+    let start = std::time::Instant::now();
+    loop {
+        let found = fs::read_dir(repo.join("locks"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                !p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            });
+        if let Some(lock) = found {
+            return lock;
+        }
+        assert!(start.elapsed().as_secs() < 30, "no lock appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Pack files of a repository folder, smallest first.
 pub fn pack_files(repo: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = fs::read_dir(repo.join("packs"))

@@ -261,28 +261,7 @@ fn a_run_whose_lock_is_taken_away_stops() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        let lock = loop {
-            // A lock file, not the temporary file it is written through.
-            let found: Vec<_> = fs::read_dir(env.repo.join("locks"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| {
-                    !p.file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .starts_with(".tmp-")
-                })
-                .collect();
-            if let Some(l) = found.into_iter().next() {
-                break l;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no lock appeared"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let lock = wait_for_lock(&env.repo);
         (child, lock)
     };
     for (i, refresh) in [Some("1"), None].into_iter().enumerate() {

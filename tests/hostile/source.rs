@@ -346,16 +346,7 @@ fn a_file_rewritten_while_it_is_read_is_reported() {
         .unwrap();
     // Once the run holds its lock, the walk (one folder) reaches the pause at
     // once: the file is rewritten after it was listed, before it is read.
-    let start = std::time::Instant::now();
-    while !fs::read_dir(env.repo.join("locks")).unwrap().any(|e| {
-        !e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".tmp-")
-    }) {
-        assert!(start.elapsed().as_secs() < 30, "no lock appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_lock(&env.repo);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let new = noise(62, 200_000);
     fs::OpenOptions::new()

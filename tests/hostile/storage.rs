@@ -628,15 +628,7 @@ fn a_tampered_primary_does_not_spread_to_its_copies() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = std::time::Instant::now();
-    while fs::read_dir(env.repo.join("locks"))
-        .unwrap()
-        .next()
-        .is_none()
-    {
-        assert!(start.elapsed().as_secs() < 30, "no lock appeared");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_lock(&env.repo);
     let junk = |p: &std::path::Path, seed: u64| fs::write(p, noise(seed, 777)).unwrap();
     for (i, e) in fs::read_dir(env.repo.join("keys")).unwrap().enumerate() {
         fs::write(e.unwrap().path(), format!("{{\"junk\":{i}}}")).unwrap();
