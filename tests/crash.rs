@@ -120,3 +120,127 @@ fn kill_9_at_random_moments() {
     assert_same_tree(&src, &r.join("uploads"));
     assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
 }
+
+/// Every file under its own name in a killed restore's target is whole, with its
+/// metadata; what is unfinished carries a part name.
+fn assert_whole_or_absent(src: &std::path::Path, restored: &std::path::Path) -> usize {
+    let want = digest(src);
+    let mut whole = 0;
+    for (rel, e) in digest(restored) {
+        let name = String::from_utf8_lossy(&rel).into_owned();
+        if e.kind != "file"
+            || name
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .starts_with(".hcbackup-part-")
+        {
+            continue;
+        }
+        assert_eq!(want.get(&rel), Some(&e), "{name} is not whole");
+        whole += 1;
+    }
+    whole
+}
+
+/// A killed restore leaves no truncated file under a real name, and the same
+/// command run again finishes it, without --overwrite, keeping what was done.
+#[test]
+fn a_killed_restore_is_finished_by_running_it_again() {
+    let env = Env::new();
+    let src = big_tree(&env);
+    let id = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+    let t = env.path("r");
+    let restore = |fp: Option<&str>| {
+        let mut c = env.cmd();
+        if let Some(fp) = fp {
+            c.env("HCBACKUP_FAILPOINT", fp);
+        }
+        c.args(["--json", "restore", &id, "--target", t.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let mut whole = 0;
+    for fp in [
+        "restore-chunk:40",
+        "restore-before-rename:50",
+        "restore-chunk:25",
+    ] {
+        let o = restore(Some(fp));
+        assert_eq!(o.status.signal(), Some(9), "{fp} did not fire: {}", out(&o));
+        let now = assert_whole_or_absent(&src, &t.join("uploads"));
+        assert!(
+            now >= whole,
+            "a rerun lost finished files ({now} < {whole})"
+        );
+        whole = now;
+    }
+    assert!(whole > 0, "no file was finished before the kills");
+    let o = restore(None);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unfinished restore"),
+        "{}",
+        out(&o)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["kept"].as_u64(), Some(whole as u64), "{r}");
+    assert_eq!(r["files"].as_u64(), Some(206), "{r}");
+    assert_same_tree(&src, &t.join("uploads"));
+    let names: Vec<_> = std::fs::read_dir(&t)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["uploads"], "the restore's note is gone");
+    // Finished: the next run into the same folder is a new restore again.
+    let o = restore(None);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// A killed export leaves nothing under the file's name (a truncated tar or dump
+/// would look whole), and the rerun needs no --overwrite.
+#[test]
+fn a_killed_export_leaves_no_file_that_looks_whole() {
+    let env = Env::new();
+    let src = big_tree(&env);
+    env.snapshot(&[&src]);
+    let dir = env.path("exports");
+    std::fs::create_dir(&dir).unwrap();
+    let tar = dir.join("files.tar.gz");
+    let o = env
+        .cmd()
+        .env("HCBACKUP_FAILPOINT", "output-write:20")
+        .args(["export", "latest", "--tar", tar.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(9), "{}", out(&o));
+    assert!(!tar.exists(), "a partial export sits under its real name");
+    env.ok(&["export", "latest", "--tar", tar.to_str().unwrap()]);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // The killed run's part stays, named as what it is.
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with(".hcbackup-part-")),
+        "{names:?}"
+    );
+    let x = env.path("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["-xzf", tar.to_str().unwrap(), "-C", x.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // tar keeps whole seconds only: compare what is in the files.
+    let hashes = |d| {
+        digest(d)
+            .into_iter()
+            .map(|(k, e)| (k, e.hash))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hashes(&src), hashes(&x));
+}

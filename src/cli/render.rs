@@ -249,13 +249,23 @@ pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Du
             r.devices_skipped
         );
     }
+    if !r.errors.is_empty() {
+        eprintln!(
+            "hcbackup: the restore is unfinished: once the cause is fixed, run the same command again to finish it (what is restored is kept)"
+        );
+    }
     let human = format!(
-        "restored snapshot {}: {} files, {} folders, {} in {:.1} s{}",
+        "restored snapshot {}: {} files, {} folders, {} in {:.1} s{}{}",
         snap.id.short(),
         r.files,
         r.dirs,
         size(r.bytes),
         took.as_secs_f64(),
+        if r.kept > 0 {
+            format!(" ({} files kept from the unfinished run)", r.kept)
+        } else {
+            String::new()
+        },
         if r.errors.is_empty() {
             String::new()
         } else {
@@ -267,7 +277,8 @@ pub fn restore_done(ctx: &Ctx, snap: &SnapshotEntry, r: &RestoreReport, took: Du
         &human,
         json!({ "id": snap.id.to_hex(), "files": r.files, "dirs": r.dirs, "bytes": r.bytes,
                 "duration_secs": took.as_secs_f64(), "errors": r.errors,
-                "setid_dropped": r.setid_dropped, "devices_skipped": r.devices_skipped }),
+                "setid_dropped": r.setid_dropped, "devices_skipped": r.devices_skipped,
+                "kept": r.kept }),
     );
 }
 

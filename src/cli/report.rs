@@ -72,11 +72,12 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
     };
     match &a.output {
         // The report may replace its file, never what a planted link names.
-        Some(p) => std::io::Write::write_all(
-            &mut crate::ops::database::create_output(p, true)?,
-            text.as_bytes(),
-        )
-        .map_err(|e| Error::io_path("writing", p, e))?,
+        Some(p) => {
+            let mut f = crate::ops::output_file::OutputFile::create(p, true)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .map_err(|e| Error::io_path("writing", p, e))?;
+            f.commit()?
+        }
         None => crate::cli::render::emit_raw(text.trim_end_matches('\n')),
     }
     Ok(exit::OK)

@@ -8,6 +8,7 @@ use super::{progress::CliProgress, render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::ops::database::{pick, write_dump_file};
 use crate::ops::db_restore::{self, source_entry, DbRestoreOptions};
+use crate::ops::output_file::OutputFile;
 use crate::ops::restore::{self, RestoreOptions};
 use crate::progress::Progress;
 
@@ -16,7 +17,8 @@ pub struct RestoreArgs {
     /// Snapshot id (a unique prefix) or `latest`.
     pub snapshot: String,
     /// Folder to restore the files into (created when missing; must be empty unless
-    /// --overwrite). Without --target no files are restored.
+    /// --overwrite, or hold an unfinished restore of the same snapshot, which is
+    /// then finished). Without --target no files are restored.
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
     /// Restore only paths matching this glob (repeatable), e.g. 'uploads/exams/**'.
@@ -220,19 +222,12 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     };
     let started = std::time::Instant::now();
     if tar {
-        let f = crate::ops::database::create_output(&path, a.overwrite)?;
+        let f = OutputFile::create(&path, a.overwrite)?;
         let mut w = std::io::BufWriter::new(f);
-        let result = crate::ops::export_tar::write(&repo, &snap, &mut w).and_then(|r| {
-            let f = w
-                .into_inner()
-                .map_err(|e| Error::io_path("writing", &path, e.into_error()))?;
-            f.sync_all()
-                .map_err(|e| Error::io_path("writing", &path, e))?;
-            Ok(r)
-        });
-        let r = result.inspect_err(|_| {
-            let _ = std::fs::remove_file(&path);
-        })?;
+        let r = crate::ops::export_tar::write(&repo, &snap, &mut w)?;
+        w.into_inner()
+            .map_err(|e| Error::io_path("writing", &path, e.into_error()))?
+            .commit()?;
         render::line(
             ctx,
             &format!(

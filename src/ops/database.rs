@@ -2,7 +2,6 @@
 //! engine, and read a stored dump back as a stream.
 
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -232,49 +231,8 @@ pub fn write_dump_file(
     overwrite: bool,
 ) -> Result<u64> {
     let (dump, _) = streams(repo, d)?;
-    let mut f = create_output(path, overwrite)?;
-    let result =
-        copy_stream(repo, &dump, &mut f, &format!("writing {}", path.display())).and_then(|n| {
-            f.sync_all()
-                .map(|_| n)
-                .map_err(|e| Error::io_path("writing", path, e))
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    result
-}
-
-/// Create an export file (mode 0600); an existing one only with `overwrite`.
-pub fn create_output(path: &Path, overwrite: bool) -> Result<std::fs::File> {
-    if overwrite {
-        // Replace what is there by unlinking it: a link planted at `path` (in a
-        // shared temp folder, say) is removed, never followed and truncated.
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
-                return Err(Error::Usage(format!(
-                    "{} is a folder: give a file name",
-                    path.display()
-                )))
-            }
-            _ => {}
-        }
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists if overwrite => Error::Failed(format!(
-                "{} was made again by someone else while it was being replaced: refusing to write through it",
-                path.display()
-            )),
-            io::ErrorKind::AlreadyExists => Error::Usage(format!(
-                "{} exists: choose another file, or pass --overwrite",
-                path.display()
-            )),
-            _ => Error::io_path("creating", path, e),
-        })
+    let mut f = super::output_file::OutputFile::create(path, overwrite)?;
+    let n = copy_stream(repo, &dump, &mut f, &format!("writing {}", path.display()))?;
+    f.commit()?;
+    Ok(n)
 }

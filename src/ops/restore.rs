@@ -24,7 +24,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use rustix::fs::FileType;
 
-use super::safe_fs::{self, Existing, Meta};
+use super::restore_marker::{self, Start};
+use super::safe_fs::{self, Existing, Meta, Place};
 use crate::crypto::Kind;
 use crate::error::{Error, IoContext, Result};
 use crate::model::snapshot::SnapshotEntry;
@@ -53,12 +54,17 @@ pub struct RestoreReport {
     pub setid_dropped: u64,
     /// Device nodes not created (no `--restore-privileged`).
     pub devices_skipped: u64,
+    /// Files found complete from an earlier, unfinished run of the same restore
+    /// and kept (counted in `files` and `bytes` too).
+    pub kept: u64,
 }
 
 struct Restorer<'a> {
     repo: &'a Repository,
     include: Option<GlobSet>,
     existing: Existing,
+    /// Finishing an earlier run: a file already complete in place is kept.
+    resume: bool,
     privileged: bool,
     progress: &'a dyn Progress,
     report: Mutex<RestoreReport>,
@@ -115,22 +121,26 @@ pub fn run(
         )
     };
     let target = safe_fs::open_target(&opts.target)?;
-    if !opts.overwrite && !safe_fs::is_empty(target.fd.as_fd(), &opts.target)? {
-        return Err(Error::Usage(format!(
-            "target {} is not empty: choose an empty folder, or pass --overwrite",
-            opts.target.display()
-        )));
-    }
+    let start = restore_marker::decide(&target, &opts.target, &snap.id, opts.overwrite)?;
     let _lock = repo.lock(false, "restore")?;
     crate::util::failpoint("restore-after-check");
+    if start == Start::Resume {
+        tracing::warn!(
+            "{} holds an unfinished restore of snapshot {}: finishing it (files already in place are kept)",
+            opts.target.display(),
+            snap.id.short()
+        );
+    }
+    restore_marker::write(target.fd.as_fd(), &opts.target, &snap.id)?;
     let r = Restorer {
         repo,
         include,
-        existing: if opts.overwrite {
-            Existing::Replace
-        } else {
+        existing: if start == Start::Fresh {
             Existing::Refuse
+        } else {
+            Existing::Replace
         },
+        resume: start == Start::Resume,
         privileged: opts.privileged,
         progress,
         report: Mutex::default(),
@@ -149,14 +159,17 @@ pub fn run(
     };
     let root = repo.load_tree(snap.snapshot.tree)?;
     let any = r.tree(&root, &root_dir, "", r.include.is_none());
-    if !any
-        && !opts.includes.is_empty()
-        && r.report
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .errors
-            .is_empty()
-    {
+    let target_fd = root_dir.fd(Existing::Refuse)?;
+    let failed = !r
+        .report
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .errors
+        .is_empty();
+    if !failed {
+        restore_marker::remove(target_fd, &opts.target)?;
+    }
+    if !any && !opts.includes.is_empty() && !failed {
         return Err(Error::Usage(format!(
             "nothing in snapshot {} matches --include {}: paths start with the source's name, such as uploads/exams/** (see `hcbackup ls {}`)",
             snap.id.short(),
@@ -251,7 +264,7 @@ impl Restorer<'_> {
             return Ok(false);
         }
         let parent = dir.fd(self.existing)?;
-        let place = safe_fs::Place {
+        let place = Place {
             dir: parent,
             private: dir.private,
             how: self.existing,
@@ -259,15 +272,15 @@ impl Restorer<'_> {
         let meta = self.meta(n);
         match n.kind {
             NodeKind::File => {
-                let f = safe_fs::create_file(parent, name, path, self.existing)?;
-                let written = self
-                    .file(n, &f, path)
-                    .and_then(|()| safe_fs::set_meta(f.as_fd(), path, &meta));
-                if let Err(e) = written {
-                    // Never leave a silently incomplete file.
-                    let _ = rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::empty());
-                    return Err(e);
+                let kept = self.resume && safe_fs::is_restored_file(parent, name, &meta, n.size);
+                if !kept {
+                    self.write_file(n, place, name, path, &meta)?;
                 }
+                let mut rep = self.report.lock().unwrap_or_else(|p| p.into_inner());
+                rep.files += 1;
+                rep.bytes += n.size;
+                rep.kept += u64::from(kept);
+                drop(rep);
                 self.progress.file_done(path, n.size);
             }
             NodeKind::Symlink => {
@@ -315,7 +328,35 @@ impl Restorer<'_> {
         }
     }
 
-    fn file(&self, n: &Node, f: &File, path: &Path) -> Result<()> {
+    /// Write the file under its part name, give it its metadata, and only then
+    /// rename it to its own name: a killed restore never leaves a truncated file
+    /// that looks whole, and a rerun knows a file under its own name is complete.
+    fn write_file(
+        &self,
+        n: &Node,
+        place: Place<'_>,
+        name: &OsStr,
+        path: &Path,
+        meta: &Meta,
+    ) -> Result<()> {
+        let part = safe_fs::part_name(name);
+        let part_path = path.with_file_name(&part);
+        // The part name is ours alone: whatever is there is a killed run's leftover.
+        let f = safe_fs::create_file(place.dir, &part, &part_path, Existing::Replace)?;
+        let written = self
+            .content(n, &f, path)
+            .and_then(|()| safe_fs::set_meta(f.as_fd(), path, meta))
+            .and_then(|()| {
+                crate::util::failpoint("restore-before-rename");
+                safe_fs::move_into((place.dir, &part), place, name, path, "a file")
+            });
+        if written.is_err() {
+            let _ = rustix::fs::unlinkat(place.dir, &part, rustix::fs::AtFlags::empty());
+        }
+        written
+    }
+
+    fn content(&self, n: &Node, f: &File, path: &Path) -> Result<()> {
         let content = self.repo.node_content(n)?;
         let mut jobs = Vec::with_capacity(content.len());
         let mut offset = 0u64;
@@ -327,6 +368,7 @@ impl Restorer<'_> {
         jobs.par_iter()
             .try_for_each(|(c, off, loc)| -> Result<()> {
                 let data = self.repo.read_blob_from(Kind::Data, (*c).into(), loc)?;
+                crate::util::failpoint("restore-chunk");
                 f.write_all_at(&data, *off)
                     .ctx(|| format!("writing {}", path.display()))
             })?;
@@ -334,9 +376,6 @@ impl Restorer<'_> {
             f.set_len(n.size)
                 .ctx(|| format!("sizing {}", path.display()))?;
         }
-        let mut rep = self.report.lock().unwrap_or_else(|p| p.into_inner());
-        rep.files += 1;
-        rep.bytes += n.size;
         Ok(())
     }
 }

@@ -368,20 +368,67 @@ fn make_node(
     let placed = (|| {
         create(stage.as_fd(), name).map_err(|e| io_err("creating", path, e))?;
         finish(stage.as_fd(), name)?;
-        for attempt in 0..2 {
-            match rustix::fs::renameat_with(&stage, name, dir, name, RenameFlags::NOREPLACE) {
-                Ok(()) => return Ok(()),
-                Err(Errno::EXIST) if attempt == 0 => clear(dir, name, path, how, want)?,
-                Err(Errno::EXIST) => break,
-                Err(e) => return Err(io_err("moving into place", path, e)),
-            }
-        }
-        Err(recreated(path))
+        move_into((stage.as_fd(), name), at, name, path, want)
     })();
     // Emptied through its own descriptor; the folder goes only if it is still ours and empty.
     let _ = rustix::fs::unlinkat(&stage, name, AtFlags::empty());
     let _ = rustix::fs::unlinkat(dir, stage_name, AtFlags::REMOVEDIR);
     placed
+}
+
+/// Rename `from` (an entry of a folder only we use, or one only we named) to
+/// `name` at `at`, never over what is there: an entry found there is removed
+/// when `at.how` allows it (a link itself, never what it names) or refused.
+pub fn move_into(
+    (from_dir, from): (BorrowedFd<'_>, &OsStr),
+    at: Place<'_>,
+    name: &OsStr,
+    path: &Path,
+    want: &str,
+) -> Result<()> {
+    for attempt in 0..2 {
+        match rustix::fs::renameat_with(from_dir, from, at.dir, name, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) if attempt == 0 => clear(at.dir, name, path, at.how, want)?,
+            Err(Errno::EXIST) => break,
+            Err(e) => return Err(io_err("moving into place", path, e)),
+        }
+    }
+    Err(recreated(path))
+}
+
+/// The name a file is written under until it is complete: one per file name, so
+/// a rerun finds (and replaces) what a killed run left, and never one that looks
+/// like a restored file.
+pub fn part_name(name: &OsStr) -> std::ffi::OsString {
+    let h = blake3::hash(name.as_bytes()).to_hex();
+    format!("{PART_PREFIX}{}", &h[..16]).into()
+}
+
+/// How the names of files still being written begin.
+pub const PART_PREFIX: &str = ".hcbackup-part-";
+
+/// Whether `name` in `dir` is already the restored file: a regular file (not a
+/// link) with the size, modification time, permission bits and owner a restore
+/// gives it. Only a completed file is ever renamed to its real name, so on a
+/// resumed restore this says the file was finished; someone else's file there
+/// differs at least in owner, unless the snapshot gives it to them anyway.
+pub fn is_restored_file(dir: BorrowedFd<'_>, name: &OsStr, meta: &Meta, size: u64) -> bool {
+    let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    // SAFETY: geteuid and getegid cannot fail.
+    let ours = unsafe { (libc::geteuid(), libc::getegid()) };
+    let owner_ok = match meta.owner {
+        Some((u, g)) => (st.st_uid, st.st_gid) == (u, g),
+        None => st.st_uid == ours.0,
+    };
+    let mtime_ns = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+        && owner_ok
+        && st.st_mode & 0o7777 == meta.mode
+        && st.st_size as u64 == size
+        && mtime_ns == meta.mtime_ns as i128
 }
 
 /// Owner, mode (`with_mode`: not for links) and times of `name` in a private

@@ -289,3 +289,146 @@ fn outputs_are_never_written_through_a_planted_link() {
         .is_symlink());
     assert_untouched(&outside);
 }
+
+/// The note an unfinished restore leaves, as `hcbackup` writes it.
+fn restore_note(snapshot: &str) -> String {
+    format!(r#"{{"hcbackup_restore":1,"snapshot":"{snapshot}","started":"2026-11-30T03:00:00Z"}}"#)
+}
+
+fn latest_id(env: &Env) -> String {
+    env.snapshot_ids().pop().unwrap()
+}
+
+/// Attack: in a target others can write to, someone plants an "unfinished
+/// restore" note naming the snapshot beside files of their own with the names,
+/// sizes, modes and times the snapshot has, so that a restore would keep them
+/// as already restored. A note is trusted only in a target nobody else can
+/// change, and only as a plain file of ours; a link there is not followed.
+#[test]
+fn a_planted_restore_note_does_not_make_a_restore_adopt_planted_files() {
+    let env = Env::new();
+    let src = clinic(&env);
+    let id = latest_id(&env);
+    let outside = victim(&env);
+    let target = env.path("shared");
+    fs::create_dir_all(target.join("uploads/records")).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = target.join("uploads/records/r.txt");
+    fs::write(&planted, vec![b'x'; 5_000]).unwrap();
+    let note = target.join(".hcbackup-restore-incomplete");
+    fs::write(&note, restore_note(&id)).unwrap();
+    let restore = || env.run(&["restore", &id, "--target", target.to_str().unwrap()]);
+    let o = restore();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("others can write to it"));
+    assert_eq!(fs::read(&planted).unwrap(), vec![b'x'; 5_000]);
+    // A private target: a note that is someone else's file, or a link to a note, is refused.
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&note, Some(65534), Some(65534)).unwrap();
+    let o = restore();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a file of ours"));
+    fs::remove_file(&note).unwrap();
+    let real_note = outside.join("note");
+    fs::write(&real_note, restore_note(&id)).unwrap();
+    symlink(&real_note, &note).unwrap();
+    let o = restore();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be opened"));
+    fs::remove_file(&real_note).unwrap();
+    assert_untouched(&outside);
+    // A note of another snapshot: told which restore is unfinished.
+    fs::remove_file(&note).unwrap();
+    fs::write(&note, restore_note(&"ab".repeat(32))).unwrap();
+    let o = restore();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unfinished restore of snapshot abababab"),
+        "{}",
+        out(&o)
+    );
+    // --overwrite writes everything again and clears the note.
+    env.ok(&[
+        "restore",
+        &id,
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_same_tree(&src, &target.join("uploads"));
+    assert!(fs::symlink_metadata(&note).is_err());
+}
+
+/// Attack: between a killed restore and its rerun, someone replaces a finished
+/// file with one of their own of the same size, mode and time, and plants links
+/// at the part names the rerun will write (to a file outside). The rerun writes
+/// the snapshot's file again (the owner differs) and never follows the links.
+#[test]
+fn a_resumed_restore_keeps_only_files_it_finished_itself() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    for i in 0..40 {
+        write(&src.join(format!("p{i:02}.pdf")), &text(i, 3_000));
+    }
+    env.snapshot(&[&src]);
+    let id = latest_id(&env);
+    let outside = victim(&env);
+    let target = env.path("t");
+    let restore = |fp: Option<&str>| {
+        let mut c = env.cmd();
+        if let Some(fp) = fp {
+            c.env("HCBACKUP_FAILPOINT", fp);
+        }
+        c.args([
+            "--json",
+            "restore",
+            &id,
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+    };
+    let o = restore(Some("restore-before-rename:20"));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(9),
+        "{}",
+        out(&o)
+    );
+    let up = target.join("uploads");
+    let done: Vec<_> = fs::read_dir(&up)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(done.len() >= 10, "{done:?}");
+    // Replace a finished file with a look-alike owned by someone else.
+    let swapped = &done[0];
+    let m = fs::metadata(swapped).unwrap();
+    fs::remove_file(swapped).unwrap();
+    fs::write(swapped, vec![b'x'; m.len() as usize]).unwrap();
+    fs::set_permissions(swapped, fs::Permissions::from_mode(m.mode() & 0o7777)).unwrap();
+    std::os::unix::fs::chown(swapped, Some(65534), Some(65534)).unwrap();
+    let t = filetime::FileTime::from_last_modification_time(&m);
+    filetime::set_file_mtime(swapped, t).unwrap();
+    // Links at the part names of files not yet written.
+    let mut links = 0;
+    for i in 0..40 {
+        let name = format!("p{i:02}.pdf");
+        if !up.join(&name).exists() {
+            let h = blake3::hash(name.as_bytes()).to_hex();
+            let part = up.join(format!(".hcbackup-part-{}", &h[..16]));
+            let _ = fs::remove_file(&part);
+            symlink(outside.join("a.dcm"), &part).unwrap();
+            links += 1;
+        }
+    }
+    assert!(links > 0);
+    let o = restore(None);
+    assert!(o.status.success(), "{}", out(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["kept"].as_u64(), Some(done.len() as u64 - 1), "{r}");
+    assert_same_tree(&src, &up);
+    assert_untouched(&outside);
+}
