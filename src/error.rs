@@ -50,8 +50,14 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Usage(String),
-    #[error("catalog {path}: {source}; delete it and it is rebuilt from the repository")]
+    #[error("catalog {path}: {source}: check the cache folder (HCBACKUP_CACHE_DIR); `hcbackup catalog rebuild` reloads it from the repository")]
     Catalog {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("catalog {path} is damaged ({source}): run the command again; the catalog is then set aside and rebuilt from the repository, keeping its restore-test history and audit events")]
+    CatalogDamaged {
         path: String,
         #[source]
         source: rusqlite::Error,

@@ -110,3 +110,155 @@ fn a_copy_opened_with_repo_on_the_same_machine_has_its_own_catalog() {
     let again = env.snapshot(&[&src]);
     assert_eq!(again["bytes_read"], 0, "{again}");
 }
+
+/// The page `table`'s b-tree starts at, and the page size, of the catalog at
+/// `path` (its journal folded into the file first).
+fn root_page(path: &std::path::Path, table: &str) -> (u64, u64) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let size: u64 = c
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64;
+    let root: u64 = c
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64;
+    (root, size)
+}
+
+/// Overwrite page `page` (from 1) of the file with `fill`.
+fn damage_page(path: &std::path::Path, page: u64, size: u64, fill: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&fill[..size as usize], (page - 1) * size)
+        .unwrap();
+}
+
+/// Issue #15, item 5: a damaged catalog (garbage or zeros in the middle of the
+/// file, in the blob locations, the audit pages or the restore-test history, a
+/// truncated file, a damaged header) no longer stops the nightly snapshot:
+/// found at open, set aside, rebuilt from the repository, and what only it
+/// holds (restore-test history, mirror record, pack reads, seen manifests, the
+/// key's fingerprint) saved from it where its pages are whole.
+#[test]
+fn a_damaged_catalog_is_set_aside_rebuilt_and_keeps_what_only_it_holds() {
+    let env = Env::new();
+    env.usb_destination();
+    let src = env.path("uploads");
+    for i in 0..300 {
+        write(&src.join(format!("records/{i}.txt")), &text(i, 4000));
+    }
+    write(&src.join("exams/a.dcm"), &noise(1, 3 << 20));
+    env.snapshot(&[&src]);
+    env.ok(&["mirror"]);
+    env.ok(&["verify", "--read-data"]);
+    let cat = env.catalog_file();
+    // A restore test from an earlier month (its row as `verify --restore-test` writes it).
+    let c = rusqlite::Connection::open(&cat).unwrap();
+    c.execute(
+        "INSERT INTO restore_tests(time, snapshot, database, passed, restore_secs, report)
+         VALUES ('2026-11-01T03:00:00Z', 'abcd', 'healthcare', 1, 12.5, '{}')",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let (_, page) = root_page(&cat, "blobs");
+    let healthy = fs::read(&cat).unwrap();
+    let garbage = noise(99, 65536);
+    let zeros = vec![0u8; 65536];
+    let pages = healthy.len() as u64 / page;
+    type Damage<'a> = Box<dyn Fn() + 'a>;
+    let kinds: Vec<(&str, Damage)> = vec![
+        (
+            "garbage in the blob locations",
+            Box::new(|| {
+                let (root, size) = root_page(&cat, "blobs");
+                damage_page(&cat, root, size, &garbage)
+            }),
+        ),
+        (
+            "garbage in the audit pages",
+            Box::new(|| {
+                let (root, size) = root_page(&cat, "audit");
+                damage_page(&cat, root, size, &garbage)
+            }),
+        ),
+        (
+            "zeros in the middle",
+            Box::new(|| damage_page(&cat, pages / 2, page, &zeros)),
+        ),
+        (
+            "garbage in the restore tests",
+            Box::new(|| {
+                let (root, size) = root_page(&cat, "restore_tests");
+                damage_page(&cat, root, size, &garbage)
+            }),
+        ),
+        (
+            "a truncated file",
+            Box::new(|| {
+                let f = fs::OpenOptions::new().write(true).open(&cat).unwrap();
+                f.set_len(pages / 2 * page).unwrap();
+            }),
+        ),
+        (
+            "a damaged header",
+            Box::new(|| damage_page(&cat, 1, 100, &garbage)),
+        ),
+    ];
+    let mut round = 0;
+    for (what, damage) in &kinds {
+        for ext in ["sqlite-wal", "sqlite-shm"] {
+            let _ = fs::remove_file(cat.with_extension(ext));
+        }
+        fs::write(&cat, &healthy).unwrap();
+        damage();
+        round += 1;
+        write(
+            &src.join(format!("new/{round}.txt")),
+            &text(500 + round, 2000),
+        );
+        let o = env.run(&["--json", "snapshot", src.to_str().unwrap()]);
+        assert!(o.status.success(), "{what}: {}", out(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("is damaged") && err.contains("rebuilding"),
+            "{what}: {err}"
+        );
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            s["bytes_added"].as_u64().unwrap() < 100_000,
+            "{what}: the rebuilt catalog did not dedup: {s}"
+        );
+        let r = env.restore("latest", &format!("r{round}"));
+        assert_same_tree(&src, &r.join("uploads"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&env.run(&["--json", "audit", "verify"]).stdout).unwrap();
+        assert_eq!(v["ok"], true, "{what}: {v}");
+        // What only the catalog held, unless its own pages were hit.
+        let status = env.json(&["status"]);
+        let kept = !matches!(
+            *what,
+            "garbage in the restore tests" | "a damaged header" | "a truncated file"
+        );
+        if kept {
+            assert_eq!(
+                status["last_restore_test"]["time"], "2026-11-01T03:00:00Z",
+                "{what}: {err}"
+            );
+            assert!(err.contains("restore_tests 1 rows"), "{what}: {err}");
+        }
+        // The next command finds a sound catalog: no warning.
+        let o = env.run(&["snapshots"]);
+        assert!(o.status.success());
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("damaged"),
+            "{what}"
+        );
+    }
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}

@@ -392,4 +392,41 @@ fn a_full_disk_under_the_catalog_says_free_space() {
     assert!(o.status.success(), "{}", out(&o));
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
+    // The disk fills while a snapshot runs: its audit event, which the catalog
+    // can no longer take, goes to the repository, in the one chain.
+    for i in 0..200 {
+        write(&src.join(format!("more/{i}.txt")), &text(1000 + i, 3000));
+    }
+    let child = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &cache)
+        .env("HCBACKUP_TEST_PAUSE", "archive-before-open:2:1")
+        .args(["snapshot", src.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mut f = fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[7u8; 4096]).is_ok() {}
+    drop(f);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("disk full") && e.contains("to the repository alone"),
+        "{e}"
+    );
+    fs::remove_file(&filler).unwrap();
+    let results: Vec<String> = env
+        .json(&["audit"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == "snapshot")
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(results, ["ok", "ok", "failed"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&env.run(&["--json", "audit", "verify"]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
 }

@@ -206,6 +206,8 @@ impl AuditLog {
 
     /// Record an operation. The event is in the catalog when this returns; the
     /// repository's copy follows at once (and any earlier one whose write failed).
+    /// A catalog that cannot take it (damaged, its disk full) does not lose it:
+    /// it goes to the repository alone, and the catalog learns it from there.
     pub fn append(&self, d: &Draft, o: &Outcome) -> Result<Event> {
         // One appender at a time across machines, each after the events the
         // others appended: one chain, however many catalogs take turns.
@@ -214,6 +216,20 @@ impl AuditLog {
             &self.key,
             std::time::Duration::from_secs(20),
         );
+        match self.append_to_catalog(d, o) {
+            Err(
+                e @ (Error::Catalog { .. } | Error::CatalogDamaged { .. } | Error::DiskFull(_)),
+            ) => {
+                tracing::warn!(
+                    "audit log: the catalog cannot take the event ({e}); writing it to the repository alone"
+                );
+                self.append_to_repository(d, o)
+            }
+            other => other,
+        }
+    }
+
+    fn append_to_catalog(&self, d: &Draft, o: &Outcome) -> Result<Event> {
         if self.catalog.audit_count()? == 0 {
             // A new catalog (a new machine, a deleted cache): continue the chain the
             // repository holds, not a new one.
@@ -221,24 +237,7 @@ impl AuditLog {
         } else if let Err(e) = self.sync() {
             tracing::warn!("audit log: could not read the repository's events ({e}); recording here, the next command catches up");
         }
-        let mut event = Event {
-            time: crate::util::rfc3339(crate::util::now_seconds()),
-            operation: d.operation.clone(),
-            user: crate::util::username(),
-            host: crate::util::hostname(),
-            snapshot: d.snapshot.clone(),
-            destinations: d.destinations.clone(),
-            bytes: d.bytes,
-            result: o.result().to_string(),
-            exit_code: o.exit_code,
-            error: o.error.clone(),
-            reason: d.reason.clone(),
-            detail: d.detail.clone(),
-            forgotten: d.forgotten.clone(),
-            key_files: d.key_files.clone(),
-            duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
-            ..Default::default()
-        };
+        let mut event = draft_event(d, o);
         self.catalog.append_audit(|head| {
             let (seq, prev) = match head {
                 Some((seq, id)) => (seq + 1, hex::encode(id)),
@@ -263,6 +262,28 @@ impl AuditLog {
                 event.seq
             );
         }
+        Ok(event)
+    }
+
+    /// Append the event after the head of the repository's own chain, without
+    /// the catalog.
+    fn append_to_repository(&self, d: &Draft, o: &Outcome) -> Result<Event> {
+        let (rows, _) = self.read_repository()?;
+        let (mut seq, mut prev) = (0, self.genesis.clone());
+        for r in rows {
+            if r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev) {
+                seq = r.seq;
+                prev = hex::encode(r.id);
+            }
+        }
+        let mut event = draft_event(d, o);
+        event.seq = seq + 1;
+        event.prev = prev;
+        let json = serde_json::to_string(&event).expect("event serializes");
+        let id = self.key.id_of(json.as_bytes());
+        let sealed = codec::encode(&self.key, Kind::Audit, &id, json.as_bytes());
+        self.backend
+            .put(&format!("audit/{}", hex::encode(id)), &sealed)?;
         Ok(event)
     }
 
@@ -499,5 +520,27 @@ impl AuditLog {
         }
         v.ok = v.catalog_broken.is_none() && v.repository_broken.is_none() && v.problems.is_empty();
         Ok(v)
+    }
+}
+
+/// The event for an operation, before its place in the chain is known.
+fn draft_event(d: &Draft, o: &Outcome) -> Event {
+    Event {
+        time: crate::util::rfc3339(crate::util::now_seconds()),
+        operation: d.operation.clone(),
+        user: crate::util::username(),
+        host: crate::util::hostname(),
+        snapshot: d.snapshot.clone(),
+        destinations: d.destinations.clone(),
+        bytes: d.bytes,
+        result: o.result().to_string(),
+        exit_code: o.exit_code,
+        error: o.error.clone(),
+        reason: d.reason.clone(),
+        detail: d.detail.clone(),
+        forgotten: d.forgotten.clone(),
+        key_files: d.key_files.clone(),
+        duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
+        ..Default::default()
     }
 }

@@ -232,9 +232,10 @@ impl Ctx {
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let mut pw = || self.settings.read_password("repository password", false);
-        let mut repo = Repository::open(backend, &mut pw, &self.settings.cache_dir)?;
+        let mut repo = Repository::open_then(backend, &mut pw, &self.settings.cache_dir, |r| {
+            self.register(r)
+        })?;
         repo.set_lock_wait(self.settings.lock_wait);
-        self.register(&repo);
         Ok(repo)
     }
 }

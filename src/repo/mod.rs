@@ -147,8 +147,20 @@ impl Repository {
         password: PasswordFn<'_>,
         cache_dir: &Path,
     ) -> Result<Repository> {
+        Repository::open_then(backend, password, cache_dir, |_| {})
+    }
+
+    /// `open`, handing the repository to `unlocked` once its key is known and
+    /// before the catalog is brought in step: a command's audit event still has
+    /// a place to go when the catalog then fails (damaged, its disk full).
+    pub fn open_then(
+        backend: Arc<dyn Backend>,
+        password: PasswordFn<'_>,
+        cache_dir: &Path,
+        unlocked: impl FnOnce(&Repository),
+    ) -> Result<Repository> {
         let location = backend.location();
-        Repository::open_at(backend, password, |c| {
+        Repository::open_at(backend, password, unlocked, |c| {
             let primary = Catalog::open(&c.catalog_path(cache_dir))?;
             match primary.meta(LOCATION)? {
                 Some(l) if l != location => {
@@ -170,14 +182,18 @@ impl Repository {
         cache_dir: &Path,
     ) -> Result<Repository> {
         let location = backend.location();
-        Repository::open_at(backend, password, |c| {
-            Catalog::open(&c.copy_catalog_path(cache_dir, &location))
-        })
+        Repository::open_at(
+            backend,
+            password,
+            |_| {},
+            |c| Catalog::open(&c.copy_catalog_path(cache_dir, &location)),
+        )
     }
 
     fn open_at(
         backend: Arc<dyn Backend>,
         password: PasswordFn<'_>,
+        unlocked: impl FnOnce(&Repository),
         catalog: impl FnOnce(&RepoConfig) -> Result<Catalog>,
     ) -> Result<Repository> {
         let mut config = RepoConfig::load(backend.as_ref())?;
@@ -197,7 +213,10 @@ impl Repository {
         )?;
         drop(pw);
         trust_on_first_use(&catalog, &key, &config, &backend.location())?;
-        catalog.set_meta(LAST_KEY, &key_id)?;
+        // Written only when changed: a catalog on a full disk still opens.
+        if catalog.meta(LAST_KEY)?.as_deref() != Some(key_id.as_str()) {
+            catalog.set_meta(LAST_KEY, &key_id)?;
+        }
         // The newest epoch this machine has seen: a config rolled back by someone
         // with access to the storage does not move writing back to a spent key.
         let seen: u32 = catalog
@@ -205,7 +224,9 @@ impl Repository {
             .and_then(|e| e.parse().ok())
             .unwrap_or(0);
         key.set_epoch(config.key_epoch.max(seen));
-        catalog.set_meta(KEY_EPOCH, &key.epoch().to_string())?;
+        if key.epoch() != seen {
+            catalog.set_meta(KEY_EPOCH, &key.epoch().to_string())?;
+        }
         if config.version < config::FORMAT_VERSION {
             config = upgrade(backend.as_ref(), config, &key);
         }
@@ -219,6 +240,7 @@ impl Repository {
             lock_wait: std::time::Duration::ZERO,
             lock_lost: Arc::default(),
         };
+        unlocked(&repo);
         repo.sync_catalog()?;
         Ok(repo)
     }
