@@ -244,3 +244,61 @@ fn a_killed_export_leaves_no_file_that_looks_whole() {
     };
     assert_eq!(hashes(&src), hashes(&x));
 }
+
+/// Found by the fault campaign: a forget killed between removing a manifest and
+/// recording it made this machine (and every other that had seen the manifest)
+/// take it for one hidden behind its back: prune stopped and verify failed.
+#[test]
+fn a_killed_forget_raises_no_false_alarm() {
+    let env = Env::new();
+    let other = env.path("other-machine");
+    let src = env.path("uploads");
+    for i in 0..4 {
+        write(&src.join(format!("r{i}.txt")), &text(i, 3000));
+        env.snapshot(&[&src]);
+    }
+    let o = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &other)
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let o = env
+        .cmd()
+        .env("HCBACKUP_FAILPOINT", "forget-after-delete:2")
+        .args(["forget", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(9), "{}", out(&o));
+    assert_eq!(
+        env.snapshot_ids().len(),
+        2,
+        "one of three removed, then killed"
+    );
+    for cache in [&env.cache, &other] {
+        let run = |args: &[&str]| {
+            env.cmd()
+                .env("HCBACKUP_CACHE_DIR", cache)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let o = run(&["verify"]);
+        assert!(o.status.success(), "{}", out(&o));
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("hidden"),
+            "{}",
+            out(&o)
+        );
+    }
+    env.ok(&["forget", "--keep-last", "1"]);
+    env.ok(&["prune"]);
+    assert_eq!(env.snapshot_ids().len(), 1);
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&env.run(&["--json", "audit", "verify"]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}

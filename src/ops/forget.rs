@@ -166,10 +166,16 @@ pub fn run(
     }
     if !opts.dry_run {
         repo.confirm_lock()?;
+        announce(repo, copy, &doomed)?;
         for id in doomed {
             repo.check_lock()?;
-            match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
-                Ok(()) | Err(StorageError::NotFound(_)) => repo.catalog().unsee_snapshot(&id)?,
+            // Unseen first: killed between the two steps, this machine does
+            // not take its own forget for a manifest hidden behind its back.
+            repo.catalog().unsee_snapshot(&id)?;
+            let deleted = repo.backend().delete(&format!("snapshots/{}", id.to_hex()));
+            crate::util::failpoint("forget-after-delete");
+            match deleted {
+                Ok(()) | Err(StorageError::NotFound(_)) => {}
                 // S3 Object Lock: the manifest stays until its lock expires.
                 Err(StorageError::Retained(why)) => {
                     report.removed -= 1;
@@ -188,4 +194,27 @@ pub fn run(
         }
     }
     Ok(report)
+}
+
+/// Before the first manifest goes, the repository's audit log names those about
+/// to go (event `forget-start`): a forget killed half-way leaves no manifest
+/// that other machines, which saw it, take for one hidden behind their back.
+/// Only the primary's log: a copy's is the primary's, brought by `mirror`, and
+/// an event of its own there would fork it.
+fn announce(repo: &Repository, copy: &str, doomed: &[ObjectId]) -> Result<()> {
+    if doomed.is_empty() || copy != crate::retention::LOCAL {
+        return Ok(());
+    }
+    let mut d = crate::audit::Draft::new("forget-start");
+    d.destinations = vec![copy.to_string()];
+    d.detail = Some(format!("removing {} snapshots", doomed.len()));
+    d.forgotten = doomed.iter().map(|id| id.to_hex()).collect();
+    repo.audit_log()
+        .append(&d, &crate::audit::Outcome::ok())
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Failed(format!(
+                "forget could not record which snapshots it removes in the audit log ({e}): nothing was removed; run it again"
+            ))
+        })
 }

@@ -495,6 +495,7 @@ fn copy(
         .map_err(|e| format!("{path}: reading it here: {e}"))?;
     authentic(repo, keys, dir, name, &data)?;
     dest.put(&path, &data).map_err(|e| format!("{path}: {e}"))?;
+    crate::util::failpoint("mirror-copy");
     match dest.stat(&path) {
         Ok(n) if n == size && n == data.len() as u64 => Ok(n),
         Ok(n) => Err(format!("{path}: the copy has {n} bytes, {size} were sent")),
