@@ -262,3 +262,57 @@ fn a_damaged_catalog_is_set_aside_rebuilt_and_keeps_what_only_it_holds() {
     }
     assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
 }
+
+/// Found by attack: a run killed while it set a damaged catalog aside, or an
+/// empty catalog file, made the next open start afresh, losing what only the
+/// catalog held (the key fingerprint among it) without a word.
+#[test]
+fn a_set_aside_cut_short_or_an_empty_catalog_loses_nothing_silently() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.txt"), &text(1, 3000));
+    env.snapshot(&[&src]);
+    let cat = env.catalog_file();
+    let c = rusqlite::Connection::open(&cat).unwrap();
+    c.execute(
+        "INSERT INTO restore_tests(time, snapshot, database, passed, restore_secs, report)
+         VALUES ('2026-11-01T03:00:00Z', 'abcd', 'healthcare', 1, 12.5, '{}')",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    // Damage met mid-run (the flag), then the set-aside killed half-way.
+    fs::write(cat.with_extension("sqlite-damaged"), b"").unwrap();
+    let o = env
+        .cmd()
+        .env("HCBACKUP_FAILPOINT", "catalog-after-aside")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(9),
+        "{}",
+        out(&o)
+    );
+    let o = env.run(&["--json", "status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cut short") && err.contains("restore_tests 1 rows"),
+        "{err}"
+    );
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["last_restore_test"]["time"], "2026-11-01T03:00:00Z");
+    // An empty file: damaged, said so, and the lost key record named.
+    fs::write(&cat, b"").unwrap();
+    let o = env.run(&["snapshots"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the file is empty"), "{err}");
+    assert!(
+        err.contains("record of the repository's keys was lost"),
+        "{err}"
+    );
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+}

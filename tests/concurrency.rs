@@ -266,3 +266,48 @@ fn catalogs_appending_at_once_keep_one_audit_chain() {
         2 + 12
     );
 }
+
+/// Found by the fault campaign: a run killed after writing its audit event to
+/// the repository but before marking it stored in its catalog; other machines
+/// then appended after that event, and the next append here chained the event
+/// again after its own head: two events with one number, the chain forked.
+#[test]
+fn an_event_stored_by_a_killed_run_is_not_chained_twice() {
+    let env = Env::new();
+    let other = env.path("other-machine");
+    let src = uploads(&env, 1);
+    env.snapshot(&[&src]);
+    let o = env
+        .cmd()
+        .env("HCBACKUP_FAILPOINT", "audit-after-put")
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(9),
+        "{}",
+        out(&o)
+    );
+    for _ in 0..2 {
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", &other)
+            .args(["snapshot", src.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    env.snapshot(&[&src]);
+    for cache in [&env.cache, &other] {
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", cache)
+            .args(["--json", "audit", "verify"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["events"], 6, "{v}");
+    }
+}

@@ -294,6 +294,7 @@ impl AuditLog {
             let sealed = codec::encode(&self.key, Kind::Audit, &r.id, r.event.as_bytes());
             self.backend
                 .put(&format!("audit/{}", hex::encode(r.id)), &sealed)?;
+            crate::util::failpoint("audit-after-put");
             self.catalog.mark_audit_stored(&r.id)?;
             n += 1;
         }
@@ -380,12 +381,39 @@ impl AuditLog {
     /// in the repository) again after them. Events that do not continue the
     /// chain are left out (`audit verify` reports them).
     fn sync(&self) -> Result<()> {
-        let known = self.catalog.audit_ids()?;
+        // An event written to the repository by a run killed before it could
+        // mark it stored here is stored: counted as pending, it would be chained
+        // again after the events others appended after it (a fork).
+        let pending = self.catalog.audit_unstored()?;
+        if !pending.is_empty() {
+            let listed: std::collections::HashSet<String> = self
+                .backend
+                .list("audit")?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            for p in pending
+                .iter()
+                .filter(|p| listed.contains(&hex::encode(p.id)))
+            {
+                self.catalog.mark_audit_stored(&p.id)?;
+            }
+        }
+        // The stored events here are the chain's first ones, unless the catalog
+        // lost some (a damaged one, rebuilt around its pending events): then the
+        // whole chain is taken in again from the repository.
+        let head = self.catalog.audit_stored_head()?;
+        let whole = head.is_some_and(|(s, _)| s == self.catalog.audit_stored_count().unwrap_or(0));
+        let known = if whole {
+            self.catalog.audit_ids()?
+        } else {
+            Default::default()
+        };
         let (fresh, problems) = self.read_repository_but(&known)?;
         for p in &problems {
             tracing::warn!("audit log: {p}; run `hcbackup audit verify`");
         }
-        let (mut seq, mut prev) = match self.catalog.audit_stored_head()? {
+        let (mut seq, mut prev) = match head.filter(|_| whole) {
             Some((s, id)) => (s, hex::encode(id)),
             None => (0, self.genesis.clone()),
         };

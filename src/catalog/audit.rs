@@ -196,6 +196,16 @@ impl Catalog {
         })
     }
 
+    /// How many events here the repository holds.
+    pub fn audit_stored_count(&self) -> Result<u64> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM audit WHERE stored = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+        })
+    }
+
     /// Events the repository does not hold yet (its write failed or was cut short).
     pub fn audit_unstored(&self) -> Result<Vec<AuditRow>> {
         self.with(|c| {

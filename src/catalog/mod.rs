@@ -7,6 +7,7 @@
 //! id, WAL mode, so several processes may use it at once.
 
 mod audit;
+mod damage;
 mod file_cache;
 mod history;
 mod holdings;
@@ -58,24 +59,7 @@ impl Catalog {
             }
             _ => path.to_path_buf(),
         };
-        // One process at a time checks the file, and sets it aside when damaged.
-        let _turn = open_turn(path)?;
-        let flagged = damage_flag(path).exists();
-        let fresh = !path.exists();
-        let damage = match Catalog::open_once(path) {
-            Ok(c) if fresh => Ok(c),
-            Ok(c) => match (c.check()?, flagged) {
-                (None, false) => Ok(c),
-                (Some(why), _) => Err(why),
-                (None, true) => Err("an earlier command found it damaged".into()),
-            },
-            Err(Error::CatalogDamaged { source, .. }) => Err(source.to_string()),
-            Err(e) => return Err(e),
-        };
-        let c = match damage {
-            Ok(c) => c,
-            Err(why) => Catalog::set_aside(path, &why)?,
-        };
+        let c = damage::open_checked(path)?;
         // hcbackup runs under umask 077 (main), so new files are private from the
         // start; catalogs made by earlier versions are made private here.
         use std::os::unix::fs::PermissionsExt;
@@ -89,81 +73,13 @@ impl Catalog {
         Ok(c)
     }
 
-    fn open_once(path: &Path) -> Result<Catalog> {
+    pub(super) fn open_once(path: &Path) -> Result<Catalog> {
         let conn = Connection::open(path).map_err(|e| sql(path, e))?;
         let c = Catalog {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         };
         c.with(schema::migrate)?;
-        Ok(c)
-    }
-
-    /// `None` when SQLite's quick check finds the file sound, else what it found.
-    /// It reads every page once (about 0.4 s for a million blobs) and no row.
-    fn check(&self) -> Result<Option<String>> {
-        let found = self.with(|c| {
-            let mut st = c.prepare("PRAGMA quick_check(1)")?;
-            let mut rows = st.query([])?;
-            match rows.next() {
-                Ok(Some(r)) => r.get::<_, String>(0),
-                Ok(None) => Ok("ok".into()),
-                Err(e) => Err(e),
-            }
-        });
-        match found {
-            Ok(s) if s == "ok" => Ok(None),
-            Ok(s) => Ok(Some(s)),
-            Err(Error::CatalogDamaged { source, .. }) => Ok(Some(source.to_string())),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Move the damaged catalog at `path` aside (`.sqlite.damaged`, with its
-    /// journal), start a fresh one, and save into it what the repository cannot
-    /// give back (`salvage`); the rest is reloaded from the repository.
-    fn set_aside(path: &Path, why: &str) -> Result<Catalog> {
-        let aside = path.with_extension("sqlite.damaged");
-        for (from, to) in [("", ""), ("-wal", "-wal"), ("-shm", "-shm")] {
-            let from = with_suffix(path, from);
-            let to = with_suffix(&aside, to);
-            let _ = std::fs::remove_file(&to);
-            match std::fs::rename(&from, &to) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io_path("moving aside", &from, e))
-                }
-                _ => {}
-            }
-        }
-        let c = Catalog::open_once(path)?;
-        let saved = c.with(|conn| Ok(salvage::salvage(&aside, conn)))?;
-        let _ = std::fs::remove_file(damage_flag(path));
-        let unreadable = saved.iter().all(|s| s.rows == 0 && !s.complete);
-        let kept: Vec<String> = saved
-            .iter()
-            .filter(|s| s.rows > 0 || !s.complete)
-            .map(|s| {
-                format!(
-                    "{} {} rows{}",
-                    s.table,
-                    s.rows,
-                    if s.complete { "" } else { " (some lost)" }
-                )
-            })
-            .collect();
-        tracing::warn!(
-            "catalog {} is damaged ({}); moved to {} and rebuilding it from the repository; kept from it: {}",
-            path.display(),
-            why.lines().map(str::trim).collect::<Vec<_>>().join(" "),
-            aside.display(),
-            if unreadable {
-                "nothing (it cannot be read)".to_string()
-            } else if kept.is_empty() {
-                "nothing (it held nothing the repository lacks)".to_string()
-            } else {
-                kept.join(", ")
-            }
-        );
         Ok(c)
     }
 
@@ -557,51 +473,10 @@ fn insert_pack(
     Ok(())
 }
 
-/// `path` with `suffix` added to its name (`x.sqlite` → `x.sqlite-wal`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Left beside a catalog in which a command met damage its check at open did
-/// not see: the next open sets the catalog aside even if its check passes.
-fn damage_flag(path: &Path) -> PathBuf {
-    with_suffix(path, "-damaged")
-}
-
-/// Whether SQLite says the file is damaged (not merely unreadable or busy).
-fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(
-        f.code,
-        rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-    ))
-}
-
-/// An exclusive lock on `<catalog>-open` for the check at open: two commands
-/// started at once do not both set the same file aside (the second would move
-/// the first one's fresh catalog). Released when dropped.
-fn open_turn(path: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let p = with_suffix(path, "-open");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&p)
-        .map_err(|e| Error::io_path("opening", &p, e))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io_path("locking", &p, e.into()))?;
-    Ok(f)
-}
-
 fn sql(path: &Path, e: rusqlite::Error) -> Error {
-    if is_damage(&e) {
+    if damage::is_damage(&e) {
         // Met while working: the next open sets the file aside whatever its check says.
-        let _ = std::fs::File::create(damage_flag(path));
+        let _ = std::fs::File::create(damage::flag(path));
         return Error::CatalogDamaged {
             path: path.display().to_string(),
             source: e,

@@ -73,6 +73,15 @@ struct Restorer<'a> {
     is_root: bool,
 }
 
+/// Where an entry of a tree goes: its folder, name and path, and the names of
+/// its siblings (which part names must not take).
+struct Entry<'d, 'p> {
+    dir: &'d Dir<'p>,
+    name: &'d OsStr,
+    path: &'d Path,
+    siblings: &'d std::collections::HashSet<&'d [u8]>,
+}
+
 /// A folder of the target, made (and opened) when the first entry needs it.
 struct Dir<'p> {
     parent: Option<&'p Dir<'p>>,
@@ -120,8 +129,26 @@ pub fn run(
                 .map_err(|e| Error::Usage(format!("bad --include: {e}")))?,
         )
     };
+    let root = repo.load_tree(snap.snapshot.tree)?;
+    if root
+        .nodes
+        .iter()
+        .any(|n| n.name == restore_marker::NAME.as_bytes())
+    {
+        return Err(Error::Usage(format!(
+            "snapshot {} holds an entry named {} at its top, the name restore keeps for its note: get it with `hcbackup export {} --tar FILE`",
+            snap.id.short(),
+            restore_marker::NAME,
+            snap.id.short()
+        )));
+    }
     let target = safe_fs::open_target(&opts.target)?;
-    let start = restore_marker::decide(&target, &opts.target, &snap.id, opts.overwrite)?;
+    let start = restore_marker::decide(
+        &target,
+        &opts.target,
+        (&snap.id, &opts.includes),
+        opts.overwrite,
+    )?;
     let _lock = repo.lock(false, "restore")?;
     crate::util::failpoint("restore-after-check");
     if start == Start::Resume {
@@ -131,7 +158,7 @@ pub fn run(
             snap.id.short()
         );
     }
-    restore_marker::write(target.fd.as_fd(), &opts.target, &snap.id)?;
+    restore_marker::write(target.fd.as_fd(), &opts.target, (&snap.id, &opts.includes))?;
     let r = Restorer {
         repo,
         include,
@@ -157,7 +184,6 @@ pub fn run(
         fd: OnceLock::from(Ok(target.fd)),
         depth: 0,
     };
-    let root = repo.load_tree(snap.snapshot.tree)?;
     let any = r.tree(&root, &root_dir, "", r.include.is_none());
     let target_fd = root_dir.fd(Existing::Refuse)?;
     let failed = !r
@@ -197,6 +223,8 @@ impl Restorer<'_> {
     /// Restore a tree's entries into `dir` (made when the first entry needs it).
     /// Returns whether anything was restored.
     fn tree(&self, tree: &Tree, dir: &Dir<'_>, rel: &str, selected: bool) -> bool {
+        let names: std::collections::HashSet<&[u8]> =
+            tree.nodes.iter().map(|n| &n.name[..]).collect();
         tree.nodes
             .par_iter()
             .map(|n| {
@@ -209,7 +237,13 @@ impl Restorer<'_> {
                     format!("{rel}/{}", name.to_string_lossy())
                 };
                 let sel = selected || self.include.as_ref().is_some_and(|g| g.is_match(&rel));
-                match self.node(n, dir, name, &path, &rel, sel) {
+                let at = Entry {
+                    dir,
+                    name,
+                    path: &path,
+                    siblings: &names,
+                };
+                match self.node(n, &at, &rel, sel) {
                     Ok(done) => done,
                     Err(e) => {
                         self.fail(&path, e);
@@ -220,15 +254,10 @@ impl Restorer<'_> {
             .reduce(|| false, |a, b| a | b)
     }
 
-    fn node(
-        &self,
-        n: &Node,
-        dir: &Dir<'_>,
-        name: &OsStr,
-        path: &Path,
-        rel: &str,
-        selected: bool,
-    ) -> Result<bool> {
+    fn node(&self, n: &Node, at: &Entry<'_, '_>, rel: &str, selected: bool) -> Result<bool> {
+        let Entry {
+            dir, name, path, ..
+        } = *at;
         if n.kind == NodeKind::Dir {
             let sub = self.repo.load_tree(
                 n.subtree
@@ -274,7 +303,8 @@ impl Restorer<'_> {
             NodeKind::File => {
                 let kept = self.resume && safe_fs::is_restored_file(parent, name, &meta, n.size);
                 if !kept {
-                    self.write_file(n, place, name, path, &meta)?;
+                    let part = safe_fs::part_name(name, |p| at.siblings.contains(p));
+                    self.write_file(n, place, (name, &part), path, &meta)?;
                 }
                 let mut rep = self.report.lock().unwrap_or_else(|p| p.into_inner());
                 rep.files += 1;
@@ -335,23 +365,22 @@ impl Restorer<'_> {
         &self,
         n: &Node,
         place: Place<'_>,
-        name: &OsStr,
+        (name, part): (&OsStr, &OsStr),
         path: &Path,
         meta: &Meta,
     ) -> Result<()> {
-        let part = safe_fs::part_name(name);
-        let part_path = path.with_file_name(&part);
+        let part_path = path.with_file_name(part);
         // The part name is ours alone: whatever is there is a killed run's leftover.
-        let f = safe_fs::create_file(place.dir, &part, &part_path, Existing::Replace)?;
+        let f = safe_fs::create_file(place.dir, part, &part_path, Existing::Replace)?;
         let written = self
             .content(n, &f, path)
             .and_then(|()| safe_fs::set_meta(f.as_fd(), path, meta))
             .and_then(|()| {
                 crate::util::failpoint("restore-before-rename");
-                safe_fs::move_into((place.dir, &part), place, name, path, "a file")
+                safe_fs::move_into((place.dir, part), place, name, path, "a file")
             });
         if written.is_err() {
-            let _ = rustix::fs::unlinkat(place.dir, &part, rustix::fs::AtFlags::empty());
+            let _ = rustix::fs::unlinkat(place.dir, part, rustix::fs::AtFlags::empty());
         }
         written
     }

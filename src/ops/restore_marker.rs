@@ -41,11 +41,22 @@ pub enum Start {
 struct Note {
     hcbackup_restore: u32,
     snapshot: String,
+    /// The restore's `--include` globs: a rerun with others is another restore.
+    #[serde(default)]
+    includes: Vec<String>,
     started: String,
 }
 
+/// A restore: the snapshot and its `--include` globs.
+pub type Which<'a> = (&'a Id, &'a [String]);
+
 /// Decide how the restore of `snapshot` into `target` starts.
-pub fn decide(target: &Target, path: &Path, snapshot: &Id, overwrite: bool) -> Result<Start> {
+pub fn decide(
+    target: &Target,
+    path: &Path,
+    (snapshot, includes): Which<'_>,
+    overwrite: bool,
+) -> Result<Start> {
     if overwrite {
         return Ok(Start::Overwrite);
     }
@@ -66,12 +77,21 @@ pub fn decide(target: &Target, path: &Path, snapshot: &Id, overwrite: bool) -> R
             "target {} is not empty: choose an empty folder, or pass --overwrite",
             path.display()
         ))),
-        Some(id) if id != snapshot.to_hex() => Err(Error::Usage(format!(
+        Some((id, _)) if id != snapshot.to_hex() => Err(Error::Usage(format!(
             "target {} holds an unfinished restore of snapshot {}: finish it (hcbackup restore {} --target {}), or choose an empty folder, or pass --overwrite",
             path.display(),
             &id[..id.len().min(8)],
             &id[..id.len().min(8)],
             path.display()
+        ))),
+        Some((_, given)) if same_globs(&given) != same_globs(includes) => Err(Error::Usage(format!(
+            "target {} holds an unfinished restore of the same snapshot with {}: run it again with the same --include to finish it, or choose an empty folder, or pass --overwrite",
+            path.display(),
+            if given.is_empty() {
+                "no --include".to_string()
+            } else {
+                format!("--include {}", given.join(" --include "))
+            }
         ))),
         Some(_) if !target.private => Err(Error::Usage(format!(
             "target {} holds an unfinished restore, but others can write to it, so what is there cannot be trusted: pass --overwrite to write everything again",
@@ -84,7 +104,9 @@ pub fn decide(target: &Target, path: &Path, snapshot: &Id, overwrite: bool) -> R
 /// The snapshot named by the note in `dir`: `Ok(None)` when there is none,
 /// `Err(why)` when something else stands there (a link, someone else's file,
 /// not a note).
-fn read(dir: BorrowedFd<'_>) -> std::result::Result<Option<String>, &'static str> {
+type Left = Option<(String, Vec<String>)>;
+
+fn read(dir: BorrowedFd<'_>) -> std::result::Result<Left, &'static str> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = match rustix::fs::openat(dir, NAME, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -109,12 +131,12 @@ fn read(dir: BorrowedFd<'_>) -> std::result::Result<Option<String>, &'static str
     if note.hcbackup_restore != 1 || Id::from_hex(&note.snapshot).is_none() {
         return Err("is not a restore note");
     }
-    Ok(Some(note.snapshot))
+    Ok(Some((note.snapshot, note.includes)))
 }
 
 /// Leave the note naming `snapshot` in the target (replacing one there), on disk
 /// before the first entry is written.
-pub fn write(dir: BorrowedFd<'_>, path: &Path, snapshot: &Id) -> Result<()> {
+pub fn write(dir: BorrowedFd<'_>, path: &Path, (snapshot, includes): Which<'_>) -> Result<()> {
     let err = |e: Errno| Error::io_path("writing", &path.join(NAME), std::io::Error::from(e));
     match rustix::fs::unlinkat(dir, NAME, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => {}
@@ -125,6 +147,7 @@ pub fn write(dir: BorrowedFd<'_>, path: &Path, snapshot: &Id) -> Result<()> {
     let note = Note {
         hcbackup_restore: 1,
         snapshot: snapshot.to_hex(),
+        includes: includes.to_vec(),
         started: crate::util::rfc3339(crate::util::now()),
     };
     let mut f = std::fs::File::from(fd);
@@ -145,4 +168,12 @@ pub fn remove(dir: BorrowedFd<'_>, path: &Path) -> Result<()> {
             std::io::Error::from(e),
         )),
     }
+}
+
+/// Globs as a restore reads them: in any order, a leading `/` or not.
+fn same_globs(globs: &[String]) -> Vec<&str> {
+    let mut g: Vec<&str> = globs.iter().map(|g| g.trim_start_matches('/')).collect();
+    g.sort_unstable();
+    g.dedup();
+    g
 }

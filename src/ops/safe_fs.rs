@@ -249,14 +249,39 @@ pub fn make_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path, how: Existing) -
             Err(e) => return Err(io_err("creating", path, e)),
         };
         crate::util::failpoint("restore-after-mkdir");
-        let fd = open_dir(dir, name).map_err(|e| match e {
-            Errno::LOOP | Errno::NOTDIR => swapped(path),
-            e => io_err("opening", path, e),
-        })?;
+        let opened = match open_dir(dir, name) {
+            // A folder of ours an earlier run left mode 0000 (the snapshot's):
+            // made 0700 first, through a descriptor that follows nothing.
+            Err(Errno::ACCESS) if !made => unlock_own_dir(dir, name, path)
+                .and_then(|()| open_dir(dir, name).map_err(|e| io_err("opening", path, e))),
+            other => other.map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => swapped(path),
+                e => io_err("opening", path, e),
+            }),
+        };
+        let fd = opened?;
         make_private(&fd, path, made)?;
         return Ok(fd);
     }
     Err(recreated(path))
+}
+
+/// Give our own folder `name`, which we may not open (mode 0000), mode 0700:
+/// reached with `O_PATH | O_NOFOLLOW` (no permission needed, never a link),
+/// checked to be ours, and changed through `/proc/self/fd`.
+fn unlock_own_dir(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map_err(|e| io_err("opening", path, e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err("inspecting", path, e))?;
+    // SAFETY: geteuid cannot fail.
+    if st.st_uid != unsafe { libc::geteuid() } {
+        return Err(io_err("opening", path, Errno::ACCESS));
+    }
+    let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmod(by_fd.as_str(), Mode::from_raw_mode(0o700))
+        .map_err(|e| io_err("chmod", path, e))
 }
 
 /// A folder we made must be ours (else someone swapped another in before we
@@ -272,7 +297,9 @@ fn make_private(fd: &OwnedFd, path: &Path, made: bool) -> Result<()> {
         rustix::fs::fchown(fd, Some(uid(me)), Some(gid(my_group)))
             .map_err(|e| io_err("taking over", path, e))?;
     }
-    if st.st_mode & 0o077 != 0 {
+    // Exactly 0700: private, and writable by us even when an earlier run gave
+    // it a read-only mode from the snapshot (0500) before it was interrupted.
+    if st.st_mode & 0o777 != 0o700 {
         rustix::fs::fchmod(fd, Mode::from_raw_mode(0o700)).map_err(|e| io_err("chmod", path, e))?;
     }
     Ok(())
@@ -400,9 +427,22 @@ pub fn move_into(
 /// The name a file is written under until it is complete: one per file name, so
 /// a rerun finds (and replaces) what a killed run left, and never one that looks
 /// like a restored file.
-pub fn part_name(name: &OsStr) -> std::ffi::OsString {
-    let h = blake3::hash(name.as_bytes()).to_hex();
-    format!("{PART_PREFIX}{}", &h[..16]).into()
+/// `in_use` says which names the folder's own entries take: a snapshot may hold
+/// a file named like a part (a killed restore's leftover that was backed up),
+/// and the part name then moves on to the next free one, the same on every run.
+pub fn part_name(name: &OsStr, in_use: impl Fn(&[u8]) -> bool) -> std::ffi::OsString {
+    for salt in 0u32.. {
+        let mut h = blake3::Hasher::new();
+        h.update(name.as_bytes());
+        if salt > 0 {
+            h.update(&salt.to_le_bytes());
+        }
+        let part = format!("{PART_PREFIX}{}", &h.finalize().to_hex()[..16]);
+        if !in_use(part.as_bytes()) {
+            return part.into();
+        }
+    }
+    unreachable!("a folder holds fewer than 2^32 entries")
 }
 
 /// How the names of files still being written begin.

@@ -249,7 +249,7 @@ pub fn write(p: &Path, data: &[u8]) {
 }
 
 /// Everything a restore must reproduce, per relative path.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub kind: &'static str,
     pub mode: u32,

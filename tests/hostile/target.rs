@@ -432,3 +432,58 @@ fn a_resumed_restore_keeps_only_files_it_finished_itself() {
     assert_same_tree(&src, &up);
     assert_untouched(&outside);
 }
+
+/// Attack (found by attack): a snapshot holding a file named like the part name
+/// of another (a killed restore's leftover that was backed up). Both come back,
+/// fresh, with --overwrite and on resume; neither takes the other's place.
+#[test]
+fn a_file_named_like_a_part_is_restored_as_itself() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("bigq"), &noise(5, 3 << 20));
+    let h = blake3::hash(b"bigq").to_hex();
+    write(
+        &src.join(format!(".hcbackup-part-{}", &h[..16])),
+        &noise(6, 500_000),
+    );
+    env.snapshot(&[&src]);
+    let t = env.path("t");
+    env.ok(&["restore", "latest", "--target", t.to_str().unwrap()]);
+    assert_same_tree(&src, &t.join("uploads"));
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_same_tree(&src, &t.join("uploads"));
+}
+
+/// Attack (found by attack): `report -o` (and every export) through a folder
+/// that is another user's link in a shared folder: refused, not followed.
+#[test]
+fn outputs_are_never_written_through_another_users_link_on_the_way() {
+    let env = Env::new();
+    clinic(&env);
+    let outside = victim(&env);
+    let shared = env.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let link = shared.join("att");
+    symlink(&outside, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    for args in [vec!["report", "-o"], vec!["export", "latest", "--tar"]] {
+        let target = link.join("out.file");
+        let mut a = args.clone();
+        a.push(target.to_str().unwrap());
+        let o = env.run(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("belongs to uid 65534"),
+            "{}",
+            out(&o)
+        );
+    }
+    assert_untouched(&outside);
+}
