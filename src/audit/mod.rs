@@ -384,6 +384,11 @@ impl AuditLog {
         // An event written to the repository by a run killed before it could
         // mark it stored here is stored: counted as pending, it would be chained
         // again after the events others appended after it (a fork).
+        // A catalog that holds no stored event (new, or rebuilt around its
+        // pending events after damage) takes the whole chain from the start;
+        // one that does trusts its stored events as the chain's first ones, so
+        // an event removed from it is found by `audit verify`, not refilled.
+        let had_stored = self.catalog.audit_stored_count()? > 0;
         let pending = self.catalog.audit_unstored()?;
         if !pending.is_empty() {
             let listed: std::collections::HashSet<String> = self
@@ -399,11 +404,8 @@ impl AuditLog {
                 self.catalog.mark_audit_stored(&p.id)?;
             }
         }
-        // The stored events here are the chain's first ones, unless the catalog
-        // lost some (a damaged one, rebuilt around its pending events): then the
-        // whole chain is taken in again from the repository.
         let head = self.catalog.audit_stored_head()?;
-        let whole = head.is_some_and(|(s, _)| s == self.catalog.audit_stored_count().unwrap_or(0));
+        let whole = had_stored;
         let known = if whole {
             self.catalog.audit_ids()?
         } else {
