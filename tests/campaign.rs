@@ -437,17 +437,7 @@ impl Campaign {
                 self.check_restored(&t, &id);
                 continue;
             }
-            let o = self
-                .cmd(m)
-                .args(["restore", &id, "--target", t.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "finishing a killed restore: {}",
-                out(&o)
-            );
-            self.check_restored(&t, &id);
+            self.restore_and_check(m, &t, &id);
             self.figures.restores_resumed += 1;
         }
         let mut ids: Vec<String> = newest
@@ -460,18 +450,20 @@ impl Campaign {
         for id in ids {
             self.targets += 1;
             let t = self.env.path(&format!("restores/{}", self.targets));
-            let o = self
-                .cmd(m)
-                .args(["restore", &id, "--target", t.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "restoring saved snapshot {id}: {}",
-                out(&o)
-            );
-            self.check_restored(&t, &id);
+            self.restore_and_check(m, &t, &id);
         }
+    }
+
+    /// Restore `id` into `target` as machine `m` (a new restore, or the rerun
+    /// that finishes a killed one) and check it byte for byte.
+    fn restore_and_check(&mut self, m: usize, target: &Path, id: &str) {
+        let o = self
+            .cmd(m)
+            .args(["restore", id, "--target", target.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "restoring snapshot {id}: {}", out(&o));
+        self.check_restored(target, id);
     }
 
     /// A prune runs to the end; then no dead run's temporary file or lock is

@@ -111,6 +111,18 @@ fn a_copy_opened_with_repo_on_the_same_machine_has_its_own_catalog() {
     assert_eq!(again["bytes_read"], 0, "{again}");
 }
 
+/// A restore test from an earlier month in the catalog at `path` (its row as
+/// `verify --restore-test` writes it): history only the catalog holds.
+fn add_restore_test(path: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute(
+        "INSERT INTO restore_tests(time, snapshot, database, passed, restore_secs, report)
+         VALUES ('2026-11-01T03:00:00Z', 'abcd', 'healthcare', 1, 12.5, '{}')",
+        [],
+    )
+    .unwrap();
+}
+
 /// The page `table`'s b-tree starts at, and the page size, of the catalog at
 /// `path` (its journal folded into the file first).
 fn root_page(path: &std::path::Path, table: &str) -> (u64, u64) {
@@ -157,15 +169,7 @@ fn a_damaged_catalog_is_set_aside_rebuilt_and_keeps_what_only_it_holds() {
     env.ok(&["mirror"]);
     env.ok(&["verify", "--read-data"]);
     let cat = env.catalog_file();
-    // A restore test from an earlier month (its row as `verify --restore-test` writes it).
-    let c = rusqlite::Connection::open(&cat).unwrap();
-    c.execute(
-        "INSERT INTO restore_tests(time, snapshot, database, passed, restore_secs, report)
-         VALUES ('2026-11-01T03:00:00Z', 'abcd', 'healthcare', 1, 12.5, '{}')",
-        [],
-    )
-    .unwrap();
-    drop(c);
+    add_restore_test(&cat);
     let (_, page) = root_page(&cat, "blobs");
     let healthy = fs::read(&cat).unwrap();
     let garbage = noise(99, 65536);
@@ -273,14 +277,7 @@ fn a_set_aside_cut_short_or_an_empty_catalog_loses_nothing_silently() {
     write(&src.join("a.txt"), &text(1, 3000));
     env.snapshot(&[&src]);
     let cat = env.catalog_file();
-    let c = rusqlite::Connection::open(&cat).unwrap();
-    c.execute(
-        "INSERT INTO restore_tests(time, snapshot, database, passed, restore_secs, report)
-         VALUES ('2026-11-01T03:00:00Z', 'abcd', 'healthcare', 1, 12.5, '{}')",
-        [],
-    )
-    .unwrap();
-    drop(c);
+    add_restore_test(&cat);
     // Damage met mid-run (the flag), then the set-aside killed half-way.
     fs::write(cat.with_extension("sqlite-damaged"), b"").unwrap();
     let o = env
