@@ -280,18 +280,7 @@ fn a_set_aside_cut_short_or_an_empty_catalog_loses_nothing_silently() {
     add_restore_test(&cat);
     // Damage met mid-run (the flag), then the set-aside killed half-way.
     fs::write(cat.with_extension("sqlite-damaged"), b"").unwrap();
-    let o = env
-        .cmd()
-        .env("HCBACKUP_FAILPOINT", "catalog-after-aside")
-        .arg("snapshots")
-        .output()
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&o.status),
-        Some(9),
-        "{}",
-        out(&o)
-    );
+    env.killed_at("catalog-after-aside", &["snapshots"]);
     let o = env.run(&["--json", "status"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -277,18 +277,7 @@ fn an_event_stored_by_a_killed_run_is_not_chained_twice() {
     let other = env.path("other-machine");
     let src = uploads(&env, 1);
     env.snapshot(&[&src]);
-    let o = env
-        .cmd()
-        .env("HCBACKUP_FAILPOINT", "audit-after-put")
-        .args(["snapshot", src.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&o.status),
-        Some(9),
-        "{}",
-        out(&o)
-    );
+    env.killed_at("audit-after-put", &["snapshot", src.to_str().unwrap()]);
     for _ in 0..2 {
         let o = env
             .cmd()

@@ -209,13 +209,10 @@ fn a_killed_export_leaves_no_file_that_looks_whole() {
     let dir = env.path("exports");
     std::fs::create_dir(&dir).unwrap();
     let tar = dir.join("files.tar.gz");
-    let o = env
-        .cmd()
-        .env("HCBACKUP_FAILPOINT", "output-write:20")
-        .args(["export", "latest", "--tar", tar.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.signal(), Some(9), "{}", out(&o));
+    env.killed_at(
+        "output-write:20",
+        &["export", "latest", "--tar", tar.to_str().unwrap()],
+    );
     assert!(!tar.exists(), "a partial export sits under its real name");
     env.ok(&["export", "latest", "--tar", tar.to_str().unwrap()]);
     let names: Vec<String> = std::fs::read_dir(&dir)
@@ -264,13 +261,7 @@ fn a_killed_forget_raises_no_false_alarm() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
-    let o = env
-        .cmd()
-        .env("HCBACKUP_FAILPOINT", "forget-after-delete:2")
-        .args(["forget", "--keep-last", "1"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.signal(), Some(9), "{}", out(&o));
+    env.killed_at("forget-after-delete:2", &["forget", "--keep-last", "1"]);
     assert_eq!(
         env.snapshot_ids().len(),
         2,

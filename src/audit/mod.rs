@@ -239,20 +239,11 @@ impl AuditLog {
         }
         let mut event = draft_event(d, o);
         self.catalog.append_audit(|head| {
-            let (seq, prev) = match head {
-                Some((seq, id)) => (seq + 1, hex::encode(id)),
-                None => (1, self.genesis.clone()),
+            let after = match head {
+                Some((seq, id)) => (seq, hex::encode(id)),
+                None => (0, self.genesis.clone()),
             };
-            event.seq = seq;
-            event.prev = prev;
-            let json = serde_json::to_string(&event).expect("event serializes");
-            AuditRow {
-                id: self.key.id_of(json.as_bytes()),
-                seq,
-                time: event.time.clone(),
-                event: json,
-                stored: false,
-            }
+            self.chained(&mut event, after)
         })?;
         // Recorded in the catalog: a repository that cannot take it now (a full
         // disk, an unreachable bucket) gets it with the next event or `audit verify`.
@@ -269,31 +260,40 @@ impl AuditLog {
     /// the catalog.
     fn append_to_repository(&self, d: &Draft, o: &Outcome) -> Result<Event> {
         let (rows, _) = self.read_repository()?;
-        let (mut seq, mut prev) = (0, self.genesis.clone());
-        for r in rows {
-            if r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev) {
-                seq = r.seq;
-                prev = hex::encode(r.id);
-            }
-        }
+        let (_, head) = follow(rows, (0, self.genesis.clone()));
         let mut event = draft_event(d, o);
+        let row = self.chained(&mut event, head);
+        self.put_event(&row)?;
+        Ok(event)
+    }
+
+    /// Place `event` in the chain after `(seq, id hex)`: its row, not yet stored.
+    fn chained(&self, event: &mut Event, (seq, prev): (u64, String)) -> AuditRow {
         event.seq = seq + 1;
         event.prev = prev;
         let json = serde_json::to_string(&event).expect("event serializes");
-        let id = self.key.id_of(json.as_bytes());
-        let sealed = codec::encode(&self.key, Kind::Audit, &id, json.as_bytes());
+        AuditRow {
+            id: self.key.id_of(json.as_bytes()),
+            seq: event.seq,
+            time: event.time.clone(),
+            event: json,
+            stored: false,
+        }
+    }
+
+    /// Seal one event and write it to the repository's `audit/`.
+    fn put_event(&self, r: &AuditRow) -> Result<()> {
+        let sealed = codec::encode(&self.key, Kind::Audit, &r.id, r.event.as_bytes());
         self.backend
-            .put(&format!("audit/{}", hex::encode(id)), &sealed)?;
-        Ok(event)
+            .put(&format!("audit/{}", hex::encode(r.id)), &sealed)?;
+        Ok(())
     }
 
     /// Write every event the repository lacks (`stored = 0`).
     fn store_pending(&self) -> Result<u64> {
         let mut n = 0;
         for r in self.catalog.audit_unstored()? {
-            let sealed = codec::encode(&self.key, Kind::Audit, &r.id, r.event.as_bytes());
-            self.backend
-                .put(&format!("audit/{}", hex::encode(r.id)), &sealed)?;
+            self.put_event(&r)?;
             crate::util::failpoint("audit-after-put");
             self.catalog.mark_audit_stored(&r.id)?;
             n += 1;
@@ -415,40 +415,20 @@ impl AuditLog {
         for p in &problems {
             tracing::warn!("audit log: {p}; run `hcbackup audit verify`");
         }
-        let (mut seq, mut prev) = match head.filter(|_| whole) {
+        let start = match head.filter(|_| whole) {
             Some((s, id)) => (s, hex::encode(id)),
             None => (0, self.genesis.clone()),
         };
-        let mut taken = Vec::new();
-        for r in fresh {
-            let links =
-                r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev);
-            if links {
-                seq = r.seq;
-                prev = hex::encode(r.id);
-                taken.push(r);
-            }
-        }
+        let (taken, mut head) = follow(fresh, start);
         if taken.is_empty() {
             return Ok(());
         }
         let pending = self.catalog.audit_unstored()?;
         let mut rebased = Vec::new();
         for p in &pending {
-            let mut e = parse(p)?;
-            e.seq = seq + 1;
-            e.prev = prev.clone();
-            let json = serde_json::to_string(&e).expect("event serializes");
-            let id = self.key.id_of(json.as_bytes());
-            rebased.push(AuditRow {
-                id,
-                seq: e.seq,
-                time: e.time.clone(),
-                event: json,
-                stored: false,
-            });
-            seq = e.seq;
-            prev = hex::encode(id);
+            let row = self.chained(&mut parse(p)?, head);
+            head = (row.seq, hex::encode(row.id));
+            rebased.push(row);
         }
         self.catalog.rebase_audit(&pending, &taken, &rebased)
     }
@@ -551,6 +531,23 @@ impl AuditLog {
         v.ok = v.catalog_broken.is_none() && v.repository_broken.is_none() && v.problems.is_empty();
         Ok(v)
     }
+}
+
+/// The events of `rows` (in chain order) that continue the chain after
+/// `(seq, id hex)`, and the head they end at; the others are left out.
+fn follow(
+    rows: Vec<AuditRow>,
+    (mut seq, mut prev): (u64, String),
+) -> (Vec<AuditRow>, (u64, String)) {
+    let mut taken = Vec::new();
+    for r in rows {
+        if r.seq == seq + 1 && Event::from_json(&r.event).is_ok_and(|e| e.prev == prev) {
+            seq = r.seq;
+            prev = hex::encode(r.id);
+            taken.push(r);
+        }
+    }
+    (taken, (seq, prev))
 }
 
 /// The event for an operation, before its place in the chain is known.

@@ -108,6 +108,25 @@ impl Env {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Run `args` with `HCBACKUP_FAILPOINT=failpoint` and require that the run
+    /// was killed there (SIGKILL, as `kill -9`).
+    pub fn killed_at(&self, failpoint: &str, args: &[&str]) -> Output {
+        use std::os::unix::process::ExitStatusExt;
+        let o = self
+            .cmd()
+            .env("HCBACKUP_FAILPOINT", failpoint)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.signal(),
+            Some(9),
+            "{failpoint} did not fire: {}",
+            out(&o)
+        );
+        o
+    }
+
     /// Run and require exit 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
