@@ -77,6 +77,17 @@ start_smtp() {
     export HCBACKUP_TEST_SMTP_PORT=$port HCBACKUP_TEST_MAILDIR=$maildir
 }
 
+# The second reader (tests/reader/hcbread.py, tests/second_reader.rs): its
+# packages (pinned) in the same venv; the tests run it with HCBACKUP_TEST_READER_PYTHON.
+setup_reader() {
+    local venv=/var/tmp/hcbackup-venv
+    [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+    "$venv/bin/python3" -c 'import blake3, cbor2, zstandard
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id' 2>/dev/null ||
+        "$venv/bin/pip" install -q 'blake3==1.0.11' 'cbor2==6.3.0' 'zstandard==0.25.0' 'cryptography>=44'
+    export HCBACKUP_TEST_READER_PYTHON=$venv/bin/python3
+}
+
 start_services() {
     command -v cc >/dev/null || { apt-get update -qq && apt-get install -y -qq build-essential; }
     command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
@@ -89,4 +100,5 @@ start_services() {
     start_postgres
     start_s3
     start_smtp
+    setup_reader
 }

@@ -28,5 +28,7 @@ pub mod source;
 pub mod storage;
 pub mod trusted_path;
 pub mod util;
+#[cfg(test)]
+mod vectors;
 
 pub use error::{Error, Result};

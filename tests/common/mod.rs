@@ -16,6 +16,7 @@ pub mod faults;
 pub mod listener;
 pub mod pg;
 pub mod s3;
+pub mod tree;
 #[allow(unused_imports)]
 pub use data::{noise, text};
 
