@@ -186,6 +186,24 @@ fn the_pack_index_and_snapshot_decode() {
         assert_eq!((data.len() as u32, key.id_of(&data)), (e.raw_length, e.id));
     }
 
+    let cl = &v["chunk_list"];
+    let list = crate::model::chunk_list::from_bytes(&bytes(&cl["plaintext"])).unwrap();
+    let want: Vec<ChunkId> = cl["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| ChunkId(id(i)))
+        .collect();
+    assert_eq!(list, want);
+    assert_eq!(
+        crate::model::chunk_list::to_bytes(&want),
+        bytes(&cl["plaintext"])
+    );
+    assert_eq!(
+        hex::encode(key.id_of(&bytes(&cl["plaintext"]))),
+        text(&cl["id"])
+    );
+
     let ix = &v["index"];
     let plain = codec::decode(
         &key,

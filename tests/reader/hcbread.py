@@ -20,6 +20,7 @@ HCBACKUP_PASSWORD.
 SNAPSHOT is an id, a unique prefix of one, or `latest`. TARGET must not exist.
 """
 
+import datetime
 import json
 import os
 import re
@@ -50,6 +51,8 @@ class Refused(Exception):
 def argon2id(password, kdf, salt):
     if kdf["algorithm"] != "argon2id":
         raise Refused(f"unknown KDF {kdf['algorithm']!r}")
+    if kdf["m_kib"] > 512 * 1024 or kdf["t"] > 8 or kdf["p"] > 4:
+        raise Refused(f"a key file asks for a KDF costlier than hcbackup ever writes: {kdf}")
     return Argon2id(
         salt=salt, length=32, iterations=kdf["t"], lanes=kdf["p"], memory_cost=kdf["m_kib"]
     ).derive(password)
@@ -223,7 +226,7 @@ class Repository:
     def snapshot(self, wanted):
         found = self.snapshots()
         if wanted == "latest":
-            return max(found, key=lambda s: (s[1]["time"], s[0]))
+            return max(found, key=lambda s: (rfc3339_ns(s[1]["time"]), s[0]))
         matches = [s for s in found if s[0].startswith(wanted)]
         if len(matches) != 1:
             raise Refused(f"{len(matches)} snapshots match {wanted!r}")
@@ -249,6 +252,19 @@ class Repository:
             written += len(data)
         if written != node["size"]:
             f.truncate(node["size"])
+
+
+RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+
+
+def rfc3339_ns(text):
+    """An RFC 3339 time as nanoseconds since the epoch (snapshot times are compared as times)."""
+    m = RFC3339.match(text)
+    if not m:
+        raise Refused(f"snapshot time {text!r} is not RFC 3339")
+    zone = "+00:00" if m[3] == "Z" else m[3]
+    seconds = datetime.datetime.fromisoformat(m[1] + zone).timestamp()
+    return int(seconds) * 10**9 + int((m[2] or "").ljust(9, "0"))
 
 
 def parse_index(b):
@@ -411,6 +427,9 @@ def check_vectors(path):
     nodes = parse_tree(h(t["cbor"]))
     same("tree id", keys.id_of(h(t["cbor"])).hex(), t["id"])
     same("tree names", [n["name"].hex() for n in nodes], [n["name"] for n in t["nodes"]])
+    cl = v["chunk_list"]
+    same("chunk list", h(cl["plaintext"]), b"".join(h(i) for i in cl["ids"]))
+    same("chunk list id", keys.id_of(h(cl["plaintext"])).hex(), cl["id"])
     pack = h(v["pack"]["file"])
     same("pack name", blake3.blake3(pack).hexdigest(), v["pack"]["name"])
     (header_len,) = struct.unpack("<I", pack[-4:])

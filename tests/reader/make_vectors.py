@@ -217,6 +217,11 @@ def main(docs, fixture):
             "empty_tree_cbor": empty.hex(),
             "empty_tree_id": ids(empty).hex(),
         },
+        "chunk_list": {
+            "ids": [ids(record).hex(), ids(notes).hex()],
+            "plaintext": (ids(record) + ids(notes)).hex(),
+            "id": ids(ids(record) + ids(notes)).hex(),
+        },
         "pack": {"name": data_pack[0], "file": data_pack[1].hex(), "header": data_pack[2].hex()},
         "index": {"id": ids(index).hex(), "plaintext": index.hex(), "sealed": index_sealed.hex()},
         "snapshot": {"id": ids(manifest).hex(), "json": manifest.decode()},
