@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::render::{line, size};
 use super::Ctx;
-use crate::model::snapshot::DatabaseEntry;
+use crate::model::snapshot::{DatabaseEntry, SnapshotEntry, SAFETY_DUMP_TAG};
 use crate::ops::db_restore::DbRestoreReport;
 use crate::ops::restore_test::RestoreTestReport;
 use crate::ops::verify::VerifyReport;
@@ -25,6 +25,18 @@ pub fn dump_written(ctx: &Ctx, d: &DatabaseEntry, path: &Path, bytes: u64, took:
         ),
         json!({ "database": d.db, "file": path.display().to_string(), "bytes": bytes, "format": d.format }),
     );
+}
+
+/// The safety dump `restore --db` saved before replacing a database: on stderr,
+/// so `--json`'s one document stays the restore's.
+pub fn safety_dump_saved(ctx: &Ctx, db: &str, s: &SnapshotEntry) {
+    if !ctx.quiet {
+        eprintln!(
+            "hcbackup: safety dump of database {db} saved before replacing it: snapshot {} (tag {SAFETY_DUMP_TAG}); `hcbackup restore {} --db {db}` puts it back",
+            s.id.short(),
+            s.id.short()
+        );
+    }
 }
 
 pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
@@ -55,6 +67,7 @@ pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
             "database": r.db,
             "source_database": r.source_db,
             "created": r.created,
+            "safety_dump": r.safety_dump,
             "streamed": r.streamed,
             "bytes": r.bytes,
             "phases": r.phases.iter().map(|(p, s)| json!({"phase": p, "secs": s})).collect::<Vec<_>>(),

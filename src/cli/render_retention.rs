@@ -31,6 +31,9 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
                 g.databases.join(", ")
             ));
         }
+        if g.safety_dumps {
+            what.push_str(" (safety dumps taken before restores)");
+        }
         outln!("  host {} — {what}", g.host);
         for s in &g.snapshots {
             outln!(

@@ -6,8 +6,9 @@ use clap::Args;
 
 use super::{progress::CliProgress, render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
+use crate::model::snapshot::SnapshotEntry;
 use crate::ops::database::{pick, write_dump_file};
-use crate::ops::db_restore::{self, source_entry, DbRestoreOptions};
+use crate::ops::db_restore::{self, source_entry, DbPlan, DbRestoreOptions, ReplaceRules};
 use crate::ops::output_file::OutputFile;
 use crate::ops::restore::{self, RestoreOptions};
 use crate::progress::Progress;
@@ -33,8 +34,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub restore_privileged: bool,
     /// Restore the database dump into database NAME on the POSTGRES_* server (default
-    /// NAME: POSTGRES_DB). Created when missing; otherwise its objects are replaced
-    /// (pg_restore --clean --if-exists).
+    /// NAME: POSTGRES_DB). Created when missing. An existing database is replaced
+    /// (pg_restore --clean --if-exists) only when NAME is given or with --force, and
+    /// after a safety dump of it (a snapshot tagged safety-dump). With `latest`, the
+    /// newest snapshot that holds a dump.
     #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", conflicts_with = "no_db")]
     pub db: Option<String>,
     /// Restore no database (the default unless --db or --db-file is given).
@@ -46,6 +49,12 @@ pub struct RestoreArgs {
     /// Which of the snapshot's databases (when it holds several).
     #[arg(long, value_name = "NAME")]
     pub dump: Option<String>,
+    /// With --db: replace an existing database even when only POSTGRES_DB names it.
+    #[arg(long, requires = "db")]
+    pub force: bool,
+    /// With --db: replace an existing database without saving a safety dump of it first.
+    #[arg(long, requires = "db")]
+    pub no_safety_dump: bool,
     /// With --db: also restore roles and tablespaces (pg_dumpall --globals-only).
     #[arg(long, requires = "db")]
     pub globals: bool,
@@ -92,6 +101,23 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     };
     let snap = repo.find_snapshot(&a.snapshot)?;
     ctx.note(|d| d.snapshot = Some(snap.id.to_hex()));
+    let db_snap = match (&db_target, &a.db_file) {
+        (None, None) => None,
+        _ => Some(db_snapshot(&repo, &a, &snap, db_target.as_ref())?),
+    };
+    // Decided before anything is written: whether an existing database may be replaced.
+    let db_plan = match &db_target {
+        Some(t) => Some(db_restore::plan(
+            t,
+            db_restore::target_exists(t)?,
+            ReplaceRules {
+                named: a.db.as_deref().is_some_and(|n| !n.is_empty()),
+                force: a.force,
+                no_safety_dump: a.no_safety_dump,
+            },
+        )?),
+        None => None,
+    };
     let _lock = repo.lock(false, "restore")?;
     let mut code = exit::OK;
     if let Some(target) = a.target {
@@ -116,6 +142,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
             code = exit::ERROR;
         }
     }
+    let snap = db_snap.as_ref().unwrap_or(&snap);
     if let Some(path) = &a.db_file {
         let d = match &db_target {
             Some(t) => source_entry(&snap.snapshot, a.dump.as_deref(), &t.db)?,
@@ -126,16 +153,55 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         render_db::dump_written(ctx, d, path, n, started.elapsed());
     }
     if let Some(target) = db_target {
+        let saved = match db_plan {
+            Some(DbPlan::Replace { safety_dump: true }) => {
+                let saved = db_restore::safety_dump(&repo, &target)?;
+                render_db::safety_dump_saved(ctx, &target.db, &saved);
+                ctx.note(|d| d.detail = Some(format!("safety dump {} first", saved.id.short())));
+                Some(saved.id.to_hex())
+            }
+            _ => None,
+        };
         let opts = DbRestoreOptions {
             target,
             dump: a.dump,
             globals: a.globals,
             temp_dir: None,
         };
-        let report = db_restore::restore_database(&repo, &snap.snapshot, &opts)?;
+        let mut report = db_restore::restore_database(&repo, &snap.snapshot, &opts)?;
+        report.safety_dump = saved;
         render_db::db_restored(ctx, &report);
     }
     Ok(code)
+}
+
+/// The snapshot the database part of a restore reads: the one asked for, or with
+/// `latest` the newest that holds the dump wanted (said when it is not `snap`).
+fn db_snapshot(
+    repo: &crate::repo::Repository,
+    a: &RestoreArgs,
+    snap: &SnapshotEntry,
+    target: Option<&crate::config::PgTarget>,
+) -> Result<SnapshotEntry> {
+    let entry = |s: &crate::model::snapshot::Snapshot| match target {
+        Some(t) => source_entry(s, a.dump.as_deref(), &t.db).map(|_| ()),
+        None => pick(s, a.dump.as_deref()).map(|_| ()),
+    };
+    let why = match entry(&snap.snapshot) {
+        Err(why) if a.snapshot == "latest" => why,
+        _ => return Ok(snap.clone()),
+    };
+    // When no older one holds it either, the latest snapshot's own reason.
+    let found = repo
+        .find_snapshot_with("latest", |s| entry(s).is_ok())
+        .map_err(|_| why)?;
+    tracing::warn!(
+        "the latest snapshot {} holds no good dump of this database: the dump comes from {} of {}, the newest that does",
+        snap.id.short(),
+        found.id.short(),
+        found.snapshot.time
+    );
+    Ok(found)
 }
 
 /// The server and login of the POSTGRES_* settings, restoring into `name` (or POSTGRES_DB).

@@ -112,7 +112,16 @@ pub struct TableCount {
     pub rows: u64,
 }
 
+/// The tag of a snapshot `restore --db` takes of a database just before it
+/// replaces it: not a nightly backup, so never `latest` and kept apart by `forget`.
+pub const SAFETY_DUMP_TAG: &str = "safety-dump";
+
 impl Snapshot {
+    /// A safety dump taken before a restore replaced a database.
+    pub fn is_safety_dump(&self) -> bool {
+        self.tags.iter().any(|t| t == SAFETY_DUMP_TAG)
+    }
+
     /// A file could not be read, or a database could not be dumped.
     pub fn incomplete(&self) -> bool {
         !self.errors.is_empty() || self.databases.iter().any(|d| d.error.is_some())

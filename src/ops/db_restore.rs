@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::database::{copy_stream, pick, streams};
+use super::snapshot::SnapshotOptions;
 use crate::config::PgTarget;
 use crate::error::{Error, Result};
-use crate::model::snapshot::{DatabaseEntry, Snapshot};
+use crate::model::snapshot::{DatabaseEntry, Snapshot, SnapshotEntry, SAFETY_DUMP_TAG};
 use crate::pg::restore as pgr;
 use crate::repo::Repository;
 
@@ -30,6 +31,8 @@ pub struct DbRestoreReport {
     pub db: String,
     pub source_db: String,
     pub created: bool,
+    /// The id of the safety dump saved before the database was replaced.
+    pub safety_dump: Option<String>,
     /// True when the dump was streamed (no room for a temp file).
     pub streamed: bool,
     pub bytes: u64,
@@ -42,6 +45,77 @@ impl DbRestoreReport {
     pub fn total_secs(&self) -> f64 {
         self.phases.iter().map(|p| p.1).sum()
     }
+}
+
+/// What a restore into an existing database does first, decided before anything
+/// is touched: a database is replaced only when its name was given (or
+/// `--force`), and after a safety dump of it unless `--no-safety-dump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbPlan {
+    /// The database does not exist: created.
+    Create,
+    /// It exists and is replaced, after a safety dump when `safety_dump`.
+    Replace { safety_dump: bool },
+}
+
+/// How a restore may treat the target database.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplaceRules {
+    /// The target was named on the command line (`--db NAME`), not taken from POSTGRES_DB.
+    pub named: bool,
+    /// `--force`: replace it even when only POSTGRES_DB names it.
+    pub force: bool,
+    /// `--no-safety-dump`.
+    pub no_safety_dump: bool,
+}
+
+pub fn plan(target: &PgTarget, exists: bool, rules: ReplaceRules) -> Result<DbPlan> {
+    if !exists {
+        return Ok(DbPlan::Create);
+    }
+    if !rules.named && !rules.force {
+        let db = &target.db;
+        return Err(Error::Usage(format!(
+            "database {db} exists on {}:{} (POSTGRES_DB) and restoring replaces everything in it: to replace it, name it (--db {db}; a safety dump of it is saved first) or add --force; to look at the backup beside it, restore into a new database (--db {db}_restored)",
+            target.host, target.port
+        )));
+    }
+    Ok(DbPlan::Replace {
+        safety_dump: !rules.no_safety_dump,
+    })
+}
+
+/// Whether `target`'s database exists now.
+pub fn target_exists(target: &PgTarget) -> Result<bool> {
+    pgr::database_exists(&pgr::maintenance(target)?, &target.db)
+}
+
+/// Dump the database about to be replaced into the repository, as a snapshot
+/// tagged `safety-dump`; nothing is replaced unless it is saved whole.
+pub fn safety_dump(repo: &Repository, target: &PgTarget) -> Result<SnapshotEntry> {
+    let opts = SnapshotOptions {
+        paths: Vec::new(),
+        tags: vec![SAFETY_DUMP_TAG.to_string()],
+        time: None,
+        databases: vec![target.clone()],
+    };
+    let failed = |why: String| {
+        Error::Failed(format!(
+            "the safety dump of database {} failed ({why}): nothing was replaced; fix that, or add --no-safety-dump to replace it without one",
+            target.db
+        ))
+    };
+    let entry = super::snapshot::run(repo, &opts, &crate::progress::NoProgress)
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(e) = entry
+        .snapshot
+        .databases
+        .iter()
+        .find_map(|d| d.error.clone())
+    {
+        return Err(failed(e));
+    }
+    Ok(entry)
 }
 
 /// The database entry a restore into `target_db` uses.

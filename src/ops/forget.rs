@@ -43,6 +43,9 @@ pub struct Group {
     pub host: String,
     pub paths: Vec<String>,
     pub databases: Vec<String>,
+    /// A group of safety dumps (taken by `restore --db` before it replaced a database).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub safety_dumps: bool,
     /// Newest first.
     pub snapshots: Vec<PlanEntry>,
 }
@@ -64,13 +67,16 @@ pub struct ForgetReport {
 }
 
 /// The group a snapshot is judged in.
-fn group_key(e: &SnapshotEntry) -> (String, Vec<String>, Vec<String>) {
+/// Snapshots are judged in groups of the same host, paths and databases, as
+/// restic does; safety dumps (`restore --db`) form groups of their own, so one
+/// taken at noon never stands in for that day's nightly snapshot.
+fn group_key(e: &SnapshotEntry) -> (String, Vec<String>, Vec<String>, bool) {
     let s = &e.snapshot;
     let mut paths = s.paths.clone();
     paths.sort();
     let mut dbs: Vec<String> = s.databases.iter().map(|d| d.db.clone()).collect();
     dbs.sort();
-    (s.host.clone(), paths, dbs)
+    (s.host.clone(), paths, dbs, s.is_safety_dump())
 }
 
 /// Decide (and unless `dry_run`, remove). `copy`/`source` only label the report.
@@ -125,7 +131,7 @@ pub fn run(
         retained: Vec::new(),
     };
     let mut doomed = Vec::new();
-    for ((host, paths, databases), members) in groups {
+    for ((host, paths, databases, safety_dumps), members) in groups {
         let cands: Vec<Candidate> = members
             .iter()
             .map(|e| Candidate {
@@ -161,6 +167,7 @@ pub fn run(
             host,
             paths,
             databases,
+            safety_dumps,
             snapshots: entries,
         });
     }

@@ -538,8 +538,19 @@ impl Repository {
         Ok(gone)
     }
 
-    /// A snapshot by unique id prefix, or `latest`.
+    /// A snapshot by unique id prefix, or `latest`: the newest one that is not a
+    /// safety dump (`model::snapshot::SAFETY_DUMP_TAG`).
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
+        self.find_snapshot_with(spec, |_| true)
+    }
+
+    /// `find_snapshot`, where `latest` is the newest snapshot (not a safety dump)
+    /// that `wanted` accepts: `restore latest --db` takes the newest that holds a dump.
+    pub fn find_snapshot_with(
+        &self,
+        spec: &str,
+        wanted: impl Fn(&Snapshot) -> bool,
+    ) -> Result<SnapshotEntry> {
         let (all, mut bad, hidden) = self.snapshots_listed()?;
         let newest_hidden = hidden.last().cloned();
         bad.extend(hidden.iter().map(|(id, time)| hidden_error(id, time)));
@@ -556,10 +567,18 @@ impl Repository {
                     ));
                 }
             }
+            if all.is_empty() {
+                return Err(Error::Failed("the repository has no snapshots yet".into()));
+            }
             return all
                 .into_iter()
-                .last()
-                .ok_or_else(|| Error::Failed("the repository has no snapshots yet".into()));
+                .rev()
+                .find(|e| !e.snapshot.is_safety_dump() && wanted(&e.snapshot))
+                .ok_or_else(|| {
+                    Error::Failed(
+                        "no snapshot is `latest` for this (safety dumps taken before a restore never are): name one from `hcbackup snapshots`".into(),
+                    )
+                });
         }
         if let Some(id) = crate::id::ObjectId::from_hex(spec) {
             // Asked for by its whole id: one that does not read back says why.
