@@ -10,7 +10,7 @@ use crate::model::snapshot::{Snapshot, SnapshotEntry, Summary};
 use crate::model::tree::Tree;
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::source::fs::source_name;
+use crate::source::fs::{source_name, Stat};
 
 use super::archive::Archiver;
 
@@ -34,16 +34,17 @@ pub fn run(
             "nothing to back up: give a PATH, set UPLOADS_DIR, or set POSTGRES_DB".into(),
         ));
     }
-    let mut sources = Vec::new();
-    for p in &opts.paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
-        let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
-            Error::Usage(format!(
-                "source {} cannot be read ({e}): check the path (UPLOADS_DIR?)",
-                abs.display()
-            ))
-        })?;
-        sources.push((abs, crate::source::fs::Stat::from(&meta)));
+    let (sources, missing) = open_sources(&opts.paths)?;
+    // A source that is gone never costs the night's database dump: the rest is
+    // saved and the snapshot is incomplete (exit 3, alerted). With nothing else
+    // to save, the run fails as before.
+    if let Some((path, why)) = missing.first() {
+        if sources.is_empty() && opts.databases.is_empty() {
+            return Err(Error::Usage(format!(
+                "source {} cannot be read ({why}): check the path (UPLOADS_DIR?)",
+                path.display()
+            )));
+        }
     }
     let time = opts.time.unwrap_or_else(crate::util::now);
     let _lock = repo.lock(false, "snapshot")?;
@@ -90,6 +91,11 @@ pub fn run(
         let why: Vec<String> = databases
             .iter()
             .filter_map(|d| d.error.as_ref().map(|e| format!("database {}: {e}", d.db)))
+            .chain(
+                missing
+                    .iter()
+                    .map(|(p, e)| format!("source {} cannot be read ({e})", p.display())),
+            )
             .collect();
         return Err(Error::Failed(why.join("; ")));
     }
@@ -110,7 +116,9 @@ pub fn run(
         tags: opts.tags.clone(),
         paths: sources
             .iter()
-            .map(|(p, _)| p.display().to_string())
+            .map(|(p, _)| p)
+            .chain(missing.iter().map(|(p, _)| p))
+            .map(|p| p.display().to_string())
             .collect(),
         names: names
             .iter()
@@ -126,10 +134,33 @@ pub fn run(
             blobs_added: w.blobs_added,
             duration_secs: started.elapsed().as_secs_f64(),
         },
-        errors: arch.take_errors(),
+        errors: missing
+            .iter()
+            .map(|(p, why)| format!("{}: source cannot be read ({why}): nothing of it was saved; check the path (UPLOADS_DIR?)", p.display()))
+            .chain(arch.take_errors())
+            .collect(),
         databases,
     };
 
     let id = repo.write_snapshot(&snapshot)?;
     Ok(SnapshotEntry { id, snapshot })
+}
+
+/// A source that could not be read, and why.
+type Missing = (PathBuf, std::io::Error);
+/// A source as an absolute path, with its stat.
+type Source = (PathBuf, Stat);
+
+/// The sources as absolute paths with their stat, and those that cannot be read.
+fn open_sources(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<Missing>)> {
+    let mut sources = Vec::new();
+    let mut missing = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
+        match std::fs::symlink_metadata(&abs) {
+            Ok(meta) => sources.push((abs, Stat::from(&meta))),
+            Err(e) => missing.push((abs, e)),
+        }
+    }
+    Ok((sources, missing))
 }

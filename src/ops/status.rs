@@ -180,6 +180,13 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
             )),
             _ => {}
         }
+        // Fresh but failing: the newest snapshot could not save it whole.
+        if let (false, Some(last), Some(_)) = (s.last_ok, &s.last, &s.last_good) {
+            problems.push(format!(
+                "{} {}: the newest snapshot ({}) did not save it whole: see its errors in `hcbackup audit`",
+                s.kind, s.name, last.time
+            ));
+        }
     }
     if snaps.is_empty() {
         problems.push("no snapshot yet".into());
