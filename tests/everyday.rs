@@ -50,3 +50,78 @@ fn a_missing_uploads_folder_does_not_cost_the_database_dump() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert_eq!(env.snapshot_ids().len(), 2);
 }
+
+/// `--time` in the future is refused (it once became `latest` for good); one
+/// made anyway (--allow-future, or by a host with a wrong clock) is never
+/// `latest` and `status` names it; a backdated snapshot says when it was made.
+#[test]
+fn a_snapshot_dated_in_the_future_is_refused_and_never_latest() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("ficha.txt"), b"today");
+    let far = "2099-01-01T00:00:00Z";
+    let o = env.run(&["snapshot", src.to_str().unwrap(), "--time", far]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("--allow-future"), "{}", out(&o));
+    assert!(env.snapshot_ids().is_empty());
+
+    let today = env.snapshot(&[&src]);
+    assert!(today["written"].is_null(), "{today}");
+    write(&src.join("ficha.txt"), b"from the future");
+    let s = &[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--time",
+        far,
+        "--allow-future",
+    ];
+    let future = env.json(s);
+    assert!(future["written"].is_string(), "{future}");
+
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("r").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("in the future"), "{}", out(&o));
+    assert_eq!(
+        std::fs::read(env.path("r/uploads/ficha.txt")).unwrap(),
+        b"today"
+    );
+    let st = env.cmd().args(["--json", "status"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let short = &future["id"].as_str().unwrap()[..8];
+    assert!(
+        st["problems"]
+            .to_string()
+            .contains(&format!("snapshot {short} is dated 2099")),
+        "{st}"
+    );
+    assert!(env.ok(&["snapshots"]).contains("(dated in the future)"));
+
+    // Backdated (an import of an older night): marked, with the time it was made.
+    let old = env.json(&[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--time",
+        "2026-01-02T03:00:00Z",
+    ]);
+    assert!(old["written"].is_string(), "{old}");
+    let listed = env.ok(&["snapshots"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(short) && l.contains("backdated")),
+        "{listed}"
+    );
+    let listed = env.json(&["snapshots"]);
+    let marked = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["written"].is_string())
+        .count();
+    assert_eq!(marked, 2, "{listed}");
+}

@@ -90,6 +90,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "blobs_added": s.summary.blobs_added,
         "duration_secs": s.summary.duration_secs,
         "incomplete": s.incomplete(),
+        "written": s.written,
         "errors": s.errors,
         "databases": s.databases.iter().map(|d| json!({
             "db": d.db,
@@ -185,7 +186,15 @@ pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
                 .collect::<Vec<_>>()
                 .join(","),
             s.tags.join(","),
-            if s.incomplete() { " (incomplete)" } else { "" }
+            [
+                (s.incomplete(), " (incomplete)"),
+                (s.written.is_some(), " (backdated)"),
+                (s.in_future(crate::util::now()), " (dated in the future)"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, mark)| *mark)
+            .collect::<String>()
         );
     }
 }

@@ -117,9 +117,13 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
     for src in &s.sources {
         let good = match &src.last_good {
             Some(r) => format!(
-                "last good {} ({}), {}",
+                "last good {} ({}{}), {}",
                 r.time,
                 ago(r.age_hours),
+                r.written
+                    .as_ref()
+                    .map(|w| format!("; backdated, made {w}"))
+                    .unwrap_or_default(),
                 size(src.bytes)
             ),
             None => "never backed up completely".into(),

@@ -150,7 +150,14 @@ pub fn compose(r: &Report) -> Vec<Block> {
     for src in s.sources.iter().filter(|x| x.judged) {
         let (measured, ok) = match &src.last_good {
             Some(g) => (
-                format!("last good snapshot {:.1} h old", g.age_hours),
+                format!(
+                    "last good snapshot {:.1} h old{}",
+                    g.age_hours,
+                    g.written
+                        .as_ref()
+                        .map(|w| format!(" (backdated: made {w})"))
+                        .unwrap_or_default()
+                ),
                 g.age_hours <= t.rpo_hours,
             ),
             None => ("no good snapshot".into(), false),

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{progress::CliProgress, render, Ctx};
 use crate::error::{exit, Error, Result};
+use crate::model::snapshot::CLOCK_SKEW;
 use crate::ops::snapshot::{self, SnapshotOptions};
 
 #[derive(Args, Debug)]
@@ -16,9 +17,14 @@ pub struct SnapshotArgs {
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "T")]
     pub tags: Vec<String>,
-    /// The snapshot's time instead of now (RFC 3339).
+    /// The snapshot's time instead of now (RFC 3339); the manifest also records
+    /// when it was made, and listings mark it as backdated.
     #[arg(long, value_name = "RFC3339")]
     pub time: Option<String>,
+    /// Accept a --time later than now (a snapshot dated in the future is never
+    /// `latest` until its date).
+    #[arg(long, requires = "time")]
+    pub allow_future: bool,
     /// Skip the databases: files only.
     #[arg(long)]
     pub no_postgres: bool,
@@ -54,6 +60,14 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         })?),
         None => None,
     };
+    let now = crate::util::now();
+    if let Some(t) = time.filter(|t| *t > now + CLOCK_SKEW && !a.allow_future) {
+        return Err(Error::Usage(format!(
+            "--time {} is later than now ({}): a snapshot dated in the future would not be the latest until then; check the clock and the value, or add --allow-future",
+            crate::util::rfc3339(t),
+            crate::util::rfc3339(now)
+        )));
+    }
     ctx.step("opening the repository");
     let repo = ctx.open()?;
     ctx.step("backing up");

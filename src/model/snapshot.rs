@@ -40,6 +40,20 @@ pub struct Snapshot {
     /// The databases dumped into this snapshot (empty for a files-only snapshot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<DatabaseEntry>,
+    /// When it was really made (RFC 3339), for a snapshot dated otherwise
+    /// (`snapshot --time`, `import-legacy`): a backdated snapshot says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+}
+
+/// How far a snapshot's time may run ahead of the clock (another host's clock,
+/// a slow NTP sync) before it counts as dated in the future.
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(10);
+
+/// What a manifest records of a snapshot dated `time` and made at `now`: when it
+/// was made, if that is not its date.
+pub fn written(time: time::OffsetDateTime, now: time::OffsetDateTime) -> Option<String> {
+    ((time - now).abs() > CLOCK_SKEW).then(|| crate::util::rfc3339(now))
 }
 
 /// How `format` starts for a dump brought in by `import-legacy`.
@@ -117,6 +131,12 @@ pub struct TableCount {
 pub const SAFETY_DUMP_TAG: &str = "safety-dump";
 
 impl Snapshot {
+    /// Dated later than `now` (beyond the clock skew): a wrong clock or `--time`;
+    /// never `latest`.
+    pub fn in_future(&self, now: time::OffsetDateTime) -> bool {
+        self.parsed_time().is_some_and(|t| t > now + CLOCK_SKEW)
+    }
+
     /// A safety dump taken before a restore replaced a database.
     pub fn is_safety_dump(&self) -> bool {
         self.tags.iter().any(|t| t == SAFETY_DUMP_TAG)

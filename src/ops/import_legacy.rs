@@ -230,6 +230,7 @@ fn one(
         host: crate::util::hostname(),
         user: crate::util::username(),
         tags: vec![TAG.to_string()],
+        written: crate::model::snapshot::written(time, crate::util::now()),
         paths,
         names,
         tree: root,

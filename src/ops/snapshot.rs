@@ -134,6 +134,7 @@ pub fn run(
             blobs_added: w.blobs_added,
             duration_secs: started.elapsed().as_secs_f64(),
         },
+        written: crate::model::snapshot::written(time, crate::util::now()),
         errors: missing
             .iter()
             .map(|(p, why)| format!("{}: source cannot be read ({why}): nothing of it was saved; check the path (UPLOADS_DIR?)", p.display()))

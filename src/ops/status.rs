@@ -36,6 +36,9 @@ pub struct SnapshotRef {
     pub id: String,
     pub time: String,
     pub age_hours: f64,
+    /// When a backdated snapshot (`--time`, `import-legacy`) was really made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -132,6 +135,7 @@ fn snap_ref(now: OffsetDateTime, s: &SnapshotEntry) -> SnapshotRef {
             .parsed_time()
             .map(|t| hours(now, t))
             .unwrap_or(f64::INFINITY),
+        written: s.snapshot.written.clone(),
     }
 }
 
@@ -148,12 +152,24 @@ pub fn snapshot_bytes(s: &SnapshotEntry) -> u64 {
 pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<Status> {
     let now = opts.now;
     // Snapshots made after `now` (an injected time) are not seen yet.
-    let snaps: Vec<SnapshotEntry> = repo
-        .snapshots()?
+    let all = repo.snapshots()?;
+    let clock = crate::util::now();
+    let mut problems: Vec<String> = all
+        .iter()
+        .filter(|s| s.snapshot.in_future(clock))
+        .map(|s| {
+            format!(
+                "snapshot {} is dated {}, in the future (made on {} with a wrong clock or --time): it is not `latest` until then; check that host's clock",
+                s.id.short(),
+                s.snapshot.time,
+                s.snapshot.host
+            )
+        })
+        .collect();
+    let snaps: Vec<SnapshotEntry> = all
         .into_iter()
         .filter(|s| s.snapshot.parsed_time().is_some_and(|t| t <= now))
         .collect();
-    let mut problems = Vec::new();
     let mut sources = sources(&snaps, now);
     for (kind, name) in &opts.configured {
         if !sources.iter().any(|s| &s.kind == kind && &s.name == name) {

@@ -570,10 +570,20 @@ impl Repository {
             if all.is_empty() {
                 return Err(Error::Failed("the repository has no snapshots yet".into()));
             }
+            let now = crate::util::now();
+            for e in all.iter().rev().take_while(|e| e.snapshot.in_future(now)) {
+                tracing::warn!(
+                    "snapshot {} is dated {}, in the future (a wrong clock or --time): not taken as latest; name it to use it",
+                    e.id.short(),
+                    e.snapshot.time
+                );
+            }
             return all
                 .into_iter()
                 .rev()
-                .find(|e| !e.snapshot.is_safety_dump() && wanted(&e.snapshot))
+                .find(|e| {
+                    !e.snapshot.is_safety_dump() && !e.snapshot.in_future(now) && wanted(&e.snapshot)
+                })
                 .ok_or_else(|| {
                     Error::Failed(
                         "no snapshot is `latest` for this (safety dumps taken before a restore never are): name one from `hcbackup snapshots`".into(),

@@ -27,6 +27,7 @@ import re
 import stat
 import struct
 import sys
+import time
 
 import blake3
 import cbor2
@@ -226,6 +227,12 @@ class Repository:
     def snapshot(self, wanted):
         found = self.snapshots()
         if wanted == "latest":
+            now = (time.time() + 600) * 10**9
+            found = [
+                s
+                for s in found
+                if "safety-dump" not in s[1].get("tags", []) and rfc3339_ns(s[1]["time"]) <= now
+            ]
             return max(found, key=lambda s: (rfc3339_ns(s[1]["time"]), s[0]))
         matches = [s for s in found if s[0].startswith(wanted)]
         if len(matches) != 1:
