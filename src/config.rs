@@ -32,6 +32,7 @@ pub struct FileConfig {
     /// destination, replacing the seed's default for it.
     #[serde(default)]
     pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
+    pub shrink_percent: Option<u32>,
 }
 
 /// One `[[destination]]` table of `hcbackup.toml`: a name and where it is
@@ -168,6 +169,9 @@ pub struct Settings {
     pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
     /// RETENTION_DAYS: days the primary repository keeps by default (30).
     pub retention_days: u32,
+    /// HCBACKUP_SHRINK_PERCENT (or `shrink_percent`): warn when a source loses more
+    /// than this share of its files or bytes from one snapshot to the next (0: never).
+    pub shrink_percent: u32,
     /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (default
     /// `DEFAULT_LOCK_WAIT`; 0: fail at once).
     pub lock_wait: std::time::Duration,
@@ -232,6 +236,14 @@ impl Settings {
                 ))
             })?,
         };
+        let shrink_percent = match env("HCBACKUP_SHRINK_PERCENT") {
+            None => file.shrink_percent.unwrap_or(crate::ops::shrink::DEFAULT_PERCENT),
+            Some(v) => v.trim().parse().ok().filter(|p| *p <= 100).ok_or_else(|| {
+                Error::Config(format!(
+                    "HCBACKUP_SHRINK_PERCENT={v:?}: give a percentage from 0 (no check) to 100, such as 50"
+                ))
+            })?,
+        };
         let lock_wait = match env("HCBACKUP_LOCK_WAIT") {
             None => DEFAULT_LOCK_WAIT,
             Some(v) => v.trim().parse().map_err(|_| {
@@ -262,6 +274,7 @@ impl Settings {
             destinations,
             retention: file.retention,
             retention_days,
+            shrink_percent,
             lock_wait: std::time::Duration::from_secs(lock_wait),
             alerts: crate::alert::AlertConfig::from_env().map_err(|e| e.to_string()),
         })

@@ -125,3 +125,66 @@ fn a_snapshot_dated_in_the_future_is_refused_and_never_latest() {
         .count();
     assert_eq!(marked, 2, "{listed}");
 }
+
+/// The uploads disk was not mounted: the folder is there but empty. The
+/// snapshot saves what it finds (exit 0) but warns, an alert goes out, and
+/// `status` names the source until a snapshot no longer shrinks it.
+#[test]
+fn an_emptied_uploads_folder_is_warned_alerted_and_named_by_status() {
+    use common::listener::{mail_to, smtp_port, unique_address};
+    let env = Env::new();
+    let src = env.path("uploads");
+    for i in 0..110 {
+        write(&src.join(format!("exams/exame-{i}.pdf")), &noise(i, 20_000));
+    }
+    env.snapshot(&[&src]);
+    std::fs::remove_dir_all(src.join("exams")).unwrap();
+
+    let to = unique_address("shrink");
+    let o = env
+        .cmd()
+        .env("BACKUP_NOTIFICATION_EMAIL", &to)
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", smtp_port())
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let said = out(&o);
+    assert!(
+        said.contains("WARNING") && said.contains("shrank from 110 files"),
+        "{said}"
+    );
+    let mails = mail_to(&to);
+    assert_eq!(mails.len(), 1, "one warning for {to}");
+    assert!(
+        mails[0].contains("Subject: [hcbackup] WARNING: snapshot on "),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("shrank from 110 files"), "{}", mails[0]);
+
+    let st = env.cmd().args(["--json", "status"]).output().unwrap();
+    assert_ne!(st.status.code(), Some(0));
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(st["problems"].to_string().contains("shrank"), "{st}");
+    // Off with HCBACKUP_SHRINK_PERCENT=0.
+    let st = env
+        .cmd()
+        .env("HCBACKUP_SHRINK_PERCENT", "0")
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(!st["problems"].to_string().contains("shrank"), "{st}");
+
+    // The next night finds it as small as the last: no warning, and status clears.
+    let o = env.run(&["snapshot", src.to_str().unwrap()]);
+    assert!(
+        o.status.success() && !out(&o).contains("WARNING"),
+        "{}",
+        out(&o)
+    );
+    let st = env.json(&["status"]);
+    assert!(!st["problems"].to_string().contains("shrank"), "{st}");
+}

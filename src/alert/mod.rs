@@ -62,7 +62,7 @@ impl AlertConfig {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Alert {
     pub operation: String,
-    /// `ok`, `incomplete`, `failed`, or `test` for `notify test`.
+    /// `ok`, `incomplete`, `failed`, `warning` (succeeded, but a source shrank), or `test` for `notify test`.
     pub result: String,
     pub exit_code: i32,
     pub step: Option<String>,
@@ -99,6 +99,7 @@ impl Alert {
                 "ok" => "succeeded",
                 "test" => "sent a test message",
                 "incomplete" => "was INCOMPLETE",
+                "warning" => "succeeded with a WARNING",
                 _ => "FAILED",
             },
             self.host,
@@ -116,10 +117,11 @@ impl Alert {
             b.push_str(&format!("Snapshot: {s}\n"));
         }
         if self.result != "ok" && self.result != "test" {
-            b.push_str(&format!(
-                "\nWhat to do: {}\n",
-                advice(&self.operation, self.exit_code)
-            ));
+            let advice = match self.result.as_str() {
+                "warning" => "a source shrank sharply: check that the uploads disk is mounted and the folder and the database are whole; the earlier snapshots hold the data until the retention removes them",
+                _ => advice(&self.operation, self.exit_code),
+            };
+            b.push_str(&format!("\nWhat to do: {advice}\n"));
             b.push_str("See: hcbackup status; hcbackup audit --since today; the cron log.\n");
         }
         b

@@ -94,6 +94,9 @@ pub struct Draft {
     /// What went wrong when the command ends with a failing code but no error
     /// (a database that did not dump, a destination that did not mirror).
     pub problems: Vec<String>,
+    /// What needs a look although the command succeeded (a source that shrank):
+    /// alerted as a warning.
+    pub warnings: Vec<String>,
     /// How long it took, when known.
     pub duration_secs: Option<f64>,
     /// The snapshots a forget removed (hex ids).

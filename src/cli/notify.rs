@@ -64,11 +64,17 @@ pub fn after(ctx: &Ctx, draft: &Draft, outcome: &Outcome) {
             return;
         }
     };
-    if cfg.is_empty() || !(outcome.failed() || cfg.on_success) {
+    let warned = !outcome.failed() && !draft.warnings.is_empty();
+    if cfg.is_empty() || !(outcome.failed() || warned || cfg.on_success) {
         return;
     }
     let repo = ctx.settings.repo.clone().unwrap_or_default();
-    report(&alert::send(cfg, &alert_of(&repo, draft, outcome)));
+    let mut a = alert_of(&repo, draft, outcome);
+    if warned {
+        a.result = "warning".into();
+        a.error = Some(draft.warnings.join("; "));
+    }
+    report(&alert::send(cfg, &a));
 }
 
 /// The settings did not load (a malformed hcbackup.toml, say): alert from the

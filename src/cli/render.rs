@@ -38,18 +38,7 @@ pub fn emit_raw(text: &str) {
 
 /// Bytes in binary units, as people read them.
 pub fn size(n: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < U.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
+    crate::util::human_bytes(n)
 }
 
 pub fn line(ctx: &Ctx, human: &str, doc: serde_json::Value) {

@@ -86,6 +86,7 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     let entry = result?;
     note_snapshot(ctx, &entry);
     render::snapshot_done(ctx, &entry);
+    warn_if_shrunk(ctx, &repo, &entry)?;
     let mut code = if entry.snapshot.incomplete() {
         exit::INCOMPLETE
     } else {
@@ -139,4 +140,23 @@ fn note_snapshot(ctx: &Ctx, entry: &crate::model::snapshot::SnapshotEntry) {
             ));
         }
     });
+}
+
+/// A source of this snapshot that lost much of what the one before held: said
+/// on stderr, recorded for the alert (a warning, exit code unchanged).
+fn warn_if_shrunk(
+    ctx: &Ctx,
+    repo: &crate::repo::Repository,
+    entry: &crate::model::snapshot::SnapshotEntry,
+) -> Result<()> {
+    let pct = ctx.settings.shrink_percent;
+    if pct == 0 {
+        return Ok(());
+    }
+    let warnings = crate::ops::shrink::warnings(&repo.snapshots()?, Some(&entry.snapshot), pct);
+    for w in &warnings {
+        eprintln!("hcbackup: WARNING: {w}");
+    }
+    ctx.note(|d| d.warnings.extend(warnings));
+    Ok(())
 }

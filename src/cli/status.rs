@@ -59,6 +59,7 @@ pub fn compute_with(
             destinations,
             rto_secs: ctx.settings.restore_test.rto_minutes * 60.0,
             configured: configured(ctx),
+            shrink_percent: ctx.settings.shrink_percent,
         },
     )
 }

@@ -17,6 +17,7 @@ pub mod restore;
 mod restore_marker;
 pub mod restore_test;
 mod safe_fs;
+pub mod shrink;
 pub mod snapshot;
 pub mod status;
 mod tar_tree;

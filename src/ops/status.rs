@@ -29,6 +29,9 @@ pub struct StatusOptions {
     /// databases): each must have a snapshot, and a source of a kind the settings
     /// name under another name (a moved folder) is not judged.
     pub configured: Vec<(String, String)>,
+    /// A source that lost more than this share of its files or bytes in its newest
+    /// snapshot is a problem (`ops::shrink`; 0: never).
+    pub shrink_percent: u32,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -207,6 +210,7 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
     if snaps.is_empty() {
         problems.push("no snapshot yet".into());
     }
+    problems.extend(super::shrink::warnings(&snaps, None, opts.shrink_percent));
     let stored_bytes = repo.catalog().pack_bytes()?;
     let total: u64 = snaps.iter().map(snapshot_bytes).sum();
     let destinations = destinations(repo, &snaps, events, opts)?;
