@@ -188,3 +188,37 @@ fn an_emptied_uploads_folder_is_warned_alerted_and_named_by_status() {
     let st = env.json(&["status"]);
     assert!(!st["problems"].to_string().contains("shrank"), "{st}");
 }
+
+/// 3-2-1: with no offsite copy (no destination, or only a USB disk), `status`,
+/// `report` and the dashboard's data say so as a warning that does not make the
+/// backups stale; a cloud destination clears it.
+#[test]
+fn status_and_report_warn_when_no_copy_is_offsite() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), b"%PDF");
+    env.snapshot(&[&src]);
+    let warned = |c: &mut std::process::Command| -> String {
+        let o = c.args(["--json", "status"]).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "a risk, not staleness: {}",
+            out(&o)
+        );
+        let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        st["warnings"].to_string()
+    };
+    assert!(warned(&mut env.cmd()).contains("no offsite copy"));
+    assert!(env.ok(&["status"]).contains("warning: no offsite copy"));
+    let report = env.ok(&["report"]);
+    assert!(report.contains("Risks: no offsite copy"), "{report}");
+
+    env.usb_destination();
+    assert!(warned(&mut env.cmd()).contains("local disks only"));
+    let mut cloud = env.cmd();
+    cloud
+        .env("AWS_ENDPOINT_URL", common::s3::endpoint())
+        .env("S3_BACKUP_BUCKET", "clinic-offsite");
+    assert_eq!(warned(&mut cloud), "[]");
+}

@@ -169,6 +169,9 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
         ),
         None => outln!("  last restore test: never"),
     }
+    for w in &s.warnings {
+        outln!("  warning: {w}");
+    }
     if s.fresh {
         outln!("FRESH");
     } else {

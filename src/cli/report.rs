@@ -132,6 +132,14 @@ pub fn compose(r: &Report) -> Vec<Block> {
         ),
         format!("Audit chain: {chain}"),
         format!(
+            "Risks: {}",
+            if s.warnings.is_empty() {
+                "none".to_string()
+            } else {
+                s.warnings.join("; ")
+            }
+        ),
+        format!(
             "{} snapshots, {} stored, dedup {:.1}x",
             s.snapshots,
             size(s.stored_bytes),

@@ -109,6 +109,8 @@ pub struct Status {
     pub blobs_in_epoch: u64,
     /// What makes it stale or needs a look, one line each.
     pub problems: Vec<String>,
+    /// Risks that do not make it stale (no offsite copy), one line each.
+    pub warnings: Vec<String>,
     pub max_age_hours: f64,
     pub max_restore_test_age_days: f64,
 }
@@ -257,8 +259,10 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
             "about {blobs_in_epoch} objects are sealed under the current key, near AES-GCM's safe limit: run `hcbackup key rotate`"
         ));
     }
+    let warnings = offsite_warning(&opts.destinations).into_iter().collect();
     Ok(Status {
         fresh: problems.is_empty(),
+        warnings,
         key_epoch: repo.key().epoch(),
         blobs_in_epoch,
         now: crate::util::rfc3339(now),
@@ -414,4 +418,21 @@ fn restore_test(
         rto_secs,
         within_rto: t.restore_secs <= rto_secs,
     }))
+}
+
+/// 3-2-1 asks for a copy away from the clinic: none of the destinations is a
+/// cloud bucket or folder (a USB disk sits in the same fire, flood or theft).
+fn offsite_warning(destinations: &[(String, String)]) -> Option<String> {
+    let offsite = |loc: &str| loc.starts_with("s3://") || loc.starts_with("drive://");
+    if destinations.iter().any(|(_, loc)| offsite(loc)) {
+        return None;
+    }
+    Some(format!(
+        "no offsite copy: the backups are {} in this building (3-2-1 asks for one copy offsite); set S3_BACKUP_BUCKET or GOOGLE_DRIVE_BACKUP_FOLDER, or add a [[destination]] to hcbackup.toml",
+        if destinations.is_empty() {
+            "only on this server"
+        } else {
+            "on this server and local disks only"
+        }
+    ))
 }
