@@ -109,6 +109,11 @@ pub fn resolve_prefix<'a>(
     names: impl IntoIterator<Item = &'a str>,
 ) -> Result<&'a str, String> {
     let prefix = prefix.to_ascii_lowercase();
+    if prefix.is_empty() {
+        return Err(
+            "no snapshot given: name one by its id (a unique prefix, as `hcbackup snapshots` lists them) or `latest`".into(),
+        );
+    }
     let mut found = None;
     for n in names {
         if n.starts_with(&prefix) {

@@ -75,14 +75,52 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--host`, `--tag`, `--path`: which snapshots a command looks at.
+#[derive(clap::Args, Debug, Default)]
+pub struct Select {
+    /// Only snapshots made on this host (repeatable: any of them).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable: any of them).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots of this source path (repeatable: any of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+impl Select {
+    pub fn filter(&self) -> crate::model::snapshot::Filter {
+        crate::model::snapshot::Filter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self
+                .paths
+                .iter()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+                .map(|p| p.display().to_string())
+                .collect(),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub select: Select,
+    /// Only the N newest (of those selected).
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the repository; prints its id.
     Init,
     /// Back up PATHs (default: UPLOADS_DIR).
     Snapshot(snapshot::SnapshotArgs),
-    /// List snapshots.
-    Snapshots,
+    /// List snapshots (oldest first).
+    Snapshots(SnapshotsArgs),
     /// List a snapshot's entries (below PATH).
     Ls {
         snapshot: String,
@@ -322,9 +360,18 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Snapshot(a) => snapshot::run(ctx, a),
-        Command::Snapshots => {
+        Command::Snapshots(a) => {
             let repo = ctx.open()?;
-            render::snapshots(ctx, &repo.snapshots()?);
+            let filter = a.select.filter();
+            let mut list: Vec<_> = repo
+                .snapshots()?
+                .into_iter()
+                .filter(|s| filter.matches(&s.snapshot))
+                .collect();
+            if let Some(n) = a.latest {
+                list.drain(..list.len().saturating_sub(n));
+            }
+            render::snapshots(ctx, &list);
             Ok(exit::OK)
         }
         Command::Ls { snapshot, path } => {

@@ -14,6 +14,12 @@ use crate::retention::{Policy, Span, LOCAL};
 
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
+    /// Remove exactly these snapshots (ids, unique prefixes, `latest`) instead of
+    /// applying a policy; a legal hold still keeps one.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub select: super::Select,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_last: u32,
@@ -143,6 +149,12 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     let names = copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
     let cli_policy = a.policy();
+    if !a.snapshots.is_empty() && !cli_policy.is_empty() {
+        return Err(Error::Usage(
+            "name the snapshots to remove or give a policy (--keep-*), not both".into(),
+        ));
+    }
+    let filter = a.select.filter();
     let primary_holds = primary.holds()?;
     Ok(for_each_copy(ctx, "forget", names, |name| {
         let (policy, source) = if cli_policy.is_empty() {
@@ -159,6 +171,8 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         };
         let opts = forget::ForgetOptions {
             policy: &policy,
+            named: &a.snapshots,
+            filter: &filter,
             now,
             dry_run: a.dry_run,
             extra_holds: if copy.is_some() { &primary_holds } else { &[] },
@@ -186,7 +200,11 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
                     copy: name.to_string(),
                     operation: "forget".into(),
                     object: format!("snapshots/{}", s.id),
-                    reason: format!("not kept by {} ({source})", report.policy),
+                    reason: if a.snapshots.is_empty() {
+                        format!("not kept by {} ({source})", report.policy)
+                    } else {
+                        "named on the command line".to_string()
+                    },
                 })
                 .collect();
             primary.catalog().record_removals(&rows)?;

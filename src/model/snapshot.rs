@@ -126,6 +126,45 @@ pub struct TableCount {
     pub rows: u64,
 }
 
+/// Which snapshots a command looks at (`--host`, `--tag`, `--path`, as restic):
+/// each given list must match (any of its values); empty lists match all.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub hosts: Vec<String>,
+    pub tags: Vec<String>,
+    /// Source paths as the snapshot records them (absolute).
+    pub paths: Vec<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        fn any(want: &[String], have: &[String]) -> bool {
+            want.is_empty() || have.iter().any(|h| want.contains(h))
+        }
+        any(&self.hosts, std::slice::from_ref(&s.host))
+            && any(&self.tags, &s.tags)
+            && any(&self.paths, &s.paths)
+    }
+
+    /// For messages: `--host a --tag b`.
+    pub fn describe(&self) -> String {
+        let flags = [
+            ("--host", &self.hosts),
+            ("--tag", &self.tags),
+            ("--path", &self.paths),
+        ];
+        flags
+            .iter()
+            .flat_map(|(f, vs)| vs.iter().map(move |v| format!("{f} {v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// The tag of a snapshot `restore --db` takes of a database just before it
 /// replaces it: not a nightly backup, so never `latest` and kept apart by `forget`.
 pub const SAFETY_DUMP_TAG: &str = "safety-dump";

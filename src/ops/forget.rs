@@ -14,13 +14,18 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::model::snapshot::SnapshotEntry;
+use crate::model::snapshot::{Filter, SnapshotEntry};
 use crate::repo::{Hold, Repository};
 use crate::retention::{self, Candidate, Policy};
 use crate::storage::StorageError;
 
 pub struct ForgetOptions<'a> {
     pub policy: &'a Policy,
+    /// Snapshots named on the command line (ids, prefixes, `latest`): exactly
+    /// these go, instead of what the policy does not keep.
+    pub named: &'a [String],
+    /// Only snapshots that match are judged (or named); the others stay.
+    pub filter: &'a Filter,
     pub now: OffsetDateTime,
     pub dry_run: bool,
     /// Holds placed elsewhere (the primary's, when forgetting at a destination).
@@ -86,16 +91,21 @@ pub fn run(
     source: &str,
     opts: &ForgetOptions<'_>,
 ) -> Result<ForgetReport> {
-    if opts.policy.is_empty() {
+    if opts.policy.is_empty() && opts.named.is_empty() {
         return Err(Error::Usage(
-            "no retention policy given: pass --keep-daily N (or --keep-last/-hourly/-weekly/-monthly/-yearly, --keep-within, --keep-tag), or set [retention.NAME] in hcbackup.toml".into(),
+            "no retention policy given: pass --keep-daily N (or --keep-last/-hourly/-weekly/-monthly/-yearly, --keep-within, --keep-tag), set [retention.NAME] in hcbackup.toml, or name the snapshots to remove".into(),
         ));
     }
     // Exclusive: a verify or prune running now must not see snapshots vanish.
     let _lock = (!opts.dry_run)
         .then(|| repo.lock(true, "forget"))
         .transpose()?;
-    let snaps = repo.snapshots()?;
+    let named = named_ids(repo, opts)?;
+    let snaps: Vec<SnapshotEntry> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|s| opts.filter.matches(&s.snapshot))
+        .collect();
     let mut holds: HashMap<String, String> = HashMap::new();
     for h in repo
         .holds()?
@@ -122,7 +132,10 @@ pub fn run(
     let mut report = ForgetReport {
         copy: copy.to_string(),
         location: repo.backend().location(),
-        policy: opts.policy.describe(),
+        policy: match &named {
+            Some(ids) => format!("remove the {} snapshots named", ids.len()),
+            None => opts.policy.describe(),
+        },
         policy_source: source.to_string(),
         dry_run: opts.dry_run,
         kept: 0,
@@ -131,6 +144,41 @@ pub fn run(
         retained: Vec::new(),
     };
     let mut doomed = Vec::new();
+    // Named manifests that do not read back: no group, no policy, no hold to read.
+    let readable: HashSet<ObjectId> = snaps.iter().map(|s| s.id).collect();
+    let unreadable: Vec<PlanEntry> = named
+        .iter()
+        .flatten()
+        .filter(|id| !readable.contains(id))
+        .map(|id| {
+            let held = holds.get(&id.to_hex());
+            if held.is_none() {
+                doomed.push(*id);
+                report.removed += 1;
+            } else {
+                report.kept += 1;
+            }
+            PlanEntry {
+                id: id.to_hex(),
+                short_id: id.short(),
+                time: String::new(),
+                keep: held.is_some(),
+                reasons: vec![match held {
+                    Some(why) => format!("legal hold: {why}"),
+                    None => "named; its manifest does not read back".into(),
+                }],
+            }
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        report.groups.push(Group {
+            host: "(unreadable)".into(),
+            paths: Vec::new(),
+            databases: Vec::new(),
+            safety_dumps: false,
+            snapshots: unreadable,
+        });
+    }
     for ((host, paths, databases, safety_dumps), members) in groups {
         let cands: Vec<Candidate> = members
             .iter()
@@ -140,7 +188,14 @@ pub fn run(
                 hold: holds.get(&e.id.to_hex()).cloned(),
             })
             .collect();
-        let verdicts = retention::apply(opts.policy, &cands, opts.now);
+        let verdicts = match &named {
+            Some(ids) => members
+                .iter()
+                .zip(&cands)
+                .map(|(e, c)| named_verdict(ids.contains(&e.id), c))
+                .collect(),
+            None => retention::apply(opts.policy, &cands, opts.now),
+        };
         let mut entries = Vec::new();
         for (e, mut v) in members.iter().zip(verdicts) {
             if opts.in_primary.contains(&e.id) {
@@ -224,4 +279,63 @@ fn announce(repo: &Repository, copy: &str, doomed: &[ObjectId]) -> Result<()> {
                 "forget could not record which snapshots it removes in the audit log ({e}): nothing was removed; run it again"
             ))
         })
+}
+
+/// The snapshots named on the command line, resolved in this copy; `None` when
+/// the policy decides. A name that matches nothing, or matches a snapshot the
+/// filter leaves out, is an error: nothing is removed.
+fn named_ids(repo: &Repository, opts: &ForgetOptions<'_>) -> Result<Option<Vec<ObjectId>>> {
+    if opts.named.is_empty() {
+        return Ok(None);
+    }
+    let mut ids = Vec::new();
+    for spec in opts.named {
+        let e = match repo.find_snapshot(spec) {
+            Ok(e) => e,
+            Err(e) => match damaged(repo, spec, opts.filter)? {
+                Some(id) => {
+                    ids.push(id);
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
+        if !opts.filter.matches(&e.snapshot) {
+            return Err(Error::Usage(format!(
+                "snapshot {} does not match {}: nothing was removed",
+                e.id.short(),
+                opts.filter.describe()
+            )));
+        }
+        ids.push(e.id);
+    }
+    Ok(Some(ids))
+}
+
+/// A named manifest that does not read back (no `repair` source for it): it may
+/// be removed by name, with no filter (nothing of it can be matched).
+fn damaged(repo: &Repository, spec: &str, filter: &Filter) -> Result<Option<ObjectId>> {
+    let prefix = spec.to_ascii_lowercase();
+    let bad: Vec<ObjectId> = repo
+        .unreadable_snapshots()?
+        .into_iter()
+        .filter(|id| !prefix.is_empty() && id.to_hex().starts_with(&prefix))
+        .collect();
+    Ok(match bad[..] {
+        [id] if filter.is_empty() => Some(id),
+        _ => None,
+    })
+}
+
+/// A named snapshot goes unless a legal hold keeps it; the others stay.
+fn named_verdict(named: bool, c: &Candidate) -> retention::Verdict {
+    let reasons = match (&c.hold, named) {
+        (Some(why), _) => vec![format!("legal hold: {why}")],
+        (None, false) => vec!["not named".to_string()],
+        (None, true) => Vec::new(),
+    };
+    retention::Verdict {
+        keep: !reasons.is_empty(),
+        reasons,
+    }
 }

@@ -455,6 +455,16 @@ impl Repository {
         Ok((out, bad))
     }
 
+    /// The manifests in the repository that do not read back (damaged,
+    /// truncated, planted): what `forget ID` may remove by name.
+    pub fn unreadable_snapshots(&self) -> Result<Vec<ObjectId>> {
+        let (_, bad, _) = self.snapshots_listed()?;
+        Ok(bad
+            .iter()
+            .filter_map(|(path, _)| ObjectId::from_hex(path.strip_prefix("snapshots/")?))
+            .collect())
+    }
+
     /// Every snapshot that reads back, oldest first; the manifests that do not;
     /// and those this machine saw that are gone: (id, time), oldest first.
     fn snapshots_listed(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>, Vec<Seen>)> {
@@ -554,6 +564,22 @@ impl Repository {
         let (all, mut bad, hidden) = self.snapshots_listed()?;
         let newest_hidden = hidden.last().cloned();
         bad.extend(hidden.iter().map(|(id, time)| hidden_error(id, time)));
+        // Asked for by a prefix of one that does not read back: say why, not
+        // "no snapshot matches".
+        let prefix = spec.to_ascii_lowercase();
+        let readable = all.iter().any(|e| e.id.to_hex().starts_with(&prefix));
+        if spec != "latest" && !spec.is_empty() && !readable {
+            if let Some(i) = bad.iter().position(|(path, _)| {
+                path.strip_prefix("snapshots/")
+                    .is_some_and(|n| n.starts_with(&prefix))
+            }) {
+                let (path, e) = bad.swap_remove(i);
+                warn_left_out(bad);
+                return Err(Error::Failed(format!(
+                    "{path} does not read back ({e}): `hcbackup repair` brings it back from a copy; `hcbackup snapshots` lists the others"
+                )));
+            }
+        }
         warn_left_out(bad);
         if spec == "latest" {
             // Not an older snapshot in place of a newer one someone hid.
