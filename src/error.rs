@@ -25,7 +25,7 @@ pub enum Error {
     #[error("no repository at {0}: run `hcbackup init` first, or pass --repo / set BACKUP_DIR")]
     NoRepository(String),
     #[error(
-        "wrong password for repository {0}: no key file opens with it (see `hcbackup key list`)"
+        "wrong password for repository {0}: no key file opens with it; check HCBACKUP_PASSWORD, the password file or command (a trailing space counts), or use another password of this repository (`key add` made them)"
     )]
     WrongPassword(String),
     #[error("repository is locked by {0}: wait for that run to finish, or remove the lock if it is dead")]

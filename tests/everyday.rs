@@ -222,3 +222,77 @@ fn status_and_report_warn_when_no_copy_is_offsite() {
         .env("S3_BACKUP_BUCKET", "clinic-offsite");
     assert_eq!(warned(&mut cloud), "[]");
 }
+
+/// Mistakes get one line that names the path and what to do.
+#[test]
+fn messages_name_the_path_and_what_to_do() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), b"%PDF");
+    // -q: nothing on success.
+    let o = env.run(&["-q", "snapshot", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", out(&o));
+
+    // A repository path that is a file.
+    let file = env.path("notes.txt");
+    write(&file, b"not a repository");
+    let o = env
+        .cmd_repo(file.as_os_str())
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains(&format!(
+            "{} is a file, not a repository folder",
+            file.display()
+        )),
+        "{}",
+        out(&o)
+    );
+
+    // A wrong password says what to check, not a command that needs the password.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PASSWORD", "wrong")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12), "{}", out(&o));
+    assert!(
+        out(&o).contains("HCBACKUP_PASSWORD") && !out(&o).contains("key list"),
+        "{}",
+        out(&o)
+    );
+
+    // init refuses a folder that holds other things; a fresh disk's lost+found is fine.
+    let docs = env.path("documents");
+    write(&docs.join("contrato.pdf"), b"%PDF");
+    let o = env.cmd_repo(docs.as_os_str()).arg("init").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains("is not empty") && out(&o).contains("contrato.pdf"),
+        "{}",
+        out(&o)
+    );
+    assert!(!docs.join("config").exists());
+    let usb = env.path("usb");
+    std::fs::create_dir_all(usb.join("lost+found")).unwrap();
+    let o = env.cmd_repo(usb.as_os_str()).arg("init").output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    // A short password is warned about.
+    let short = env.path("short");
+    let o = env
+        .cmd_repo(short.as_os_str())
+        .env("HCBACKUP_PASSWORD", "clinic1")
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("7 characters") && out(&o).contains("12 or more"),
+        "{}",
+        out(&o)
+    );
+}

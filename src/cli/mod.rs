@@ -308,7 +308,15 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     Ok(match loc {
         // Absolute: the location names the catalog's owner (`Repository::open`),
         // whichever folder the command was started from.
-        RepoLocation::Local(p) => Arc::new(LocalBackend::new(std::path::absolute(&p).unwrap_or(p))),
+        RepoLocation::Local(p) => {
+            if p.symlink_metadata().is_ok_and(|m| m.is_file()) {
+                return Err(crate::Error::Usage(format!(
+                    "{} is a file, not a repository folder: give the repository's folder with --repo (or BACKUP_DIR, whose repository/ it is)",
+                    p.display()
+                )));
+            }
+            Arc::new(LocalBackend::new(std::path::absolute(&p).unwrap_or(p)))
+        }
         #[cfg(feature = "cloud")]
         RepoLocation::S3(cfg) => {
             let s3 = crate::storage::S3Backend::new(cfg)?;
@@ -320,6 +328,32 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
             remote(Arc::new(drive))
         }
     })
+}
+
+/// Shorter passwords get a warning from `init`.
+const MIN_PASSWORD_CHARS: usize = 12;
+
+/// `init` into a folder that holds other things (someone's documents, the wrong
+/// mount point) would scatter the repository among them: refused. An empty
+/// folder, or a fresh file system's `lost+found` alone, is fine.
+fn refuse_foreign_folder(p: &std::path::Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return Ok(());
+    };
+    let others: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lost+found" && n != "config")
+        .collect();
+    if others.is_empty() || p.join("config").exists() {
+        return Ok(());
+    }
+    Err(crate::Error::Usage(format!(
+        "{} is not empty ({} entries, such as {}) and is not a repository: give a new or empty folder for the repository",
+        p.display(),
+        others.len(),
+        crate::model::tree::escape(others[0].as_bytes())
+    )))
 }
 
 /// Run a parsed command line; returns the exit code.
@@ -348,10 +382,19 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
     match command {
         Command::Init => {
+            if let RepoLocation::Local(p) = ctx.settings.repo_location()? {
+                refuse_foreign_folder(&p)?;
+            }
             let backend = ctx.backend()?;
             let pw = ctx
                 .settings
                 .read_password("new repository password", true)?;
+            if pw.chars().count() < MIN_PASSWORD_CHARS && !ctx.quiet {
+                eprintln!(
+                    "hcbackup: warning: the password has {} characters: anyone who gets a copy of the repository can try passwords offline, so choose {MIN_PASSWORD_CHARS} or more (a phrase of several words); `hcbackup key passwd` changes it",
+                    pw.chars().count()
+                );
+            }
             let repo = Repository::init(backend, pw.as_bytes(), &ctx.settings.cache_dir)?;
             ctx.register(&repo);
             let record = crate::audit::key_file_record(repo.key_file(), repo.key_file_bytes());

@@ -135,12 +135,7 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
         size(s.summary.bytes_added),
         s.summary.duration_secs
     );
-    // The summary line is printed even with -q: it is what a cron log needs.
-    if ctx.json {
-        print_json(&snapshot_json(e));
-    } else {
-        outln!("{human}");
-    }
+    line(ctx, &human, snapshot_json(e));
 }
 
 pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {
