@@ -117,6 +117,16 @@ fn a_damaged_manifest_is_named_when_asked_for_and_removable_by_name() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("no snapshot given"), "{}", out(&o));
 
+    // A prefix that names a good snapshot and a planted, unreadable manifest
+    // removes neither.
+    let planted = format!("{}{}", &s2[..8], "0".repeat(56));
+    std::fs::write(env.repo.join("snapshots").join(&planted), b"junk").unwrap();
+    let o = env.run(&["forget", &s2[..8]]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("give more of the id"), "{}", out(&o));
+    assert!(env.snapshot_ids().contains(&s2));
+    env.json(&["forget", &planted]);
+
     // With no copy to repair it from, it can be removed by name.
     let f = env.json(&["forget", &s1[..8]]);
     assert_eq!(f[0]["removed"], 1, "{f}");

@@ -300,6 +300,23 @@ fn named_ids(repo: &Repository, opts: &ForgetOptions<'_>) -> Result<Option<Vec<O
                 None => return Err(e),
             },
         };
+        // A prefix that also names a manifest that does not read back is
+        // ambiguous: the one meant may be that one, and a good snapshot must
+        // not go in its place.
+        let prefix = spec.to_ascii_lowercase();
+        if spec != "latest" && e.id.to_hex() != prefix {
+            if let Some(bad) = repo
+                .unreadable_snapshots()?
+                .into_iter()
+                .find(|id| id.to_hex().starts_with(&prefix))
+            {
+                return Err(Error::Usage(format!(
+                    "{spec} names both snapshot {} and the unreadable manifest {}: give more of the id; nothing was removed",
+                    e.id.short(),
+                    bad.short()
+                )));
+            }
+        }
         if !opts.filter.matches(&e.snapshot) {
             return Err(Error::Usage(format!(
                 "snapshot {} does not match {}: nothing was removed",
