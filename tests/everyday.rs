@@ -296,3 +296,72 @@ fn messages_name_the_path_and_what_to_do() {
         out(&o)
     );
 }
+
+/// A copy on write-protected media (a USB disk mounted read-only) restores,
+/// lists and verifies: no lock is taken where none can be written and nothing
+/// can be deleted. `--no-lock` does the same anywhere, for reading commands only.
+#[test]
+fn a_read_only_copy_restores_without_a_lock() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exame.pdf"), &noise(5, 400_000));
+    env.snapshot(&[&src]);
+    let copy = env.path("usb-copy");
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&env.repo)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let ro = env.path("usb");
+    let _mounted = mount_read_only(&copy, &ro);
+
+    let target = env.path("restored");
+    let run = |args: &[&str]| env.cmd_repo(ro.as_os_str()).args(args).output().unwrap();
+    let o = run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("read-only file system"), "{}", out(&o));
+    assert_same_tree(&src, &target.join("uploads"));
+    for args in [
+        &["ls", "latest"][..],
+        &["verify", "--read-data"],
+        &["snapshots"],
+    ] {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+    }
+    // Writing there still fails, and says why.
+    let o = run(&["snapshot", src.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("Read-only file system"), "{}", out(&o));
+
+    // --no-lock: no lock file is written; a command that writes refuses it.
+    let o = env.run(&["--no-lock", "ls", "latest"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let o = env.run(&["--no-lock", "snapshot", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("needs its lock"), "{}", out(&o));
+}
+
+/// `--include` that matches nothing: exit 2, an example with the snapshot's
+/// own source name, and no empty target folder left behind.
+#[test]
+fn an_include_that_matches_nothing_says_so_and_leaves_no_folder() {
+    let env = Env::new();
+    let src = env.path("scans");
+    write(&src.join("exams/a.dcm"), b"DICM");
+    env.snapshot(&[&src]);
+    let target = env.path("restored");
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--include",
+        "exams/**",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("such as scans/**"), "{}", out(&o));
+    assert!(!target.exists(), "the target it made is gone");
+}

@@ -68,6 +68,10 @@ pub struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Read without taking a lock (restore, export, ls, snapshots, verify, status,
+    /// report): for a copy this machine cannot write. Automatic on a read-only file system.
+    #[arg(long, global = true)]
+    pub no_lock: bool,
     /// More detail (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -190,6 +194,8 @@ pub struct Ctx {
     pub settings: Settings,
     pub json: bool,
     pub quiet: bool,
+    /// `--no-lock` (refused for commands that write).
+    pub no_lock: bool,
     /// The log of the repository this command opened (set by `open`, `init`).
     audit: RefCell<Option<AuditLog>>,
     /// This command's audit event (and alert) as it fills in.
@@ -202,6 +208,7 @@ impl Ctx {
             settings,
             json,
             quiet,
+            no_lock: false,
             audit: RefCell::new(None),
             draft: RefCell::new(Draft::default()),
         }
@@ -264,6 +271,7 @@ impl Ctx {
         let mut pw = || self.settings.read_password("repository password", false);
         let mut repo = Repository::open_copy(backend, &mut pw, &self.settings.cache_dir)?;
         repo.set_lock_wait(self.settings.lock_wait);
+        repo.set_no_lock(self.no_lock);
         Ok(repo)
     }
 
@@ -274,6 +282,7 @@ impl Ctx {
             self.register(r)
         })?;
         repo.set_lock_wait(self.settings.lock_wait);
+        repo.set_no_lock(self.no_lock);
         Ok(repo)
     }
 }
@@ -330,6 +339,21 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     })
 }
 
+/// Commands that write nothing to the repository (beyond its audit log), which
+/// `--no-lock` may run.
+fn reads_only(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Restore(_)
+            | Command::Export(_)
+            | Command::Ls { .. }
+            | Command::Snapshots(_)
+            | Command::Verify(_)
+            | Command::Status(_)
+            | Command::Report(_)
+    )
+}
+
 /// Shorter passwords get a warning from `init`.
 const MIN_PASSWORD_CHARS: usize = 12;
 
@@ -366,7 +390,15 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     let operation = audit::operation_of(&cli.command);
     let settings = Settings::load(&flags).inspect_err(|e| notify::settings_failed(operation, e))?;
-    let ctx = Ctx::new(settings, cli.json, cli.quiet);
+    let mut ctx = Ctx::new(settings, cli.json, cli.quiet);
+    if cli.no_lock {
+        if !reads_only(&cli.command) {
+            return Err(crate::Error::Usage(
+                "--no-lock is for commands that only read (restore, export, ls, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
+            ));
+        }
+        ctx.no_lock = true;
+    }
     if let Some(op) = operation {
         ctx.note(|d| d.operation = op.to_string());
     }

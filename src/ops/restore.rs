@@ -142,6 +142,7 @@ pub fn run(
             snap.id.short()
         )));
     }
+    let target_was_there = opts.target.symlink_metadata().is_ok();
     let target = safe_fs::open_target(&opts.target)?;
     let start = restore_marker::decide(
         &target,
@@ -196,8 +197,17 @@ pub fn run(
         restore_marker::remove(target_fd, &opts.target)?;
     }
     if !any && !opts.includes.is_empty() && !failed {
+        if !target_was_there {
+            // Made for this restore and left empty: not left behind.
+            let _ = std::fs::remove_dir(&opts.target);
+        }
+        let source = root
+            .nodes
+            .first()
+            .map(|n| crate::model::tree::escape(&n.name))
+            .unwrap_or_else(|| "uploads".into());
         return Err(Error::Usage(format!(
-            "nothing in snapshot {} matches --include {}: paths start with the source's name, such as uploads/exams/** (see `hcbackup ls {}`)",
+            "nothing in snapshot {} matches --include {}: paths start with the source's name, such as {source}/** (see `hcbackup ls {}`)",
             snap.id.short(),
             opts.includes.join(" --include "),
             snap.id.short()

@@ -216,6 +216,7 @@ impl Repository {
             key_file,
             catalog,
             lock_wait: std::time::Duration::ZERO,
+            no_lock: false,
             lock_lost: Arc::default(),
         })
     }

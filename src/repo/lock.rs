@@ -120,8 +120,24 @@ pub struct LockGuard {
     state: Arc<LockState>,
 }
 
+impl LockGuard {
+    /// No lock at all (`--no-lock`, a read-only file system): nothing to remove.
+    fn none(backend: Arc<dyn Backend>, state: Arc<LockState>) -> LockGuard {
+        LockGuard {
+            backend,
+            path: String::new(),
+            stop: Arc::default(),
+            refresher: None,
+            state,
+        }
+    }
+}
+
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        if self.path.is_empty() {
+            return;
+        }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.refresher.take() {
             h.thread().unpark();
@@ -141,7 +157,24 @@ impl Repository {
     /// while this run waited, another (a prune from another machine) may have
     /// deleted packs the catalog still placed blobs in. Deduplicating against
     /// those would make a snapshot "saved" that does not restore.
+    ///
+    /// A shared lock is not taken with `--no-lock`, nor on a read-only file
+    /// system (a write-protected USB disk): nothing can delete from it, and a
+    /// lock could not be written there anyway.
     pub fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
+        if !exclusive && (self.no_lock || self.backend.read_only()) {
+            if !self.no_lock {
+                tracing::warn!(
+                    "{} is on a read-only file system: {operation} reads it without a lock",
+                    self.backend.location()
+                );
+            }
+            self.sync_catalog()?;
+            return Ok(LockGuard::none(
+                self.backend.clone(),
+                self.lock_lost.clone(),
+            ));
+        }
         let guard = self.lock_at(self.backend.clone(), exclusive, operation)?;
         self.sync_catalog()?;
         Ok(guard)

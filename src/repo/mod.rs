@@ -123,6 +123,8 @@ pub struct Repository {
     lock_wait: std::time::Duration,
     /// Raised when a lock this process holds here is lost (`check_lock`).
     lock_lost: Arc<lock::LockState>,
+    /// `--no-lock` (read-only commands only): shared locks are not taken.
+    no_lock: bool,
 }
 
 /// An object that does not read back: its path and why.
@@ -238,6 +240,7 @@ impl Repository {
             key_file,
             catalog,
             lock_wait: std::time::Duration::ZERO,
+            no_lock: false,
             lock_lost: Arc::default(),
         };
         unlocked(&repo);
@@ -246,6 +249,12 @@ impl Repository {
     }
 
     /// Wait up to `d` for conflicting locks instead of failing at once.
+    /// `--no-lock`: read without taking shared locks (restic's flag), for
+    /// commands that write nothing to the repository.
+    pub fn set_no_lock(&mut self, on: bool) {
+        self.no_lock = on;
+    }
+
     pub fn set_lock_wait(&mut self, d: std::time::Duration) {
         self.lock_wait = d;
     }

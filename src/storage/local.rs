@@ -308,6 +308,11 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    fn read_only(&self) -> bool {
+        rustix::fs::statvfs(&self.root)
+            .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    }
+
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         let (dir, name) = self.folder(path, true)?;
         let tmp = tmp_name();

@@ -83,6 +83,11 @@ pub type StorageResult<T> = Result<T, StorageError>;
 pub trait Backend: Send + Sync {
     /// Where this is, for messages.
     fn location(&self) -> String;
+    /// Whether nothing can be written here (a USB disk mounted read-only): then
+    /// no one can delete from it either, and reading needs no lock.
+    fn read_only(&self) -> bool {
+        false
+    }
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()>;
     fn get(&self, path: &str) -> StorageResult<Vec<u8>>;
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>>;

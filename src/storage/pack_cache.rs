@@ -85,6 +85,9 @@ impl Backend for PackCache {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn read_only(&self) -> bool {
+        self.inner.read_only()
+    }
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         self.inner.put(path, data)
     }

@@ -84,6 +84,9 @@ impl Backend for Retrying {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn read_only(&self) -> bool {
+        self.inner.read_only()
+    }
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         self.run(path, || self.inner.put(path, data))
     }

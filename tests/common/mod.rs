@@ -405,6 +405,30 @@ pub fn mount_ramfs(dir: &Path) -> Unmount {
     mount_fs(dir, "ramfs", "mode=0755")
 }
 
+/// Create `dir` and bind-mount `src` on it read-only: a write-protected USB disk.
+pub fn mount_read_only(src: &Path, dir: &Path) -> Unmount {
+    fs::create_dir_all(dir).unwrap();
+    let bind = Command::new("mount")
+        .arg("--bind")
+        .arg(src)
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(
+        bind.success(),
+        "cannot bind-mount {} (tests run as root in CI)",
+        src.display()
+    );
+    let guard = Unmount(dir.to_path_buf());
+    let ro = Command::new("mount")
+        .args(["-o", "remount,bind,ro"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(ro.success(), "cannot remount {} read-only", dir.display());
+    guard
+}
+
 fn mount_fs(dir: &Path, fstype: &str, options: &str) -> Unmount {
     // SAFETY: geteuid cannot fail.
     assert!(
