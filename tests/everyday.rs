@@ -365,3 +365,27 @@ fn an_include_that_matches_nothing_says_so_and_leaves_no_folder() {
     assert!(out(&o).contains("such as scans/**"), "{}", out(&o));
     assert!(!target.exists(), "the target it made is gone");
 }
+
+/// A sparse file (a preallocated video, a VM image) comes back sparse, with
+/// the same bytes, instead of taking its full size on the restore disk.
+#[test]
+fn a_sparse_file_restores_sparse() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let env = Env::new();
+    let src = env.path("uploads");
+    std::fs::create_dir_all(&src).unwrap();
+    let f = std::fs::File::create(src.join("teleconsulta.mp4")).unwrap();
+    f.set_len(256 << 20).unwrap();
+    f.write_all_at(&noise(7, 1 << 20), 100 << 20).unwrap();
+    drop(f);
+    env.snapshot(&[&src]);
+    let t = env.restore("latest", "r");
+    assert_same_tree(&src, &t.join("uploads"));
+    let m = std::fs::metadata(t.join("uploads/teleconsulta.mp4")).unwrap();
+    assert_eq!(m.len(), 256 << 20);
+    assert!(
+        m.blocks() * 512 < 16 << 20,
+        "{} bytes on disk",
+        m.blocks() * 512
+    );
+}
