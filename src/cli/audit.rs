@@ -31,6 +31,7 @@ pub fn operation_of(c: &Command) -> Option<&'static str> {
         Command::Snapshot(_) => "snapshot",
         Command::Restore(_) => "restore",
         Command::Export(_) => "export",
+        Command::Dump { .. } => "dump",
         Command::Mirror { .. } => "mirror",
         Command::Verify(_) => "verify",
         Command::Forget(_) => "forget",

@@ -125,6 +125,14 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// List snapshots (oldest first).
     Snapshots(SnapshotsArgs),
+    /// Write one file of a snapshot to standard output (a folder: as a tar), e.g.
+    /// `hcbackup dump latest uploads/exams/laudo.pdf > laudo.pdf`.
+    Dump {
+        /// Snapshot id (a unique prefix) or `latest`.
+        snapshot: String,
+        /// The file or folder, as `hcbackup ls` shows it (uploads/exams/laudo.pdf).
+        path: String,
+    },
     /// List a snapshot's entries (below PATH).
     Ls {
         snapshot: String,
@@ -345,6 +353,7 @@ fn reads_only(c: &Command) -> bool {
     matches!(
         c,
         Command::Restore(_)
+            | Command::Dump { .. }
             | Command::Export(_)
             | Command::Ls { .. }
             | Command::Snapshots(_)
@@ -455,6 +464,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             render::ls(ctx, &repo, &snap, path.as_deref())
         }
         Command::Restore(a) => restore::run(ctx, a),
+        Command::Dump { snapshot, path } => restore::dump(ctx, &snapshot, &path),
         Command::Export(a) => restore::export(ctx, a),
         Command::Mirror {
             destination,

@@ -313,3 +313,20 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     render_db::dump_written(ctx, d, &path, n, started.elapsed());
     Ok(exit::OK)
 }
+
+/// `dump SNAPSHOT PATH`: one file (or a folder as tar) to standard output.
+pub fn dump(ctx: &Ctx, spec: &str, path: &str) -> Result<i32> {
+    let repo = ctx.open()?;
+    let snap = repo.find_snapshot(spec)?;
+    ctx.note(|d| {
+        d.snapshot = Some(snap.id.to_hex());
+        d.detail = Some(format!("dump of {}", crate::model::tree::sanitize(path)));
+    });
+    let _lock = repo.lock(false, "dump")?;
+    let node = crate::ops::dump::find(&repo, &snap, path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let r = crate::ops::dump::write(&repo, &node, &mut out)?;
+    ctx.note(|d| d.bytes = r.bytes);
+    Ok(exit::OK)
+}

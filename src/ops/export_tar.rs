@@ -54,6 +54,22 @@ pub fn write(repo: &Repository, snap: &SnapshotEntry, out: impl Write) -> Result
     Ok(r)
 }
 
+/// Write one entry of a snapshot (`dump SNAPSHOT PATH` of a folder) as a plain
+/// tar to `out`: the folder under its own name, with everything below it.
+pub fn write_entry(repo: &Repository, n: &Node, name: &[u8], out: impl Write) -> Result<TarReport> {
+    let mut tar = tar::Builder::new(out);
+    let mut r = TarReport::default();
+    entry(repo, n, name, &mut tar, &mut r)?;
+    if let (NodeKind::Dir, Some(t)) = (n.kind, n.subtree) {
+        tree(repo, t, name, &mut tar, &mut r)?;
+    }
+    tar.into_inner()
+        .map_err(|e| Error::io("finishing the tar archive", e))?
+        .flush()
+        .map_err(|e| Error::io("writing the archive", e))?;
+    Ok(r)
+}
+
 fn tree<W: Write>(
     repo: &Repository,
     id: TreeId,
