@@ -133,6 +133,14 @@ pub enum Command {
         /// The file or folder, as `hcbackup ls` shows it (uploads/exams/laudo.pdf).
         path: String,
     },
+    /// What changed between two snapshots: added (+), removed (-), changed (M),
+    /// metadata only (U: mode, owner, mtime).
+    Diff {
+        /// The older snapshot (id, unique prefix).
+        from: String,
+        /// The newer snapshot (id, unique prefix, or `latest`).
+        to: String,
+    },
     /// List a snapshot's entries (below PATH).
     Ls {
         snapshot: String,
@@ -356,6 +364,7 @@ fn reads_only(c: &Command) -> bool {
             | Command::Dump { .. }
             | Command::Export(_)
             | Command::Ls { .. }
+            | Command::Diff { .. }
             | Command::Snapshots(_)
             | Command::Verify(_)
             | Command::Status(_)
@@ -465,6 +474,14 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         }
         Command::Restore(a) => restore::run(ctx, a),
         Command::Dump { snapshot, path } => restore::dump(ctx, &snapshot, &path),
+        Command::Diff { from, to } => {
+            let repo = ctx.open()?;
+            let (a, b) = (repo.find_snapshot(&from)?, repo.find_snapshot(&to)?);
+            let _lock = repo.lock(false, "diff")?;
+            let diffs = crate::ops::diff::run(&repo, a.snapshot.tree, b.snapshot.tree)?;
+            render::diff(ctx, &a, &b, &diffs);
+            Ok(exit::OK)
+        }
         Command::Export(a) => restore::export(ctx, a),
         Command::Mirror {
             destination,

@@ -390,3 +390,45 @@ pub fn repair(ctx: &Ctx, reports: &[crate::ops::repair::RepairReport]) {
         );
     }
 }
+
+pub fn diff(
+    ctx: &Ctx,
+    a: &SnapshotEntry,
+    b: &SnapshotEntry,
+    diffs: &[crate::ops::diff::Difference],
+) {
+    use crate::ops::diff::Change;
+    if ctx.json {
+        print_json(&json!({
+            "from": a.id.to_hex(),
+            "to": b.id.to_hex(),
+            "differences": diffs,
+        }));
+        return;
+    }
+    let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
+    for d in diffs {
+        let mark = match d.change {
+            Change::Added => "+",
+            Change::Removed => "-",
+            Change::Changed => "M",
+            Change::Metadata => "U",
+        };
+        outln!(
+            "{mark}    {}{}",
+            d.path,
+            if d.kind == "dir" { "/" } else { "" }
+        );
+    }
+    if !ctx.quiet {
+        outln!(
+            "{} → {}: {} added, {} removed, {} changed, {} metadata only",
+            a.id.short(),
+            b.id.short(),
+            count(Change::Added),
+            count(Change::Removed),
+            count(Change::Changed),
+            count(Change::Metadata)
+        );
+    }
+}

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod database;
 pub mod db_restore;
+pub mod diff;
 pub mod dump;
 pub mod export_tar;
 pub mod forget;
