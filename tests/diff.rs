@@ -57,3 +57,53 @@ fn diff_lists_what_changed_between_two_snapshots() {
     let same = env.json(&["diff", b, b]);
     assert_eq!(same["differences"].as_array().unwrap().len(), 0);
 }
+
+/// `find PATTERN`: which snapshots hold a file, by name or by whole path.
+#[test]
+fn find_names_the_snapshots_that_hold_a_file() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/2026/laudo-maria.pdf"), b"%PDF v1");
+    write(&src.join("records/ficha.txt"), b"x");
+    let first = env.snapshot(&[&src]);
+    write(&src.join("exams/2026/laudo-maria.pdf"), b"%PDF v2, longer");
+    let second = env.snapshot(&[&src]);
+    std::fs::remove_file(src.join("exams/2026/laudo-maria.pdf")).unwrap();
+    env.snapshot(&[&src]);
+
+    let found = env.json(&["find", "laudo-*.pdf"]);
+    let hits: Vec<(String, u64)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["path"], "uploads/exams/2026/laudo-maria.pdf", "{f}");
+            (
+                f["snapshot"].as_str().unwrap().to_string(),
+                f["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = vec![
+        (first["id"].as_str().unwrap().to_string(), 7),
+        (second["id"].as_str().unwrap().to_string(), 15),
+    ];
+    assert_eq!(hits, want);
+    // A whole-path pattern, and one that matches nothing.
+    assert_eq!(
+        env.json(&["find", "uploads/exams/**/*.pdf"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        env.json(&["find", "records/*.pdf"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let text = env.ok(&["find", "ficha.txt"]);
+    assert!(text.contains("3 matches in 3 snapshots"), "{text}");
+}

@@ -141,6 +141,13 @@ pub enum Command {
         /// The newer snapshot (id, unique prefix, or `latest`).
         to: String,
     },
+    /// Which snapshots hold an entry whose name matches PATTERN (a glob such as
+    /// '*.pdf'; with a `/`, on the whole path: 'uploads/exams/**/*.dcm').
+    Find {
+        pattern: String,
+        #[command(flatten)]
+        select: Select,
+    },
     /// List a snapshot's entries (below PATH).
     Ls {
         snapshot: String,
@@ -365,6 +372,7 @@ fn reads_only(c: &Command) -> bool {
             | Command::Export(_)
             | Command::Ls { .. }
             | Command::Diff { .. }
+            | Command::Find { .. }
             | Command::Snapshots(_)
             | Command::Verify(_)
             | Command::Status(_)
@@ -474,6 +482,19 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         }
         Command::Restore(a) => restore::run(ctx, a),
         Command::Dump { snapshot, path } => restore::dump(ctx, &snapshot, &path),
+        Command::Find { pattern, select } => {
+            let repo = ctx.open()?;
+            let filter = select.filter();
+            let snaps: Vec<_> = repo
+                .snapshots()?
+                .into_iter()
+                .filter(|s| filter.matches(&s.snapshot))
+                .collect();
+            let _lock = repo.lock(false, "find")?;
+            let found = crate::ops::find::Finder::new(&repo, &pattern)?.run(&snaps)?;
+            render::found(ctx, &found);
+            Ok(exit::OK)
+        }
         Command::Diff { from, to } => {
             let repo = ctx.open()?;
             let (a, b) = (repo.find_snapshot(&from)?, repo.find_snapshot(&to)?);

@@ -432,3 +432,28 @@ pub fn diff(
         );
     }
 }
+
+pub fn found(ctx: &Ctx, found: &[crate::ops::find::Found]) {
+    if ctx.json {
+        print_json(&serde_json::to_value(found).expect("json"));
+        return;
+    }
+    for f in found {
+        outln!(
+            "{:<10} {:<25} {:>10}  {}",
+            &f.snapshot[..8],
+            f.time,
+            if f.kind == "file" {
+                size(f.size)
+            } else {
+                f.kind.clone()
+            },
+            f.path
+        );
+    }
+    if !ctx.quiet {
+        let snaps: std::collections::HashSet<&str> =
+            found.iter().map(|f| f.snapshot.as_str()).collect();
+        outln!("{} matches in {} snapshots", found.len(), snaps.len());
+    }
+}

@@ -6,6 +6,7 @@ pub mod db_restore;
 pub mod diff;
 pub mod dump;
 pub mod export_tar;
+pub mod find;
 pub mod forget;
 pub mod history;
 pub mod import_legacy;
