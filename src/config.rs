@@ -325,6 +325,12 @@ pub fn parse_location(r: &str) -> Result<RepoLocation> {
             "{r}: a repository is a local folder, s3://BUCKET/PREFIX or drive://FOLDER_ID"
         )));
     }
+    // `--repo "$UNSET"` must not make the current folder the repository.
+    if r.trim().is_empty() {
+        return Err(Error::Usage(
+            "the repository location is empty (--repo \"\"? an unset variable?): give its folder, s3://BUCKET/PREFIX or drive://FOLDER_ID".into(),
+        ));
+    }
     Ok(RepoLocation::Local(PathBuf::from(r)))
 }
 

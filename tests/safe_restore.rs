@@ -129,7 +129,11 @@ fn replacing_a_database_needs_its_name_and_saves_a_safety_dump_first() {
     assert_eq!(env.snapshot_ids().len(), 3);
 
     // One a day: the nightly snapshot stays; safety dumps are judged apart.
-    let f = env.json(&["forget", "--keep-daily", "1", "--now", "2026-12-31"]);
+    // Judged 31 days on: the safety dumps' own 30 days are over.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(31))
+        .date()
+        .to_string();
+    let f = env.json(&["forget", "--keep-daily", "1", "--now", &later]);
     assert_eq!(f[0]["groups"].as_array().unwrap().len(), 2, "{f}");
     let ids = env.snapshot_ids();
     assert!(ids.contains(&nightly), "{f}");
@@ -211,4 +215,64 @@ fn restore_latest_db_takes_the_newest_snapshot_that_holds_a_dump() {
     let o = run(&["restore", "latest", "--db-file", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(std::fs::read(&file).unwrap().starts_with(b"PGDMP"));
+}
+
+/// Found by an attack on the release: a connection string as `--db` was checked
+/// and safety-dumped as one database and replaced as another; `--no-lock` let the
+/// safety dump be written beside a prune; a second restore the same day left
+/// the first safety dump to the nightly retention.
+#[test]
+fn attacks_on_the_safety_dump_fail() {
+    let server = Server::from_env();
+    let db = clinic(&server, "safeatk");
+    let env = Env::new();
+    let run = |args: &[&str]| env.pg_cmd(&server, &db.name).args(args).output().unwrap();
+    json(&run(&["--json", "snapshot"]));
+    db.psql("INSERT INTO patients VALUES (9001, 'hoje')");
+
+    for name in [
+        format!("postgresql://127.0.0.1/{}", db.name),
+        format!("dbname={}", db.name),
+        format!("{} ", db.name),
+    ] {
+        let o = run(&["restore", "latest", "--db", &name]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", out(&o));
+        assert!(out(&o).contains("not a plain database name"), "{}", out(&o));
+        assert!(!server.exists(&name));
+    }
+    assert_eq!(patients(&db), "8501");
+
+    // --no-lock reads without a lock, but the safety dump is a snapshot: it
+    // waits for the prune's exclusive lock like any other (here: exit 11, as
+    // HCBACKUP_LOCK_WAIT=0), and nothing is replaced.
+    let prune = env
+        .cmd()
+        .env("HCBACKUP_TEST_PAUSE", "prune-locked:5")
+        .arg("prune")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&env.repo);
+    let o = run(&["--no-lock", "restore", "latest", "--db", &db.name]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("nothing was replaced") && out(&o).contains("locked"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(patients(&db), "8501");
+    let mut prune = prune;
+    assert!(prune.wait().unwrap().success());
+
+    // Two restores in one day: both safety dumps outlive a keep-daily policy.
+    json(&run(&["--json", "restore", "latest", "--db", &db.name]));
+    db.psql("INSERT INTO patients VALUES (9002, 'tarde')");
+    json(&run(&["--json", "restore", "latest", "--db", &db.name]));
+    let f = env.json(&["forget", "--keep-daily", "1"]);
+    assert_eq!(f[0]["removed"], 0, "{f}");
+    assert_eq!(env.snapshot_ids().len(), 3);
+    // A snapshot cannot take the reserved tag.
+    let o = run(&["snapshot", "--tag", "safety-dump"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
 }

@@ -140,3 +140,39 @@ fn a_damaged_manifest_is_named_when_asked_for_and_removable_by_name() {
 fn fs_file(env: &Env, id: &str) -> std::path::PathBuf {
     env.repo.join("snapshots").join(id)
 }
+
+/// Found by an attack on the release: a manifest forgotten (and pruned) here
+/// and put back by someone with access to the storage became the newest
+/// snapshot a `--keep-last` forget kept in place of the good ones. A manifest
+/// this machine forgot is now ignored when it comes back, named, and removable.
+#[test]
+fn a_forgotten_manifest_put_back_is_ignored() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    let mut ids = Vec::new();
+    for day in 1..=3 {
+        write(&src.join("a.pdf"), &noise(day as u64, 200_000));
+        ids.push(snap(&env, &src, "x", day));
+    }
+    let newest = env.repo.join("snapshots").join(&ids[2]);
+    let saved = std::fs::read(&newest).unwrap();
+    env.json(&["forget", &ids[2], "--prune"]);
+    std::fs::write(&newest, &saved).unwrap();
+
+    let o = env.cmd().args(["--json", "snapshots"]).output().unwrap();
+    assert!(out(&o).contains("it is back"), "{}", out(&o));
+    assert_eq!(env.snapshot_ids(), ids[..2].to_vec());
+    env.json(&["forget", "--tag", "x", "--keep-last", "1"]);
+    assert_eq!(
+        env.snapshot_ids(),
+        ids[1..2].to_vec(),
+        "the good newest stays"
+    );
+    let t = env.restore("latest", "r");
+    assert_eq!(
+        std::fs::read(t.join("uploads/a.pdf")).unwrap(),
+        noise(2, 200_000)
+    );
+    env.json(&["forget", &ids[2][..8]]);
+    assert!(!newest.exists());
+}

@@ -64,6 +64,18 @@ impl Catalog {
         })
     }
 
+    /// The manifests `forget` removed from the primary repository here (object
+    /// path → when): one that is back was put back by someone (a replay).
+    pub fn forgotten_snapshots(&self) -> Result<std::collections::HashMap<String, String>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT object, time FROM removals WHERE operation = 'forget' AND copy = 'local' AND object LIKE 'snapshots/%'",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Removals recorded for `copy`, oldest first.
     pub fn removals(&self, copy: &str) -> Result<Vec<Removal>> {
         self.with(|c| {

@@ -392,8 +392,9 @@ fn refuse_foreign_folder(p: &std::path::Path) -> Result<()> {
     };
     let others: Vec<String> = entries
         .filter_map(|e| e.ok())
+        .filter(|e| !(e.file_name() == "lost+found" && e.file_type().is_ok_and(|t| t.is_dir())))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "lost+found" && n != "config")
+        .filter(|n| n != "config")
         .collect();
     if others.is_empty() || p.join("config").exists() {
         return Ok(());

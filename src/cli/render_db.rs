@@ -29,10 +29,11 @@ pub fn dump_written(ctx: &Ctx, d: &DatabaseEntry, path: &Path, bytes: u64, took:
 
 /// The safety dump `restore --db` saved before replacing a database: on stderr,
 /// so `--json`'s one document stays the restore's.
-pub fn safety_dump_saved(ctx: &Ctx, db: &str, s: &SnapshotEntry) {
+pub fn safety_dump_saved(ctx: &Ctx, db: &str, s: &SnapshotEntry, from: Option<&str>) {
     if !ctx.quiet {
+        let from = from.map(|f| format!(" --from {f}")).unwrap_or_default();
         eprintln!(
-            "hcbackup: safety dump of database {db} saved before replacing it: snapshot {} (tag {SAFETY_DUMP_TAG}); `hcbackup restore {} --db {db}` puts it back",
+            "hcbackup: safety dump of database {db} saved before replacing it: snapshot {} (tag {SAFETY_DUMP_TAG}); `hcbackup restore {}{from} --db {db}` puts it back",
             s.id.short(),
             s.id.short()
         );

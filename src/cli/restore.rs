@@ -156,7 +156,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         let saved = match db_plan {
             Some(DbPlan::Replace { safety_dump: true }) => {
                 let saved = db_restore::safety_dump(&repo, &target)?;
-                render_db::safety_dump_saved(ctx, &target.db, &saved);
+                render_db::safety_dump_saved(ctx, &target.db, &saved, a.from.as_deref());
                 ctx.note(|d| d.detail = Some(format!("safety dump {} first", saved.id.short())));
                 Some(saved.id.to_hex())
             }
@@ -211,11 +211,28 @@ fn db_target(ctx: &Ctx, name: &str) -> Result<crate::config::PgTarget> {
             "--db needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (or a [[postgres]] table)".into(),
         )
     })?;
-    Ok(if name.is_empty() {
+    let target = if name.is_empty() {
         base.clone()
     } else {
         base.with_db(name)
-    })
+    };
+    plain_db_name(&target.db)?;
+    Ok(target)
+}
+
+/// A database name restore may use: the PostgreSQL programs read a name with
+/// `=` or a `postgres://` URI as a connection string, so such a "name" would be
+/// checked and safety-dumped as one database and replaced as another.
+fn plain_db_name(db: &str) -> Result<()> {
+    let uri = ["postgres://", "postgresql://"]
+        .iter()
+        .any(|p| db.to_ascii_lowercase().starts_with(p));
+    if db.contains('=') || uri || db.trim() != db || db.is_empty() {
+        return Err(Error::Usage(format!(
+            "--db {db:?} is not a plain database name (no `=`, no postgres:// URI, no leading or trailing spaces): give the name alone; the server comes from POSTGRES_HOST/PORT/USER"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]

@@ -60,6 +60,15 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         })?),
         None => None,
     };
+    if a.tags
+        .iter()
+        .any(|t| t == crate::model::snapshot::SAFETY_DUMP_TAG)
+    {
+        return Err(Error::Usage(format!(
+            "the tag {} is kept for the dumps restore --db saves before replacing a database: choose another",
+            crate::model::snapshot::SAFETY_DUMP_TAG
+        )));
+    }
     let now = crate::util::now();
     if let Some(t) = time.filter(|t| *t > now + CLOCK_SKEW && !a.allow_future) {
         return Err(Error::Usage(format!(

@@ -84,6 +84,9 @@ fn group_key(e: &SnapshotEntry) -> (String, Vec<String>, Vec<String>, bool) {
     (s.host.clone(), paths, dbs, s.is_safety_dump())
 }
 
+/// How long a policy keeps every safety dump (`restore --db`).
+const SAFETY_DUMP_DAYS: time::Duration = time::Duration::days(30);
+
 /// Decide (and unless `dry_run`, remove). `copy`/`source` only label the report.
 pub fn run(
     repo: &Repository,
@@ -198,6 +201,17 @@ pub fn run(
         };
         let mut entries = Vec::new();
         for (e, mut v) in members.iter().zip(verdicts) {
+            // Two restores on one day make two safety dumps, each maybe the only
+            // copy of that morning's rows: a policy never takes one under 30 days.
+            let young = e
+                .snapshot
+                .parsed_time()
+                .is_some_and(|t| t > opts.now - SAFETY_DUMP_DAYS);
+            if safety_dumps && named.is_none() && !v.keep && young {
+                v.reasons
+                    .push("safety dump younger than 30 days (forget it by name)".into());
+                v.keep = true;
+            }
             if opts.in_primary.contains(&e.id) {
                 v.reasons
                     .push("still in the local repository (a mirror would copy it back)".into());

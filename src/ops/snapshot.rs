@@ -47,7 +47,9 @@ pub fn run(
         }
     }
     let time = opts.time.unwrap_or_else(crate::util::now);
-    let _lock = repo.lock(false, "snapshot")?;
+    // A snapshot writes: its lock is taken even when the command reads with
+    // --no-lock (a restore's safety dump), or a prune could delete what it stores.
+    let _lock = repo.lock_to_write("snapshot")?;
     let listed = repo.recover_packs()?;
     repo.forget_missing_packs(&listed)?;
 

@@ -171,9 +171,12 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
             )
         })
         .collect();
+    // Safety dumps (`restore --db`) are not backups the schedule made: a restore
+    // must not hide that the nightly dumps stopped.
     let snaps: Vec<SnapshotEntry> = all
         .into_iter()
         .filter(|s| s.snapshot.parsed_time().is_some_and(|t| t <= now))
+        .filter(|s| !s.snapshot.is_safety_dump())
         .collect();
     let mut sources = sources(&snaps, now);
     for (kind, name) in &opts.configured {

@@ -180,6 +180,13 @@ impl Repository {
         Ok(guard)
     }
 
+    /// A shared lock for an operation that writes, whatever `--no-lock` says.
+    pub fn lock_to_write(&self, operation: &str) -> Result<LockGuard> {
+        let guard = self.lock_at(self.backend.clone(), false, operation)?;
+        self.sync_catalog()?;
+        Ok(guard)
+    }
+
     /// Take a lock in another copy of this repository (a mirror destination),
     /// sealed with this repository's key.
     pub fn lock_at(

@@ -480,11 +480,28 @@ impl Repository {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         let mut listed = std::collections::HashSet::new();
+        let forgotten = self.catalog.forgotten_snapshots()?;
         for (name, size) in self.backend.list("snapshots")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
             };
             listed.insert(id);
+            // Forgotten here, and back: someone with access to the storage put an
+            // old manifest back, maybe after a prune took its data. Believing it
+            // would make it `latest`, or keep it in place of good snapshots.
+            if let Some(when) = forgotten.get(&format!("snapshots/{name}")) {
+                bad.push((
+                    format!("snapshots/{name}"),
+                    Error::corrupt(
+                        format!("snapshot {}", id.short()),
+                        format!(
+                            "forget removed it here on {when} and it is back (put back by someone with access to the storage?): ignored; `hcbackup forget {}` removes it again",
+                            id.short()
+                        ),
+                    ),
+                ));
+                continue;
+            }
             // A manifest is JSON of a few KiB (a few MiB with thousands of tables).
             if size > MAX_MANIFEST {
                 bad.push((
