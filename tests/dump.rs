@@ -63,3 +63,24 @@ fn dump_writes_a_file_or_a_folder_to_standard_output() {
     let audit = env.json(&["audit"]);
     assert!(audit.to_string().contains("\"dump\""), "{audit}");
 }
+
+/// Shell completions and the manual page come from the command line itself.
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let env = Env::uninit();
+    let bash = env.ok(&["completions", "bash"]);
+    for sub in [
+        "snapshot", "restore", "dump", "diff", "find", "forget", "verify",
+    ] {
+        assert!(
+            bash.contains(sub),
+            "{sub} missing from the bash completions"
+        );
+    }
+    assert!(env
+        .ok(&["completions", "zsh"])
+        .contains("#compdef hcbackup"));
+    let man = env.ok(&["man"]);
+    assert!(man.contains(".TH hcbackup 1"), "{man}");
+    assert!(man.contains("restore"), "{man}");
+}

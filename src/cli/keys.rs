@@ -19,9 +19,14 @@ pub enum KeyCommand {
         new_password_file: Option<PathBuf>,
     },
     /// Remove a key file by id prefix (not the one in use).
-    Remove { id: String },
+    Remove {
+        /// The key file's id (a unique prefix, as `key list` shows it).
+        id: String,
+    },
     /// Change the password in use: a new key file replaces the old one; data is not re-encrypted.
     Passwd {
+        /// Read the new password from FILE (also HCBACKUP_NEW_PASSWORD_FILE);
+        /// otherwise it is asked on the terminal.
         #[arg(long, value_name = "FILE", env = "HCBACKUP_NEW_PASSWORD_FILE")]
         new_password_file: Option<PathBuf>,
     },

@@ -144,13 +144,24 @@ pub enum Command {
     /// Which snapshots hold an entry whose name matches PATTERN (a glob such as
     /// '*.pdf'; with a `/`, on the whole path: 'uploads/exams/**/*.dcm').
     Find {
+        /// A glob on entry names ('*.pdf'), or with a `/` on whole paths from the source's name.
         pattern: String,
         #[command(flatten)]
         select: Select,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell), e.g.
+    /// `hcbackup completions bash > /etc/bash_completion.d/hcbackup`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `hcbackup man > /usr/local/share/man/man1/hcbackup.1`.
+    Man,
     /// List a snapshot's entries (below PATH).
     Ls {
+        /// Snapshot id (a unique prefix) or `latest`.
         snapshot: String,
+        /// Only below this path (uploads/exams).
         path: Option<String>,
     },
     /// Restore a snapshot's files into a folder and/or its database.
@@ -482,6 +493,21 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             render::ls(ctx, &repo, &snap, path.as_deref())
         }
         Command::Restore(a) => restore::run(ctx, a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hcbackup", &mut out);
+            render::emit_raw(String::from_utf8_lossy(&out).trim_end());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|e| crate::Error::io("writing the manual page", e))?;
+            render::emit_raw(String::from_utf8_lossy(&out).trim_end());
+            Ok(exit::OK)
+        }
         Command::Dump { snapshot, path } => restore::dump(ctx, &snapshot, &path),
         Command::Find { pattern, select } => {
             let repo = ctx.open()?;
@@ -528,5 +554,37 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             render::catalog_rebuilt(ctx, &repo, counts);
             Ok(exit::OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// `--help` of every command describes every argument (issue #17).
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if a.get_help().is_none() && a.get_long_help().is_none() && !builtin {
+                    missing.push(format!("{path} <{}>", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                let name = format!("{path} {}", s.get_name());
+                if s.get_about().is_none() {
+                    missing.push(format!("{name} (no description)"));
+                }
+                walk(s, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "hcbackup",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
     }
 }

@@ -17,6 +17,7 @@ pub struct RepairArgs {
     /// and unreadable manifests and index objects are found).
     #[arg(long, conflicts_with = "read_data_subset")]
     pub read_data: bool,
+    /// Read a part of the packs: N/M (the Nth of M parts) or auto (what is due).
     #[arg(long, value_name = "N/M|auto")]
     pub read_data_subset: Option<ReadMode>,
 }

@@ -19,6 +19,7 @@ pub enum Format {
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
+    /// Markdown (md) or HTML (html).
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
     /// Write to FILE instead of standard output.

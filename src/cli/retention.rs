@@ -79,13 +79,17 @@ pub struct PruneArgs {
 pub enum HoldCommand {
     /// Keep SNAPSHOT whatever the retention policies say, in every copy.
     Add {
+        /// Snapshot id (a unique prefix) or `latest`.
         snapshot: String,
+        /// Why (a court order, a complaint number): recorded in the hold and the audit log.
         #[arg(long)]
         reason: String,
     },
     /// Lift the hold on SNAPSHOT.
     Remove {
+        /// Snapshot id (a unique prefix).
         snapshot: String,
+        /// Why the hold ends: recorded in the audit log.
         #[arg(long)]
         reason: String,
     },
