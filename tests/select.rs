@@ -176,3 +176,23 @@ fn a_forgotten_manifest_put_back_is_ignored() {
     env.json(&["forget", &ids[2][..8]]);
     assert!(!newest.exists());
 }
+
+/// Found by the second attack round: a lifted legal hold whose object was put
+/// back kept `forget ID` from removing the snapshot. The audit log's `hold
+/// remove` wins over a hold object that comes back.
+#[test]
+fn a_lifted_hold_put_back_does_not_hold() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), b"%PDF");
+    let id = snap(&env, &src, "x", 1);
+    env.ok(&["hold", "add", &id, "--reason", "processo 1"]);
+    let object = env.repo.join("holds").join(&id);
+    let saved = std::fs::read(&object).unwrap();
+    env.ok(&["hold", "remove", &id, "--reason", "encerrado"]);
+    std::fs::write(&object, &saved).unwrap();
+    let o = env.cmd().args(["--json", "forget", &id]).output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("was lifted"), "{}", out(&o));
+    assert!(env.snapshot_ids().is_empty());
+}

@@ -110,16 +110,26 @@ pub fn run(
         .filter(|s| opts.filter.matches(&s.snapshot))
         .collect();
     let mut holds: HashMap<String, String> = HashMap::new();
+    let in_audit = repo.catalog().holds_in_audit()?;
     for h in repo
         .holds()?
         .into_iter()
         .chain(opts.extra_holds.iter().cloned())
     {
+        // A hold the audit log says was lifted, whose object is back (put back
+        // by someone with access to the storage): it no longer holds.
+        if in_audit.get(&h.snapshot).is_some_and(|(held, _)| !held) {
+            tracing::warn!(
+                "the legal hold on snapshot {} was lifted (`hold remove` in the audit log) and its object is back: ignored",
+                h.snapshot
+            );
+            continue;
+        }
         holds.entry(h.snapshot).or_insert(h.reason);
     }
     // A hold whose object is gone but that no `hold remove` lifted (someone with
     // access to the storage deleted it) still holds.
-    for (snap, (held, reason)) in repo.catalog().holds_in_audit()? {
+    for (snap, (held, reason)) in in_audit {
         if held && !holds.contains_key(&snap) {
             tracing::warn!(
                 "the legal hold on snapshot {snap} is missing from {} although no `hold remove` lifted it: the snapshot is kept; place the hold again with `hcbackup hold add`",
@@ -202,11 +212,12 @@ pub fn run(
         let mut entries = Vec::new();
         for (e, mut v) in members.iter().zip(verdicts) {
             // Two restores on one day make two safety dumps, each maybe the only
-            // copy of that morning's rows: a policy never takes one under 30 days.
+            // copy of that morning's rows: a policy never takes one under 30 days
+            // old by the clock (not by --now, which a what-if may set years on).
             let young = e
                 .snapshot
                 .parsed_time()
-                .is_some_and(|t| t > opts.now - SAFETY_DUMP_DAYS);
+                .is_some_and(|t| t > crate::util::now() - SAFETY_DUMP_DAYS);
             if safety_dumps && named.is_none() && !v.keep && young {
                 v.reasons
                     .push("safety dump younger than 30 days (forget it by name)".into());
