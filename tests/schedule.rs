@@ -128,3 +128,41 @@ fn the_systemd_units_use_calendars_systemd_accepts() {
         }
     }
 }
+
+/// Issue #17: the settings file the entries read is checked when they are
+/// written (missing, readable by others, no password, no repository), and a
+/// --repo given to `schedule` goes into every entry.
+#[test]
+fn schedule_checks_the_settings_file_and_keeps_the_repository() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let missing = env.path("nope.env");
+    let o = env.run(&[
+        "schedule",
+        "--cron",
+        "--env-file",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("does not exist yet"), "{said}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(&format!("--repo {}", env.repo.display())),
+        "{stdout}"
+    );
+
+    let loose = env.path("loose.env");
+    fs::write(&loose, "UPLOADS_DIR=/srv/uploads\n").unwrap();
+    fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = env
+        .cmd_repo("".as_ref())
+        .args(["schedule", "--cron", "--env-file", loose.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("chmod 600"), "{said}");
+    assert!(said.contains("names no password"), "{said}");
+    assert!(said.contains("names no repository"), "{said}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("--repo"));
+}

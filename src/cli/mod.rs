@@ -230,6 +230,8 @@ pub struct Ctx {
     pub quiet: bool,
     /// `--no-lock` (refused for commands that write).
     pub no_lock: bool,
+    /// `--repo` as given on the command line (`schedule` writes it into entries).
+    pub repo_flag: Option<String>,
     /// The log of the repository this command opened (set by `open`, `init`).
     audit: RefCell<Option<AuditLog>>,
     /// This command's audit event (and alert) as it fills in.
@@ -243,6 +245,7 @@ impl Ctx {
             json,
             quiet,
             no_lock: false,
+            repo_flag: None,
             audit: RefCell::new(None),
             draft: RefCell::new(Draft::default()),
         }
@@ -437,6 +440,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         ctx.no_lock = true;
     }
+    ctx.repo_flag = cli.repo.clone();
     if let Some(op) = operation {
         ctx.note(|d| d.operation = op.to_string());
     }
@@ -536,7 +540,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             full_check,
         } => mirror::run(ctx, &destination, full_check),
         Command::Key(k) => keys::run(ctx, k),
-        Command::Schedule(a) => schedule::run(a),
+        Command::Schedule(a) => schedule::run(a, ctx.repo_flag.as_deref()),
         Command::Forget(a) => retention::forget(ctx, a),
         Command::Prune(a) => retention::prune(ctx, a),
         Command::Repair(a) => repair::run(ctx, a),

@@ -35,22 +35,32 @@ const DAILY: [&str; 2] = ["snapshot", "forget --destination all --prune"];
 /// The monthly check.
 const MONTHLY: &str = "verify --destination all --read-data-subset auto --restore-test";
 
-pub fn run(a: ScheduleArgs) -> Result<i32> {
-    let bin = std::env::current_exe()
+pub fn run(a: ScheduleArgs, repo: Option<&str>) -> Result<i32> {
+    let repo = repo.filter(|r| !r.trim().is_empty());
+    for w in check_env_file(&a.env_file, repo.is_some()) {
+        eprintln!("hcbackup: warning: {w}");
+    }
+    let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.canonicalize().ok())
         .unwrap_or_else(|| PathBuf::from("/usr/local/bin/hcbackup"));
-    let (bin, env, log) = (bin.display(), a.env_file.display(), a.log.display());
+    // A --repo given here goes into every entry (cron: `%` escaped).
+    let bin = match repo {
+        Some(r) => format!("{} --repo {}", quote(&exe.display().to_string()), quote(r)),
+        None => quote(&exe.display().to_string()),
+    };
+    let cron_bin = bin.replace('%', "\\%");
+    let (env, log) = (a.env_file.display(), a.log.display());
     if a.cron {
         // `%` is special in crontab lines: escaped. A document of several lines.
         crate::cli::render::emit_raw(&format!(
             "# /etc/cron.d/hcbackup — written by `hcbackup schedule --cron`\n\
              SHELL=/bin/bash\n\
              # Daily at 03:00: snapshot (mirrored to every destination), then each copy's retention.\n\
-             0 3 * * * root {{ set -a; . {env}; set +a; {bin} {} && {bin} {}; }} >> {log} 2>&1\n\
+             0 3 * * * root {{ set -a; . {env}; set +a; {cron_bin} {} && {cron_bin} {}; }} >> {log} 2>&1\n\
              # First Sunday of the month at 02:00: read back a twelfth of every copy, restore-test the database.\n\
              # cron has no \"first Sunday\": days 1-7, and only the Sunday passes the guard.\n\
-             0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {bin} {MONTHLY}; }} >> {log} 2>&1",
+             0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {cron_bin} {MONTHLY}; }} >> {log} 2>&1",
             DAILY[0], DAILY[1]
         ));
     } else {
@@ -86,4 +96,55 @@ pub fn run(a: ScheduleArgs) -> Result<i32> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// A word the shell reads back as it is.
+fn quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// What the scheduled runs will miss in the settings file: cron and systemd
+/// start with an empty environment and no terminal to ask a password on.
+fn check_env_file(path: &std::path::Path, repo_given: bool) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return vec![format!(
+            "{shown} does not exist yet: create it (mode 0600, root's) with BACKUP_DIR or HCBACKUP_REPO, UPLOADS_DIR, POSTGRES_*, HCBACKUP_PASSWORD_FILE, or the scheduled runs fail"
+        )];
+    };
+    let mut out = Vec::new();
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+        out.push(format!(
+            "{shown} can be read by others and holds the settings (passwords): chmod 600 {shown}"
+        ));
+    }
+    let set = |k: &str| {
+        text.lines()
+            .map(|l| l.trim().trim_start_matches("export "))
+            .any(|l| l.starts_with(&format!("{k}=")) && l.len() > k.len() + 1)
+    };
+    if ![
+        "HCBACKUP_PASSWORD_FILE",
+        "HCBACKUP_PASSWORD_COMMAND",
+        "HCBACKUP_PASSWORD",
+    ]
+    .iter()
+    .any(|k| set(k))
+    {
+        out.push(format!(
+            "{shown} names no password (HCBACKUP_PASSWORD_FILE): a scheduled run has no terminal to ask on"
+        ));
+    }
+    if !repo_given && !["BACKUP_DIR", "HCBACKUP_REPO"].iter().any(|k| set(k)) {
+        out.push(format!(
+            "{shown} names no repository (BACKUP_DIR or HCBACKUP_REPO), and no --repo was given here"
+        ));
+    }
+    out
 }
