@@ -94,6 +94,16 @@ pub struct Select {
 }
 
 impl Select {
+    /// The repository's snapshots these flags select, oldest first.
+    fn snapshots(&self, repo: &Repository) -> Result<Vec<crate::model::snapshot::SnapshotEntry>> {
+        let filter = self.filter();
+        let all = repo.snapshots()?;
+        Ok(all
+            .into_iter()
+            .filter(|s| filter.matches(&s.snapshot))
+            .collect())
+    }
+
     pub fn filter(&self) -> crate::model::snapshot::Filter {
         crate::model::snapshot::Filter {
             hosts: self.hosts.clone(),
@@ -435,7 +445,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.no_lock {
         if !reads_only(&cli.command) {
             return Err(crate::Error::Usage(
-                "--no-lock is for commands that only read (restore, export, ls, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
+                "--no-lock is for commands that only read (restore, dump, export, ls, diff, find, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
             ));
         }
         ctx.no_lock = true;
@@ -479,12 +489,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Snapshot(a) => snapshot::run(ctx, a),
         Command::Snapshots(a) => {
             let repo = ctx.open()?;
-            let filter = a.select.filter();
-            let mut list: Vec<_> = repo
-                .snapshots()?
-                .into_iter()
-                .filter(|s| filter.matches(&s.snapshot))
-                .collect();
+            let mut list = a.select.snapshots(&repo)?;
             if let Some(n) = a.latest {
                 list.drain(..list.len().saturating_sub(n));
             }
@@ -515,12 +520,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Dump { snapshot, path } => restore::dump(ctx, &snapshot, &path),
         Command::Find { pattern, select } => {
             let repo = ctx.open()?;
-            let filter = select.filter();
-            let snaps: Vec<_> = repo
-                .snapshots()?
-                .into_iter()
-                .filter(|s| filter.matches(&s.snapshot))
-                .collect();
+            let snaps = select.snapshots(&repo)?;
             let _lock = repo.lock(false, "find")?;
             let found = crate::ops::find::Finder::new(&repo, &pattern)?.run(&snaps)?;
             render::found(ctx, &found);

@@ -313,11 +313,13 @@ fn named_ids(repo: &Repository, opts: &ForgetOptions<'_>) -> Result<Option<Vec<O
     if opts.named.is_empty() {
         return Ok(None);
     }
+    // Listed once: every name is checked against the same manifests.
+    let unreadable = repo.unreadable_snapshots()?;
     let mut ids = Vec::new();
     for spec in opts.named {
         let e = match repo.find_snapshot(spec) {
             Ok(e) => e,
-            Err(e) => match damaged(repo, spec, opts.filter)? {
+            Err(e) => match damaged(&unreadable, spec, opts.filter) {
                 Some(id) => {
                     ids.push(id);
                     continue;
@@ -330,9 +332,8 @@ fn named_ids(repo: &Repository, opts: &ForgetOptions<'_>) -> Result<Option<Vec<O
         // not go in its place.
         let prefix = spec.to_ascii_lowercase();
         if spec != "latest" && e.id.to_hex() != prefix {
-            if let Some(bad) = repo
-                .unreadable_snapshots()?
-                .into_iter()
+            if let Some(bad) = unreadable
+                .iter()
                 .find(|id| id.to_hex().starts_with(&prefix))
             {
                 return Err(Error::Usage(format!(
@@ -356,17 +357,16 @@ fn named_ids(repo: &Repository, opts: &ForgetOptions<'_>) -> Result<Option<Vec<O
 
 /// A named manifest that does not read back (no `repair` source for it): it may
 /// be removed by name, with no filter (nothing of it can be matched).
-fn damaged(repo: &Repository, spec: &str, filter: &Filter) -> Result<Option<ObjectId>> {
+fn damaged(unreadable: &[ObjectId], spec: &str, filter: &Filter) -> Option<ObjectId> {
     let prefix = spec.to_ascii_lowercase();
-    let bad: Vec<ObjectId> = repo
-        .unreadable_snapshots()?
-        .into_iter()
+    let bad: Vec<&ObjectId> = unreadable
+        .iter()
         .filter(|id| !prefix.is_empty() && id.to_hex().starts_with(&prefix))
         .collect();
-    Ok(match bad[..] {
-        [id] if filter.is_empty() => Some(id),
+    match bad[..] {
+        [id] if filter.is_empty() => Some(*id),
         _ => None,
-    })
+    }
 }
 
 /// A named snapshot goes unless a legal hold keeps it; the others stay.

@@ -38,11 +38,11 @@ pub fn run(
     // A source that is gone never costs the night's database dump: the rest is
     // saved and the snapshot is incomplete (exit 3, alerted). With nothing else
     // to save, the run fails as before.
-    if let Some((path, why)) = missing.first() {
+    if let Some(m) = missing.first() {
         if sources.is_empty() && opts.databases.is_empty() {
             return Err(Error::Usage(format!(
-                "source {} cannot be read ({why}): check the path (UPLOADS_DIR?)",
-                path.display()
+                "{}: check the path (UPLOADS_DIR?)",
+                unreadable_source(m)
             )));
         }
     }
@@ -93,11 +93,7 @@ pub fn run(
         let why: Vec<String> = databases
             .iter()
             .filter_map(|d| d.error.as_ref().map(|e| format!("database {}: {e}", d.db)))
-            .chain(
-                missing
-                    .iter()
-                    .map(|(p, e)| format!("source {} cannot be read ({e})", p.display())),
-            )
+            .chain(missing.iter().map(unreadable_source))
             .collect();
         return Err(Error::Failed(why.join("; ")));
     }
@@ -139,7 +135,12 @@ pub fn run(
         written: crate::model::snapshot::written(time, crate::util::now()),
         errors: missing
             .iter()
-            .map(|(p, why)| format!("{}: source cannot be read ({why}): nothing of it was saved; check the path (UPLOADS_DIR?)", p.display()))
+            .map(|m| {
+                format!(
+                    "{}: nothing of it was saved; check the path (UPLOADS_DIR?)",
+                    unreadable_source(m)
+                )
+            })
             .chain(arch.take_errors())
             .collect(),
         databases,
@@ -153,6 +154,11 @@ pub fn run(
 type Missing = (PathBuf, std::io::Error);
 /// A source as an absolute path, with its stat.
 type Source = (PathBuf, Stat);
+
+/// "source PATH cannot be read (why)".
+fn unreadable_source((path, why): &Missing) -> String {
+    format!("source {} cannot be read ({why})", path.display())
+}
 
 /// The sources as absolute paths with their stat, and those that cannot be read.
 fn open_sources(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<Missing>)> {

@@ -248,13 +248,13 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Wait up to `d` for conflicting locks instead of failing at once.
     /// `--no-lock`: read without taking shared locks (restic's flag), for
     /// commands that write nothing to the repository.
     pub fn set_no_lock(&mut self, on: bool) {
         self.no_lock = on;
     }
 
+    /// Wait up to `d` for conflicting locks instead of failing at once.
     pub fn set_lock_wait(&mut self, d: std::time::Duration) {
         self.lock_wait = d;
     }
