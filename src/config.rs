@@ -33,6 +33,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub retention: std::collections::BTreeMap<String, crate::retention::Policy>,
     pub shrink_percent: Option<u32>,
+    /// Patterns every snapshot leaves out, as `snapshot --exclude` takes them.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// One `[[destination]]` table of `hcbackup.toml`: a name and where it is
@@ -172,6 +175,8 @@ pub struct Settings {
     /// HCBACKUP_SHRINK_PERCENT (or `shrink_percent`): warn when a source loses more
     /// than this share of its files or bytes from one snapshot to the next (0: never).
     pub shrink_percent: u32,
+    /// `exclude` of hcbackup.toml: patterns every snapshot leaves out.
+    pub exclude: Vec<String>,
     /// HCBACKUP_LOCK_WAIT: seconds to wait for another run's lock (default
     /// `DEFAULT_LOCK_WAIT`; 0: fail at once).
     pub lock_wait: std::time::Duration,
@@ -275,6 +280,7 @@ impl Settings {
             retention: file.retention,
             retention_days,
             shrink_percent,
+            exclude: file.exclude,
             lock_wait: std::time::Duration::from_secs(lock_wait),
             alerts: crate::alert::AlertConfig::from_env().map_err(|e| e.to_string()),
         })

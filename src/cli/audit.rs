@@ -28,6 +28,8 @@ pub enum AuditCommand {
 pub fn operation_of(c: &Command) -> Option<&'static str> {
     Some(match c {
         Command::Init => "init",
+        // A dry run writes nothing: it is no snapshot run of the log.
+        Command::Snapshot(a) if a.dry_run => return None,
         Command::Snapshot(_) => "snapshot",
         Command::Restore(_) => "restore",
         Command::Export(_) => "export",

@@ -392,6 +392,7 @@ fn reads_only(c: &Command) -> bool {
     matches!(
         c,
         Command::Restore(_)
+            | Command::Snapshot(snapshot::SnapshotArgs { dry_run: true, .. })
             | Command::Dump { .. }
             | Command::Export(_)
             | Command::Ls { .. }
@@ -445,7 +446,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.no_lock {
         if !reads_only(&cli.command) {
             return Err(crate::Error::Usage(
-                "--no-lock is for commands that only read (restore, dump, export, ls, diff, find, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
+                "--no-lock is for commands that only read (restore, snapshot --dry-run, dump, export, ls, diff, find, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
             ));
         }
         ctx.no_lock = true;

@@ -78,6 +78,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "bytes_added": s.summary.bytes_added,
         "blobs_added": s.summary.blobs_added,
         "duration_secs": s.summary.duration_secs,
+        "excluded": s.summary.excluded,
         "incomplete": s.incomplete(),
         "written": s.written,
         "errors": s.errors,
@@ -120,8 +121,12 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
         }
     }
     let failed_dbs = s.databases.iter().filter(|d| d.error.is_some()).count();
+    let excluded = match s.summary.excluded {
+        0 => String::new(),
+        n => format!(", {n} entries excluded"),
+    };
     let human = format!(
-        "snapshot {} saved{}: {db_part}{} files, {} ({} read), {} added in {:.1} s",
+        "snapshot {} saved{}: {db_part}{} files, {} ({} read), {} added{excluded} in {:.1} s",
         e.id.short(),
         match (s.errors.len(), failed_dbs) {
             (0, 0) => String::new(),
@@ -136,6 +141,43 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
         s.summary.duration_secs
     );
     line(ctx, &human, snapshot_json(e));
+}
+
+/// `snapshot --dry-run`: what a snapshot would save and add, each entry it
+/// would leave out (with `-v`, or the first few), and what it could not read.
+pub fn snapshot_dry_run(ctx: &Ctx, d: &crate::ops::snapshot::DryRun) {
+    for err in &d.errors {
+        eprintln!("hcbackup: could not read {}", escape(err.as_bytes()));
+    }
+    if ctx.json {
+        return print_json(&serde_json::to_value(d).unwrap_or_default());
+    }
+    if ctx.quiet {
+        return;
+    }
+    const SHOWN: usize = 20;
+    for e in d.excluded_entries.iter().take(SHOWN) {
+        outln!("excluded {}: {}", escape(e.path.as_bytes()), e.why);
+    }
+    if d.excluded as usize > SHOWN {
+        outln!(
+            "… and {} more excluded (--json lists the first {})",
+            d.excluded as usize - SHOWN,
+            crate::ops::archive::EXCLUDED_NAMED
+        );
+    }
+    for db in &d.databases {
+        outln!("database {db}: dumped by the snapshot (a dry run does not run pg_dump)");
+    }
+    outln!(
+        "dry run, nothing written: a snapshot would save {} files in {} folders, {} ({} to read), add {}, exclude {} entries",
+        d.files,
+        d.dirs,
+        size(d.bytes),
+        size(d.bytes_read),
+        size(d.bytes_added),
+        d.excluded
+    );
 }
 
 pub fn snapshots(ctx: &Ctx, list: &[SnapshotEntry]) {

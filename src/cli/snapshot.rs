@@ -1,6 +1,7 @@
 //! `hcbackup snapshot`.
 
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -8,6 +9,7 @@ use super::{progress::CliProgress, render, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::model::snapshot::CLOCK_SKEW;
 use crate::ops::snapshot::{self, SnapshotOptions};
+use crate::source::exclude::{self, Exclusions, Rules};
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
@@ -31,9 +33,53 @@ pub struct SnapshotArgs {
     /// Do not mirror to the destinations (S3_BACKUP_BUCKET) afterwards.
     #[arg(long)]
     pub no_mirror: bool,
+    /// Leave out entries matching this glob (repeatable): `*.tmp` matches names
+    /// at any depth, `/srv/uploads/tmp` an absolute path, `thumbs/*.jpg` a path
+    /// ending so. Also `exclude = [...]` in hcbackup.toml.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Read --exclude patterns from FILE, one per line (# starts a comment).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out the content of folders holding a CACHEDIR.TAG (the tag is kept).
+    /// Not for folders where others can create files: an upload named
+    /// CACHEDIR.TAG would hide its folder from the backup.
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Leave out files larger than SIZE (bytes, or with K, M, G, T: 500M, 2G).
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Do not cross into other file systems (mounted disks, /proc) below a source.
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Back up the paths listed in FILE, one per line (# starts a comment), as
+    /// well as any PATHs.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+    /// Say what a snapshot would save, add and leave out; write nothing (the
+    /// databases are named, not dumped).
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// The host name the snapshot records (default: this machine's), e.g. to
+    /// keep one series across a server move.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
-pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx, mut a: SnapshotArgs) -> Result<i32> {
+    if let Some(f) = &a.files_from {
+        a.paths.extend(paths_in(f)?);
+    }
+    let exclusions = exclusions(ctx, &a)?;
+    if let Some(h) = a
+        .host
+        .as_deref()
+        .filter(|h| h.trim().is_empty() || h.chars().any(char::is_control))
+    {
+        return Err(Error::Usage(format!(
+            "--host {h:?}: give a host name (no spaces at the ends, no control characters)"
+        )));
+    }
     let databases = if a.no_postgres {
         Vec::new()
     } else {
@@ -79,18 +125,29 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
     }
     ctx.step("opening the repository");
     let repo = ctx.open()?;
+    let opts = SnapshotOptions {
+        paths: paths.clone(),
+        tags: a.tags,
+        time,
+        databases,
+        exclusions,
+        host: a.host,
+    };
+    if a.dry_run {
+        let progress = CliProgress::start(ctx, &paths, "looking");
+        let found = snapshot::dry_run(&repo, &opts, &progress);
+        progress.finish();
+        let found = found?;
+        render::snapshot_dry_run(ctx, &found);
+        return Ok(if found.errors.is_empty() {
+            exit::OK
+        } else {
+            exit::INCOMPLETE
+        });
+    }
     ctx.step("backing up");
     let progress = CliProgress::start(ctx, &paths, "backing up");
-    let result = snapshot::run(
-        &repo,
-        &SnapshotOptions {
-            paths,
-            tags: a.tags,
-            time,
-            databases,
-        },
-        &progress,
-    );
+    let result = snapshot::run(&repo, &opts, &progress);
     progress.finish();
     let entry = result?;
     note_snapshot(ctx, &entry);
@@ -114,6 +171,59 @@ pub fn run(ctx: &Ctx, a: SnapshotArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The exclusion rules of the flags and of hcbackup.toml, compiled.
+fn exclusions(ctx: &Ctx, a: &SnapshotArgs) -> Result<Exclusions> {
+    let mut patterns = ctx.settings.exclude.clone();
+    patterns.extend(a.excludes.iter().cloned());
+    for f in &a.exclude_files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Error::Usage(format!(
+                "--exclude-file {}: {e}; give a readable text file of patterns",
+                f.display()
+            ))
+        })?;
+        patterns.extend(exclude::patterns_in(&text));
+    }
+    let larger_than = match &a.exclude_larger_than {
+        None => None,
+        Some(s) => Some(exclude::parse_size(s).ok_or_else(|| {
+            Error::Usage(format!(
+                "--exclude-larger-than {s:?}: give a size such as 500M or 2G"
+            ))
+        })?),
+    };
+    Exclusions::new(&Rules {
+        patterns,
+        caches: a.exclude_caches,
+        larger_than,
+        one_file_system: a.one_file_system,
+    })
+}
+
+/// The paths a `--files-from` file lists: one per line, as bytes (a name need
+/// not be UTF-8); empty lines and lines starting with `#` are skipped.
+fn paths_in(file: &Path) -> Result<Vec<PathBuf>> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        Error::Usage(format!(
+            "--files-from {}: {e}; give a readable file with one path per line",
+            file.display()
+        ))
+    })?;
+    let paths: Vec<PathBuf> = bytes
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l)))
+        .collect();
+    if paths.is_empty() {
+        return Err(Error::Usage(format!(
+            "--files-from {}: lists no path; give one path per line",
+            file.display()
+        )));
+    }
+    Ok(paths)
 }
 
 /// What the audit event and a failure alert say of this snapshot: its id, the

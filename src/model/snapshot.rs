@@ -17,6 +17,13 @@ pub struct Summary {
     pub bytes_added: u64,
     pub blobs_added: u64,
     pub duration_secs: f64,
+    /// Entries the snapshot's exclusion rules left out (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -26,6 +26,7 @@ use crate::id::{ChunkId, TreeId};
 use crate::model::tree::{Node, NodeKind, Tree};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
+use crate::source::exclude::{self, Exclusions, Why};
 use crate::source::fs::{base_node, Stat};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
@@ -35,7 +36,12 @@ pub struct Counters {
     pub dirs: AtomicU64,
     pub bytes: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Entries the exclusion rules left out.
+    pub excluded: AtomicU64,
 }
+
+/// How many left-out entries are named (in a dry run's report); the rest are counted.
+pub const EXCLUDED_NAMED: usize = 1000;
 
 pub struct Archiver<'a> {
     repo: &'a Repository,
@@ -47,6 +53,10 @@ pub struct Archiver<'a> {
     trusted: HashSet<i64>,
     pub counters: Counters,
     errors: Mutex<Vec<String>>,
+    exclusions: Exclusions,
+    /// Leave the file cache as it is (a dry run stores nothing).
+    dry_run: bool,
+    excluded: Mutex<Vec<(String, Why)>>,
 }
 
 impl<'a> Archiver<'a> {
@@ -67,6 +77,36 @@ impl<'a> Archiver<'a> {
             trusted,
             counters: Counters::default(),
             errors: Mutex::default(),
+            exclusions: Exclusions::default(),
+            dry_run: false,
+            excluded: Mutex::default(),
+        }
+    }
+
+    /// Leave out what `exclusions` says.
+    pub fn excluding(mut self, exclusions: Exclusions) -> Self {
+        self.exclusions = exclusions;
+        self
+    }
+
+    /// Keep the file cache as it is: the writer of a dry run stores nothing, so
+    /// no cache row may vouch for what it "stored".
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// The first `EXCLUDED_NAMED` entries left out, and why.
+    pub fn take_excluded(&self) -> Vec<(String, Why)> {
+        std::mem::take(&mut *self.excluded.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn exclude(&self, path: &Path, why: Why) {
+        tracing::debug!("left out {}: {}", path.display(), why.as_str());
+        self.counters.excluded.fetch_add(1, Ordering::Relaxed);
+        let mut list = self.excluded.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() < EXCLUDED_NAMED {
+            list.push((path.display().to_string(), why));
         }
     }
 
@@ -186,6 +226,11 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         }
+        if self.exclusions.caches && is_cache_dir(&fd, &names) {
+            // A tagged cache folder keeps its tag, so that it is still known as one.
+            names.retain(|n| n.as_slice() == exclude::CACHEDIR_TAG);
+            self.exclude(path, Why::Cache);
+        }
         let key = self.repo.key();
         let dir_key = key.derived_hash("file-cache dir", path.as_os_str().as_bytes());
         let row = self.repo.catalog().dir_cache(&dir_key)?;
@@ -204,6 +249,16 @@ impl<'a> Archiver<'a> {
                     .try_into()
                     .unwrap();
                 (n, p, m, k)
+            })
+            .filter(|(n, p, m, _)| match m {
+                Ok(m) => match self.exclusions.excluded(p, n, m, st.dev) {
+                    Some(why) => {
+                        self.exclude(p, why);
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
             })
             .collect();
         let candidates: Vec<(usize, &CachedFile)> = entries
@@ -269,7 +324,7 @@ impl<'a> Archiver<'a> {
                     fresh.insert(k, c.clone());
                 }
             }
-            if fresh != cached || !trusted {
+            if (fresh != cached || !trusted) && !self.dry_run {
                 self.repo
                     .catalog()
                     .put_dir_cache(&dir_key, &fresh, self.run)?;
@@ -473,6 +528,25 @@ impl At<'_> {
         })?;
         Ok(t.into_bytes())
     }
+}
+
+/// Whether the open folder `fd`, listing `names`, holds a real `CACHEDIR.TAG`
+/// (a regular file, not a link, starting with the signature).
+fn is_cache_dir(fd: &OwnedFd, names: &[Vec<u8>]) -> bool {
+    if !names.iter().any(|n| n.as_slice() == exclude::CACHEDIR_TAG) {
+        return false;
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let Ok(tag) = rustix::fs::openat(fd, exclude::CACHEDIR_TAG, flags, Mode::empty()) else {
+        return false;
+    };
+    let regular = rustix::fs::fstat(&tag).is_ok_and(|s| Stat::from(&s).kind == NodeKind::File);
+    let mut head = Vec::with_capacity(exclude::CACHEDIR_SIGNATURE.len());
+    let read = std::io::Read::read_to_end(
+        &mut std::io::Read::take(File::from(tag), exclude::CACHEDIR_SIGNATURE.len() as u64),
+        &mut head,
+    );
+    regular && read.is_ok() && exclude::is_cachedir_tag(&head)
 }
 
 fn swapped() -> std::io::Error {

@@ -98,6 +98,8 @@ pub fn safety_dump(repo: &Repository, target: &PgTarget) -> Result<SnapshotEntry
         tags: vec![SAFETY_DUMP_TAG.to_string()],
         time: None,
         databases: vec![target.clone()],
+        exclusions: Default::default(),
+        host: None,
     };
     let failed = |why: String| {
         Error::Failed(format!(

@@ -242,6 +242,7 @@ fn one(
             bytes_added: w.bytes_added,
             blobs_added: w.blobs_added,
             duration_secs: started.elapsed().as_secs_f64(),
+            excluded: 0,
         },
         errors: Vec::new(),
         databases,

@@ -12,7 +12,11 @@ use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
 use crate::source::fs::{source_name, Stat};
 
+use serde::Serialize;
+
 use super::archive::Archiver;
+use crate::model::tree::Node;
+use crate::source::exclude::Exclusions;
 
 pub struct SnapshotOptions {
     pub paths: Vec<PathBuf>,
@@ -21,6 +25,37 @@ pub struct SnapshotOptions {
     pub time: Option<time::OffsetDateTime>,
     /// Databases to dump into the same snapshot.
     pub databases: Vec<PgTarget>,
+    /// What the walk leaves out.
+    pub exclusions: Exclusions,
+    /// The host the manifest names (default: this machine's name).
+    pub host: Option<String>,
+}
+
+/// What `snapshot --dry-run` found: what a snapshot would save and add, and
+/// what it would leave out. Nothing was written.
+#[derive(Debug, Serialize)]
+pub struct DryRun {
+    pub paths: Vec<String>,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Bytes that would be read (the rest the file cache vouches for).
+    pub bytes_read: u64,
+    /// New data the snapshot would store (sealed, before pack headers).
+    pub bytes_added: u64,
+    pub blobs_added: u64,
+    pub excluded: u64,
+    /// The first entries left out (`archive::EXCLUDED_NAMED`), and why.
+    pub excluded_entries: Vec<Excluded>,
+    /// Databases a snapshot would dump (a dry run does not run pg_dump).
+    pub databases: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Excluded {
+    pub path: String,
+    pub why: &'static str,
 }
 
 pub fn run(
@@ -65,6 +100,7 @@ pub fn run(
         run,
         repo.catalog().trusted_runs()?,
     );
+    let arch = arch.excluding(opts.exclusions.clone());
     let mut names: Vec<Vec<u8>> = Vec::new();
     let mut databases = Vec::new();
     let archived = (|| -> Result<_> {
@@ -73,19 +109,7 @@ pub fn run(
         for t in &opts.databases {
             databases.push(super::database::dump_database(&arch, repo, t)?);
         }
-        let mut nodes = Vec::new();
-        for (path, meta) in &sources {
-            let mut name = source_name(path);
-            let mut n = 2;
-            while names.contains(&name) {
-                name = [source_name(path), format!("-{n}").into_bytes()].concat();
-                n += 1;
-            }
-            if let Some(node) = arch.node(path, &name, meta)? {
-                nodes.push(node);
-            }
-            names.push(name);
-        }
+        let nodes = archive_files(&arch, &sources, &mut names)?;
         arch.store_tree(Tree::new(nodes))
     })();
     let root = writer.flush_after(archived)?;
@@ -109,7 +133,7 @@ pub fn run(
     let snapshot = Snapshot {
         version: 1,
         time: crate::util::rfc3339(time),
-        host: crate::util::hostname(),
+        host: opts.host.clone().unwrap_or_else(crate::util::hostname),
         user: crate::util::username(),
         tags: opts.tags.clone(),
         paths: sources
@@ -131,6 +155,7 @@ pub fn run(
             bytes_added: w.bytes_added,
             blobs_added: w.blobs_added,
             duration_secs: started.elapsed().as_secs_f64(),
+            excluded: c.excluded.load(Relaxed),
         },
         written: crate::model::snapshot::written(time, crate::util::now()),
         errors: missing
@@ -148,6 +173,77 @@ pub fn run(
 
     let id = repo.write_snapshot(&snapshot)?;
     Ok(SnapshotEntry { id, snapshot })
+}
+
+/// Walk the sources as a snapshot would, storing nothing: what it would save,
+/// add and leave out. The databases are named, not dumped.
+pub fn dry_run(
+    repo: &Repository,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<DryRun> {
+    let (sources, missing) = open_sources(&opts.paths)?;
+    let _lock = repo.lock(false, "snapshot --dry-run")?;
+    let writer = BlobWriter::dry_run(repo);
+    let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
+    let trusted = repo.catalog().trusted_runs()?;
+    let arch = Archiver::new(repo, &writer, chunker, progress, 0, trusted)
+        .excluding(opts.exclusions.clone())
+        .dry_run();
+    archive_files(&arch, &sources, &mut Vec::new())?;
+    let c = &arch.counters;
+    let w = writer.stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    Ok(DryRun {
+        paths: sources
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect(),
+        files: c.files.load(Relaxed),
+        dirs: c.dirs.load(Relaxed),
+        bytes: c.bytes.load(Relaxed),
+        bytes_read: c.bytes_read.load(Relaxed),
+        bytes_added: w.bytes_added,
+        blobs_added: w.blobs_added,
+        excluded: c.excluded.load(Relaxed),
+        excluded_entries: arch
+            .take_excluded()
+            .into_iter()
+            .map(|(path, why)| Excluded {
+                path,
+                why: why.as_str(),
+            })
+            .collect(),
+        databases: opts.databases.iter().map(|d| d.db.clone()).collect(),
+        errors: missing
+            .iter()
+            .map(unreadable_source)
+            .chain(arch.take_errors())
+            .collect(),
+    })
+}
+
+/// The nodes of the file sources, each named by its last component (made
+/// unique with `-2`, `-3`…); `names` gets every name given.
+fn archive_files(
+    arch: &Archiver,
+    sources: &[Source],
+    names: &mut Vec<Vec<u8>>,
+) -> Result<Vec<Node>> {
+    let mut nodes = Vec::new();
+    for (path, meta) in sources {
+        let mut name = source_name(path);
+        let mut n = 2;
+        while names.contains(&name) {
+            name = [source_name(path), format!("-{n}").into_bytes()].concat();
+            n += 1;
+        }
+        if let Some(node) = arch.node(path, &name, meta)? {
+            nodes.push(node);
+        }
+        names.push(name);
+    }
+    Ok(nodes)
 }
 
 /// A source that could not be read, and why.

@@ -67,6 +67,8 @@ pub struct BlobWriter<'r> {
     shared: Arc<Shared>,
     queue: Mutex<Option<SyncSender<Finished>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Count what would be stored, store nothing (`snapshot --dry-run`).
+    dry: bool,
 }
 
 impl<'r> BlobWriter<'r> {
@@ -90,6 +92,19 @@ impl<'r> BlobWriter<'r> {
             shared,
             queue: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            dry: false,
+        }
+    }
+
+    /// A writer that seals every new blob to count its size and stores nothing:
+    /// its stats say what a run would add.
+    pub fn dry_run(repo: &'r Repository) -> Self {
+        BlobWriter {
+            repo,
+            shared: Arc::new(Shared::default()),
+            queue: Mutex::new(None),
+            thread: Mutex::new(None),
+            dry: true,
         }
     }
 
@@ -105,6 +120,13 @@ impl<'r> BlobWriter<'r> {
             return Ok(false);
         }
         let sealed = codec::encode(self.repo.key(), kind, &id, plain);
+        if self.dry {
+            if self.shared.lock().pending.insert((kind, id)) {
+                self.shared.blobs.fetch_add(1, Ordering::Relaxed);
+                (self.shared.bytes).fetch_add(sealed.len() as u64, Ordering::Relaxed);
+            }
+            return Ok(true);
+        }
         let full = {
             let mut st = self.shared.lock();
             if !st.pending.insert((kind, id)) {
@@ -138,6 +160,9 @@ impl<'r> BlobWriter<'r> {
     /// before writing the index; after a failed run, call it to get the first
     /// storage error (a full disk, say) rather than its echo.
     pub fn flush(&self) -> Result<()> {
+        if self.dry {
+            return Ok(());
+        }
         let (data, trees) = {
             let mut st = self.shared.lock();
             (std::mem::take(&mut st.data), std::mem::take(&mut st.trees))
