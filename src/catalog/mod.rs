@@ -15,6 +15,7 @@ mod removals;
 mod salvage;
 mod schema;
 mod seen;
+pub mod sizes;
 
 pub use audit::AuditRow;
 pub use file_cache::{

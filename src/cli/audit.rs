@@ -38,6 +38,7 @@ pub fn operation_of(c: &Command) -> Option<&'static str> {
         Command::Verify(_) => "verify",
         Command::Forget(_) => "forget",
         Command::Prune(_) => "prune",
+        Command::Tag(_) => "tag",
         Command::Repair(_) => "repair",
         Command::Hold(super::retention::HoldCommand::Add { .. }) => "hold add",
         Command::Hold(super::retention::HoldCommand::Remove { .. }) => "hold remove",

@@ -19,6 +19,7 @@ mod render;
 mod render_db;
 mod render_ops;
 mod render_retention;
+mod render_stats;
 mod repair;
 mod report;
 mod restore;
@@ -127,6 +128,23 @@ pub struct SnapshotsArgs {
     pub latest: Option<usize>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct TagArgs {
+    /// Snapshots (ids, unique prefixes, `latest`); or select them with --host/--tag/--path.
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub select: Select,
+    /// Add this tag (repeatable).
+    #[arg(long = "add", value_name = "TAG")]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable).
+    #[arg(long = "remove", value_name = "TAG")]
+    pub remove: Vec<String>,
+    /// Replace the tags with these (repeatable; `--set ''` removes them all).
+    #[arg(long = "set", value_name = "TAG")]
+    pub set: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the repository; prints its id.
@@ -156,6 +174,15 @@ pub enum Command {
     Find {
         /// A glob on entry names ('*.pdf'), or with a `/` on whole paths from the source's name.
         pattern: String,
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Add, remove or set tags of existing snapshots (each gets a new id; a
+    /// legal hold moves with it), e.g. `hcbackup tag 3f2a9c1e --add before-migration`.
+    Tag(TagArgs),
+    /// Sizes: what the snapshots hold, what is stored, the dedup and compression
+    /// ratios, per source and per snapshot.
+    Stats {
         #[command(flatten)]
         select: Select,
     },
@@ -386,6 +413,58 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     })
 }
 
+/// `tag`: the snapshots named or selected, their new manifests, the old removed.
+fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
+    use crate::ops::tag;
+    let change = tag::TagChange {
+        add: a.add,
+        remove: a.remove,
+        set: (!a.set.is_empty()).then(|| a.set.into_iter().filter(|t| !t.is_empty()).collect()),
+    };
+    change.check()?;
+    let filter = a.select.filter();
+    if a.snapshots.is_empty() && filter.is_empty() {
+        return Err(crate::Error::Usage(
+            "name the snapshots to tag (ids or latest), or select them with --host, --tag or --path".into(),
+        ));
+    }
+    let repo = ctx.open()?;
+    let snaps = if a.snapshots.is_empty() {
+        a.select.snapshots(&repo)?
+    } else {
+        let mut named = Vec::new();
+        for spec in &a.snapshots {
+            let s = repo.find_snapshot(spec)?;
+            if filter.matches(&s.snapshot)
+                && !named
+                    .iter()
+                    .any(|n: &crate::model::snapshot::SnapshotEntry| n.id == s.id)
+            {
+                named.push(s);
+            }
+        }
+        named
+    };
+    let done = tag::apply(&repo, crate::retention::LOCAL, tag::plan(&snaps, &change))?;
+    ctx.note(|d| {
+        d.detail = Some(
+            done.iter()
+                .map(|r| {
+                    format!(
+                        "{} -> {} [{}]",
+                        &r.old_id[..8],
+                        &r.new_id[..8],
+                        r.tags.join(",")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    });
+    render_stats::retagged(ctx, &done, snaps.len());
+    Ok(exit::OK)
+}
+
 /// Commands that write nothing to the repository (beyond its audit log), which
 /// `--no-lock` may run.
 fn reads_only(c: &Command) -> bool {
@@ -398,6 +477,7 @@ fn reads_only(c: &Command) -> bool {
             | Command::Ls { .. }
             | Command::Diff { .. }
             | Command::Find { .. }
+            | Command::Stats { .. }
             | Command::Snapshots(_)
             | Command::Verify(_)
             | Command::Status(_)
@@ -446,7 +526,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.no_lock {
         if !reads_only(&cli.command) {
             return Err(crate::Error::Usage(
-                "--no-lock is for commands that only read (restore, snapshot --dry-run, dump, export, ls, diff, find, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
+                "--no-lock is for commands that only read (restore, snapshot --dry-run, dump, export, ls, diff, find, stats, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
             ));
         }
         ctx.no_lock = true;
@@ -525,6 +605,14 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             let _lock = repo.lock(false, "find")?;
             let found = crate::ops::find::Finder::new(&repo, &pattern)?.run(&snaps)?;
             render::found(ctx, &found);
+            Ok(exit::OK)
+        }
+        Command::Tag(a) => tag(ctx, a),
+        Command::Stats { select } => {
+            let repo = ctx.open()?;
+            let snaps = select.snapshots(&repo)?;
+            let _lock = repo.lock(false, "stats")?;
+            render_stats::stats(ctx, &crate::ops::stats::run(&repo, &snaps)?);
             Ok(exit::OK)
         }
         Command::Diff { from, to } => {

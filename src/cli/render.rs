@@ -81,6 +81,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "excluded": s.summary.excluded,
         "incomplete": s.incomplete(),
         "written": s.written,
+        "original": s.original,
         "errors": s.errors,
         "databases": s.databases.iter().map(|d| json!({
             "db": d.db,

@@ -51,6 +51,10 @@ pub struct Snapshot {
     /// (`snapshot --time`, `import-legacy`): a backdated snapshot says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<String>,
+    /// For a snapshot whose tags `tag` changed: the id of the manifest it
+    /// replaced first (hex; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 /// How far a snapshot's time may run ahead of the clock (another host's clock,

@@ -288,7 +288,7 @@ pub fn run(
 /// that other machines, which saw it, take for one hidden behind their back.
 /// Only the primary's log: a copy's is the primary's, brought by `mirror`, and
 /// an event of its own there would fork it.
-fn announce(repo: &Repository, copy: &str, doomed: &[ObjectId]) -> Result<()> {
+pub(crate) fn announce(repo: &Repository, copy: &str, doomed: &[ObjectId]) -> Result<()> {
     if doomed.is_empty() || copy != crate::retention::LOCAL {
         return Ok(());
     }

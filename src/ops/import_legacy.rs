@@ -231,6 +231,7 @@ fn one(
         user: crate::util::username(),
         tags: vec![TAG.to_string()],
         written: crate::model::snapshot::written(time, crate::util::now()),
+        original: None,
         paths,
         names,
         tree: root,

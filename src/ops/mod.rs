@@ -22,6 +22,8 @@ pub mod restore_test;
 mod safe_fs;
 pub mod shrink;
 pub mod snapshot;
+pub mod stats;
 pub mod status;
+pub mod tag;
 mod tar_tree;
 pub mod verify;

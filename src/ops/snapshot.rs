@@ -158,6 +158,7 @@ pub fn run(
             excluded: c.excluded.load(Relaxed),
         },
         written: crate::model::snapshot::written(time, crate::util::now()),
+        original: None,
         errors: missing
             .iter()
             .map(|m| {
