@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod id;
+pub mod log_file;
 pub mod model;
 pub mod ops;
 pub mod pack;

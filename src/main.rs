@@ -1,6 +1,6 @@
 //! The `hcbackup` binary: parse, set up logging, run, map errors to exit codes.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
     // Everything this process creates (catalog and its -wal/-shm files, temp
@@ -12,7 +12,20 @@ fn main() {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(16 << 20)
         .build_global();
-    let cli = hcbackup::cli::Cli::parse();
+    let matches = hcbackup::cli::Cli::command().get_matches();
+    let command = matches.subcommand_name().unwrap_or("hcbackup").to_string();
+    let cli = hcbackup::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Before logging is set up: tracing's lines go through the copy too.
+    let log_file = match &cli.log_file {
+        Some(p) => match hcbackup::log_file::LogFile::start(p, &command) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("hcbackup: error: {e}");
+                std::process::exit(e.exit_code());
+            }
+        },
+        None => None,
+    };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -38,5 +51,8 @@ fn main() {
             e.exit_code()
         }
     };
+    if let Some(l) = log_file {
+        l.finish(code);
+    }
     std::process::exit(code);
 }

@@ -19,6 +19,18 @@ fn command_of(line: &str) -> String {
     line.splitn(7, ' ').nth(6).unwrap().replace("\\%", "%")
 }
 
+/// Whether a log line starts "2026-12-01T03:00:00Z [PID] ".
+fn regex_like_stamp() -> impl Fn(&str) -> bool {
+    |l: &str| {
+        let (t, rest) = l.split_at(l.find(' ').unwrap_or(0));
+        t.len() == 20
+            && t.ends_with('Z')
+            && t.as_bytes()[10] == b'T'
+            && rest.trim_start().starts_with('[')
+            && rest.contains("] ")
+    }
+}
+
 #[test]
 fn the_cron_entries_run_as_cron_runs_them() {
     let env = Env::new();
@@ -57,22 +69,49 @@ fn the_cron_entries_run_as_cron_runs_them() {
     assert!(out.contains("SHELL=/bin/bash"));
 
     // The daily entry, in an empty environment as cron gives it: a snapshot, then
-    // retention, everything in the log.
-    let st = Command::new("/bin/bash")
-        .arg("-c")
-        .arg(command_of(daily))
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    // retention. A good night prints nothing (cron mails nothing); every line
+    // goes to the log with its time and process id.
+    let cron = || {
+        Command::new("/bin/bash")
+            .arg("-c")
+            .arg(command_of(daily))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let o = cron();
+    assert!(o.status.success(), "{}", common::out(&o));
+    assert!(
+        o.stdout.is_empty() && o.stderr.is_empty(),
+        "{}",
+        common::out(&o)
+    );
     let logged = fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("snapshot") && logged.contains("saved"),
         "{logged}"
     );
     assert!(logged.contains("policy --keep-daily 30"), "{logged}");
+    let stamped = regex_like_stamp();
+    for l in logged.lines() {
+        assert!(stamped(l), "no time on: {l}");
+    }
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    // A failed night: the error is on stderr, which cron mails, and in the log.
+    fs::rename(&src, env.path("moved")).unwrap();
+    let o = cron();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot be read"), "{}", common::out(&o));
+    let logged = fs::read_to_string(&log).unwrap();
+    let last_err = logged.lines().rev().find(|l| l.contains(" err ")).unwrap();
+    assert!(
+        last_err.contains("cannot be read") && stamped(last_err),
+        "{logged}"
+    );
+    assert!(logged.trim_end().ends_with("exit 2"), "{logged}");
+    fs::rename(env.path("moved"), &src).unwrap();
 
     // The guard: 6 December 2026 is the first Sunday, the 7th a Monday.
     let cmd = command_of(monthly);
@@ -143,7 +182,7 @@ fn schedule_checks_the_settings_file_and_keeps_the_repository() {
         "--env-file",
         missing.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", out(&o));
+    assert!(o.status.success(), "{}", common::out(&o));
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("does not exist yet"), "{said}");
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -165,4 +204,49 @@ fn schedule_checks_the_settings_file_and_keeps_the_repository() {
     assert!(said.contains("names no password"), "{said}");
     assert!(said.contains("names no repository"), "{said}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("--repo"));
+}
+
+/// `--log-file` copies every line a command prints, timestamped, but never the
+/// data `dump` writes on stdout (a patient's file in a log file).
+#[test]
+fn the_log_file_gets_lines_not_data() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("laudo.txt"), b"PATIENT-SECRET-CONTENT\n");
+    env.snapshot(&[&src]);
+    let log = env.path("run.log");
+    let o = env
+        .cmd()
+        .args([
+            "--log-file",
+            log.to_str().unwrap(),
+            "dump",
+            "latest",
+            "uploads/laudo.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, b"PATIENT-SECRET-CONTENT\n", "{}", common::out(&o));
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains("PATIENT-SECRET"), "{logged}");
+    assert!(
+        logged.contains("hcbackup dump started") && logged.contains("exit 0"),
+        "{logged}"
+    );
+    // A link planted where the log goes is not followed.
+    let target = env.path("elsewhere");
+    fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, env.path("planted.log")).unwrap();
+    let o = env
+        .cmd()
+        .args([
+            "--log-file",
+            env.path("planted.log").to_str().unwrap(),
+            "snapshots",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--log-file"));
+    assert_eq!(fs::read(&target).unwrap(), b"");
 }

@@ -73,6 +73,10 @@ pub struct Cli {
     /// report): for a copy this machine cannot write. Automatic on a read-only file system.
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// Also append every line printed (stdout and stderr) to FILE, each with its
+    /// time and process id: the log of scheduled runs, whose stderr cron mails.
+    #[arg(long, global = true, value_name = "FILE", env = "HCBACKUP_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
     /// More detail (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

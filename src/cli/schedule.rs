@@ -25,7 +25,8 @@ pub struct ScheduleArgs {
     /// empty environment.
     #[arg(long, value_name = "FILE", default_value = "/etc/hcbackup/env")]
     pub env_file: PathBuf,
-    /// Where the log goes (cron; systemd uses the journal).
+    /// The log file every cron run appends its lines to, timestamped (systemd
+    /// uses the journal).
     #[arg(long, value_name = "FILE", default_value = "/var/log/hcbackup.log")]
     pub log: PathBuf,
 }
@@ -49,25 +50,29 @@ pub fn run(a: ScheduleArgs, repo: Option<&str>) -> Result<i32> {
         Some(r) => format!("{} --repo {}", quote(&exe.display().to_string()), quote(r)),
         None => quote(&exe.display().to_string()),
     };
-    let cron_bin = bin.replace('%', "\\%");
     let (env, log) = (a.env_file.display(), a.log.display());
+    // Every run also appends its lines, timestamped, to the log (`--log-file`).
+    let cron_bin = format!("{bin} --log-file {}", quote(&log.to_string())).replace('%', "\\%");
     if a.cron {
         // `%` is special in crontab lines: escaped. A document of several lines.
         crate::cli::render::emit_raw(&format!(
             "# /etc/cron.d/hcbackup — written by `hcbackup schedule --cron`\n\
              SHELL=/bin/bash\n\
+             # cron mails what a run writes on stderr (failures and warnings) to MAILTO (default: root);\n\
+             # every line, with its time, also goes to {log}; the success summaries go there only.\n\
              # Daily at 03:00: snapshot (mirrored to every destination), then each copy's retention.\n\
-             0 3 * * * root {{ set -a; . {env}; set +a; {cron_bin} {} && {cron_bin} {}; }} >> {log} 2>&1\n\
+             0 3 * * * root {{ set -a; . {env}; set +a; {cron_bin} {} && {cron_bin} {}; }} > /dev/null\n\
              # First Sunday of the month at 02:00: read back a twelfth of every copy, restore-test the database.\n\
              # cron has no \"first Sunday\": days 1-7, and only the Sunday passes the guard.\n\
-             0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {cron_bin} {MONTHLY}; }} >> {log} 2>&1",
+             0 2 1-7 * * root [ \"$(date +\\%u)\" = 7 ] && {{ set -a; . {env}; set +a; {cron_bin} {MONTHLY}; }} > /dev/null",
             DAILY[0], DAILY[1]
         ));
     } else {
         let unit = |name: &str, what: &str, execs: &[&str], calendar: &str| {
             let exec: String = execs
                 .iter()
-                .map(|e| format!("ExecStart={bin} {e}\n"))
+                // systemd expands `%` specifiers in ExecStart: a literal one is `%%`.
+                .map(|e| format!("ExecStart={} {e}\n", bin.replace('%', "%%")))
                 .collect();
             format!(
                 "# /etc/systemd/system/{name}.service\n\

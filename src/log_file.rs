@@ -1,0 +1,138 @@
+//! `--log-file FILE`: every line the process writes to stdout and stderr (its
+//! own, tracing's, a warning from anywhere) is also appended to FILE with the
+//! time and the process id, while stdout and stderr stay as they were. So a cron
+//! entry can keep stderr for cron's mail (failures and warnings only) and still
+//! have a timestamped log of every run.
+//!
+//! Both descriptors are swapped for pipes; a thread per pipe copies each line to
+//! the original descriptor and to the file. `finish` closes the pipes and waits
+//! for the threads, so nothing written before exit is lost.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+
+pub struct LogFile {
+    file: Arc<Mutex<File>>,
+    threads: Vec<JoinHandle<()>>,
+    /// The descriptors swapped for pipes.
+    fds: Vec<i32>,
+}
+
+impl LogFile {
+    /// Open FILE for appending (created 0640; never through a link) and start
+    /// copying stderr, and stdout unless the command writes data there (`dump`:
+    /// a patient's file must not land in a log), into it.
+    pub fn start(path: &Path, command: &str) -> Result<LogFile> {
+        let file = open(path)?;
+        let file = Arc::new(Mutex::new(file));
+        line(&file, "---", &format!("hcbackup {command} started"));
+        let mut threads = Vec::new();
+        let streams: &[(i32, &'static str)] = if command == "dump" {
+            &[(2, "err")]
+        } else {
+            &[(1, "out"), (2, "err")]
+        };
+        for &(fd, stream) in streams {
+            threads.push(
+                tee(fd, stream, file.clone())
+                    .map_err(|e| Error::io_path("copying output into the log file", path, e))?,
+            );
+        }
+        Ok(LogFile {
+            file,
+            threads,
+            fds: streams.iter().map(|(fd, _)| *fd).collect(),
+        })
+    }
+
+    /// Flush, close the pipes, wait for every line to be copied, and record the
+    /// exit code.
+    pub fn finish(self, code: i32) {
+        let _ = std::io::stdout().flush();
+        let copied: Vec<i32> = self.fds.clone();
+        // SAFETY: replacing fds 1 and 2 with /dev/null closes the pipes' write
+        // ends (the originals live on in the threads' copies).
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if null >= 0 {
+                for fd in copied {
+                    libc::dup2(null, fd);
+                }
+                libc::close(null);
+            }
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        line(&self.file, "---", &format!("exit {code}"));
+    }
+}
+
+fn open(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "--log-file {}: {e}; give a file this user can append to (not a link)",
+                path.display()
+            ))
+        })
+}
+
+/// Swap `fd` for a pipe whose lines a thread copies to the original and to `file`.
+fn tee(fd: i32, stream: &'static str, file: Arc<Mutex<File>>) -> std::io::Result<JoinHandle<()>> {
+    let mut ends = [0i32; 2];
+    // SAFETY: pipe2 fills both descriptors or fails.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just opened and are owned here.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    // SAFETY: dup of an open standard descriptor; the copy is owned here.
+    let original = unsafe {
+        let d = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        if d < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        File::from(OwnedFd::from_raw_fd(d))
+    };
+    // SAFETY: both descriptors are open; fd now names the pipe's write end.
+    if unsafe { libc::dup2(write.as_raw_fd(), fd) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(write);
+    Ok(std::thread::spawn(move || {
+        let mut original = original;
+        let mut original_open = true;
+        let mut reader = BufReader::new(File::from(read));
+        let mut buf = Vec::new();
+        while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            // A closed reader (`| head`) ends the copy there, not the log.
+            if original_open && original.write_all(&buf).is_err() {
+                original_open = false;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            line(&file, stream, text.trim_end_matches('\n'));
+            buf.clear();
+        }
+    }))
+}
+
+/// One log line: UTC time to the second, process id, stream, text.
+fn line(file: &Mutex<File>, stream: &str, text: &str) {
+    let now = crate::util::now();
+    let t = crate::util::rfc3339(now.replace_nanosecond(0).unwrap_or(now));
+    let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(f, "{t} [{}] {stream} {text}", std::process::id());
+}
