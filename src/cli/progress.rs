@@ -71,12 +71,18 @@ impl Progress for CliProgress {
 
     fn file_done(&self, _path: &Path, bytes: u64) {
         let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = bytes;
         if let Some(b) = &self.bar {
-            b.inc(bytes);
             b.set_message(format!(
                 "{n}/{} files",
                 self.total_files.load(Ordering::Relaxed)
             ));
+        }
+    }
+
+    fn bytes_done(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
         }
     }
 

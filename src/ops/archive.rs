@@ -160,6 +160,7 @@ impl<'a> Archiver<'a> {
             NodeKind::File => {
                 let (content, size) = match hit {
                     Some(c) => {
+                        self.progress.bytes_done(c.size);
                         self.counted(path, c.size, false);
                         kept = Kept::Hit;
                         (c.content.clone(), c.size)
@@ -373,7 +374,7 @@ impl<'a> Archiver<'a> {
         // next time, since its cache entry is kept only when it did not change.
         let (content, size) = match self.chunk_stream(
             &self.chunker,
-            std::io::Read::take(&f, st.size),
+            Counting(std::io::Read::take(&f, st.size), self.progress),
             Some(st.size),
         )? {
             Ok(r) => r,
@@ -446,6 +447,18 @@ impl<'a> Archiver<'a> {
             self.counters.bytes_read.fetch_add(size, Ordering::Relaxed);
         }
         self.progress.file_done(path, size);
+    }
+}
+
+/// A reader that reports what it reads to the progress as it goes, so that
+/// progress moves within a large file.
+struct Counting<'p, R>(R, &'p dyn Progress);
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.bytes_done(n as u64);
+        Ok(n)
     }
 }
 

@@ -312,7 +312,9 @@ impl Restorer<'_> {
         match n.kind {
             NodeKind::File => {
                 let kept = self.resume && safe_fs::is_restored_file(parent, name, &meta, n.size);
-                if !kept {
+                if kept {
+                    self.progress.bytes_done(n.size);
+                } else {
                     let part = safe_fs::part_name(name, |p| at.siblings.contains(p));
                     self.write_file(n, place, (name, &part), path, &meta)?;
                 }
@@ -408,6 +410,7 @@ impl Restorer<'_> {
             .try_for_each(|(c, off, loc)| -> Result<()> {
                 let data = self.repo.read_blob_from(Kind::Data, (*c).into(), loc)?;
                 crate::util::failpoint("restore-chunk");
+                self.progress.bytes_done(data.len() as u64);
                 // A chunk of zeros is left as a hole: a sparse file (a VM
                 // image, a preallocated video) comes back sparse, not full size.
                 if is_zeros(&data) {
