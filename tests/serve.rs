@@ -226,6 +226,12 @@ fn serve_without_a_token_refuses_to_start() {
 
 /// The page after its scripts ran, as headless Chromium (Debian's `chromium`) sees it.
 fn render(url: &str) -> String {
+    String::from_utf8(chromium(url, (1280, 900), "--dump-dom")).unwrap()
+}
+
+/// Run headless Chromium on `url` in a window of `size`, in São Paulo's time
+/// zone, with `what` (`--dump-dom`, or `--screenshot=FILE`); its stdout.
+fn chromium(url: &str, size: (u32, u32), what: &str) -> Vec<u8> {
     let profile = tempfile::tempdir().unwrap();
     let o = std::process::Command::new("chromium")
         .args([
@@ -233,15 +239,28 @@ fn render(url: &str) -> String {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
             "--virtual-time-budget=10000",
         ])
+        .env("TZ", "America/Sao_Paulo")
+        .arg(format!("--window-size={},{}", size.0, size.1))
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
+        .arg(what)
         .arg(url)
         .output()
         .expect("chromium: install Debian's chromium package (scripts/services.sh does)");
     assert!(o.status.success(), "{}", out(&o));
-    String::from_utf8(o.stdout).unwrap()
+    o.stdout
+}
+
+/// A PNG's width and height (its IHDR chunk).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap());
+    (be(&png[16..20]), be(&png[20..24]))
 }
 
 #[test]
@@ -276,6 +295,35 @@ fn the_dashboard_renders_the_repositorys_numbers_in_chromium() {
     assert!(dom.contains("7.0 h ago"), "the source's age");
     assert!(text_of("verify").ends_with(" ok"));
     assert!(dom.contains("up to date"), "the USB copy's lag");
+    // Times in the browser's zone, to the second: the last snapshot, 03:00 UTC
+    // on 28 November, is midnight in São Paulo.
+    assert!(dom.contains("2026-11-28 00:00:00"), "{dom}");
+    // The recent runs, from the audit log: the snapshots, the mirror, the verify.
+    let runs = &dom[dom.find("id=\"runs\"").unwrap()..];
+    let runs = &runs[..runs.find("</table>").unwrap()];
+    for op in ["<td>snapshot</td>", "<td>verify</td>"] {
+        assert!(runs.contains(op), "{op} in {runs}");
+    }
+    assert!(runs.contains("class=\"good\">ok<"), "{runs}");
+    // Charts carry a date axis.
+    assert!(dom.contains("class=\"axis\""), "{dom}");
+    // It fits a laptop and a phone: nothing sticks out sideways, and the
+    // screenshots have the window's width.
+    for (w, h) in [(1280, 900), (390, 844)] {
+        let url = format!("http://127.0.0.1:{}/#token={TOKEN}", s.port);
+        let dom = String::from_utf8(chromium(&url, (w, h), "--dump-dom")).unwrap();
+        assert!(dom.contains("data-overflow=\"no\""), "{w}px: {dom}");
+        assert!(
+            dom.contains(">FRESH<") && dom.contains("Recent runs"),
+            "{w}px"
+        );
+        let shot = tempfile::tempdir().unwrap();
+        let file = shot.path().join("dashboard.png");
+        chromium(&url, (w, h), &format!("--screenshot={}", file.display()));
+        let png = std::fs::read(&file).unwrap();
+        assert_eq!(png_size(&png).0, w, "{w}px screenshot");
+        assert!(png.len() > 10_000, "{w}px screenshot is not blank");
+    }
     // One bar per snapshot in the daily chart, one point per snapshot in the others.
     for chart in ["chart-added", "chart-total", "chart-dedup"] {
         let start = dom.find(&format!("id=\"{chart}\"")).unwrap();
@@ -292,7 +340,11 @@ fn the_dashboard_renders_the_repositorys_numbers_in_chromium() {
         "http://127.0.0.1:{}/#token=wrong-token-wrong-token",
         s.port
     ));
-    assert!(dom.contains("token needed"), "{dom}");
+    assert!(dom.contains("token not accepted"), "{dom}");
+    assert!(
+        dom.contains("check it against HCBACKUP_STATUS_TOKEN"),
+        "{dom}"
+    );
     assert!(!dom.contains("id=\"snapshots\">2<"));
 }
 

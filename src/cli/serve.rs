@@ -17,6 +17,9 @@ pub struct ServeArgs {
     pub history: usize,
 }
 
+/// Runs the dashboard's table lists.
+const RECENT_RUNS: usize = 20;
+
 pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
     let token = std::env::var("HCBACKUP_STATUS_TOKEN").unwrap_or_default();
     if token.trim().len() < 16 {
@@ -50,6 +53,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
             compute_with(ctx, &repo, now, status_args)
         }),
         Box::new(|| crate::ops::history::run(&repo, a.history)),
+        Box::new(|| crate::ops::runs::recent(&repo, RECENT_RUNS)),
     );
     crate::serve::serve(listener, &routes)?;
     Ok(crate::error::exit::OK)

@@ -19,6 +19,7 @@ pub mod report;
 pub mod restore;
 mod restore_marker;
 pub mod restore_test;
+pub mod runs;
 mod safe_fs;
 pub mod shrink;
 pub mod snapshot;

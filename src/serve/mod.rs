@@ -1,6 +1,6 @@
 //! `hcbackup serve`: a small HTTP/1.1 server for monitors and people. Loopback by
 //! default. `/healthz` (no token), `/` (the dashboard page: code, no data),
-//! `/api/backup/status`, `/api/backup/history` and `/metrics` (each behind the
+//! `/api/backup/status`, `/api/backup/history`, `/api/backup/runs` and `/metrics` (each behind the
 //! bearer token HCBACKUP_STATUS_TOKEN, compared in constant time).
 //!
 //! Connections are served concurrently on one thread (the answers take
@@ -65,6 +65,7 @@ pub struct Routes<'a> {
     token: blake3::Hash,
     pub status: Box<dyn Fn() -> Result<Status> + 'a>,
     pub history: Box<dyn Fn() -> Result<Vec<Point>> + 'a>,
+    pub runs: Box<dyn Fn() -> Result<Vec<crate::ops::runs::Run>> + 'a>,
 }
 
 impl<'a> Routes<'a> {
@@ -72,11 +73,13 @@ impl<'a> Routes<'a> {
         token: &str,
         status: Box<dyn Fn() -> Result<Status> + 'a>,
         history: Box<dyn Fn() -> Result<Vec<Point>> + 'a>,
+        runs: Box<dyn Fn() -> Result<Vec<crate::ops::runs::Run>> + 'a>,
     ) -> Routes<'a> {
         Routes {
             token: blake3::hash(token.as_bytes()),
             status,
             history,
+            runs,
         }
     }
 
@@ -106,7 +109,7 @@ impl<'a> Routes<'a> {
             "/" | "/index.html" => {
                 respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into())
             }
-            "/api/backup/status" | "/api/backup/history" | "/metrics" => {
+            "/api/backup/status" | "/api/backup/history" | "/api/backup/runs" | "/metrics" => {
                 if !self.authorized(req) {
                     let mut r = json(
                         StatusCode::UNAUTHORIZED,
@@ -123,6 +126,8 @@ impl<'a> Routes<'a> {
                         .map(|s| json(StatusCode::OK, &serde_json::to_value(s).expect("json"))),
                     "/api/backup/history" => (self.history)()
                         .map(|h| json(StatusCode::OK, &serde_json::to_value(h).expect("json"))),
+                    "/api/backup/runs" => (self.runs)()
+                        .map(|r| json(StatusCode::OK, &serde_json::to_value(r).expect("json"))),
                     _ => (self.status)().map(|s| {
                         respond(
                             StatusCode::OK,
