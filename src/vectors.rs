@@ -142,6 +142,7 @@ fn node(v: &Value) -> Node {
             .get("target")
             .map(|t| serde_bytes::ByteBuf::from(bytes(t))),
         rdev: v.get("rdev").and_then(Value::as_u64).unwrap_or(0),
+        link: v.get("link").and_then(Value::as_u64).unwrap_or(0),
     }
 }
 

@@ -389,3 +389,53 @@ fn a_sparse_file_restores_sparse() {
         m.blocks() * 512
     );
 }
+
+/// Item 11: hard links come back as hard links (they came back as separate
+/// files), also into a read-only folder, with every folder's time kept; an
+/// unchanged tree of links stores nothing new the next night.
+#[test]
+fn hard_links_come_back_as_hard_links() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a/exame.pdf"), &noise(4, 150_000));
+    write(&src.join("c/copy.pdf"), &noise(4, 150_000));
+    write(&src.join("t/one.dcm"), b"three names");
+    std::fs::create_dir_all(src.join("b")).unwrap();
+    std::fs::create_dir_all(src.join("ro")).unwrap();
+    std::fs::hard_link(src.join("a/exame.pdf"), src.join("b/exame-link.pdf")).unwrap();
+    std::fs::hard_link(src.join("t/one.dcm"), src.join("t/two.dcm")).unwrap();
+    std::fs::hard_link(src.join("t/one.dcm"), src.join("ro/three.dcm")).unwrap();
+    std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    for d in ["a", "b", "c", "t", "ro"] {
+        tree::set_mtime(&src.join(d), 1_700_000_000, 5);
+    }
+    let first = env.snapshot(&[&src]);
+    let back = env.restore(first["id"].as_str().unwrap(), "back");
+    let up = back.join("uploads");
+    assert_same_tree(&src, &up);
+    let ino = |p: &str| std::fs::metadata(up.join(p)).unwrap().ino();
+    assert_eq!(ino("a/exame.pdf"), ino("b/exame-link.pdf"));
+    assert_ne!(ino("a/exame.pdf"), ino("c/copy.pdf"));
+    assert_eq!(ino("t/one.dcm"), ino("t/two.dcm"));
+    assert_eq!(ino("t/one.dcm"), ino("ro/three.dcm"));
+    assert_eq!(std::fs::metadata(up.join("t/one.dcm")).unwrap().nlink(), 3);
+    // Only one name selected: a file of its own.
+    let part = env.path("part");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        part.to_str().unwrap(),
+        "--include",
+        "uploads/b/**",
+    ]);
+    assert_eq!(
+        std::fs::read(part.join("uploads/b/exame-link.pdf")).unwrap(),
+        noise(4, 150_000)
+    );
+    let second = env.snapshot(&[&src]);
+    assert_eq!(second["bytes_added"], 0, "{second}");
+    std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.ok(&["verify", "--read-data"]);
+}

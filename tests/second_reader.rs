@@ -139,6 +139,15 @@ fn the_second_reader_restores_every_kind_of_entry_across_rotation_and_prune() {
         let theirs = restore_privileged(&env, id, &format!("hcb{n}"));
         assert_same_tree(&theirs, &ours);
     }
+    // The hard link came back as one, from both readers.
+    for r in ["py1", "hcb1"] {
+        let ino = |f: &str| {
+            fs::metadata(env.path(r).join("uploads").join(f))
+                .unwrap()
+                .ino()
+        };
+        assert_eq!(ino("empty.pdf"), ino("empty-again.pdf"), "{r}");
+    }
     // The device node came back as one.
     let m = fs::symlink_metadata(env.path("py1/uploads/perms/null-device")).unwrap();
     assert_eq!(

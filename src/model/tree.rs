@@ -47,6 +47,11 @@ pub struct Node {
     pub target: Option<ByteBuf>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
+    /// Hard-link group: files of one snapshot with the same non-zero `link` were
+    /// one file (one inode) when saved. A keyed hash of its device and inode, so
+    /// unchanged folders keep their tree ids; 0 (left out) for a file with one name.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub link: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -207,6 +212,7 @@ mod tests {
                 subtree: None,
                 target: None,
                 rdev: 0,
+                link: 0,
             },
             Node {
                 name: ByteBuf::from(b"a".to_vec()),
@@ -221,6 +227,7 @@ mod tests {
                 subtree: None,
                 target: Some(ByteBuf::from(b"../x".to_vec())),
                 rdev: 0,
+                link: 0,
             },
         ]);
         assert_eq!(t.nodes[0].name.as_ref(), b"a");
@@ -241,6 +248,7 @@ mod tests {
             subtree: None,
             target: None,
             rdev: 0,
+            link: 0,
         }
     }
 

@@ -119,6 +119,16 @@ impl<'a> Archiver<'a> {
             .push(format!("{}: {msg}", path.display()));
     }
 
+    /// The hard-link group of a file with several names: a keyed hash of its
+    /// device and inode (never 0), the same in every snapshot while they last.
+    fn link_group(&self, st: &Stat) -> u64 {
+        let mut at = [0u8; 16];
+        at[..8].copy_from_slice(&st.dev.to_le_bytes());
+        at[8..].copy_from_slice(&st.ino.to_le_bytes());
+        let h = self.repo.key().derived_hash("hard link", &at);
+        u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) | 1
+    }
+
     /// The chunker of file content.
     pub fn chunker(&self) -> &Chunker {
         &self.chunker
@@ -175,6 +185,9 @@ impl<'a> Archiver<'a> {
                 };
                 node.content = content;
                 node.size = size;
+                if st.nlink > 1 {
+                    node.link = self.link_group(st);
+                }
             }
             NodeKind::Symlink => match at.read_link(path, name) {
                 Ok(t) => node.target = Some(ByteBuf::from(t)),

@@ -102,6 +102,7 @@ fn stream_node(name: &str, lists: Vec<TreeId>, size: u64) -> Node {
         subtree: None,
         target: None,
         rdev: 0,
+        link: 0,
     }
 }
 

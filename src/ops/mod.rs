@@ -8,6 +8,7 @@ pub mod dump;
 pub mod export_tar;
 pub mod find;
 pub mod forget;
+mod hard_links;
 pub mod history;
 pub mod import_legacy;
 pub mod ls;

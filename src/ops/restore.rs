@@ -71,6 +71,7 @@ struct Restorer<'a> {
     setid_dropped: AtomicU64,
     devices_skipped: AtomicU64,
     is_root: bool,
+    links: super::hard_links::Links,
 }
 
 /// Where an entry of a tree goes: its folder, name and path, and the names of
@@ -95,6 +96,18 @@ struct Dir<'p> {
 }
 
 impl Dir<'_> {
+    /// The path of `name` in this folder, as components below the target.
+    fn components(&self, name: &OsStr) -> Vec<std::ffi::OsString> {
+        let mut out = vec![name.to_os_string()];
+        let mut d = self;
+        while let Some(p) = d.parent {
+            out.push(d.name.to_os_string());
+            d = p;
+        }
+        out.reverse();
+        out
+    }
+
     fn fd(&self, existing: Existing) -> Result<BorrowedFd<'_>> {
         let made = self.fd.get_or_init(|| {
             let parent = self.parent.expect("the target is opened before the walk");
@@ -160,7 +173,7 @@ pub fn run(
         );
     }
     restore_marker::write(target.fd.as_fd(), &opts.target, (&snap.id, &opts.includes))?;
-    let r = Restorer {
+    let mut r = Restorer {
         repo,
         include,
         existing: if start == Start::Fresh {
@@ -176,6 +189,7 @@ pub fn run(
         devices_skipped: AtomicU64::new(0),
         // SAFETY: geteuid cannot fail.
         is_root: unsafe { libc::geteuid() } == 0,
+        links: Default::default(),
     };
     let root_dir = Dir {
         parent: None,
@@ -187,6 +201,7 @@ pub fn run(
     };
     let any = r.tree(&root, &root_dir, "", r.include.is_none());
     let target_fd = root_dir.fd(Existing::Refuse)?;
+    std::mem::take(&mut r.links).link_all(target_fd, |p, e| r.fail(p, e));
     let failed = !r
         .report
         .lock()
@@ -323,6 +338,9 @@ impl Restorer<'_> {
                 rep.bytes += n.size;
                 rep.kept += u64::from(kept);
                 drop(rep);
+                if n.link != 0 {
+                    self.links.restored(n.link, dir.components(name), path);
+                }
                 self.progress.file_done(path, n.size);
             }
             NodeKind::Symlink => {

@@ -30,6 +30,7 @@ pub(super) fn file_node(name: &[u8], mode: u32, size: u64, mtime: OffsetDateTime
         subtree: None,
         target: None,
         rdev: 0,
+        link: 0,
     }
 }
 

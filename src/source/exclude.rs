@@ -187,6 +187,7 @@ mod tests {
             ino: 1,
             dev,
             rdev: 0,
+            nlink: 1,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Stat {
     pub ino: u64,
     pub dev: u64,
     pub rdev: u64,
+    /// How many names the entry has (hard links).
+    pub nlink: u64,
 }
 
 impl Stat {
@@ -83,6 +85,7 @@ impl From<&Metadata> for Stat {
             ino: m.ino(),
             dev: m.dev(),
             rdev: m.rdev(),
+            nlink: m.nlink(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl From<&rustix::fs::Stat> for Stat {
             ino: s.st_ino as u64,
             dev: s.st_dev as u64,
             rdev: s.st_rdev as u64,
+            nlink: s.st_nlink as u64,
         }
     }
 }
@@ -127,6 +131,7 @@ pub fn base_node(name: &[u8], st: &Stat) -> Node {
         } else {
             0
         },
+        link: 0,
     }
 }
 

@@ -322,6 +322,7 @@ class Restorer:
         self.repo = repo
         self.privileged = privileged
         self.as_root = os.geteuid() == 0
+        self.links = {}  # hard-link group -> the path restored first
 
     def mode_of(self, node):
         mode = node["mode"]
@@ -347,9 +348,17 @@ class Restorer:
             os.mkdir(path, 0o700)
             self.folder(path, node["subtree"])
         elif kind == "file":
+            group = node.get("link", 0)
+            if group and group in self.links:
+                # One file with several names: the first restored has its
+                # content and metadata; this name links to it.
+                os.link(self.links[group], path)
+                return
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
                 self.repo.write_content(node, f)
+            if group:
+                self.links[group] = path
         elif kind == "symlink":
             os.symlink(node["target"], os.fsencode(path))
             self.owner(path, node, follow=False)
