@@ -33,7 +33,7 @@ fn main() {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HCBACKUP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},fuser=error")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -184,6 +184,14 @@ pub enum Command {
     /// Add, remove or set tags of existing snapshots (each gets a new id; a
     /// legal hold moves with it), e.g. `hcbackup tag 3f2a9c1e --add before-migration`.
     Tag(TagArgs),
+    /// Browse the snapshots as a read-only file system (FUSE) until it is
+    /// unmounted (`umount MOUNTPOINT`): ids/ID/, snapshots/DATE, latest.
+    Mount {
+        /// An empty folder to mount on.
+        mountpoint: std::path::PathBuf,
+        #[command(flatten)]
+        select: Select,
+    },
     /// Sizes: what the snapshots hold, what is stored, the dedup and compression
     /// ratios, per source and per snapshot.
     Stats {
@@ -417,6 +425,42 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
     })
 }
 
+/// `mount`: the selected snapshots as a read-only file system, under a shared
+/// lock (a prune waits until it is unmounted), until it is unmounted.
+fn mount(ctx: &Ctx, mountpoint: &std::path::Path, select: &Select) -> Result<i32> {
+    let empty = std::fs::read_dir(mountpoint).map(|mut d| d.next().is_none());
+    if !matches!(empty, Ok(true)) {
+        return Err(crate::Error::Usage(format!(
+            "{}: give an empty folder to mount on",
+            mountpoint.display()
+        )));
+    }
+    let repo = ctx.open()?;
+    let snaps = select.snapshots(&repo)?;
+    let latest = snaps
+        .iter()
+        .rev()
+        .find(|s| !s.snapshot.is_safety_dump())
+        .cloned();
+    let _lock = repo.lock(false, "mount")?;
+    let fs = crate::ops::mount::SnapshotFs::new(repo, &snaps, latest.as_ref());
+    if !ctx.quiet {
+        eprintln!(
+            "hcbackup: {} snapshots mounted read-only on {}; `umount {}` ends it",
+            snaps.len(),
+            mountpoint.display(),
+            mountpoint.display()
+        );
+    }
+    crate::ops::mount::mount(fs, mountpoint).map_err(|e| {
+        crate::Error::Failed(format!(
+            "mounting on {}: {e}; FUSE needs /dev/fuse (modprobe fuse) and root or fusermount",
+            mountpoint.display()
+        ))
+    })?;
+    Ok(exit::OK)
+}
+
 /// `tag`: the snapshots named or selected, their new manifests, the old removed.
 fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
     use crate::ops::tag;
@@ -482,6 +526,7 @@ fn reads_only(c: &Command) -> bool {
             | Command::Diff { .. }
             | Command::Find { .. }
             | Command::Stats { .. }
+            | Command::Mount { .. }
             | Command::Snapshots(_)
             | Command::Verify(_)
             | Command::Status(_)
@@ -530,7 +575,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.no_lock {
         if !reads_only(&cli.command) {
             return Err(crate::Error::Usage(
-                "--no-lock is for commands that only read (restore, snapshot --dry-run, dump, export, ls, diff, find, stats, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
+                "--no-lock is for commands that only read (restore, snapshot --dry-run, dump, export, ls, diff, find, stats, mount, snapshots, verify, status, report): this one writes to the repository and needs its lock".into(),
             ));
         }
         ctx.no_lock = true;
@@ -612,6 +657,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Tag(a) => tag(ctx, a),
+        Command::Mount { mountpoint, select } => mount(ctx, &mountpoint, &select),
         Command::Stats { select } => {
             let repo = ctx.open()?;
             let snaps = select.snapshots(&repo)?;

@@ -13,6 +13,7 @@ pub mod history;
 pub mod import_legacy;
 pub mod ls;
 pub mod mirror;
+pub mod mount;
 pub mod output_file;
 pub mod prune;
 pub mod repair;

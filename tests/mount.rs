@@ -1,0 +1,49 @@
+//! `mount` (issue #17): the snapshots as a read-only FUSE file system.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn snapshots_mount_read_only_by_id_date_and_latest() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exams/video.mp4"), &noise(2, 3_000_000));
+    write(&src.join("ficha.txt"), b"first");
+    std::os::unix::fs::symlink("ficha.txt", src.join("link")).unwrap();
+    let first = env.snapshot(&[&src]);
+    write(&src.join("ficha.txt"), b"second");
+    env.snapshot(&[&src]);
+    let mp = env.path("mp");
+    std::fs::create_dir(&mp).unwrap();
+    let mut child = env
+        .cmd()
+        .args(["mount", mp.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.join("ids").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let latest = mp.join("latest/uploads");
+    assert_same_tree(&src, &latest);
+    let short = &first["id"].as_str().unwrap()[..8];
+    assert_eq!(
+        std::fs::read(mp.join("ids").join(short).join("uploads/ficha.txt")).unwrap(),
+        b"first"
+    );
+    assert_eq!(std::fs::read_dir(mp.join("snapshots")).unwrap().count(), 2);
+    let e = std::fs::write(latest.join("new.txt"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+    assert!(std::process::Command::new("umount")
+        .arg(&mp)
+        .status()
+        .unwrap()
+        .success());
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    env.ok(&["verify"]);
+}
