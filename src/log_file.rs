@@ -75,19 +75,35 @@ impl LogFile {
 }
 
 fn open(path: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| {
+        Error::Usage(format!(
+            "--log-file {}: {why}; give a regular file of this user's that others cannot write (not a link)",
+            path.display()
+        ))
+    };
+    // O_NONBLOCK: a FIFO planted at the path cannot hang the run.
+    let f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| {
-            Error::Usage(format!(
-                "--log-file {}: {e}; give a file this user can append to (not a link)",
-                path.display()
-            ))
-        })
+        .map_err(|e| refuse(e.to_string()))?;
+    let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.file_type().is_file() {
+        return Err(refuse("it is not a regular file".into()));
+    }
+    if m.uid() != me || m.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "it belongs to uid {} or others can write it (mode {:o})",
+            m.uid(),
+            m.mode() & 0o777
+        )));
+    }
+    Ok(f)
 }
 
 /// Swap `fd` for a pipe whose lines a thread copies to the original and to `file`.

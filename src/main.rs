@@ -16,7 +16,12 @@ fn main() {
     let command = matches.subcommand_name().unwrap_or("hcbackup").to_string();
     let cli = hcbackup::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Before logging is set up: tracing's lines go through the copy too.
-    let log_file = match &cli.log_file {
+    let log_path = cli.log_file.clone().or_else(|| {
+        std::env::var_os("HCBACKUP_LOG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    let log_file = match &log_path {
         Some(p) => match hcbackup::log_file::LogFile::start(p, &command) {
             Ok(l) => Some(l),
             Err(e) => {

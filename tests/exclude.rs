@@ -222,3 +222,22 @@ fn a_dry_run_writes_nothing_and_says_what_a_snapshot_would_do() {
     );
     env.ok(&["verify", "--read-data"]);
 }
+
+/// A source given as a link (UPLOADS_DIR pointing at another disk) saves what
+/// it points to, not the link (it once saved 0 files and said ok).
+#[test]
+fn a_linked_source_is_followed() {
+    let env = Env::new();
+    let real = env.path("disk2/uploads");
+    write(&real.join("laudo.pdf"), b"%PDF");
+    let link = env.path("uploads");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let s = env.snapshot(&[&link]);
+    assert_eq!(s["files"], 1, "{s}");
+    let back = env.restore(s["id"].as_str().unwrap(), "back");
+    assert_eq!(
+        std::fs::read(back.join("uploads/laudo.pdf")).unwrap(),
+        b"%PDF"
+    );
+    env.ok(&["verify"]);
+}

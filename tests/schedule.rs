@@ -249,4 +249,27 @@ fn the_log_file_gets_lines_not_data() {
     assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--log-file"));
     assert_eq!(fs::read(&target).unwrap(), b"");
+    // A FIFO there does not hang the run; a file others can write is refused.
+    let fifo = env.path("fifo.log");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let open = env.path("open.log");
+    fs::write(&open, "").unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    for bad in [&fifo, &open] {
+        let o = env
+            .cmd()
+            .args(["--log-file", bad.to_str().unwrap(), "snapshots"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    }
+    // HCBACKUP_LOG_FILE set but empty is no log file.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_LOG_FILE", "")
+        .args(["snapshots"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::out(&o));
 }

@@ -75,7 +75,8 @@ pub struct Cli {
     pub no_lock: bool,
     /// Also append every line printed (stdout and stderr) to FILE, each with its
     /// time and process id: the log of scheduled runs, whose stderr cron mails.
-    #[arg(long, global = true, value_name = "FILE", env = "HCBACKUP_LOG_FILE")]
+    /// (Also HCBACKUP_LOG_FILE.)
+    #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     /// More detail (repeat for debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -11,7 +11,7 @@ pub fn stats(ctx: &Ctx, s: &Stats) {
     }
     let r = &s.repository;
     outln!(
-        "{} snapshots hold {}; distinct data {} ({} blobs), stored in {}: deduplication {}x, compression {}x",
+        "{} snapshots hold {}; their distinct data {}; the repository stores {} blobs in {}: deduplication {}x, compression {}x",
         s.snapshots,
         size(r.logical_bytes),
         size(r.raw_bytes),
@@ -21,8 +21,9 @@ pub fn stats(ctx: &Ctx, s: &Stats) {
         r.compression_ratio
     );
     if !s.sources.is_empty() {
+        outln!("");
         outln!(
-            "\n{:<28} {:>9} {:>11} {:>11} {:>11} {:>11} {:>7}",
+            "{:<28} {:>9} {:>11} {:>11} {:>11} {:>11} {:>7}",
             "source",
             "snapshots",
             "latest",

@@ -262,7 +262,18 @@ fn open_sources(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<Missing>)> {
     let mut sources = Vec::new();
     let mut missing = Vec::new();
     for p in paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
+        let mut abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
+        // A source that is a link (UPLOADS_DIR pointing at another disk) is the
+        // operator's own: what it points to is backed up, not the link.
+        if abs
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            if let Ok(real) = std::fs::canonicalize(&abs) {
+                tracing::info!("source {} is a link to {}", abs.display(), real.display());
+                abs = real;
+            }
+        }
         match std::fs::symlink_metadata(&abs) {
             Ok(meta) => sources.push((abs, Stat::from(&meta))),
             Err(e) => missing.push((abs, e)),

@@ -21,13 +21,14 @@ pub struct Stats {
     pub per_snapshot: Vec<SnapshotStats>,
 }
 
-/// The whole repository, every snapshot counted (also those a filter left out).
+/// The selected snapshots' totals; `stored_bytes`, `blobs` and the compression
+/// ratio are the whole repository's (every chunk and tree, every pack).
 #[derive(Debug, Serialize)]
 pub struct Totals {
     /// What the selected snapshots hold, added up (files and dumps): what copying
     /// each of them whole would take.
     pub logical_bytes: u64,
-    /// Distinct chunks and trees, before compression.
+    /// The selected snapshots' distinct data chunks, before compression.
     pub raw_bytes: u64,
     /// The pack files.
     pub stored_bytes: u64,
@@ -103,8 +104,18 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
             bytes_added: s.snapshot.summary.bytes_added,
         });
     }
-    let (blobs, raw) = repo.catalog().blob_totals()?;
+    let (blobs, all_raw) = repo.catalog().blob_totals()?;
     let stored = repo.catalog().pack_bytes()?;
+    // The selected snapshots' distinct data: every source's chunks, once.
+    let mut union: std::collections::HashSet<ChunkId> = HashSet::new();
+    for s in sources.values() {
+        union.extend(s.chunks.iter().copied());
+    }
+    let raw: u64 = union
+        .iter()
+        .filter_map(|c| sizes.get(&c.0))
+        .map(|(r, _)| r)
+        .sum();
     Ok(Stats {
         snapshots: snaps.len(),
         repository: Totals {
@@ -113,7 +124,7 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
             stored_bytes: stored,
             blobs,
             dedup_ratio: ratio(logical, raw),
-            compression_ratio: ratio(raw, stored),
+            compression_ratio: ratio(all_raw, stored),
         },
         sources: sources
             .into_iter()

@@ -111,7 +111,7 @@ pub fn apply(
     for (old, snapshot) in plan {
         let new = repo.write_snapshot(&snapshot)?;
         if let Some(h) = holds.iter().find(|h| h.snapshot == old.to_hex()) {
-            carry_hold(repo, copy, &old, &new, &h.reason)?;
+            carry_hold(repo, copy, &old, &new, h)?;
         }
         done.push((old, new, snapshot));
     }
@@ -120,6 +120,11 @@ pub fn apply(
     super::forget::announce(repo, copy, &old)?;
     for (old, _, _) in &done {
         repo.check_lock()?;
+        // The hold first: killed in between, the old manifest is unheld (its
+        // new one holds), never a hold left naming nothing.
+        if holds.iter().any(|h| h.snapshot == old.to_hex()) {
+            repo.remove_hold(old)?;
+        }
         repo.catalog().unsee_snapshot(old)?;
         match repo
             .backend()
@@ -127,9 +132,6 @@ pub fn apply(
         {
             Ok(()) | Err(StorageError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
-        }
-        if holds.iter().any(|h| h.snapshot == old.to_hex()) {
-            repo.remove_hold(old)?;
         }
     }
     Ok(done
@@ -150,9 +152,10 @@ fn carry_hold(
     copy: &str,
     old: &ObjectId,
     new: &ObjectId,
-    reason: &str,
+    hold: &crate::repo::Hold,
 ) -> Result<()> {
-    repo.add_hold(new, reason)?;
+    let reason = hold.reason.as_str();
+    repo.put_hold(new, hold)?;
     if copy != crate::retention::LOCAL {
         return Ok(());
     }

@@ -43,6 +43,20 @@ impl Repository {
         Ok(hold)
     }
 
+    /// Place `hold` as it is (who, when, why) on `snapshot`: a hold moving to a
+    /// retagged snapshot keeps when it was placed.
+    pub fn put_hold(&self, snapshot: &ObjectId, hold: &Hold) -> Result<()> {
+        let hold = Hold {
+            snapshot: snapshot.to_hex(),
+            ..hold.clone()
+        };
+        let plain = serde_json::to_vec(&hold).expect("hold serializes");
+        let sealed = crate::codec::encode(&self.key, Kind::Hold, &snapshot.0, &plain);
+        self.backend
+            .put(&format!("holds/{}", snapshot.to_hex()), &sealed)?;
+        Ok(())
+    }
+
     /// Lift the hold on `snapshot`; false when there was none.
     pub fn remove_hold(&self, snapshot: &ObjectId) -> Result<bool> {
         match self.backend.delete(&format!("holds/{}", snapshot.to_hex())) {
