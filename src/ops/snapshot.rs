@@ -263,11 +263,14 @@ fn open_sources(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<Missing>)> {
     let mut missing = Vec::new();
     for p in paths {
         let mut abs = std::path::absolute(p).map_err(|e| Error::io_path("resolving", p, e))?;
-        // A source that is a link (UPLOADS_DIR pointing at another disk) is the
-        // operator's own: what it points to is backed up, not the link.
-        if abs
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
+        // A source that is a link to a folder (UPLOADS_DIR pointing at another
+        // disk) is the operator's own: the folder is backed up, not the link.
+        // A link to anything else is saved as a link.
+        let to_folder = std::fs::metadata(&abs).is_ok_and(|m| m.is_dir());
+        if to_folder
+            && abs
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
         {
             if let Ok(real) = std::fs::canonicalize(&abs) {
                 tracing::info!("source {} is a link to {}", abs.display(), real.display());

@@ -225,7 +225,8 @@ fn links_restored_into_a_shared_target_keep_their_metadata() {
     let real = env.path("real-uploads");
     write(&real.join("a.pdf"), b"a");
     let link = env.path("uploads");
-    symlink(&real, &link).unwrap();
+    // A link to a file (a link to a folder would be followed).
+    symlink(real.join("a.pdf"), &link).unwrap();
     let t = filetime::FileTime::from_unix_time(1_500_000_000, 0);
     filetime::set_symlink_file_times(&link, t, t).unwrap();
     env.snapshot(&[&link]);
@@ -237,7 +238,10 @@ fn links_restored_into_a_shared_target_keep_their_metadata() {
     let m = fs::symlink_metadata(target.join("uploads")).unwrap();
     assert!(m.file_type().is_symlink());
     assert_eq!(m.mtime(), 1_500_000_000);
-    assert_eq!(fs::read_link(target.join("uploads")).unwrap(), real);
+    assert_eq!(
+        fs::read_link(target.join("uploads")).unwrap(),
+        real.join("a.pdf")
+    );
     let names: Vec<_> = fs::read_dir(&target)
         .unwrap()
         .map(|e| e.unwrap().file_name())
