@@ -45,7 +45,8 @@ FROM generate_series(1, 200) g;
 UPDATE patients SET weight = weight + 1 WHERE id % 7 = 0;
 "#;
 
-const KEY_ORDER: &str = "SELECT (SELECT string_agg(id::text, ',') FROM patients) = \
+// Physical (ctid) order, not a scan's: a synchronized scan may start mid-table.
+const KEY_ORDER: &str = "SELECT (SELECT string_agg(id::text, ',' ORDER BY ctid) FROM patients) = \
      (SELECT string_agg(id::text, ',' ORDER BY id) FROM patients)";
 
 fn marker_db(server: &Server, prefix: &str) -> TestDb {
