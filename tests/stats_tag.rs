@@ -115,6 +115,17 @@ fn tag_changes_tags_keeps_holds_and_survives_a_crash() {
         &["tag", "latest", "--set", "a", "--set", "b"],
     );
     assert_eq!(env.snapshot_ids().len(), 3);
+    // Left so, the two manifests count as one snapshot for a policy: neither
+    // is forgotten by --keep-last 1, and forget says how to finish.
+    let o = env.run(&["forget", "--keep-last", "1", "--dry-run", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan[0]["removed"], 0, "{plan}");
+    assert!(
+        out(&o).contains("run the same `hcbackup tag`"),
+        "{}",
+        out(&o)
+    );
     let again = env.json(&["tag", &latest[..8], "--set", "a", "--set", "b"]);
     let retagged = again[0]["new_id"].as_str().unwrap();
     let ids = env.snapshot_ids();

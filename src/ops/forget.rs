@@ -207,7 +207,7 @@ pub fn run(
                 .zip(&cands)
                 .map(|(e, c)| named_verdict(ids.contains(&e.id), c))
                 .collect(),
-            None => retention::apply(opts.policy, &cands, opts.now),
+            None => policy_verdicts(opts, &members, &cands),
         };
         let mut entries = Vec::new();
         for (e, mut v) in members.iter().zip(verdicts) {
@@ -370,6 +370,42 @@ fn damaged(unreadable: &[ObjectId], spec: &str, filter: &Filter) -> Option<Objec
 }
 
 /// A named snapshot goes unless a legal hold keeps it; the others stay.
+/// The policy's verdicts on `members` (with their candidates `cands`). The
+/// manifests of one snapshot — a `tag` run stopped between writing the new
+/// manifest and removing the old leaves two, the new one naming the first as
+/// `original` — count once and share a verdict, with the tags and hold of all:
+/// they never push another snapshot out of `--keep-last`, and neither set of
+/// tags is dropped by chance.
+fn policy_verdicts(
+    opts: &ForgetOptions<'_>,
+    members: &[&SnapshotEntry],
+    cands: &[Candidate],
+) -> Vec<retention::Verdict> {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut merged: Vec<Candidate> = Vec::new();
+    let mut of: Vec<usize> = Vec::new();
+    for (e, c) in members.iter().zip(cands) {
+        let key = (e.snapshot.original.clone()).unwrap_or_else(|| e.id.to_hex());
+        let i = *first.entry(key).or_insert(merged.len());
+        if i == merged.len() {
+            merged.push(c.clone());
+        } else {
+            tracing::warn!(
+                "snapshot {} has two manifests ({} and {}: a `tag` run was stopped); they are kept or forgotten together; run the same `hcbackup tag` command again to finish it",
+                e.snapshot.original.as_deref().unwrap_or(&e.id.to_hex()),
+                members[of.iter().position(|&j| j == i).expect("first")].id.short(),
+                e.id.short()
+            );
+            let m = &mut merged[i];
+            m.tags.extend(c.tags.iter().cloned());
+            m.hold = m.hold.take().or_else(|| c.hold.clone());
+        }
+        of.push(i);
+    }
+    let verdicts = retention::apply(opts.policy, &merged, opts.now);
+    of.into_iter().map(|i| verdicts[i].clone()).collect()
+}
+
 fn named_verdict(named: bool, c: &Candidate) -> retention::Verdict {
     let reasons = match (&c.hold, named) {
         (Some(why), _) => vec![format!("legal hold: {why}")],
