@@ -119,7 +119,11 @@ fn one_file_system_stays_on_the_source_disk() {
         "{one}"
     );
     let back = env.restore(one["id"].as_str().unwrap(), "back");
-    assert_eq!(restored_paths(&back), ["uploads", "uploads/ficha.pdf"]);
+    // The mount point's folder is kept, empty, as restic does.
+    assert_eq!(
+        restored_paths(&back),
+        ["uploads", "uploads/ficha.pdf", "uploads/mounted"]
+    );
     env.ok(&["verify"]);
 }
 

@@ -209,6 +209,14 @@ impl<'a> Archiver<'a> {
             self.error(path, crate::model::tree::too_deep("this folder"));
             return Ok(None);
         }
+        // A mount point below a source, with -x: its folder is kept, empty (as
+        // restic does), and not even opened (a dead network mount would hang).
+        if let At::Dir(_, _, parent) = at {
+            if self.exclusions.other_file_system(st, parent) {
+                self.exclude(path, Why::OtherFileSystem);
+                return self.store_tree(Tree::new(Vec::new())).map(Some);
+            }
+        }
         crate::util::failpoint("archive-before-open");
         let fd = match at.open(path, name, st, OFlags::DIRECTORY) {
             Ok(fd) => fd,
@@ -265,7 +273,7 @@ impl<'a> Archiver<'a> {
                 (n, p, m, k)
             })
             .filter(|(n, p, m, _)| match m {
-                Ok(m) => match self.exclusions.excluded(p, n, m, st.dev) {
+                Ok(m) => match self.exclusions.excluded(p, n, m) {
                     Some(why) => {
                         self.exclude(p, why);
                         false
@@ -306,7 +314,13 @@ impl<'a> Archiver<'a> {
             .zip(hits.par_iter())
             .map(|((name, p, m, k), hit)| match m {
                 Ok(m) => Ok(self
-                    .node_with(At::Dir(fd.as_fd(), at.depth() + 1), p, name, m, *hit)?
+                    .node_with(
+                        At::Dir(fd.as_fd(), at.depth() + 1, st.dev),
+                        p,
+                        name,
+                        m,
+                        *hit,
+                    )?
                     .map(|(n, c)| (n, c, *k))),
                 Err(e) => {
                     self.error(p, e);
@@ -508,15 +522,15 @@ fn stat_of(m: &Stat) -> CachedFile {
 #[derive(Clone, Copy)]
 enum At<'a> {
     Path,
-    /// A folder and how deep it is below the source.
-    Dir(BorrowedFd<'a>, usize),
+    /// A folder, how deep it is below the source, and its device.
+    Dir(BorrowedFd<'a>, usize, u64),
 }
 
 impl At<'_> {
     fn depth(&self) -> usize {
         match self {
             At::Path => 0,
-            At::Dir(_, d) => *d,
+            At::Dir(_, d, _) => *d,
         }
     }
 
@@ -526,7 +540,7 @@ impl At<'_> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra;
         let fd = match self {
             At::Path => rustix::fs::open(path, flags, Mode::empty()),
-            At::Dir(d, _) => rustix::fs::openat(d, name, flags, Mode::empty()),
+            At::Dir(d, _, _) => rustix::fs::openat(d, name, flags, Mode::empty()),
         }
         .map_err(|e| match e {
             rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => swapped(),
@@ -542,7 +556,7 @@ impl At<'_> {
     fn read_link(&self, path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
         let t = match self {
             At::Path => rustix::fs::readlink(path, Vec::new()),
-            At::Dir(d, _) => rustix::fs::readlinkat(d, name, Vec::new()),
+            At::Dir(d, _, _) => rustix::fs::readlinkat(d, name, Vec::new()),
         }
         // EINVAL: no longer a link (swapped for a file since it was listed).
         .map_err(|e| {

@@ -106,9 +106,9 @@ impl Exclusions {
             && !self.one_file_system
     }
 
-    /// Why the entry `name` at `path`, stat'ed as `st`, in a folder on device
-    /// `parent_dev`, is left out; `None` when it is saved.
-    pub fn excluded(&self, path: &Path, name: &[u8], st: &Stat, parent_dev: u64) -> Option<Why> {
+    /// Why the entry `name` at `path`, stat'ed as `st`, is left out; `None`
+    /// when it is saved.
+    pub fn excluded(&self, path: &Path, name: &[u8], st: &Stat) -> Option<Why> {
         let by_name = self
             .names
             .as_ref()
@@ -119,10 +119,13 @@ impl Exclusions {
         if st.kind == NodeKind::File && self.larger_than.is_some_and(|n| st.size > n) {
             return Some(Why::LargerThan);
         }
-        if self.one_file_system && st.kind == NodeKind::Dir && st.dev != parent_dev {
-            return Some(Why::OtherFileSystem);
-        }
         None
+    }
+
+    /// Whether the folder stat'ed as `st`, in a folder on device `parent_dev`,
+    /// is a mount point whose content `-x` leaves out (the folder itself is kept).
+    pub fn other_file_system(&self, st: &Stat, parent_dev: u64) -> bool {
+        self.one_file_system && st.kind == NodeKind::Dir && st.dev != parent_dev
     }
 }
 
@@ -205,7 +208,7 @@ mod tests {
         let f = st(NodeKind::File, 10, 1);
         let ex = |p: &str| {
             let p = Path::new(p);
-            e.excluded(p, p.file_name().unwrap().as_bytes(), &f, 1)
+            e.excluded(p, p.file_name().unwrap().as_bytes(), &f)
         };
         assert_eq!(ex("/srv/uploads/a/b.tmp"), Some(Why::Pattern));
         assert_eq!(ex("/srv/uploads/cache"), Some(Why::Pattern));
@@ -225,15 +228,13 @@ mod tests {
         .unwrap();
         let p = Path::new("/x/y");
         assert_eq!(
-            e.excluded(p, b"y", &st(NodeKind::File, 101, 1), 1),
+            e.excluded(p, b"y", &st(NodeKind::File, 101, 1)),
             Some(Why::LargerThan)
         );
-        assert_eq!(e.excluded(p, b"y", &st(NodeKind::File, 100, 1), 1), None);
-        assert_eq!(
-            e.excluded(p, b"y", &st(NodeKind::Dir, 0, 2), 1),
-            Some(Why::OtherFileSystem)
-        );
-        assert_eq!(e.excluded(p, b"y", &st(NodeKind::Dir, 0, 1), 1), None);
+        assert_eq!(e.excluded(p, b"y", &st(NodeKind::File, 100, 1)), None);
+        assert!(e.other_file_system(&st(NodeKind::Dir, 0, 2), 1));
+        assert!(!e.other_file_system(&st(NodeKind::Dir, 0, 1), 1));
+        assert!(!e.other_file_system(&st(NodeKind::File, 0, 2), 1));
         assert!(Exclusions::new(&Rules::default()).unwrap().is_empty());
     }
 
