@@ -106,6 +106,23 @@ fn open(path: &Path) -> Result<File> {
     Ok(f)
 }
 
+/// The pipes put in place of stdout and stderr: each one's (device, inode) and
+/// a copy of the descriptor it replaced.
+static SWAPPED: Mutex<Vec<((u64, u64), OwnedFd)>> = Mutex::new(Vec::new());
+
+/// `file`, unless it is one of the pipes put in place of stdout or stderr: then
+/// (a copy of) the descriptor that pipe replaced. Data a command writes to
+/// `/dev/stdout` (`export --db-file /dev/stdout`) goes where stdout went, and
+/// never into the log.
+pub fn bypass(file: File) -> std::io::Result<File> {
+    let st = rustix::fs::fstat(&file)?;
+    let swapped = SWAPPED.lock().unwrap_or_else(|p| p.into_inner());
+    match swapped.iter().find(|(id, _)| *id == (st.st_dev, st.st_ino)) {
+        Some((_, original)) => Ok(File::from(original.try_clone()?)),
+        None => Ok(file),
+    }
+}
+
 /// Swap `fd` for a pipe whose lines a thread copies to the original and to `file`.
 fn tee(fd: i32, stream: &'static str, file: Arc<Mutex<File>>) -> std::io::Result<JoinHandle<()>> {
     let mut ends = [0i32; 2];
@@ -123,6 +140,11 @@ fn tee(fd: i32, stream: &'static str, file: Arc<Mutex<File>>) -> std::io::Result
         }
         File::from(OwnedFd::from_raw_fd(d))
     };
+    let pipe = rustix::fs::fstat(&write)?;
+    SWAPPED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(((pipe.st_dev, pipe.st_ino), original.try_clone()?.into()));
     // SAFETY: both descriptors are open; fd now names the pipe's write end.
     if unsafe { libc::dup2(write.as_raw_fd(), fd) } < 0 {
         return Err(std::io::Error::last_os_error());

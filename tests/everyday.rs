@@ -439,3 +439,97 @@ fn hard_links_come_back_as_hard_links() {
     std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
     env.ok(&["verify", "--read-data"]);
 }
+
+/// `--db-file /dev/stdout` writes the dump to stdout (the link in /dev stays,
+/// even as root and with --overwrite), its own line goes to stderr, and with
+/// `--log-file` the dump never lands in the log. A named pipe of one's own is
+/// written through; another user's is refused.
+#[test]
+fn a_dump_goes_to_stdout_and_to_pipes_and_not_into_the_log() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let server = Server::from_env();
+    let db = server.create("tostdout");
+    db.psql("CREATE TABLE patients (id int PRIMARY KEY); INSERT INTO patients SELECT generate_series(1, 50);");
+    let env = Env::new();
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .arg("snapshot")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let file = env.path("night.dump");
+    env.ok(&["restore", "latest", "--db-file", file.to_str().unwrap()]);
+    let dump = std::fs::read(&file).unwrap();
+    assert!(dump.starts_with(b"PGDMP"));
+
+    let log = env.path("hcbackup.log");
+    for extra in [
+        &[][..],
+        &["--overwrite"][..],
+        &["--log-file", log.to_str().unwrap()][..],
+    ] {
+        let mut args = vec!["restore", "latest", "--db-file", "/dev/stdout"];
+        args.extend_from_slice(extra);
+        let o = env.run(&args);
+        assert!(o.status.success(), "{extra:?}: {}", out(&o));
+        assert!(o.stdout == dump, "{extra:?}: stdout is not the dump");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("/dev/stdout"),
+            "{}",
+            out(&o)
+        );
+        let link = std::fs::symlink_metadata("/dev/stdout").unwrap();
+        assert!(link.file_type().is_symlink(), "/dev/stdout was replaced");
+    }
+    let logged = std::fs::read(&log).unwrap();
+    assert!(
+        !logged.windows(5).any(|w| w == b"PGDMP"),
+        "the dump is in the log"
+    );
+    assert!(String::from_utf8_lossy(&logged).contains("exit 0"));
+
+    // A named pipe of this user's: written through, not replaced.
+    let fifo = env.path("dump.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+    };
+    env.ok(&["restore", "latest", "--db-file", fifo.to_str().unwrap()]);
+    assert!(
+        reader.join().unwrap() == dump,
+        "the pipe did not get the dump"
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // Another user's named pipe (in a shared /tmp): refused, one line, exit 2.
+    let theirs = env.path("theirs.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&theirs)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--db-file",
+        theirs.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("another user"), "{}", out(&o));
+    assert!(std::fs::symlink_metadata(&theirs)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    env.ok(&["verify"]);
+}

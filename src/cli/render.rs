@@ -24,8 +24,13 @@ pub fn emit_line(line: &str) {
 }
 
 /// Print a document (JSON, a report) as it is, ending quietly on a closed pipe.
+/// On stderr when the command's data goes to stdout (`--db-file /dev/stdout`).
 pub fn emit_raw(text: &str) {
     use std::io::Write;
+    if crate::ops::output_file::stdout_taken() {
+        eprintln!("{text}");
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
