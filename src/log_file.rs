@@ -10,15 +10,17 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 
 pub struct LogFile {
-    file: Arc<Mutex<File>>,
+    file: Arc<Sink>,
     threads: Vec<JoinHandle<()>>,
     /// The descriptors swapped for pipes.
     fds: Vec<i32>,
@@ -29,8 +31,18 @@ impl LogFile {
     /// copying stderr, and stdout unless the command writes data there (`dump`:
     /// a patient's file must not land in a log), into it.
     pub fn start(path: &Path, command: &str) -> Result<LogFile> {
-        let file = open(path)?;
-        let file = Arc::new(Mutex::new(file));
+        let file = Arc::new(Sink {
+            file: Mutex::new(open(path)?),
+            path: path.to_path_buf(),
+            failed: AtomicBool::new(false),
+            stderr: Mutex::new(
+                std::io::stderr()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .ok()
+                    .map(File::from),
+            ),
+        });
         line(&file, "---", &format!("hcbackup {command} started"));
         let mut threads = Vec::new();
         let streams: &[(i32, &'static str)] = if command == "dump" {
@@ -124,7 +136,7 @@ pub fn bypass(file: File) -> std::io::Result<File> {
 }
 
 /// Swap `fd` for a pipe whose lines a thread copies to the original and to `file`.
-fn tee(fd: i32, stream: &'static str, file: Arc<Mutex<File>>) -> std::io::Result<JoinHandle<()>> {
+fn tee(fd: i32, stream: &'static str, file: Arc<Sink>) -> std::io::Result<JoinHandle<()>> {
     let mut ends = [0i32; 2];
     // SAFETY: pipe2 fills both descriptors or fails.
     if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -167,10 +179,36 @@ fn tee(fd: i32, stream: &'static str, file: Arc<Mutex<File>>) -> std::io::Result
     }))
 }
 
-/// One log line: UTC time to the second, process id, stream, text.
-fn line(file: &Mutex<File>, stream: &str, text: &str) {
+/// The log file, and where to say once that it cannot be written.
+struct Sink {
+    file: Mutex<File>,
+    path: PathBuf,
+    failed: AtomicBool,
+    /// The stderr the run started with (cron's mail).
+    stderr: Mutex<Option<File>>,
+}
+
+/// One log line: UTC time to the second, process id, stream, text. A line that
+/// cannot be written (a full disk) is said once on the original stderr: the run
+/// goes on, but not with a log that quietly stopped.
+fn line(sink: &Sink, stream: &str, text: &str) {
     let now = crate::util::now();
     let t = crate::util::rfc3339(now.replace_nanosecond(0).unwrap_or(now));
-    let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = writeln!(f, "{t} [{}] {stream} {text}", std::process::id());
+    let written = {
+        let mut f = sink.file.lock().unwrap_or_else(|p| p.into_inner());
+        let l = format!("{t} [{}] {stream} {text}\n", std::process::id());
+        f.write_all(l.as_bytes())
+    };
+    if let Err(e) = written {
+        if !sink.failed.swap(true, Ordering::Relaxed) {
+            let mut err = sink.stderr.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(err) = err.as_mut() {
+                let _ = writeln!(
+                    err,
+                    "hcbackup: warning: the log file {} cannot be written ({e}): its lines are lost from here; free space there or fix it (the run goes on)",
+                    sink.path.display()
+                );
+            }
+        }
+    }
 }

@@ -264,6 +264,24 @@ fn the_log_file_gets_lines_not_data() {
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
     }
+    // A log on a full disk: the run goes on and says once, on stderr, that
+    // its log is lost (it used to stop logging without a word).
+    let full = env.path("full");
+    let _m = common::mount_tmpfs(&full, "64k");
+    let log = full.join("run.log");
+    fs::write(&log, "").unwrap();
+    let mut filler = fs::File::create(full.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    drop(filler);
+    let o = env
+        .cmd()
+        .args(["--log-file", log.to_str().unwrap(), "snapshots"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("cannot be written").count(), 1, "{err}");
+    assert!(err.contains(log.to_str().unwrap()), "{err}");
     // HCBACKUP_LOG_FILE set but empty is no log file.
     let o = env
         .cmd()
