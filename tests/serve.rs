@@ -295,6 +295,13 @@ fn the_dashboard_renders_the_repositorys_numbers_in_chromium() {
     assert!(dom.contains("7.0 h ago"), "the source's age");
     assert!(text_of("verify").ends_with(" ok"));
     assert!(dom.contains("up to date"), "the USB copy's lag");
+    // Each copy's recovery window, the primary's and the USB disk's.
+    assert_eq!(
+        dom.matches("2026-11-27 00:00:00 to 2026-11-28 00:00:00 (1.0 days, 2 snapshots)")
+            .count(),
+        2,
+        "{dom}"
+    );
     // Times in the browser's zone, to the second: the last snapshot, 03:00 UTC
     // on 28 November, is midnight in São Paulo.
     assert!(dom.contains("2026-11-28 00:00:00"), "{dom}");

@@ -102,10 +102,27 @@ fn destinations_show_their_lag() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["destinations"][0]["snapshots_behind"], 0);
     assert!(v["destinations"][0]["last_mirror"].is_string());
+    // (Windows are told to the second.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     env.ok(&["snapshot", "--no-mirror", src.to_str().unwrap()]);
     let (_, v) = status(&env, &[]);
     assert_eq!(v["destinations"][0]["snapshots_behind"], 1);
     assert!(v["destinations"][0]["lag_hours"].as_f64().unwrap() < 1.0);
+
+    // Each copy's recovery window: the copy keeps a snapshot the primary
+    // forgot; its time comes from the audit log.
+    env.ok(&["mirror"]);
+    let first = env.snapshot_ids()[0].clone();
+    env.ok(&["forget", &first]);
+    let (_, v) = status(&env, &[]);
+    assert_eq!(v["window"]["snapshots"], 1, "{v}");
+    let w = &v["destinations"][0]["window"];
+    assert_eq!(w["snapshots"], 2, "{v}");
+    let (oldest, newest) = (w["oldest"].as_str().unwrap(), w["newest"].as_str().unwrap());
+    assert!(oldest < newest, "{w}");
+    assert_eq!(newest, v["window"]["newest"], "{v}");
+    let human = env.ok(&["status"]);
+    assert!(human.contains("holds 2 snapshots, "), "{human}");
 }
 
 #[test]

@@ -130,6 +130,20 @@ impl Catalog {
         Ok(out)
     }
 
+    /// When each snapshot (hex id) the log's snapshot events name was made.
+    pub fn snapshot_times_in_audit(&self) -> Result<std::collections::HashMap<String, String>> {
+        let events = self.events_like("%\"snapshot\":\"%")?;
+        let mut out = std::collections::HashMap::new();
+        for e in events {
+            if let Ok(e) = crate::audit::Event::from_json(&e) {
+                if let (true, Some(id)) = (e.operation == "snapshot", e.snapshot) {
+                    out.insert(id, e.time);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The snapshots (hex ids) that forget events of the log removed.
     pub fn forgotten_in_audit(&self) -> Result<std::collections::HashSet<String>> {
         let events = self.events_like("%\"forgotten\"%")?;

@@ -101,15 +101,25 @@ fn ago(h: f64) -> String {
     }
 }
 
+/// A recovery window: `12 snapshots, 2026-01-01T03:00:00Z to … (30.0 days)`.
+fn window(w: &crate::ops::status::Window) -> String {
+    match (&w.oldest, &w.newest, w.days) {
+        (Some(a), Some(b), Some(d)) => {
+            format!("{} snapshots, {a} to {b} ({d:.1} days)", w.snapshots)
+        }
+        _ => format!("{} snapshots", w.snapshots),
+    }
+}
+
 pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
     use super::render::size;
     if ctx.json {
         return print_json(s);
     }
     outln!(
-        "repository {}: {} snapshots, {} stored, newest holds {}, dedup {:.1}x",
+        "repository {}: {}, {} stored, newest holds {}, dedup {:.1}x",
         s.repository,
-        s.snapshots,
+        window(&s.window),
         size(s.stored_bytes),
         size(s.latest_bytes),
         s.dedup_ratio
@@ -147,10 +157,14 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
             _ => "not known (no mirror record on this machine)".to_string(),
         };
         outln!(
-            "  destination {} ({}): last mirror {}, {behind}",
+            "  destination {} ({}): last mirror {}, {behind}{}",
             d.name,
             d.location,
-            d.last_mirror.as_deref().unwrap_or("never")
+            d.last_mirror.as_deref().unwrap_or("never"),
+            d.window
+                .as_ref()
+                .map(|w| format!("; holds {}", window(w)))
+                .unwrap_or_default()
         );
     }
     match &s.last_verify {

@@ -71,6 +71,38 @@ pub struct DestinationStatus {
     pub snapshots_behind: Option<u64>,
     /// Age of the oldest snapshot it lacks: how far behind it is.
     pub lag_hours: Option<f64>,
+    /// The snapshots it holds, by the mirror's record (`None` without one).
+    pub window: Option<Window>,
+}
+
+/// A copy's recovery window: the snapshots it holds, oldest to newest.
+#[derive(Clone, Debug, Serialize)]
+pub struct Window {
+    pub snapshots: u64,
+    /// Times of the oldest and newest whose time is known (`None`: none is).
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+    pub days: Option<f64>,
+}
+
+impl Window {
+    /// To the second (the audit log's times are).
+    fn of(snapshots: u64, times: Vec<OffsetDateTime>) -> Window {
+        let mut times: Vec<OffsetDateTime> = times
+            .into_iter()
+            .map(|t| t.replace_nanosecond(0).unwrap_or(t))
+            .collect();
+        times.sort();
+        let (first, last) = (times.first().copied(), times.last().copied());
+        Window {
+            snapshots,
+            oldest: first.map(crate::util::rfc3339),
+            newest: last.map(crate::util::rfc3339),
+            days: first
+                .zip(last)
+                .map(|(a, b)| ((b - a).as_seconds_f64() / 86400.0 * 10.0).round() / 10.0),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -93,6 +125,8 @@ pub struct Status {
     pub repository: String,
     pub snapshots: u64,
     pub last_snapshot: Option<SnapshotRef>,
+    /// The primary's recovery window: its oldest and newest snapshot.
+    pub window: Window,
     pub sources: Vec<SourceStatus>,
     /// Bytes of packs stored (after dedup, compression, encryption).
     pub stored_bytes: u64,
@@ -272,6 +306,13 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
         repository: repo.backend().location(),
         snapshots: snaps.len() as u64,
         last_snapshot: snaps.last().map(|s| snap_ref(now, s)),
+        window: Window::of(
+            snaps.len() as u64,
+            snaps
+                .iter()
+                .filter_map(|s| s.snapshot.parsed_time())
+                .collect(),
+        ),
         sources,
         stored_bytes,
         latest_bytes: snaps.last().map(snapshot_bytes).unwrap_or(0),
@@ -342,12 +383,13 @@ fn destinations(
 ) -> Result<Vec<DestinationStatus>> {
     let mut out = Vec::new();
     for (name, location) in &opts.destinations {
-        let (behind, lag) = if repo.catalog().holdings_known(location)? {
+        let (behind, lag, window) = if repo.catalog().holdings_known(location)? {
             let there: HashSet<String> = repo
                 .catalog()
                 .holdings(location, "snapshots")?
                 .into_keys()
                 .collect();
+            let window = window_of(repo, snaps, &there)?;
             let missing: Vec<&SnapshotEntry> = snaps
                 .iter()
                 .filter(|s| !there.contains(&s.id.to_hex()))
@@ -356,9 +398,9 @@ fn destinations(
                 .first()
                 .and_then(|s| s.snapshot.parsed_time())
                 .map(|t| hours(opts.now, t));
-            (Some(missing.len() as u64), lag.or(Some(0.0)))
+            (Some(missing.len() as u64), lag.or(Some(0.0)), Some(window))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let last_mirror = events
             .iter()
@@ -371,9 +413,40 @@ fn destinations(
             last_mirror,
             snapshots_behind: behind,
             lag_hours: lag,
+            window,
         });
     }
     Ok(out)
+}
+
+/// The window of a copy holding the snapshots `there` (hex ids): times from
+/// the manifests here, and for those the primary no longer has (a copy keeps
+/// longer), from the audit log's snapshot events.
+fn window_of(
+    repo: &Repository,
+    snaps: &[SnapshotEntry],
+    there: &HashSet<String>,
+) -> Result<Window> {
+    let mut times = Vec::new();
+    let mut here = HashSet::new();
+    for s in snaps {
+        let id = s.id.to_hex();
+        if there.contains(&id) {
+            times.extend(s.snapshot.parsed_time());
+            here.insert(id);
+        }
+    }
+    if here.len() < there.len() {
+        let logged = repo.catalog().snapshot_times_in_audit()?;
+        times.extend(
+            there
+                .iter()
+                .filter(|id| !here.contains(*id))
+                .filter_map(|id| logged.get(id))
+                .filter_map(|t| crate::util::parse_rfc3339(t)),
+        );
+    }
+    Ok(Window::of(there.len() as u64, times))
 }
 
 /// A run that copied to destination `name` without failing there.
