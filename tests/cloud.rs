@@ -136,6 +136,25 @@ fn snapshots_are_mirrored_to_s3_and_an_offsite_failure_is_never_hidden() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_same_tree(&src, &via_from.join("uploads"));
+    // `mount --from s3`: browse the copy itself.
+    let mp = env.path("mp");
+    std::fs::create_dir(&mp).unwrap();
+    let mut child = mirror_cmd(&bucket)
+        .args(["mount", mp.to_str().unwrap(), "--from", "s3"])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !mp.join("latest").exists() {
+        assert!(start.elapsed().as_secs() < 30, "not mounted");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_same_tree(&src, &mp.join("latest/uploads"));
+    assert!(std::process::Command::new("umount")
+        .arg(&mp)
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
     let repo = format!("s3://{bucket}/backups");
     let list: serde_json::Value =
         serde_json::from_str(&s3(&env, &repo, &["--json", "snapshots"])).unwrap();

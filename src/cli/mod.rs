@@ -190,6 +190,10 @@ pub enum Command {
     Mount {
         /// An empty folder to mount on.
         mountpoint: std::path::PathBuf,
+        /// Mount the copy at this destination (s3, gdrive, …) instead of the
+        /// local repository: after the server is lost.
+        #[arg(long, value_name = "DESTINATION")]
+        from: Option<String>,
         #[command(flatten)]
         select: Select,
     },
@@ -428,7 +432,12 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
 
 /// `mount`: the selected snapshots as a read-only file system, under a shared
 /// lock (a prune waits until it is unmounted), until it is unmounted.
-fn mount(ctx: &Ctx, mountpoint: &std::path::Path, select: &Select) -> Result<i32> {
+fn mount(
+    ctx: &Ctx,
+    mountpoint: &std::path::Path,
+    from: Option<&str>,
+    select: &Select,
+) -> Result<i32> {
     let empty = std::fs::read_dir(mountpoint).map(|mut d| d.next().is_none());
     if !matches!(empty, Ok(true)) {
         return Err(crate::Error::Usage(format!(
@@ -436,7 +445,10 @@ fn mount(ctx: &Ctx, mountpoint: &std::path::Path, select: &Select) -> Result<i32
             mountpoint.display()
         )));
     }
-    let repo = ctx.open()?;
+    let repo = match from {
+        Some(name) => ctx.open_destination(name)?,
+        None => ctx.open()?,
+    };
     let snaps = select.snapshots(&repo)?;
     let latest = snaps
         .iter()
@@ -658,7 +670,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Tag(a) => tag(ctx, a),
-        Command::Mount { mountpoint, select } => mount(ctx, &mountpoint, &select),
+        Command::Mount {
+            mountpoint,
+            from,
+            select,
+        } => mount(ctx, &mountpoint, from.as_deref(), &select),
         Command::Stats { select } => {
             let repo = ctx.open()?;
             let snaps = select.snapshots(&repo)?;
