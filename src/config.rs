@@ -100,7 +100,14 @@ pub struct PgTarget {
     pub user: String,
     pub password: Option<Zeroizing<String>>,
     pub db: String,
+    /// Seconds a dump waits for a table lock another session holds (a
+    /// migration's `ALTER TABLE`) before that night's dump of it fails
+    /// (HCBACKUP_PG_LOCK_TIMEOUT): never a run that hangs until the next one.
+    pub lock_timeout_secs: u64,
 }
+
+/// The default of `PgTarget::lock_timeout_secs`.
+pub const DEFAULT_PG_LOCK_TIMEOUT: u64 = 30 * 60;
 
 impl std::fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -495,6 +502,14 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
         })
         .transpose()
     };
+    let lock_timeout_secs = match env("HCBACKUP_PG_LOCK_TIMEOUT") {
+        None => DEFAULT_PG_LOCK_TIMEOUT,
+        Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Error::Config(format!(
+                "HCBACKUP_PG_LOCK_TIMEOUT={v:?}: give the seconds a dump may wait for a table lock, such as 1800"
+            ))
+        })?,
+    };
     let mut out = Vec::new();
     if let Some(db) = env("POSTGRES_DB") {
         out.push(PgTarget {
@@ -503,6 +518,7 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
             user: env("POSTGRES_USER").unwrap_or_else(default_user),
             password: std::env::var("POSTGRES_PASSWORD").ok().map(Zeroizing::new),
             db,
+            lock_timeout_secs,
         });
     }
     for f in file {
@@ -523,6 +539,7 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
             user: f.user.clone().unwrap_or_else(default_user),
             password,
             db: f.db.clone(),
+            lock_timeout_secs,
         };
         if !out
             .iter()

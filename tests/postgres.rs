@@ -814,3 +814,74 @@ fn several_databases_from_the_config_file_and_the_globals() {
     );
     admin.psql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
 }
+
+/// A table another session keeps locked (a migration's ALTER TABLE left
+/// open): the night's dump of that database fails after
+/// HCBACKUP_PG_LOCK_TIMEOUT with a line that says so, the files are still
+/// saved (exit 3), and the run ends instead of hanging until the next one.
+#[test]
+fn a_table_locked_by_another_session_fails_the_dump_instead_of_hanging() {
+    use std::io::{BufRead, Write};
+    let server = Server::from_env();
+    let db = server.create("locked");
+    db.psql("CREATE TABLE patients (id int PRIMARY KEY); INSERT INTO patients SELECT generate_series(1, 100);");
+    let mut holder = std::process::Command::new("psql")
+        .env("PGHOST", &server.host)
+        .env("PGPORT", &server.port)
+        .env("PGUSER", &server.user)
+        .env("PGPASSWORD", &server.password)
+        .args(["-X", "-q", "-A", "-t", "-d", &db.name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin
+        .write_all(b"BEGIN; LOCK TABLE patients IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let env = Env::new();
+    let up = env.path("uploads");
+    write(&up.join("exame.pdf"), b"%PDF");
+    let started = std::time::Instant::now();
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .env("HCBACKUP_PG_LOCK_TIMEOUT", "2")
+        .args(["snapshot", up.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the run waited for the lock"
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        out(&o).contains("stayed locked by another session"),
+        "{}",
+        out(&o)
+    );
+    // Released, the next night's run saves it.
+    drop(stdin);
+    holder.wait().unwrap();
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .args(["snapshot", up.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    // A bad value is a settings error (exit 1, as every one).
+    let o = env
+        .pg_cmd(&server, &db.name)
+        .env("HCBACKUP_PG_LOCK_TIMEOUT", "soon")
+        .args(["snapshot", up.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("HCBACKUP_PG_LOCK_TIMEOUT"), "{}", out(&o));
+    env.ok(&["verify"]);
+}

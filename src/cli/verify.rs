@@ -135,6 +135,7 @@ fn restore_test(
             user: String::new(),
             password: None,
             db: String::new(),
+            lock_timeout_secs: crate::config::DEFAULT_PG_LOCK_TIMEOUT,
         },
         None => return Err(Error::Usage(
             "--restore-test needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB (or use --scratch-cluster)".into(),

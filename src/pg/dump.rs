@@ -94,9 +94,24 @@ pub fn count_tables(s: &Session) -> Result<Vec<TableCount>> {
 impl Dump {
     /// Connect, export a snapshot, record what it holds, and start pg_dump on it.
     pub fn start(t: &PgTarget) -> Result<Dump> {
+        Self::start_locking(t).map_err(|e| match e {
+            Error::Failed(m) if m.contains("lock timeout") => Error::Failed(format!(
+                "database {}: a table stayed locked by another session for {} s (a migration, a VACUUM FULL?): not dumped this time; see pg_locks, or raise HCBACKUP_PG_LOCK_TIMEOUT",
+                t.db, t.lock_timeout_secs
+            )),
+            e => e,
+        })
+    }
+
+    fn start_locking(t: &PgTarget) -> Result<Dump> {
         let dump_major = tools::major_version("pg_dump")?;
         let s = Session::connect(t)?;
         s.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        // A table another session keeps locked fails the dump, never hangs it.
+        s.batch(&format!(
+            "SET LOCAL lock_timeout = '{}s'",
+            t.lock_timeout_secs
+        ))?;
         let snapshot_id = s
             .value("SELECT pg_export_snapshot()")?
             .ok_or_else(|| Error::Failed("pg_export_snapshot() returned nothing".into()))?;
@@ -164,6 +179,7 @@ impl Dump {
         let mut cmd = tools::command("pg_dump", t);
         cmd.args(["-w", "--format=custom", "--compress=0"])
             .arg(format!("--snapshot={snapshot_id}"))
+            .arg(format!("--lock-wait-timeout={}s", t.lock_timeout_secs))
             .args(
                 keyed
                     .iter()

@@ -90,6 +90,7 @@ impl Scratch {
                 user: SUPERUSER.into(),
                 password: None,
                 db: "postgres".into(),
+                lock_timeout_secs: crate::config::DEFAULT_PG_LOCK_TIMEOUT,
             },
             dir,
             bin,
