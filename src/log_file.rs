@@ -87,31 +87,44 @@ impl LogFile {
 }
 
 fn open(path: &Path) -> Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let refuse = |why: String| {
         Error::Usage(format!(
             "--log-file {}: {why}; give a regular file of this user's that others cannot write (not a link)",
             path.display()
         ))
     };
+    let name = path
+        .file_name()
+        .ok_or_else(|| refuse("it names a folder".into()))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Reached without another user's link on the way (a shared /tmp).
+    let dir = crate::trusted_path::open_dir(parent, false).map_err(|e| refuse(e.to_string()))?;
     // O_NONBLOCK: a FIFO planted at the path cannot hang the run.
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| refuse(e.to_string()))?;
+    let flags = rustix::fs::OFlags::WRONLY
+        | rustix::fs::OFlags::APPEND
+        | rustix::fs::OFlags::CREATE
+        | rustix::fs::OFlags::NOFOLLOW
+        | rustix::fs::OFlags::CLOEXEC
+        | rustix::fs::OFlags::NONBLOCK;
+    let fd = rustix::fs::openat(&dir, name, flags, rustix::fs::Mode::from_raw_mode(0o640))
+        .map_err(|e| refuse(std::io::Error::from(e).to_string()))?;
+    let f = File::from(fd);
     let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
+    use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     if !m.file_type().is_file() {
         return Err(refuse("it is not a regular file".into()));
     }
-    if m.uid() != me || m.mode() & 0o022 != 0 {
+    if m.uid() != me {
+        return Err(refuse(format!("it belongs to uid {}", m.uid())));
+    }
+    if m.mode() & 0o022 != 0 {
         return Err(refuse(format!(
-            "it belongs to uid {} or others can write it (mode {:o})",
-            m.uid(),
+            "others can write it (mode {:o})",
             m.mode() & 0o777
         )));
     }

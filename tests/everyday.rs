@@ -488,9 +488,123 @@ fn a_dump_goes_to_stdout_and_to_pipes_and_not_into_the_log() {
     );
     assert!(String::from_utf8_lossy(&logged).contains("exit 0"));
 
+    // Spelled otherwise, still stdout; files restored beside it print their
+    // line on stderr, never into the dump.
+    let target = env.path("files");
+    for spelling in ["/dev//stdout", "/dev/../dev/stdout", "/proc/self/fd/1"] {
+        let o = env.run(&[
+            "restore",
+            "latest",
+            "--db-file",
+            spelling,
+            "--target",
+            target.to_str().unwrap(),
+            "--overwrite",
+        ]);
+        assert!(o.status.success(), "{spelling}: {}", out(&o));
+        assert!(
+            o.stdout == dump,
+            "{spelling}: stdout is not the dump: {}",
+            out(&o)
+        );
+    }
+    // A descriptor hcbackup opened itself (its catalog, its lock) is never
+    // written: refused, and the catalog is intact.
+    for fd in [
+        "/dev/fd/3",
+        "/dev/fd/4",
+        "/dev/fd/5",
+        "/proc/self/fd/6",
+        "/dev/fd/-1",
+        "/dev/fd/99",
+    ] {
+        let o = env.run(&["export", "latest", "--db-dump", fd, "--overwrite"]);
+        assert_eq!(o.status.code(), Some(2), "{fd}: {}", out(&o));
+        assert!(
+            out(&o).contains("was not given to hcbackup") || out(&o).contains("system folder"),
+            "{fd}: {}",
+            out(&o)
+        );
+    }
+    let o = env.run(&["snapshots"]);
+    assert!(
+        o.status.success() && !out(&o).contains("damaged"),
+        "{}",
+        out(&o)
+    );
+    // One the shell opened for it (`7> FILE`) is.
+    let file7 = env.path("fd7.dump");
+    let f7 = std::fs::File::create(&file7).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f7);
+    let mut c = env.cmd();
+    c.args(["export", "latest", "--db-dump", "/dev/fd/7"]);
+    // SAFETY: dup2 in the child before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            if libc::dup2(raw, 7) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(std::fs::read(&file7).unwrap() == dump);
+
+    // Devices and links: a block device is refused (and left alone); a link
+    // another user planted in a shared folder, even to /dev/null, is not followed.
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let blk = shared.join("blk");
+    let c = std::ffi::CString::new(blk.to_str().unwrap()).unwrap();
+    assert_eq!(
+        unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 250)) },
+        0
+    );
+    let planted = shared.join("db_backup.dump");
+    std::os::unix::fs::symlink("/dev/null", &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+    for (path, extra) in [(&blk, "--overwrite"), (&planted, "--quiet")] {
+        let o = env.run(&[
+            "export",
+            "latest",
+            "--db-dump",
+            path.to_str().unwrap(),
+            extra,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}: {}", path.display(), out(&o));
+    }
+    assert!(std::fs::symlink_metadata(&blk)
+        .unwrap()
+        .file_type()
+        .is_block_device());
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A named pipe others can read (mkfifo's default mode): refused.
+    let open_fifo = env.path("open.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .args(["-m", "644"])
+        .arg(&open_fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--db-file",
+        open_fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("mkfifo -m 600"), "{}", out(&o));
+
     // A named pipe of this user's: written through, not replaced.
     let fifo = env.path("dump.fifo");
     assert!(std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
         .arg(&fifo)
         .status()
         .unwrap()

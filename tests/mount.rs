@@ -45,5 +45,22 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
         .success());
     let st = child.wait().unwrap();
     assert!(st.success(), "{st:?}");
+
+    // SIGTERM (or Ctrl-C) unmounts cleanly: no dead mount, no lock left.
+    let mut child = env
+        .cmd()
+        .args(["mount", mp.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.join("ids").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "still mounted");
+    assert!(std::fs::read_dir(env.repo.join("locks")).map_or(true, |d| d.count() == 0));
     env.ok(&["verify"]);
 }

@@ -264,6 +264,23 @@ fn the_log_file_gets_lines_not_data() {
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
     }
+    // Nor a folder link another user planted on the way (a shared /tmp).
+    let logs = env.path("logs");
+    fs::create_dir(&logs).unwrap();
+    let theirs = env.path("their-link");
+    std::os::unix::fs::symlink(&logs, &theirs).unwrap();
+    std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
+    let o = env
+        .cmd()
+        .args([
+            "--log-file",
+            theirs.join("x.log").to_str().unwrap(),
+            "snapshots",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    assert!(!logs.join("x.log").exists());
     // A log on a full disk: the run goes on and says once, on stderr, that
     // its log is lost (it used to stop logging without a word).
     let full = env.path("full");

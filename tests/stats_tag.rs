@@ -121,11 +121,7 @@ fn tag_changes_tags_keeps_holds_and_survives_a_crash() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan[0]["removed"], 0, "{plan}");
-    assert!(
-        out(&o).contains("run the same `hcbackup tag`"),
-        "{}",
-        out(&o)
-    );
+    assert!(out(&o).contains("merges them"), "{}", out(&o));
     let again = env.json(&["tag", &latest[..8], "--set", "a", "--set", "b"]);
     let retagged = again[0]["new_id"].as_str().unwrap();
     let ids = env.snapshot_ids();
@@ -139,6 +135,14 @@ fn tag_changes_tags_keeps_holds_and_survives_a_crash() {
         env.json(&["snapshots", "--latest", "1"])[0]["tags"],
         serde_json::json!([])
     );
+    // Killed again, then any tag of the snapshot (here through the manifest
+    // `latest` names, which may be either) merges the two, keeping both sets
+    // of tags.
+    env.killed_at("tag-after-write", &["tag", "latest", "--add", "kept"]);
+    assert_eq!(env.snapshot_ids().len(), 3);
+    let merged = env.json(&["tag", "latest", "--remove", "none"]);
+    assert_eq!(merged[0]["tags"], serde_json::json!(["kept"]), "{merged}");
+    assert_eq!(env.snapshot_ids().len(), 2);
 
     // Bad asks: one line, exit 2, nothing changed.
     for args in [

@@ -506,7 +506,12 @@ fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
         }
         named
     };
-    let done = tag::apply(&repo, crate::retention::LOCAL, tag::plan(&snaps, &change))?;
+    let all = repo.snapshots()?;
+    let done = tag::apply(
+        &repo,
+        crate::retention::LOCAL,
+        tag::plan(&all, &snaps, &change),
+    )?;
     ctx.note(|d| {
         d.detail = Some(
             done.iter()

@@ -13,15 +13,19 @@ use crate::ops::restore_test::RestoreTestReport;
 use crate::ops::verify::VerifyReport;
 
 pub fn dump_written(ctx: &Ctx, d: &DatabaseEntry, path: &Path, bytes: u64, took: Duration) {
+    let hint = if crate::ops::output_file::is_stream(path) {
+        String::new()
+    } else {
+        format!("; restore it with: pg_restore -d DBNAME {}", path.display())
+    };
     line(
         ctx,
         &format!(
-            "wrote the dump of database {} to {} ({}, {:.1} s); restore it with: pg_restore -d DBNAME {}",
+            "wrote the dump of database {} to {} ({}, {:.1} s){hint}",
             d.db,
             path.display(),
             size(bytes),
             took.as_secs_f64(),
-            path.display()
         ),
         json!({ "database": d.db, "file": path.display().to_string(), "bytes": bytes, "format": d.format }),
     );

@@ -74,6 +74,7 @@ pub fn run(ctx: &Ctx, a: ReportArgs) -> Result<i32> {
     match &a.output {
         // The report may replace its file, never what a planted link names.
         Some(p) => {
+            crate::ops::output_file::claim_stdout(p);
             let mut f = crate::ops::output_file::OutputFile::create(p, true)?;
             std::io::Write::write_all(&mut f, text.as_bytes())
                 .map_err(|e| Error::io_path("writing", p, e))?;

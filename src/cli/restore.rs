@@ -67,6 +67,10 @@ pub struct RestoreArgs {
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    // The dump to stdout: the files' line and the rest go to stderr.
+    if let Some(p) = &a.db_file {
+        crate::ops::output_file::claim_stdout(p);
+    }
     if a.target.is_none() && a.db.is_none() && a.db_file.is_none() {
         return Err(Error::Usage(
             "nothing to restore: give --target DIR for files, --db [NAME] for the database, or --db-file FILE".into(),
@@ -270,6 +274,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
             ))
         }
     };
+    crate::ops::output_file::claim_stdout(std::path::Path::new(&given));
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     ctx.note(|d| {
@@ -314,12 +319,16 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
         render::line(
             ctx,
             &format!(
-                "wrote {}: {} files, {} in {:.1} s (extract with: tar -xzf {})",
+                "wrote {}: {} files, {} in {:.1} s{}",
                 path.display(),
                 r.files,
                 render::size(r.bytes),
                 started.elapsed().as_secs_f64(),
-                path.display()
+                if crate::ops::output_file::is_stream(&path) {
+                    String::new()
+                } else {
+                    format!(" (extract with: tar -xzf {})", path.display())
+                }
             ),
             serde_json::json!({ "file": path, "entries": r.entries, "files": r.files, "bytes": r.bytes }),
         );

@@ -355,5 +355,32 @@ pub fn mount(fs: SnapshotFs, mountpoint: &std::path::Path) -> std::io::Result<()
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
     ]);
-    fuser::mount(fs, mountpoint, &cfg)
+    // SIGINT, SIGTERM and SIGHUP unmount cleanly (a process killed with the
+    // file system mounted leaves "Transport endpoint is not connected"): they
+    // are blocked here, before the session's thread starts, and waited for.
+    // SAFETY: a sigset filled by the libc calls, then handed to them.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let session = fuser::spawn_mount(fs, mountpoint, &cfg)?;
+    loop {
+        // Unmounted from outside (`umount`): the session ends by itself.
+        if session.guard.is_finished() {
+            return session.join();
+        }
+        let wait = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        // SAFETY: `set` and `wait` live across the call.
+        if unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &wait) } > 0 {
+            return session.umount_and_join();
+        }
+    }
 }

@@ -129,6 +129,162 @@ pub fn stdout_taken() -> bool {
     STDOUT_TAKEN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Say, before anything is printed, that `path` (when it names stdout) will
+/// get the command's data: every line of its own goes to stderr from now on.
+pub fn claim_stdout(path: &Path) {
+    if descriptor(path) == Some(1) {
+        STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether `path` names a stream rather than a file (no pg_restore hint, say).
+pub fn is_stream(path: &Path) -> bool {
+    descriptor(path).is_some()
+        || rustix::fs::lstat(path).is_ok_and(|st| {
+            matches!(
+                FileType::from_raw_mode(st.st_mode),
+                FileType::CharacterDevice | FileType::Fifo
+            )
+        })
+}
+
+/// The descriptor `path` names: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+/// `/proc/self/fd/N`, however spelled (`/dev//stdout`, `/dev/../dev/stderr`).
+fn descriptor(path: &Path) -> Option<i32> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    if !path.is_absolute() {
+        return None;
+    }
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n.as_bytes()),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let n = match parts[..] {
+        [b"dev", b"stdout"] => return Some(1),
+        [b"dev", b"stderr"] => return Some(2),
+        [b"dev", b"fd", n] | [b"proc", b"self", b"fd", n] => n,
+        _ => return None,
+    };
+    std::str::from_utf8(n)
+        .ok()?
+        .parse::<u16>()
+        .ok()
+        .map(i32::from)
+}
+
+/// The stream `path` names, or `None` for a file.
+///
+/// - `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`: a descriptor this process was
+///   started with (never one hcbackup opened itself: those are close-on-exec —
+///   its catalog, its log), as GNU tools read them.
+/// - A character device or named pipe itself (not a link to one), in a folder
+///   reached without another user's link, owned by this user or root: a
+///   terminal, `/dev/null`, a FIFO of one's own. A named pipe must not be
+///   readable by others (`mkfifo -m 600`): whoever reads it gets the plaintext.
+///
+/// Anything else under /dev, /proc or /sys is refused: a file is never put
+/// there in place of a device or a link.
+fn stream(path: &Path) -> Result<Option<File>> {
+    let refuse = |why: String| Err(Error::Usage(format!("{}: {why}", path.display())));
+    if let Some(n) = descriptor(path) {
+        // SAFETY: only borrowed, to read its flags and duplicate it.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
+        match rustix::io::fcntl_getfd(fd) {
+            Ok(flags) if !flags.contains(rustix::io::FdFlags::CLOEXEC) => {}
+            _ => {
+                return refuse(format!(
+                    "descriptor {n} was not given to hcbackup (open it in the shell, as `{n}> FILE`, or give a file)"
+                ))
+            }
+        }
+        let file = rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            .map(File::from)
+            .map_err(|e| Error::io_path("writing to", path, e.into()))?;
+        if n == 1 || is_stdout(&file) {
+            STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        return crate::log_file::bypass(file)
+            .map(Some)
+            .map_err(|e| Error::io_path("writing to", path, e));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name() else {
+        return Ok(None);
+    };
+    if let Ok(real) = std::fs::canonicalize(parent) {
+        if ["/dev", "/proc", "/sys"]
+            .iter()
+            .any(|d| real.starts_with(d))
+        {
+            let st = rustix::fs::lstat(path).ok();
+            let kind = st.map(|st| FileType::from_raw_mode(st.st_mode));
+            if !matches!(kind, Some(FileType::CharacterDevice | FileType::Fifo)) {
+                return refuse(
+                    "a system folder of devices: give a file elsewhere (or /dev/stdout)".into(),
+                );
+            }
+        }
+    }
+    let Ok(dir) = crate::trusted_path::open_dir(parent, false) else {
+        // The file path reports why the folder cannot be used.
+        return Ok(None);
+    };
+    let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return Ok(None);
+    };
+    let kind = FileType::from_raw_mode(st.st_mode);
+    match kind {
+        FileType::CharacterDevice | FileType::Fifo => {}
+        FileType::BlockDevice | FileType::Socket => {
+            return refuse("a device or socket, not a file: give a file name".into())
+        }
+        _ => return Ok(None),
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if st.st_uid != me && st.st_uid != 0 {
+        return refuse(format!(
+            "a {} of uid {}: the data would go to another user; give a file of your own",
+            if kind == FileType::Fifo {
+                "named pipe"
+            } else {
+                "device"
+            },
+            st.st_uid
+        ));
+    }
+    if kind == FileType::Fifo && st.st_mode & 0o044 != 0 {
+        return refuse(format!(
+            "a named pipe others can read (mode {:o}): whoever reads it gets the data; make it with `mkfifo -m 600`",
+            st.st_mode & 0o777
+        ));
+    }
+    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&dir, name, flags, Mode::empty())
+        .map_err(|e| Error::io_path("opening", path, e.into()))?;
+    let now = rustix::fs::fstat(&fd).map_err(|e| Error::io_path("opening", path, e.into()))?;
+    if (now.st_dev, now.st_ino, now.st_uid, now.st_mode)
+        != (st.st_dev, st.st_ino, st.st_uid, st.st_mode)
+    {
+        return refuse("it changed while it was opened: try again".into());
+    }
+    let file = File::from(fd);
+    if is_stdout(&file) {
+        STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    crate::log_file::bypass(file)
+        .map(Some)
+        .map_err(|e| Error::io_path("writing to", path, e))
+}
+
 /// Whether `file` is this process's stdout (the same open file).
 fn is_stdout(file: &File) -> bool {
     // SAFETY: borrowed for one fstat.
@@ -137,71 +293,6 @@ fn is_stdout(file: &File) -> bool {
         (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
         _ => false,
     }
-}
-
-/// The stream `path` names, or `None` for a file. `/dev/stdout`, `/dev/stderr`
-/// and `/dev/fd/N` (or `/proc/self/fd/N`) are this process's descriptors, as in
-/// GNU tools; any other path that leads to a character device or a named pipe
-/// is opened if this user or root owns it (a terminal, `/dev/null`, a FIFO of
-/// one's own). Another user's FIFO or device is refused: the plaintext would go
-/// to them. Nothing is needed to "overwrite" a stream. When `--log-file` copies
-/// stdout, the data goes to the real stdout, never into the log.
-fn stream(path: &Path) -> Result<Option<File>> {
-    let bytes = path.as_os_str().as_bytes();
-    let number = match bytes {
-        b"/dev/stdout" => Some(1),
-        b"/dev/stderr" => Some(2),
-        _ => [b"/dev/fd/".as_slice(), b"/proc/self/fd/"]
-            .iter()
-            .find_map(|p| bytes.strip_prefix(*p))
-            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<i32>().ok()),
-    };
-    let file = match number {
-        Some(n) => {
-            // SAFETY: only borrowed to duplicate it; a closed one fails the dup.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(n) };
-            rustix::io::fcntl_dupfd_cloexec(fd, 3)
-                .map(File::from)
-                .map_err(|e| Error::io_path("writing to", path, e.into()))?
-        }
-        None => {
-            let Ok(st) = rustix::fs::stat(path) else {
-                return Ok(None);
-            };
-            let kind = FileType::from_raw_mode(st.st_mode);
-            if !matches!(kind, FileType::CharacterDevice | FileType::Fifo) {
-                return Ok(None);
-            }
-            // SAFETY: geteuid cannot fail.
-            let me = unsafe { libc::geteuid() };
-            if st.st_uid != me && st.st_uid != 0 {
-                return Err(Error::Usage(format!(
-                    "{} is a {} of uid {}: the data would go to another user; give a file of your own",
-                    path.display(),
-                    if kind == FileType::Fifo { "named pipe" } else { "device" },
-                    st.st_uid
-                )));
-            }
-            let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(path, flags, Mode::empty())
-                .map_err(|e| Error::io_path("opening", path, e.into()))?;
-            let now =
-                rustix::fs::fstat(&fd).map_err(|e| Error::io_path("opening", path, e.into()))?;
-            if (now.st_dev, now.st_ino, now.st_uid) != (st.st_dev, st.st_ino, st.st_uid) {
-                return Err(Error::Usage(format!(
-                    "{} changed while it was opened: try again",
-                    path.display()
-                )));
-            }
-            File::from(fd)
-        }
-    };
-    if is_stdout(&file) {
-        STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    crate::log_file::bypass(file)
-        .map(Some)
-        .map_err(|e| Error::io_path("writing to", path, e))
 }
 
 impl Write for OutputFile {

@@ -5,7 +5,8 @@
 //! `original`, the first manifest's id. The new one is written (and a legal hold
 //! on the old one placed on it too) before the old one is announced in the audit
 //! log and removed, so a run killed at any step loses nothing; run again, it
-//! writes the same manifest (same content, same id) and finishes.
+//! writes the same manifest (same content, same id) and finishes. Any later
+//! `tag` of a snapshot left with several manifests merges them into one.
 
 use serde::Serialize;
 
@@ -81,63 +82,94 @@ pub struct Retagged {
     pub tags: Vec<String>,
 }
 
-/// The manifests to write: each snapshot of `snaps` whose tags `change` alters,
-/// with its new manifest.
-pub fn plan(snaps: &[SnapshotEntry], change: &TagChange) -> Vec<(ObjectId, Snapshot)> {
-    snaps
-        .iter()
-        .filter_map(|e| {
-            let tags = change.apply(&e.snapshot.tags);
-            (tags != e.snapshot.tags).then(|| {
-                let mut s = e.snapshot.clone();
-                s.tags = tags;
-                s.original = Some(s.original.take().unwrap_or_else(|| e.id.to_hex()));
-                (e.id, s)
-            })
-        })
-        .collect()
+/// One snapshot's change: the manifests it has now (one, or more that stopped
+/// runs left) and the one it gets.
+#[derive(Debug)]
+pub struct Retag {
+    /// The manifest selected (the report names it).
+    pub selected: ObjectId,
+    pub old: Vec<ObjectId>,
+    pub new: Snapshot,
+}
+
+/// A snapshot's identity: the first manifest's id, which every retagged one
+/// names as `original`.
+fn identity(e: &SnapshotEntry) -> String {
+    e.snapshot.original.clone().unwrap_or_else(|| e.id.to_hex())
+}
+
+/// The manifests to write: each snapshot of `selected` whose tags `change`
+/// alters, or that has several manifests (a `tag` run stopped between writing
+/// one and removing the other: they are merged, with the tags of all, whatever
+/// the change). `all` is every snapshot of the repository.
+pub fn plan(all: &[SnapshotEntry], selected: &[SnapshotEntry], change: &TagChange) -> Vec<Retag> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in selected {
+        let key = identity(e);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let members: Vec<&SnapshotEntry> = all.iter().filter(|m| identity(m) == key).collect();
+        let mut tags: Vec<String> = Vec::new();
+        for t in members.iter().flat_map(|m| &m.snapshot.tags) {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        let tags = change.apply(&tags);
+        if members.len() <= 1 && tags == e.snapshot.tags {
+            continue;
+        }
+        let mut new = e.snapshot.clone();
+        new.tags = tags;
+        new.original = Some(key);
+        out.push(Retag {
+            selected: e.id,
+            old: members.iter().map(|m| m.id).collect(),
+            new,
+        });
+    }
+    out
 }
 
 /// Write the new manifests, carry legal holds over, then remove the old ones.
 /// `copy` is the copy's name (`local` for the primary).
-pub fn apply(
-    repo: &Repository,
-    copy: &str,
-    plan: Vec<(ObjectId, Snapshot)>,
-) -> Result<Vec<Retagged>> {
+pub fn apply(repo: &Repository, copy: &str, plan: Vec<Retag>) -> Result<Vec<Retagged>> {
     let _lock = repo.lock(true, "tag")?;
     let holds = repo.holds()?;
+    let held = |id: &ObjectId| holds.iter().find(|h| h.snapshot == id.to_hex());
     let mut done = Vec::new();
-    for (old, snapshot) in plan {
-        let new = repo.write_snapshot(&snapshot)?;
-        if let Some(h) = holds.iter().find(|h| h.snapshot == old.to_hex()) {
-            carry_hold(repo, copy, &old, &new, h)?;
+    for r in plan {
+        let new = repo.write_snapshot(&r.new)?;
+        let old: Vec<ObjectId> = r.old.iter().copied().filter(|o| *o != new).collect();
+        if held(&new).is_none() {
+            if let Some((o, h)) = old.iter().find_map(|o| held(o).map(|h| (o, h))) {
+                carry_hold(repo, copy, o, &new, h)?;
+            }
         }
-        done.push((old, new, snapshot));
+        done.push((r.selected, old, new, r.new));
     }
     crate::util::failpoint("tag-after-write");
-    let old: Vec<ObjectId> = done.iter().map(|(o, _, _)| *o).collect();
+    let old: Vec<ObjectId> = done.iter().flat_map(|(_, o, _, _)| o.clone()).collect();
     super::forget::announce(repo, copy, &old)?;
-    for (old, _, _) in &done {
+    for id in &old {
         repo.check_lock()?;
         // The hold first: killed in between, the old manifest is unheld (its
         // new one holds), never a hold left naming nothing.
-        if holds.iter().any(|h| h.snapshot == old.to_hex()) {
-            repo.remove_hold(old)?;
+        if held(id).is_some() {
+            repo.remove_hold(id)?;
         }
-        repo.catalog().unsee_snapshot(old)?;
-        match repo
-            .backend()
-            .delete(&format!("snapshots/{}", old.to_hex()))
-        {
+        repo.catalog().unsee_snapshot(id)?;
+        match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
             Ok(()) | Err(StorageError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(done
         .into_iter()
-        .map(|(old, new, s)| Retagged {
-            old_id: old.to_hex(),
+        .map(|(selected, _, new, s)| Retagged {
+            old_id: selected.to_hex(),
             new_id: new.to_hex(),
             time: s.time,
             tags: s.tags,

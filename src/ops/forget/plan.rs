@@ -214,10 +214,10 @@ fn policy_verdicts(
             merged.push(c.clone());
         } else {
             tracing::warn!(
-                "snapshot {} has two manifests ({} and {}: a `tag` run was stopped); they are kept or forgotten together; run the same `hcbackup tag` command again to finish it",
+                "snapshot {} has two manifests ({first} and {}: a `tag` run was stopped); they are kept or forgotten together; any `hcbackup tag` of it merges them (such as `hcbackup tag {first} --remove none`)",
                 e.snapshot.original.as_deref().unwrap_or(&e.id.to_hex()),
-                members[of.iter().position(|&j| j == i).expect("first")].id.short(),
-                e.id.short()
+                e.id.short(),
+                first = members[of.iter().position(|&j| j == i).expect("first")].id.short(),
             );
             let m = &mut merged[i];
             m.tags.extend(c.tags.iter().cloned());
