@@ -354,7 +354,7 @@ pub fn catalog_rebuilt(ctx: &Ctx, repo: &Repository, (indexes, packs, blobs): (u
 /// Problems and the files they affect, on stderr.
 pub fn verify_problems(reports: &[crate::ops::verify::VerifyReport]) {
     for r in reports {
-        for p in &r.problems {
+        for p in r.problems() {
             eprintln!("hcbackup: verify {}: {p}", r.copy);
         }
         for a in &r.affected {
@@ -395,10 +395,10 @@ pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
             } else {
                 String::new()
             },
-            if r.problems.is_empty() {
+            if r.problems().is_empty() {
                 "no problems".to_string()
             } else {
-                format!("{} PROBLEMS", r.problems.len())
+                format!("{} PROBLEMS", r.problems().len())
             }
         );
     }
@@ -407,7 +407,7 @@ pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
 /// What `repair` healed, and what it could not (with the files affected).
 pub fn repair(ctx: &Ctx, reports: &[crate::ops::repair::RepairReport]) {
     for r in reports {
-        for p in &r.after.problems {
+        for p in r.after.problems() {
             eprintln!("hcbackup: repair {}: NOT healed: {p}", r.copy);
         }
         for a in &r.after.affected {
@@ -430,10 +430,10 @@ pub fn repair(ctx: &Ctx, reports: &[crate::ops::repair::RepairReport]) {
             r.copy,
             r.healed.len(),
             r.indexes_written,
-            if r.after.problems.is_empty() {
+            if r.after.problems().is_empty() {
                 "no problems left".to_string()
             } else {
-                format!("{} PROBLEMS LEFT", r.after.problems.len())
+                format!("{} PROBLEMS LEFT", r.after.problems().len())
             }
         );
     }

@@ -55,13 +55,13 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         ctx.note(|d| d.destinations.push(name.clone()));
         match repair::run(target, name, &sources, mode) {
             Ok(r) => {
-                if !r.after.problems.is_empty() {
+                if !r.after.problems().is_empty() {
                     code = exit::ERROR;
                     ctx.note(|d| {
                         d.problems.push(format!(
                             "{name}: {} problems remain, first: {}",
-                            r.after.problems.len(),
-                            r.after.problems[0]
+                            r.after.problems().len(),
+                            r.after.problems()[0]
                         ))
                     });
                 }

@@ -4,7 +4,7 @@
 use super::{render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::ops::restore_test::{self, RestoreTestOptions};
-use crate::ops::verify::{ReadMode, VerifyReport};
+use crate::ops::verify::{Finding, Object, Problem, ReadMode, VerifyReport};
 use crate::repo::Repository;
 use crate::retention::LOCAL;
 
@@ -49,13 +49,13 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         });
         match result {
             Ok((r, copy)) => {
-                if !r.problems.is_empty() {
+                if !r.problems().is_empty() {
                     code = exit::ERROR;
                     ctx.note(|d| {
                         d.problems.push(format!(
                             "verify of {name}: {} problems, first: {}",
-                            r.problems.len(),
-                            r.problems[0]
+                            r.problems().len(),
+                            r.problems()[0]
                         ))
                     });
                 }
@@ -74,7 +74,11 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                 });
                 reports.push(VerifyReport {
                     copy: name.clone(),
-                    problems: vec![format!("cannot open this copy: {e}")],
+                    findings: vec![Finding::new(
+                        Object::Copy,
+                        Problem::Unreadable,
+                        format!("cannot open this copy: {e}"),
+                    )],
                     ..Default::default()
                 });
             }

@@ -17,10 +17,9 @@ use std::collections::BTreeSet;
 
 use crate::crypto::Kind;
 use crate::error::Result;
-use crate::id::{BlobId, ObjectId, PackId};
-use crate::ops::verify::{self, ReadMode, VerifyReport};
+use crate::id::{BlobId, ObjectId};
+use crate::ops::verify::{self, Object, ReadMode, VerifyReport};
 use crate::repo::Repository;
-use crate::storage::pack_path;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RepairReport {
@@ -50,47 +49,53 @@ pub fn run(
     {
         // Shared: a prune must not run meanwhile; snapshots and mirrors may.
         let _lock = target.lock(false, "repair")?;
-        let mut wanted: BTreeSet<String> = before.damaged.iter().cloned().collect();
+        let mut wanted: BTreeSet<Object> = before.damaged().into_iter().cloned().collect();
         // Needed blobs no pack here holds: find their packs elsewhere.
         for (kind, blob) in &before.missing_blobs {
             for (_, src) in sources {
                 if let Some(loc) = src.catalog().lookup(*kind, &BlobId(*blob))? {
-                    wanted.insert(pack_path(&loc.pack));
+                    wanted.insert(Object::Pack(loc.pack));
                     break;
                 }
             }
         }
-        for path in &wanted {
+        let mut healed: BTreeSet<&Object> = BTreeSet::new();
+        for object in &wanted {
+            let Some(path) = object.path() else { continue };
             for (name, src) in sources {
-                if let Some(data) = good_copy(src, path) {
-                    target.backend().put(path, &data)?;
+                if let Some(data) = good_copy(src, object) {
+                    target.backend().put(&path, &data)?;
                     r.healed.push(format!("{path} from {name}"));
+                    healed.insert(object);
                     break;
                 }
             }
         }
         // Packs copied in, and packs whose index object was lost, get indexed.
-        let lost_indexes: Vec<&String> = wanted
+        let lost_indexes: Vec<ObjectId> = wanted
             .iter()
-            .filter(|p| p.starts_with("index/") && !r.healed.iter().any(|h| h.starts_with(*p)))
+            .filter(|o| !healed.contains(o))
+            .filter_map(|o| match o {
+                Object::Index(id) => Some(*id),
+                _ => None,
+            })
             .collect();
-        if !r.healed.is_empty() || !before.unindexed.is_empty() || !lost_indexes.is_empty() {
+        if !healed.is_empty() || !before.unindexed().is_empty() || !lost_indexes.is_empty() {
             // An unreadable index object with no good copy anywhere has nothing
             // left to say: it goes first (the new index object for the same packs
             // may well have its very name), and its packs count as unindexed,
             // even where this catalog loaded it while it still read back. A crash
             // before the new index is written leaves packs found by their headers.
-            for p in &lost_indexes {
-                if let Some(id) = p.strip_prefix("index/").and_then(ObjectId::from_hex) {
-                    target.catalog().forget_index(&id)?;
-                }
-                target.backend().delete(p)?;
+            for id in &lost_indexes {
+                target.catalog().forget_index(id)?;
+                target.backend().delete(&format!("index/{}", id.to_hex()))?;
             }
             target.recover_packs()?;
             r.indexes_written = target.write_index()?.len() as u64;
-            for p in lost_indexes {
+            for id in lost_indexes {
                 r.healed.push(format!(
-                    "{p} removed (unreadable; its packs are indexed again)"
+                    "index/{} removed (unreadable; its packs are indexed again)",
+                    id.to_hex()
                 ));
             }
         }
@@ -99,18 +104,14 @@ pub fn run(
     Ok(r)
 }
 
-/// `path` from `src` when that copy's object checks good.
-fn good_copy(src: &Repository, path: &str) -> Option<Vec<u8>> {
-    let (dir, name) = path.split_once('/')?;
-    let data = src.backend().get(path).ok()?;
-    let ok = match dir {
-        "packs" => {
-            let id = PackId::from_hex(name.rsplit('/').next()?)?;
-            blake3::hash(&data).as_bytes() == &id.0
-        }
-        "snapshots" | "index" => {
-            let id = ObjectId::from_hex(name)?;
-            let kind = if dir == "index" {
+/// `object` from `src` when that copy's is good: a pack must hash to its name;
+/// a manifest or index object must authenticate and hash to its id.
+fn good_copy(src: &Repository, object: &Object) -> Option<Vec<u8>> {
+    let data = src.backend().get(&object.path()?).ok()?;
+    let ok = match object {
+        Object::Pack(id) => blake3::hash(&data).as_bytes() == &id.0,
+        Object::Index(id) | Object::Snapshot(id) => {
+            let kind = if matches!(object, Object::Index(_)) {
                 Kind::Index
             } else {
                 Kind::Snapshot
@@ -118,7 +119,7 @@ fn good_copy(src: &Repository, path: &str) -> Option<Vec<u8>> {
             crate::codec::decode(src.key(), kind, &id.0, &data, 512 << 20)
                 .is_ok_and(|plain| src.key().id_of(&plain) == id.0)
         }
-        _ => false,
+        Object::Entry { .. } | Object::Copy => false,
     };
     ok.then_some(data)
 }

@@ -128,7 +128,7 @@ pub struct Repository {
 }
 
 /// An object that does not read back: its path and why.
-pub type Unreadable = (String, Error);
+pub type Unreadable = (ObjectId, Error);
 
 /// A manifest this machine saw: its id and time.
 type Seen = (ObjectId, String);
@@ -452,7 +452,7 @@ impl Repository {
     }
 
     /// Every snapshot that reads back, oldest first; and the manifests that do not
-    /// (their path and why), with those this machine saw that are gone (see
+    /// (their id and why), with those this machine saw that are gone (see
     /// `catalog::seen`).
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
         let (out, mut bad, hidden) = self.snapshots_listed()?;
@@ -468,10 +468,7 @@ impl Repository {
     /// truncated, planted): what `forget ID` may remove by name.
     pub fn unreadable_snapshots(&self) -> Result<Vec<ObjectId>> {
         let (_, bad, _) = self.snapshots_listed()?;
-        Ok(bad
-            .iter()
-            .filter_map(|(path, _)| ObjectId::from_hex(path.strip_prefix("snapshots/")?))
-            .collect())
+        Ok(bad.iter().map(|(id, _)| *id).collect())
     }
 
     /// Every snapshot that reads back, oldest first; the manifests that do not;
@@ -491,7 +488,7 @@ impl Repository {
             // would make it `latest`, or keep it in place of good snapshots.
             if let Some(when) = forgotten.get(&format!("snapshots/{name}")) {
                 bad.push((
-                    format!("snapshots/{name}"),
+                    id,
                     Error::corrupt(
                         format!("snapshot {}", id.short()),
                         format!(
@@ -505,7 +502,7 @@ impl Repository {
             // A manifest is JSON of a few KiB (a few MiB with thousands of tables).
             if size > MAX_MANIFEST {
                 bad.push((
-                    format!("snapshots/{name}"),
+                    id,
                     Error::corrupt(
                         format!("snapshot {name}"),
                         format!("{size} bytes, larger than any manifest"),
@@ -521,9 +518,7 @@ impl Repository {
                 });
             match read {
                 Ok(snapshot) => out.push(SnapshotEntry { id, snapshot }),
-                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                    bad.push((format!("snapshots/{name}"), e))
-                }
+                Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => bad.push((id, e)),
                 Err(e) => return Err(e),
             }
         }
@@ -595,14 +590,15 @@ impl Repository {
         let prefix = spec.to_ascii_lowercase();
         let readable = all.iter().any(|e| e.id.to_hex().starts_with(&prefix));
         if spec != "latest" && !spec.is_empty() && !readable {
-            if let Some(i) = bad.iter().position(|(path, _)| {
-                path.strip_prefix("snapshots/")
-                    .is_some_and(|n| n.starts_with(&prefix))
-            }) {
-                let (path, e) = bad.swap_remove(i);
+            if let Some(i) = bad
+                .iter()
+                .position(|(id, _)| id.to_hex().starts_with(&prefix))
+            {
+                let (id, e) = bad.swap_remove(i);
                 warn_left_out(bad);
                 return Err(Error::Failed(format!(
-                    "{path} does not read back ({e}): `hcbackup repair` brings it back from a copy; `hcbackup snapshots` lists the others"
+                    "snapshots/{} does not read back ({e}): `hcbackup repair` brings it back from a copy; `hcbackup snapshots` lists the others",
+                    id.to_hex()
                 )));
             }
         }
@@ -663,15 +659,18 @@ impl Repository {
 
 /// Name the manifests a listing left out, one warning each.
 fn warn_left_out(bad: Vec<Unreadable>) {
-    for (path, e) in bad {
-        tracing::warn!("snapshot {path} does not read back and is left out: {e}");
+    for (id, e) in bad {
+        tracing::warn!(
+            "snapshot {} does not read back and is left out: {e}",
+            id.to_hex()
+        );
     }
 }
 
 /// The error for a manifest this machine saw that is gone (see `catalog::seen`).
 fn hidden_error(id: &ObjectId, time: &str) -> Unreadable {
     (
-        format!("snapshots/{}", id.to_hex()),
+        *id,
         Error::missing(
             format!("snapshot {} of {time}", id.short()),
             "this machine saw it and no forget here removed it: it was hidden or deleted by someone with access to the storage; `hcbackup repair` brings it back from a copy (only if a copy shows it was forgotten by an older hcbackup elsewhere, `hcbackup catalog rebuild` makes this machine forget it too)",

@@ -24,6 +24,10 @@ use crate::pack::BlobKey;
 use crate::repo::Repository;
 use crate::storage::pack_path;
 
+mod finding;
+
+pub use finding::{Finding, Object, Problem};
+
 /// Which packs to read back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
@@ -68,7 +72,7 @@ impl std::str::FromStr for ReadMode {
     }
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default)]
 pub struct VerifyReport {
     /// `local` or the destination's name.
     pub copy: String,
@@ -79,17 +83,85 @@ pub struct VerifyReport {
     pub packs_read: u64,
     pub bytes_read: u64,
     pub blobs_read: u64,
-    pub problems: Vec<String>,
+    /// What is wrong, in the order found.
+    pub findings: Vec<Finding>,
     /// The snapshots and files that damaged or missing data affects.
     pub affected: Vec<String>,
-    /// Objects to replace with a good copy (`repair`): damaged or missing packs,
-    /// unreadable snapshot manifests and index objects.
-    pub damaged: Vec<String>,
-    /// Packs holding needed data that no index object lists (`repair` indexes them).
-    pub unindexed: Vec<String>,
     /// Needed blobs that no index lists and no pack here holds.
-    #[serde(skip)]
     pub missing_blobs: Vec<BlobKey>,
+}
+
+impl VerifyReport {
+    fn add(&mut self, object: Object, problem: Problem, message: impl Into<String>) {
+        self.findings.push(Finding::new(object, problem, message));
+    }
+
+    /// One line per finding.
+    pub fn problems(&self) -> Vec<&str> {
+        self.findings.iter().map(|f| f.message.as_str()).collect()
+    }
+
+    /// Stored objects to replace with a good copy (`repair`): damaged or
+    /// missing packs, unreadable snapshot manifests and index objects; by
+    /// path, once each.
+    pub fn damaged(&self) -> Vec<&Object> {
+        let mut out: Vec<&Object> = self
+            .findings
+            .iter()
+            .filter(|f| f.replaceable())
+            .map(|f| &f.object)
+            .collect();
+        out.sort_by_key(|o| o.path());
+        out.dedup();
+        out
+    }
+
+    /// Packs holding needed data that no index object lists (`repair` indexes them).
+    pub fn unindexed(&self) -> Vec<PackId> {
+        self.findings
+            .iter()
+            .filter_map(|f| match (&f.object, f.problem) {
+                (Object::Pack(id), Problem::Unindexed) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The `--json` document: findings as the lines and paths it has always had.
+impl serde::Serialize for VerifyReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct View<'a> {
+            copy: &'a str,
+            location: &'a str,
+            snapshots: u64,
+            trees: u64,
+            packs: u64,
+            packs_read: u64,
+            bytes_read: u64,
+            blobs_read: u64,
+            problems: Vec<&'a str>,
+            affected: &'a [String],
+            damaged: Vec<String>,
+            unindexed: Vec<String>,
+        }
+        View {
+            copy: &self.copy,
+            location: &self.location,
+            snapshots: self.snapshots,
+            trees: self.trees,
+            packs: self.packs,
+            packs_read: self.packs_read,
+            bytes_read: self.bytes_read,
+            blobs_read: self.blobs_read,
+            problems: self.problems(),
+            affected: &self.affected,
+            damaged: self.damaged().iter().filter_map(|o| o.path()).collect(),
+            unindexed: self.unindexed().iter().map(|p| p.to_hex()).collect(),
+        }
+        .serialize(s)
+    }
 }
 
 /// Days after which `auto` reads a pack again whatever its share.
@@ -107,9 +179,12 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     let present = repo.recover_packs()?;
     crate::util::failpoint("verify-after-list");
     let (snapshots, unreadable) = repo.snapshots_checked()?;
-    for (path, e) in unreadable {
-        r.problems.push(e.to_string());
-        r.damaged.push(path);
+    for (id, e) in unreadable {
+        let problem = match e {
+            Error::Missing { .. } => Problem::Missing,
+            _ => Problem::Damaged,
+        };
+        r.add(Object::Snapshot(id), problem, e.to_string());
     }
     // Index objects are few and small: each is read back, whatever the catalog holds.
     for (name, _) in repo.backend().list("index")? {
@@ -121,10 +196,9 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             // Damaged: `repair` may replace it (or drop it once its packs are
             // indexed again). Any other failure (the network, say) is only reported.
             Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                r.problems.push(e.to_string());
-                r.damaged.push(format!("index/{name}"));
+                r.add(Object::Index(id), Problem::Damaged, e.to_string());
             }
-            Err(e) => r.problems.push(e.to_string()),
+            Err(e) => r.add(Object::Index(id), Problem::Unreadable, e.to_string()),
         }
     }
     let mut w = Walk::default();
@@ -150,11 +224,14 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             }
         }
         if lost {
-            r.problems.push(format!(
-                "pack {} holds data snapshots need but no index object lists it (an index object is missing): run `hcbackup repair`",
-                p.id.to_hex()
-            ));
-            r.unindexed.push(p.id.to_hex());
+            r.add(
+                Object::Pack(p.id),
+                Problem::Unindexed,
+                format!(
+                    "pack {} holds data snapshots need but no index object lists it (an index object is missing): run `hcbackup repair`",
+                    p.id.to_hex()
+                ),
+            );
         }
     }
     let Walk { mut bad, .. } = w;
@@ -180,25 +257,27 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
                 Err(e) => return Err(e.into()),
             },
         };
-        let problem = match now.as_ref() {
-            None => format!("pack {} is missing", id.to_hex()),
-            Some(&actual) if actual != size => format!(
-                "pack {} has {actual} bytes, the index says {size}",
-                id.to_hex()
+        let (problem, message) = match now.as_ref() {
+            None => (Problem::Missing, format!("pack {} is missing", id.to_hex())),
+            Some(&actual) if actual != size => (
+                Problem::Damaged,
+                format!(
+                    "pack {} has {actual} bytes, the index says {size}",
+                    id.to_hex()
+                ),
             ),
             Some(_) => continue,
         };
-        r.problems.push(problem);
-        r.damaged.push(pack_path(&id));
+        r.add(Object::Pack(id), problem, message);
         bad.extend(repo.catalog().pack_blob_ids(&id)?);
     }
     let location = repo.backend().location();
     let chosen = choose(repo, &location, &present, read)?;
     let mut read_ok = Vec::new();
     for (id, size) in &chosen {
-        let before = r.problems.len();
+        let before = r.findings.len();
         read_pack(repo, id, *size, &mut bad, &mut r);
-        if r.problems.len() == before {
+        if r.findings.len() == before {
             read_ok.push(*id);
         }
     }
@@ -210,8 +289,6 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     if !bad.is_empty() {
         r.affected = affected(repo, &snapshots, &bad)?;
     }
-    r.damaged.sort();
-    r.damaged.dedup();
     Ok(r)
 }
 
@@ -278,6 +355,23 @@ struct Walk {
     needed: HashSet<BlobKey>,
 }
 
+/// A snapshot's folder or file, as a finding's object.
+fn entry(snap: &str, path: &str) -> Object {
+    Object::Entry {
+        snapshot: snap.to_string(),
+        path: if path.is_empty() { "/" } else { path }.to_string(),
+    }
+}
+
+/// The problem an error reading an object means.
+fn problem_of(e: &Error) -> Problem {
+    match e {
+        Error::Missing { .. } => Problem::Missing,
+        Error::Corrupt { .. } => Problem::Damaged,
+        _ => Problem::Unreadable,
+    }
+}
+
 fn check_tree(
     repo: &Repository,
     id: TreeId,
@@ -290,10 +384,11 @@ fn check_tree(
         return Ok(());
     }
     if path.matches('/').count() > crate::model::tree::MAX_DEPTH {
-        r.problems.push(format!(
+        let message = format!(
             "{snap}: {}",
             crate::model::tree::too_deep(&format!("folder {path}"))
-        ));
+        );
+        r.add(entry(snap, path), Problem::Damaged, message);
         return Ok(());
     }
     r.trees += 1;
@@ -302,10 +397,11 @@ fn check_tree(
         Ok(t) => t,
         Err(e) => {
             w.bad.insert((Kind::Tree, id.0));
-            r.problems.push(format!(
+            let message = format!(
                 "{snap}: folder {}: {e}",
                 if path.is_empty() { "/" } else { path }
-            ));
+            );
+            r.add(entry(snap, path), problem_of(&e), message);
             return Ok(());
         }
     };
@@ -314,7 +410,10 @@ fn check_tree(
         match n.kind {
             NodeKind::Dir => match n.subtree {
                 Some(t) => check_tree(repo, t, snap, &p, w, r)?,
-                None => r.problems.push(format!("{snap}: folder {p} has no tree")),
+                None => {
+                    let message = format!("{snap}: folder {p} has no tree");
+                    r.add(entry(snap, &p), Problem::Damaged, message)
+                }
             },
             NodeKind::File => {
                 w.needed.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
@@ -322,7 +421,11 @@ fn check_tree(
                     Ok(c) => c,
                     Err(e) => {
                         w.bad.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
-                        r.problems.push(format!("{snap}: file {p}: {e}"));
+                        r.add(
+                            entry(snap, &p),
+                            problem_of(&e),
+                            format!("{snap}: file {p}: {e}"),
+                        );
                         continue;
                     }
                 };
@@ -335,9 +438,9 @@ fn check_tree(
                     }
                 }
                 if missing > 0 {
-                    r.problems.push(format!(
-                        "{snap}: file {p} needs {missing} chunk(s) that no index lists"
-                    ));
+                    let message =
+                        format!("{snap}: file {p} needs {missing} chunk(s) that no index lists");
+                    r.add(entry(snap, &p), Problem::Missing, message);
                 }
             }
             _ => {}
@@ -354,11 +457,7 @@ fn read_pack(
     r: &mut VerifyReport,
 ) {
     r.packs_read += 1;
-    let before = r.problems.len();
     read_pack_checks(repo, id, size, bad, r);
-    if r.problems.len() > before {
-        r.damaged.push(pack_path(id));
-    }
 }
 
 fn read_pack_checks(
@@ -378,21 +477,27 @@ fn read_pack_checks(
         Ok(b) => b,
         Err(e) => {
             all_bad(bad);
-            return r.problems.push(format!("pack {name}: {e}"));
+            let problem = match e {
+                crate::storage::StorageError::NotFound(_) => Problem::Missing,
+                _ => Problem::Damaged,
+            };
+            return r.add(Object::Pack(*id), problem, format!("pack {name}: {e}"));
         }
     };
     r.bytes_read += bytes.len() as u64;
     let named_right = blake3::hash(&bytes).as_bytes() == &id.0;
     if !named_right {
-        r.problems.push(format!(
-            "pack {name}: content does not match its name (damaged)"
-        ));
+        r.add(
+            Object::Pack(*id),
+            Problem::Damaged,
+            format!("pack {name}: content does not match its name (damaged)"),
+        );
     }
     let header = match repo.read_pack_header(id, size) {
         Ok(h) => h,
         Err(e) => {
             all_bad(bad);
-            return r.problems.push(e.to_string());
+            return r.add(Object::Pack(*id), Problem::Damaged, e.to_string());
         }
     };
     let start = header
@@ -406,9 +511,11 @@ fn read_pack_checks(
         // by these bytes (the blobs it names may be fine elsewhere). A pack whose
         // bytes do not match its name is damaged instead: its blobs are checked.
         if named_right && blake3::hash(blobs).as_bytes() != &h {
-            return r.problems.push(format!(
-                "pack {name}: its header belongs to another pack (planted by someone with access to the storage)"
-            ));
+            return r.add(
+                Object::Pack(*id),
+                Problem::Damaged,
+                format!("pack {name}: its header belongs to another pack (planted by someone with access to the storage)"),
+            );
         }
     }
     let entries = header.entries;
@@ -418,10 +525,14 @@ fn read_pack_checks(
         let Some(sealed) = bytes.get(e.offset as usize..(e.offset + e.length as u64) as usize)
         else {
             bad.insert(e.key());
-            r.problems.push(format!(
-                "pack {name}: blob {} lies outside the pack",
-                hex::encode(&e.id[..4])
-            ));
+            r.add(
+                Object::Pack(*id),
+                Problem::Damaged,
+                format!(
+                    "pack {name}: blob {} lies outside the pack",
+                    hex::encode(&e.id[..4])
+                ),
+            );
             continue;
         };
         let ok = crate::codec::decode(key, e.kind, &e.id, sealed, e.raw_length as usize).is_ok_and(
@@ -429,11 +540,15 @@ fn read_pack_checks(
         );
         if !ok {
             bad.insert(e.key());
-            r.problems.push(format!(
-                "pack {name}: {} {} is damaged",
-                e.kind.name(),
-                hex::encode(&e.id[..4])
-            ));
+            r.add(
+                Object::Pack(*id),
+                Problem::Damaged,
+                format!(
+                    "pack {name}: {} {} is damaged",
+                    e.kind.name(),
+                    hex::encode(&e.id[..4])
+                ),
+            );
         }
     }
 }
