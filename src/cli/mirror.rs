@@ -34,62 +34,49 @@ pub fn mirror_to(
             format!("no destination named {which}")
         }));
     }
-    // Shared locks here and at each destination: a prune on either side waits.
-    let _lock = repo.lock(false, "mirror")?;
-    crate::util::failpoint("mirror-locked");
-    // The record of what each destination holds lives in this repository's catalog.
-    let opts = mirror::Options {
-        catalog: Some(repo.catalog()),
-        full_check,
-    };
-    let mut failed = false;
-    let mut reports = Vec::new();
-    for (name, loc) in chosen {
-        ctx.note(|d| d.destinations.push(name.clone()));
-        let result = backend_at(loc.clone()).and_then(|dest| {
-            let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
-            mirror::run_with(repo, dest.as_ref(), name, opts)
-        });
-        match result {
-            Ok(r) => {
-                if !r.failures.is_empty() {
-                    failed = true;
-                    ctx.note(|d| {
-                        d.step = Some(format!("mirror to {name}"));
-                        d.problems.push(format!(
-                            "mirror to {name}: {} objects failed, first: {}",
-                            r.failures.len(),
-                            r.failures[0]
-                        ));
-                    });
-                    eprintln!(
-                        "hcbackup: mirror to {name} FAILED for {} objects; first: {}",
-                        r.failures.len(),
-                        r.failures[0]
-                    );
-                }
-                ctx.note(|d| {
-                    if d.operation == "mirror" {
-                        d.bytes += r.bytes;
-                    }
-                });
-                reports.push(r);
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("hcbackup: mirror to {name} FAILED: {e}");
-                ctx.note(|d| {
-                    d.step = Some(format!("mirror to {name}"));
-                    d.problems.push(format!("mirror to {name}: {e}"));
-                });
-                reports.push(mirror::MirrorReport {
-                    destination: name.clone(),
-                    failures: vec![e.to_string()],
-                    ..Default::default()
-                });
-            }
+    let chosen = chosen
+        .into_iter()
+        .map(|(name, loc)| (name.clone(), backend_at(loc.clone())))
+        .collect();
+    let outcomes = mirror::to_each(repo, chosen, full_check)?;
+    for o in &outcomes {
+        let (name, Ok(r)) = (&o.copy, &o.result) else {
+            continue;
+        };
+        if !r.failures.is_empty() {
+            ctx.note(|d| {
+                d.step = Some(format!("mirror to {name}"));
+                d.problems.push(format!(
+                    "mirror to {name}: {} objects failed, first: {}",
+                    r.failures.len(),
+                    r.failures[0]
+                ));
+            });
+            eprintln!(
+                "hcbackup: mirror to {name} FAILED for {} objects; first: {}",
+                r.failures.len(),
+                r.failures[0]
+            );
         }
+        ctx.note(|d| {
+            if d.operation == "mirror" {
+                d.bytes += r.bytes;
+            }
+        });
     }
+    let (code, reports) = super::retention::fold(
+        ctx,
+        |name| format!("mirror to {name}"),
+        outcomes,
+        |name, e| {
+            Some(mirror::MirrorReport {
+                destination: name.to_string(),
+                failures: vec![e.to_string()],
+                ..Default::default()
+            })
+        },
+    );
+    let failed = code != exit::OK || reports.iter().any(|r| !r.failures.is_empty());
     if print && ctx.json {
         crate::cli::render::emit_raw(&serde_json::to_string_pretty(&reports).expect("json"));
     } else if print && !ctx.quiet {

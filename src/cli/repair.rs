@@ -1,8 +1,10 @@
 //! `hcbackup repair [--destination NAME|all] [--read-data | --read-data-subset N/M|auto]`:
 //! heal each copy named from the others.
 
+use super::retention::fold;
 use super::{render, Ctx};
 use crate::error::{exit, Result};
+use crate::ops::copies::Outcome;
 use crate::ops::repair;
 use crate::ops::verify::ReadMode;
 use crate::repo::Repository;
@@ -35,7 +37,7 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
         }
     }
     let mut code = exit::OK;
-    let mut reports = Vec::new();
+    let mut outcomes = Vec::new();
     for name in &targets {
         let target = if name == LOCAL {
             &primary
@@ -52,26 +54,29 @@ pub fn run(ctx: &Ctx, a: RepairArgs) -> Result<i32> {
             .chain(copies.iter().map(|(n, r)| (n.clone(), r)))
             .filter(|(n, _)| n != name)
             .collect();
-        ctx.note(|d| d.destinations.push(name.clone()));
-        match repair::run(target, name, &sources, mode) {
-            Ok(r) => {
-                if !r.after.problems().is_empty() {
-                    code = exit::ERROR;
-                    ctx.note(|d| {
-                        d.problems.push(format!(
-                            "{name}: {} problems remain, first: {}",
-                            r.after.problems().len(),
-                            r.after.problems()[0]
-                        ))
-                    });
-                }
-                reports.push(r);
-            }
-            Err(e) => {
-                eprintln!("hcbackup: repair of {name} FAILED: {e}");
-                ctx.note(|d| d.problems.push(format!("repair of {name}: {e}")));
-                code = code.max(e.exit_code().max(exit::ERROR));
-            }
+        outcomes.push(Outcome {
+            copy: name.clone(),
+            result: repair::run(target, name, &sources, mode),
+        });
+    }
+    let (failed, reports) = fold(
+        ctx,
+        |name| format!("repair of {name}"),
+        outcomes,
+        |_, _| None,
+    );
+    code = code.max(failed);
+    for r in &reports {
+        if !r.after.problems().is_empty() {
+            code = code.max(exit::ERROR);
+            ctx.note(|d| {
+                d.problems.push(format!(
+                    "{}: {} problems remain, first: {}",
+                    r.copy,
+                    r.after.problems().len(),
+                    r.after.problems()[0]
+                ))
+            });
         }
     }
     render::repair(ctx, &reports);

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use super::{render_retention as render, Ctx};
 use crate::catalog::Removal;
 use crate::error::{exit, Error, Result};
+use crate::ops::copies::{self, Outcome};
 use crate::ops::{forget, prune};
 use crate::repo::Repository;
 use crate::retention::{Policy, Span, LOCAL};
@@ -114,28 +115,40 @@ impl ForgetArgs {
 
 /// The copies `which` names: `local`, a destination, or `all`.
 pub(super) fn copies(ctx: &Ctx, which: &str) -> Result<Vec<String>> {
-    let names: Vec<String> = std::iter::once(LOCAL.to_string())
-        .chain(ctx.settings.destinations.iter().map(|(n, _)| n.clone()))
-        .collect();
-    if which == "all" {
-        return Ok(names);
-    }
-    if names.iter().any(|n| n == which) {
-        return Ok(vec![which.to_string()]);
-    }
-    Err(Error::Usage(format!(
-        "--destination {which}: no such copy (known: {}, all)",
-        names.join(", ")
-    )))
+    crate::ops::copies::select(
+        ctx.settings.destinations.iter().map(|(n, _)| n.as_str()),
+        which,
+    )
 }
 
-/// A destination's copy; `None` for `local` (the primary, already open).
-pub(super) fn open_copy(ctx: &Ctx, name: &str) -> Result<Option<Repository>> {
-    Ok(if name == LOCAL {
-        None
-    } else {
-        Some(ctx.open_destination(name)?)
-    })
+/// Fold the outcomes of `what` on each copy: a failure gets one line on stderr
+/// naming the copy and a problem in the audit event (when `loud`; verify puts
+/// it in its report instead). The exit code is the worst of the failures, or 0.
+pub(super) fn fold<T>(
+    ctx: &Ctx,
+    label: impl Fn(&str) -> String,
+    outcomes: Vec<Outcome<T>>,
+    mut on_error: impl FnMut(&str, &Error) -> Option<T>,
+) -> (i32, Vec<T>) {
+    let mut code = exit::OK;
+    let mut done = Vec::new();
+    for o in outcomes {
+        ctx.note(|d| d.destinations.push(o.copy.clone()));
+        match o.result {
+            Ok(t) => done.push(t),
+            Err(e) => {
+                let label = label(&o.copy);
+                eprintln!("hcbackup: {label} FAILED: {e}");
+                ctx.note(|d| {
+                    d.step = Some(label.clone());
+                    d.problems.push(format!("{label}: {e}"));
+                });
+                code = code.max(e.exit_code().max(exit::ERROR));
+                done.extend(on_error(&o.copy, &e));
+            }
+        }
+    }
+    (code, done)
 }
 
 fn max_unused(pct: f64) -> Result<f64> {
@@ -160,18 +173,17 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
     }
     let filter = a.select.filter();
     let primary_holds = primary.holds()?;
-    Ok(for_each_copy(ctx, "forget", names, |name| {
+    let open = |name: &str| ctx.open_destination(name);
+    let outcomes = copies::each(&primary, &names, &open, |name, repo| {
         let (policy, source) = if cli_policy.is_empty() {
             ctx.settings.policy(name)
         } else {
             (cli_policy.clone(), "command line")
         };
-        let copy = open_copy(ctx, name)?;
-        let repo = copy.as_ref().unwrap_or(&primary);
         // What the repository holds now (after its own forget, with `all`).
-        let primary_ids: HashSet<_> = match copy {
-            Some(_) => primary.snapshots()?.into_iter().map(|s| s.id).collect(),
-            None => HashSet::new(),
+        let primary_ids: HashSet<_> = match repo.is_primary() {
+            false => primary.snapshots()?.into_iter().map(|s| s.id).collect(),
+            true => HashSet::new(),
         };
         let opts = forget::ForgetOptions {
             policy: &policy,
@@ -179,45 +191,24 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             filter: &filter,
             now,
             dry_run: a.dry_run,
-            extra_holds: if copy.is_some() { &primary_holds } else { &[] },
+            extra_holds: if repo.is_primary() {
+                &[]
+            } else {
+                &primary_holds
+            },
             in_primary: &primary_ids,
         };
         let report = forget::run(repo, name, source, &opts)?;
         if !a.dry_run {
-            ctx.note(|d| {
-                add_detail(d, format!("{name}: {} snapshots removed", report.removed));
-                d.forgotten.extend(
-                    report
-                        .groups
-                        .iter()
-                        .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
-                        .map(|s| s.id.clone()),
-                );
-            });
-            let time = crate::util::rfc3339(crate::util::now());
-            let rows: Vec<Removal> = report
-                .groups
-                .iter()
-                .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
-                .map(|s| Removal {
-                    time: time.clone(),
-                    copy: name.to_string(),
-                    operation: "forget".into(),
-                    object: format!("snapshots/{}", s.id),
-                    reason: if a.snapshots.is_empty() {
-                        format!("not kept by {} ({source})", report.policy)
-                    } else {
-                        "named on the command line".to_string()
-                    },
-                })
-                .collect();
-            primary.catalog().record_removals(&rows)?;
-            if copy.is_some() {
-                let paths: Vec<String> = rows.iter().map(|r| r.object.clone()).collect();
-                primary
-                    .catalog()
-                    .remove_holdings(&repo.backend().location(), &paths)?;
-            }
+            record_forget(
+                ctx,
+                &primary,
+                repo,
+                name,
+                &report,
+                source,
+                a.snapshots.is_empty(),
+            )?;
         }
         render::forget(ctx, &report);
         let mut doc = serde_json::to_value(&report).expect("json");
@@ -226,35 +217,67 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             doc["prune"] = serde_json::to_value(&p).expect("json");
         }
         Ok(doc)
-    }))
+    });
+    Ok(print_docs(ctx, "forget", outcomes))
 }
 
-/// Run `op` on each copy named; a failure on one is reported (one line naming it)
-/// and the others go on. With --json the documents are printed as one array.
-/// Returns the exit code: the worst of the failures, or 0.
-fn for_each_copy(
+/// Note what forget removed from copy `name`: in the audit event, in the
+/// primary's record of removals, and (at a destination) in the mirror's record.
+fn record_forget(
     ctx: &Ctx,
-    what: &str,
-    names: Vec<String>,
-    mut op: impl FnMut(&str) -> Result<serde_json::Value>,
-) -> i32 {
-    let mut code = exit::OK;
-    let mut docs = Vec::new();
-    for name in names {
-        ctx.note(|d| d.destinations.push(name.clone()));
-        match op(&name) {
-            Ok(doc) => docs.push(doc),
-            Err(e) => {
-                eprintln!("hcbackup: {what} on {name} FAILED: {e}");
-                ctx.note(|d| {
-                    d.step = Some(format!("{what} on {name}"));
-                    d.problems.push(format!("{what} on {name}: {e}"));
-                });
-                code = code.max(e.exit_code().max(exit::ERROR));
-                docs.push(serde_json::json!({ "copy": name, "error": e.to_string() }));
-            }
-        }
+    primary: &Repository,
+    repo: &Repository,
+    name: &str,
+    report: &forget::ForgetReport,
+    source: &str,
+    by_policy: bool,
+) -> Result<()> {
+    ctx.note(|d| {
+        add_detail(d, format!("{name}: {} snapshots removed", report.removed));
+        d.forgotten.extend(
+            report
+                .groups
+                .iter()
+                .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
+                .map(|s| s.id.clone()),
+        );
+    });
+    let time = crate::util::rfc3339(crate::util::now());
+    let rows: Vec<Removal> = report
+        .groups
+        .iter()
+        .flat_map(|g| g.snapshots.iter().filter(|s| !s.keep))
+        .map(|s| Removal {
+            time: time.clone(),
+            copy: name.to_string(),
+            operation: "forget".into(),
+            object: format!("snapshots/{}", s.id),
+            reason: if by_policy {
+                format!("not kept by {} ({source})", report.policy)
+            } else {
+                "named on the command line".to_string()
+            },
+        })
+        .collect();
+    primary.catalog().record_removals(&rows)?;
+    if name != LOCAL {
+        let paths: Vec<String> = rows.iter().map(|r| r.object.clone()).collect();
+        primary
+            .catalog()
+            .remove_holdings(&repo.backend().location(), &paths)?;
     }
+    Ok(())
+}
+
+/// Fold the outcomes of `what` and, with --json, print one array of the
+/// copies' documents (a failed copy's names its error). Returns the exit code.
+fn print_docs(ctx: &Ctx, what: &str, outcomes: Vec<Outcome<serde_json::Value>>) -> i32 {
+    let (code, docs) = fold(
+        ctx,
+        |name| format!("{what} on {name}"),
+        outcomes,
+        |name, e| Some(serde_json::json!({ "copy": name, "error": e.to_string() })),
+    );
     if ctx.json {
         crate::cli::render::emit_raw(&serde_json::to_string_pretty(&docs).expect("json"));
     }
@@ -265,12 +288,12 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let threshold = max_unused(a.max_unused)?;
     let names = copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
-    Ok(for_each_copy(ctx, "prune", names, |name| {
-        let copy = open_copy(ctx, name)?;
-        let repo = copy.as_ref().unwrap_or(&primary);
+    let open = |name: &str| ctx.open_destination(name);
+    let outcomes = copies::each(&primary, &names, &open, |name, repo| {
         let r = run_prune(ctx, &primary, repo, name, a.dry_run, threshold)?;
         Ok(serde_json::json!({ "copy": name, "prune": r }))
-    }))
+    });
+    Ok(print_docs(ctx, "prune", outcomes))
 }
 
 /// Prune one copy and record what went, in the primary's catalog.

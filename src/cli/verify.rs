@@ -3,6 +3,7 @@
 
 use super::{render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
+use crate::ops::copies;
 use crate::ops::restore_test::{self, RestoreTestOptions};
 use crate::ops::verify::{Finding, Object, Problem, ReadMode, VerifyReport};
 use crate::repo::Repository;
@@ -35,20 +36,20 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let mode = ReadMode::from_flags(a.read_data, a.read_data_subset);
     let names = super::retention::copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
+    let open = |name: &str| ctx.open_destination(name);
+    let outcomes = copies::each(&primary, &names, &open, |name, repo| {
+        ctx.step(format!("verify of {name}"));
+        crate::ops::verify::run(repo, name, mode)
+    });
     let mut reports: Vec<VerifyReport> = Vec::new();
     let mut code = exit::OK;
-    let mut tested: Option<Repository> = None;
-    for name in &names {
+    let mut opened = false;
+    for o in outcomes {
+        let name = o.copy;
         ctx.note(|d| d.destinations.push(name.clone()));
-        ctx.step(format!("verify of {name}"));
-        let copy = super::retention::open_copy(ctx, name);
-        let result = copy.and_then(|copy| {
-            let repo = copy.as_ref().unwrap_or(&primary);
-            let r = crate::ops::verify::run(repo, name, mode)?;
-            Ok((r, copy))
-        });
-        match result {
-            Ok((r, copy)) => {
+        match o.result {
+            Ok(r) => {
+                opened = true;
                 if !r.problems().is_empty() {
                     code = exit::ERROR;
                     ctx.note(|d| {
@@ -59,15 +60,13 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
                         ))
                     });
                 }
-                if names.len() == 1 {
-                    tested = copy;
-                }
                 reports.push(r);
             }
             // Another run holds the lock (after the wait): exit 11 as every command does.
             Err(e) if names.len() == 1 && e.exit_code() == exit::LOCKED => return Err(e),
             Err(e) => {
                 code = exit::ERROR;
+                ctx.step(format!("verify of {name}"));
                 ctx.note(|d| {
                     d.problems
                         .push(format!("verify of {name}: cannot open this copy: {e}"))
@@ -84,6 +83,11 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
         }
     }
+    // The restore test uses the copy checked (the repository when several are).
+    let tested = match &names[..] {
+        [one] if one != LOCAL && opened => Some(ctx.open_destination(one)?),
+        _ => None,
+    };
     // The step an alert names is a copy's verify only when one failed.
     if code == exit::OK {
         ctx.note(|d| d.step = None);

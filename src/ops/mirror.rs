@@ -65,6 +65,34 @@ const TRANSFERS: usize = 8;
 const ORDER: &[&str] = &["keys", "packs", "index", "snapshots", "audit"];
 
 /// Mirror, reading the destination's listing.
+/// Mirror `repo` to each destination of `chosen` (name, backend or why it
+/// cannot be built), under a shared lock here and at each destination (a prune
+/// on either side waits); one outcome per destination, a failure on one never
+/// stopping the others.
+pub fn to_each(
+    repo: &Repository,
+    chosen: Vec<(String, Result<std::sync::Arc<dyn Backend>>)>,
+    full_check: bool,
+) -> Result<Vec<super::copies::Outcome<MirrorReport>>> {
+    let _lock = repo.lock(false, "mirror")?;
+    crate::util::failpoint("mirror-locked");
+    // The record of what each destination holds lives in this repository's catalog.
+    let opts = Options {
+        catalog: Some(repo.catalog()),
+        full_check,
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|(name, dest)| {
+            let result = dest.and_then(|dest| {
+                let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
+                run_with(repo, dest.as_ref(), &name, opts)
+            });
+            super::copies::Outcome { copy: name, result }
+        })
+        .collect())
+}
+
 pub fn run(repo: &Repository, dest: &dyn Backend, name: &str) -> Result<MirrorReport> {
     run_with(repo, dest, name, Options::default())
 }

@@ -1,6 +1,7 @@
 //! Operations on a repository: what the CLI commands do, without the printing.
 
 pub mod archive;
+pub mod copies;
 pub mod database;
 pub mod db_restore;
 pub mod diff;
