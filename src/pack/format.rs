@@ -124,7 +124,7 @@ impl PackBuilder {
     pub fn add(&mut self, kind: Kind, id: [u8; 32], sealed: &[u8], raw_length: u32) {
         if self.buf.capacity() == 0 {
             // Room for a whole pack at once: growing by doubling would copy it again.
-            self.buf.reserve(crate::repo::PACK_TARGET + 5 * 1024 * 1024);
+            self.buf.reserve(super::PACK_TARGET + 5 * 1024 * 1024);
         }
         self.entries.push(PackEntry {
             kind,

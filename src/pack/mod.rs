@@ -18,6 +18,9 @@ mod format;
 /// tree's encoding) are different blobs, stored and found apart.
 pub type BlobKey = (crate::crypto::Kind, [u8; 32]);
 
+/// A pack is written once its blobs reach this size.
+pub const PACK_TARGET: usize = 16 * 1024 * 1024;
+
 pub use format::{
     decode_header, encode_header, header_location, PackBuilder, PackEntry, PackHeader, HEADER_ID,
 };

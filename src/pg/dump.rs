@@ -10,8 +10,9 @@
 use std::process::{Child, ChildStdout, Stdio};
 use std::thread::JoinHandle;
 
-use super::reorder::{keyed_tables, KeyedTable, Reorder};
-use super::session::{ident, Session};
+use super::reorder::Reorder;
+use super::session::Session;
+use super::tables::{count_tables, keyed_tables, KeyedTable};
 use super::tools;
 use crate::config::PgTarget;
 use crate::error::{Error, Result};
@@ -46,49 +47,6 @@ pub struct Dump {
     child: Child,
     stdout: Option<ChildStdout>,
     stderr: Option<JoinHandle<String>>,
-}
-
-/// Tables whose data pg_dump dumps: ordinary tables outside the system schemas and
-/// not owned by an extension. Partitioned parents hold no rows of their own.
-/// The FROM and WHERE of every query over those tables (`c` the table, `n` its schema).
-macro_rules! dumped_tables {
-    () => {
-        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind = 'r' \
-           AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
-           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                           AND d.objid = c.oid AND d.deptype = 'e') \
-         ORDER BY 1, 2"
-    };
-}
-pub(crate) use dumped_tables;
-
-const TABLES_SQL: &str = concat!("SELECT n.nspname, c.relname", dumped_tables!());
-
-/// Row counts of every table, by the session's current snapshot.
-pub fn count_tables(s: &Session) -> Result<Vec<TableCount>> {
-    let mut out = Vec::new();
-    for r in s.rows(TABLES_SQL)? {
-        let (schema, table) = (
-            r[0].clone().unwrap_or_default(),
-            r[1].clone().unwrap_or_default(),
-        );
-        let n = s
-            .value(&format!(
-                "SELECT count(*) FROM ONLY {}.{}",
-                ident(&schema),
-                ident(&table)
-            ))?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        out.push(TableCount {
-            schema,
-            table,
-            rows: n,
-        });
-    }
-    Ok(out)
 }
 
 impl Dump {

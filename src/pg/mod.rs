@@ -12,6 +12,7 @@ pub mod restore;
 pub mod restore_test;
 pub mod scratch;
 pub mod session;
+pub mod tables;
 pub mod tools;
 
 pub use session::Session;

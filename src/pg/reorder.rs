@@ -21,6 +21,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use super::session::{CopyOut, Session};
+use super::tables::KeyedTable;
 
 const BLK_DATA: u8 = 1;
 const SECTION_DATA: i64 = 3;
@@ -30,24 +31,7 @@ const OFFSET_POS_NOT_SET: u8 = 1;
 pub const MIN_VERSION: (u8, u8) = (1, 12);
 pub const MAX_VERSION: (u8, u8) = (1, 16);
 
-/// A table whose rows this reader supplies, in key order.
-#[derive(Debug, Clone, Default)]
-pub struct KeyedTable {
-    pub schema: String,
-    pub table: String,
-    /// `schema.table` and the column list, quoted as pg_dump quotes them.
-    pub qualified: String,
-    pub columns: String,
-    pub key: String,
-}
-
 impl KeyedTable {
-    /// The pattern for `pg_dump --exclude-table-data` that names exactly this table.
-    pub fn exclude_pattern(&self) -> String {
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        format!("{}.{}", q(&self.schema), q(&self.table))
-    }
-
     fn copy_stmt(&self) -> String {
         format!("COPY {} ({}) FROM stdin;\n", self.qualified, self.columns)
     }
@@ -428,53 +412,5 @@ impl<R: Read> Read for Reorder<'_, R> {
         dst[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
-    }
-}
-
-/// Tables with a primary key whose rows can be read in key order, with the
-/// column list pg_dump's COPY would use (not dropped, not generated).
-pub const KEYED_SQL: &str = concat!(
-    "SELECT n.nspname, c.relname, \
-       quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
-       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a \
-         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), \
-       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) FROM pg_index i \
-         CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
-         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-         WHERE i.indrelid = c.oid AND i.indisprimary)",
-    super::dump::dumped_tables!()
-);
-
-/// The keyed tables of the session's database (rows of `KEYED_SQL` with a key).
-pub fn keyed_tables(s: &Session) -> crate::error::Result<Vec<KeyedTable>> {
-    Ok(s.rows(KEYED_SQL)?
-        .into_iter()
-        .filter_map(|r| {
-            let mut it = r.into_iter();
-            Some(KeyedTable {
-                schema: it.next()??,
-                table: it.next()??,
-                qualified: it.next()??,
-                columns: it.next()??,
-                key: it.next()??,
-            })
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::KeyedTable;
-
-    #[test]
-    fn exclusion_patterns_quote_every_character() {
-        let k = KeyedTable {
-            schema: "public".into(),
-            table: "Sala (2) \"A\"*".into(),
-            qualified: String::new(),
-            columns: String::new(),
-            key: String::new(),
-        };
-        assert_eq!(k.exclude_pattern(), "\"public\".\"Sala (2) \"\"A\"\"*\"");
     }
 }

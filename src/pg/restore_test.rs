@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use super::dump::count_tables;
 use super::session::Session;
+use super::tables::count_tables;
 use crate::config::SqlCheck;
 use crate::model::snapshot::TableCount;
 

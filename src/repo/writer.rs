@@ -24,8 +24,7 @@ use crate::model::index::IndexedPack;
 use crate::pack::{BlobKey, PackBuilder, PackEntry};
 use crate::storage::{pack_path, Backend};
 
-/// A pack is written once its blobs reach this size.
-pub const PACK_TARGET: usize = 16 * 1024 * 1024;
+pub use crate::pack::PACK_TARGET;
 /// Finished packs waiting for the writer thread.
 const QUEUE: usize = 2;
 
