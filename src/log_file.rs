@@ -100,6 +100,9 @@ fn open(path: &Path) -> Result<File> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if crate::trusted_path::in_system_folder(path) {
+        return Err(refuse("a system folder of devices or kernel files".into()));
+    }
     // Reached without another user's link on the way (a shared /tmp).
     let dir = crate::trusted_path::open_dir(parent, false).map_err(|e| refuse(e.to_string()))?;
     // O_NONBLOCK: a FIFO planted at the path cannot hang the run.

@@ -179,3 +179,21 @@ mod tests {
         assert!(open_dir(&d.path().join("file/x"), false).is_err());
     }
 }
+
+/// Whether `path` (or the deepest part of it that exists, links resolved) is
+/// in a system folder of devices or kernel files: /dev (but /dev/shm), /proc,
+/// /sys. Nothing hcbackup writes belongs there.
+pub fn in_system_folder(path: &Path) -> bool {
+    let mut p = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let real = loop {
+        if let Ok(r) = std::fs::canonicalize(&p) {
+            break r;
+        }
+        if !p.pop() {
+            return false;
+        }
+    };
+    (real.starts_with("/dev") && !real.starts_with("/dev/shm"))
+        || real.starts_with("/proc")
+        || real.starts_with("/sys")
+}

@@ -584,6 +584,39 @@ fn a_dump_goes_to_stdout_and_to_pipes_and_not_into_the_log() {
         .file_type()
         .is_symlink());
 
+    // A dump file that cannot be written stops a restore before any file is
+    // restored; restoring into a system folder is refused.
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        env.path("early").to_str().unwrap(),
+        "--db-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        !env.path("early").exists(),
+        "files restored before the dump file was refused"
+    );
+    let o = env.run(&[
+        "restore",
+        "latest",
+        "--target",
+        "/dev/hcbackup-test-restore",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(!std::path::Path::new("/dev/hcbackup-test-restore").exists());
+    // A named pipe others can write (they would mix bytes into the dump): refused.
+    let writable = env.path("writable.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .args(["-m", "622"])
+        .arg(&writable)
+        .status()
+        .unwrap()
+        .success());
+    let o = env.run(&["restore", "latest", "--db-file", writable.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     // A named pipe others can read (mkfifo's default mode): refused.
     let open_fifo = env.path("open.fifo");
     assert!(std::process::Command::new("mkfifo")

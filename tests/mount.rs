@@ -62,5 +62,25 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
     assert!(st.success(), "{st:?}");
     assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "still mounted");
     assert!(std::fs::read_dir(env.repo.join("locks")).map_or(true, |d| d.count() == 0));
+
+    // Busy (a file open in it): unmounted lazily, never a dead mount left.
+    let mut child = env
+        .cmd()
+        .args(["mount", mp.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.join("ids").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let open = std::fs::File::open(mp.join("latest/uploads/ficha.txt")).unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    drop(open);
+    assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "still mounted");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(mp.to_str().unwrap()), "{mounts}");
     env.ok(&["verify"]);
 }

@@ -281,6 +281,14 @@ fn the_log_file_gets_lines_not_data() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
     assert!(!logs.join("x.log").exists());
+    // Nor a file in a system folder.
+    let o = env
+        .cmd()
+        .args(["--log-file", "/dev/hcbackup-test.log", "snapshots"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", common::out(&o));
+    assert!(!std::path::Path::new("/dev/hcbackup-test.log").exists());
     // A log on a full disk: the run goes on and says once, on stderr, that
     // its log is lost (it used to stop logging without a word).
     let full = env.path("full");

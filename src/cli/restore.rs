@@ -67,9 +67,19 @@ pub struct RestoreArgs {
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
-    // The dump to stdout: the files' line and the rest go to stderr.
+    // The dump to stdout: the files' line and the rest go to stderr. A dump
+    // file that cannot be written is said before any file is restored.
     if let Some(p) = &a.db_file {
         crate::ops::output_file::claim_stdout(p);
+        crate::ops::output_file::preflight(p, a.overwrite)?;
+    }
+    if let Some(t) = a.target.as_deref() {
+        if crate::trusted_path::in_system_folder(t) {
+            return Err(Error::Usage(format!(
+                "--target {}: a system folder of devices or kernel files: restore into a folder elsewhere",
+                t.display()
+            )));
+        }
     }
     if a.target.is_none() && a.db.is_none() && a.db_file.is_none() {
         return Err(Error::Usage(

@@ -380,7 +380,24 @@ pub fn mount(fs: SnapshotFs, mountpoint: &std::path::Path) -> std::io::Result<()
         };
         // SAFETY: `set` and `wait` live across the call.
         if unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &wait) } > 0 {
-            return session.umount_and_join();
+            return session.umount_and_join().or_else(|_| detach(mountpoint));
         }
     }
+}
+
+/// Unmount a busy mount point lazily (a file open there, a shell inside it):
+/// it leaves the tree now, and what is still open there reads errors once
+/// this process ends, instead of a dead mount left behind.
+fn detach(mountpoint: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    tracing::warn!(
+        "{} was busy: unmounted lazily; files still open there read errors from now",
+        mountpoint.display()
+    );
+    Ok(())
 }

@@ -185,7 +185,8 @@ fn descriptor(path: &Path) -> Option<i32> {
 /// - A character device or named pipe itself (not a link to one), in a folder
 ///   reached without another user's link, owned by this user or root: a
 ///   terminal, `/dev/null`, a FIFO of one's own. A named pipe must not be
-///   readable by others (`mkfifo -m 600`): whoever reads it gets the plaintext.
+///   readable or writable by others (`mkfifo -m 600`): whoever reads it gets
+///   the plaintext, whoever writes it mixes bytes into it.
 ///
 /// Anything else under /dev, /proc or /sys is refused: a file is never put
 /// there in place of a device or a link.
@@ -212,63 +213,11 @@ fn stream(path: &Path) -> Result<Option<File>> {
             .map(Some)
             .map_err(|e| Error::io_path("writing to", path, e));
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name() else {
+    let Some((dir, name, st)) = node(path)? else {
         return Ok(None);
     };
-    if let Ok(real) = std::fs::canonicalize(parent) {
-        if ["/dev", "/proc", "/sys"]
-            .iter()
-            .any(|d| real.starts_with(d))
-        {
-            let st = rustix::fs::lstat(path).ok();
-            let kind = st.map(|st| FileType::from_raw_mode(st.st_mode));
-            if !matches!(kind, Some(FileType::CharacterDevice | FileType::Fifo)) {
-                return refuse(
-                    "a system folder of devices: give a file elsewhere (or /dev/stdout)".into(),
-                );
-            }
-        }
-    }
-    let Ok(dir) = crate::trusted_path::open_dir(parent, false) else {
-        // The file path reports why the folder cannot be used.
-        return Ok(None);
-    };
-    let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
-        return Ok(None);
-    };
-    let kind = FileType::from_raw_mode(st.st_mode);
-    match kind {
-        FileType::CharacterDevice | FileType::Fifo => {}
-        FileType::BlockDevice | FileType::Socket => {
-            return refuse("a device or socket, not a file: give a file name".into())
-        }
-        _ => return Ok(None),
-    }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if st.st_uid != me && st.st_uid != 0 {
-        return refuse(format!(
-            "a {} of uid {}: the data would go to another user; give a file of your own",
-            if kind == FileType::Fifo {
-                "named pipe"
-            } else {
-                "device"
-            },
-            st.st_uid
-        ));
-    }
-    if kind == FileType::Fifo && st.st_mode & 0o044 != 0 {
-        return refuse(format!(
-            "a named pipe others can read (mode {:o}): whoever reads it gets the data; make it with `mkfifo -m 600`",
-            st.st_mode & 0o777
-        ));
-    }
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(&dir, name, flags, Mode::empty())
+    let fd = rustix::fs::openat(&dir, &name, flags, Mode::empty())
         .map_err(|e| Error::io_path("opening", path, e.into()))?;
     let now = rustix::fs::fstat(&fd).map_err(|e| Error::io_path("opening", path, e.into()))?;
     if (now.st_dev, now.st_ino, now.st_uid, now.st_mode)
@@ -283,6 +232,82 @@ fn stream(path: &Path) -> Result<Option<File>> {
     crate::log_file::bypass(file)
         .map(Some)
         .map_err(|e| Error::io_path("writing to", path, e))
+}
+
+/// A character device or named pipe at `path` that may be written through
+/// (its folder, name and stat, not opened); `None` for a file (or nothing);
+/// an error for anything that must not be written: a block device, a socket,
+/// another user's device or pipe, a pipe others can read or write, anything
+/// else in a system folder.
+fn node(path: &Path) -> Result<Option<(OwnedFd, OsString, rustix::fs::Stat)>> {
+    let refuse = |why: String| Err(Error::Usage(format!("{}: {why}", path.display())));
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name() else {
+        return Ok(None);
+    };
+    let Ok(dir) = crate::trusted_path::open_dir(parent, false) else {
+        // The file path reports why the folder cannot be used.
+        if crate::trusted_path::in_system_folder(path) {
+            return refuse(SYSTEM_FOLDER.into());
+        }
+        return Ok(None);
+    };
+    let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+    let kind = st.map(|st| FileType::from_raw_mode(st.st_mode));
+    let st = match (kind, st) {
+        (Some(FileType::CharacterDevice | FileType::Fifo), Some(st)) => st,
+        (Some(FileType::BlockDevice | FileType::Socket), _) => {
+            return refuse("a device or socket, not a file: give a file name".into())
+        }
+        _ if crate::trusted_path::in_system_folder(path) => return refuse(SYSTEM_FOLDER.into()),
+        _ => return Ok(None),
+    };
+    let fifo = kind == Some(FileType::Fifo);
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if st.st_uid != me && st.st_uid != 0 {
+        return refuse(format!(
+            "a {} of uid {}: the data would go to another user; give a file of your own",
+            if fifo { "named pipe" } else { "device" },
+            st.st_uid
+        ));
+    }
+    if fifo && st.st_mode & 0o066 != 0 {
+        return refuse(format!(
+            "a named pipe others can read or write (mode {:o}): whoever reads it gets the data; make it with `mkfifo -m 600`",
+            st.st_mode & 0o777
+        ));
+    }
+    Ok(Some((dir, name.to_os_string(), st)))
+}
+
+const SYSTEM_FOLDER: &str = "a system folder of devices: give a file elsewhere (or /dev/stdout)";
+
+/// Check, before anything else is written, that `path` can take the output:
+/// a stream that may be written through, or a file that is free (or
+/// `overwrite`) in a folder reached without another user's link. Nothing is
+/// opened or created.
+pub fn preflight(path: &Path, overwrite: bool) -> Result<()> {
+    if descriptor(path).is_some() || node(path)?.is_some() {
+        return Ok(());
+    }
+    let name = path.file_name().ok_or_else(|| is_folder(path))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = crate::trusted_path::open_dir(parent, false)
+        .map_err(|e| Error::io_path("opening the folder of", path, e))?;
+    match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            Err(is_folder(path))
+        }
+        Ok(_) if !overwrite => Err(exists(path)),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `file` is this process's stdout (the same open file).

@@ -207,23 +207,27 @@ fn policy_verdicts(
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut merged: Vec<Candidate> = Vec::new();
     let mut of: Vec<usize> = Vec::new();
+    let mut copies: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for (e, c) in members.iter().zip(cands) {
         let key = (e.snapshot.original.clone()).unwrap_or_else(|| e.id.to_hex());
         let i = *first.entry(key).or_insert(merged.len());
         if i == merged.len() {
             merged.push(c.clone());
         } else {
-            tracing::warn!(
-                "snapshot {} has two manifests ({first} and {}: a `tag` run was stopped); they are kept or forgotten together; any `hcbackup tag` of it merges them (such as `hcbackup tag {first} --remove none`)",
-                e.snapshot.original.as_deref().unwrap_or(&e.id.to_hex()),
-                e.id.short(),
-                first = members[of.iter().position(|&j| j == i).expect("first")].id.short(),
-            );
             let m = &mut merged[i];
             m.tags.extend(c.tags.iter().cloned());
             m.hold = m.hold.take().or_else(|| c.hold.clone());
         }
+        copies.entry(i).or_default().push(e.id.short());
         of.push(i);
+    }
+    for ids in copies.values().filter(|ids| ids.len() > 1) {
+        tracing::warn!(
+            "one snapshot has {} manifests ({}: a `tag` run was stopped); they are kept or forgotten together; any `hcbackup tag` of it merges them (such as `hcbackup tag {} --remove none`)",
+            ids.len(),
+            ids.join(", "),
+            ids[0]
+        );
     }
     let verdicts = retention::apply(policy, &merged, now);
     of.into_iter().map(|i| verdicts[i].clone()).collect()
