@@ -127,6 +127,24 @@ fn link_target(
     Ok(PathBuf::from(OsStr::from_bytes(target.as_bytes())))
 }
 
+/// Whether `path` (or the deepest part of it that exists, links resolved) is
+/// in a system folder of devices or kernel files: /dev (but /dev/shm), /proc,
+/// /sys. Nothing hcbackup writes belongs there.
+pub fn in_system_folder(path: &Path) -> bool {
+    let mut p = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let real = loop {
+        if let Ok(r) = std::fs::canonicalize(&p) {
+            break r;
+        }
+        if !p.pop() {
+            return false;
+        }
+    };
+    (real.starts_with("/dev") && !real.starts_with("/dev/shm"))
+        || real.starts_with("/proc")
+        || real.starts_with("/sys")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,22 +196,4 @@ mod tests {
         std::fs::write(d.path().join("file"), b"x").unwrap();
         assert!(open_dir(&d.path().join("file/x"), false).is_err());
     }
-}
-
-/// Whether `path` (or the deepest part of it that exists, links resolved) is
-/// in a system folder of devices or kernel files: /dev (but /dev/shm), /proc,
-/// /sys. Nothing hcbackup writes belongs there.
-pub fn in_system_folder(path: &Path) -> bool {
-    let mut p = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let real = loop {
-        if let Ok(r) = std::fs::canonicalize(&p) {
-            break r;
-        }
-        if !p.pop() {
-            return false;
-        }
-    };
-    (real.starts_with("/dev") && !real.starts_with("/dev/shm"))
-        || real.starts_with("/proc")
-        || real.starts_with("/sys")
 }
