@@ -6,6 +6,21 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// `hcbackup mount MP`, once the snapshots show there.
+fn mounted(env: &Env, mp: &std::path::Path) -> std::process::Child {
+    let child = env
+        .cmd()
+        .args(["mount", mp.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !mp.join("ids").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 #[test]
 fn snapshots_mount_read_only_by_id_date_and_latest() {
     let env = Env::new();
@@ -18,16 +33,7 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
     env.snapshot(&[&src]);
     let mp = env.path("mp");
     std::fs::create_dir(&mp).unwrap();
-    let mut child = env
-        .cmd()
-        .args(["mount", mp.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !mp.join("ids").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = mounted(&env, &mp);
     let latest = mp.join("latest/uploads");
     assert_same_tree(&src, &latest);
     let short = &first["id"].as_str().unwrap()[..8];
@@ -47,16 +53,7 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
     assert!(st.success(), "{st:?}");
 
     // SIGTERM (or Ctrl-C) unmounts cleanly: no dead mount, no lock left.
-    let mut child = env
-        .cmd()
-        .args(["mount", mp.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !mp.join("ids").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = mounted(&env, &mp);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert!(st.success(), "{st:?}");
@@ -64,16 +61,7 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
     assert!(std::fs::read_dir(env.repo.join("locks")).map_or(true, |d| d.count() == 0));
 
     // Busy (a file open in it): unmounted lazily, never a dead mount left.
-    let mut child = env
-        .cmd()
-        .args(["mount", mp.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !mp.join("ids").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "not mounted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = mounted(&env, &mp);
     let open = std::fs::File::open(mp.join("latest/uploads/ficha.txt")).unwrap();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();

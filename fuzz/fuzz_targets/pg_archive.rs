@@ -3,7 +3,8 @@
 //! backup being imported): never panic, never allocate what a length field
 //! claims before the bytes are there.
 #![no_main]
-use hcbackup::pg::reorder::{rewrite_toc, KeyedTable};
+use hcbackup::pg::reorder::rewrite_toc;
+use hcbackup::pg::tables::KeyedTable;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let keyed = [KeyedTable {
