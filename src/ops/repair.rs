@@ -64,7 +64,7 @@ pub fn run(
             let Some(path) = object.path() else { continue };
             for (name, src) in sources {
                 if let Some(data) = good_copy(src, object) {
-                    target.backend().put(&path, &data)?;
+                    target.put_checked(&path, &data)?;
                     r.healed.push(format!("{path} from {name}"));
                     healed.insert(object);
                     break;
@@ -88,7 +88,7 @@ pub fn run(
             // before the new index is written leaves packs found by their headers.
             for id in &lost_indexes {
                 target.catalog().forget_index(id)?;
-                target.backend().delete(&format!("index/{}", id.to_hex()))?;
+                target.remove_index(id)?;
             }
             target.recover_packs()?;
             r.indexes_written = target.write_index()?.len() as u64;

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::model::snapshot::{Snapshot, SnapshotEntry, SAFETY_DUMP_TAG};
 use crate::repo::Repository;
-use crate::storage::StorageError;
 
 /// The change asked for.
 #[derive(Clone, Debug, Default)]
@@ -160,11 +159,7 @@ pub fn apply(repo: &Repository, copy: &str, plan: Vec<Retag>) -> Result<Vec<Reta
         if held(id).is_some() {
             repo.remove_hold(id)?;
         }
-        repo.catalog().unsee_snapshot(id)?;
-        match repo.backend().delete(&format!("snapshots/{}", id.to_hex())) {
-            Ok(()) | Err(StorageError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        repo.remove_snapshot(id)?;
     }
     Ok(done
         .into_iter()

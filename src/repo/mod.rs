@@ -10,6 +10,7 @@ mod config;
 mod holds;
 mod keys;
 mod lock;
+mod removal;
 mod writer;
 
 pub(crate) use catalog_sync::PACKS_PER_INDEX;
@@ -19,6 +20,7 @@ pub use keys::KeyInfo;
 pub(crate) use keys::MAX_KEY_FILE;
 pub(crate) use lock::audit_turn;
 pub use lock::{LockGuard, LockInfo};
+pub use removal::Removed;
 pub use writer::{BlobWriter, WriteStats, PACK_TARGET};
 
 use std::path::Path;

@@ -15,9 +15,8 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::model::snapshot::{Filter, SnapshotEntry};
-use crate::repo::{Hold, Repository};
+use crate::repo::{Hold, Removed, Repository};
 use crate::retention::Policy;
-use crate::storage::StorageError;
 
 mod plan;
 
@@ -162,31 +161,23 @@ fn execute(
     repo.confirm_lock()?;
     announce(repo, copy, doomed)?;
     for id in doomed {
-        repo.check_lock()?;
-        // Unseen first: killed between the two steps, this machine does
-        // not take its own forget for a manifest hidden behind its back.
-        repo.catalog().unsee_snapshot(id)?;
-        let deleted = repo.backend().delete(&format!("snapshots/{}", id.to_hex()));
+        let removed = repo.remove_snapshot(id)?;
         crate::util::failpoint("forget-after-delete");
-        match deleted {
-            Ok(()) | Err(StorageError::NotFound(_)) => {}
-            // S3 Object Lock: the manifest stays until its lock expires.
-            Err(StorageError::Retained(why)) => {
-                report.removed -= 1;
-                report.kept += 1;
-                report.retained.push(why);
-                for s in report
-                    .groups
-                    .iter_mut()
-                    .flat_map(|g| g.snapshots.iter_mut())
-                    .filter(|s| s.id == id.to_hex())
-                {
-                    s.keep = true;
-                    s.reasons
-                        .push("under a retention lock (S3 Object Lock)".into());
-                }
+        // S3 Object Lock: the manifest stays until its lock expires.
+        if let Removed::Retained(why) = removed {
+            report.removed -= 1;
+            report.kept += 1;
+            report.retained.push(why);
+            for s in report
+                .groups
+                .iter_mut()
+                .flat_map(|g| g.snapshots.iter_mut())
+                .filter(|s| s.id == id.to_hex())
+            {
+                s.keep = true;
+                s.reasons
+                    .push("under a retention lock (S3 Object Lock)".into());
             }
-            Err(e) => return Err(e.into()),
         }
     }
     Ok(report)

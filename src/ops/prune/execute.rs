@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId};
 use crate::model::index::{self, IndexedPack};
 use crate::pack::{BlobKey, PackBuilder};
-use crate::repo::{Repository, PACK_TARGET};
-use crate::storage::{pack_path, StorageError};
+use crate::repo::{Removed, Repository, PACK_TARGET};
+use crate::storage::pack_path;
 
 use super::plan::{Chosen, Fate, Inputs, PrunePlan};
 use super::PruneReport;
@@ -73,7 +73,7 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     let mut pinned: HashSet<PackId> = HashSet::new();
     for (id, list) in &affected {
         let path = format!("index/{}", id.to_hex());
-        if delete(repo, &path, &mut r)? {
+        if taken(repo.remove_index(id)?, path, &mut r) {
             gone.insert(*id);
             r.indexes_deleted += 1;
         } else {
@@ -86,7 +86,7 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
             r.retained.push(pack_path(&id));
             continue;
         }
-        if delete(repo, &pack_path(&id), &mut r)? {
+        if taken(repo.remove_pack(&id)?, pack_path(&id), &mut r) {
             r.bytes_deleted += inputs.present[&id];
             match plan.fates[&id] {
                 Fate::Delete => r.packs_deleted += 1,
@@ -110,17 +110,16 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     Ok(r)
 }
 
-/// Delete `path`; false when a retention lock keeps it (noted in the report).
-fn delete(repo: &Repository, path: &str, r: &mut PruneReport) -> Result<bool> {
-    repo.check_lock()?;
-    match repo.backend().delete(path) {
-        Ok(()) | Err(StorageError::NotFound(_)) => Ok(true),
-        Err(StorageError::Retained(why)) => {
+/// Whether `removed` took the object at `path` away; one a retention lock
+/// keeps is noted in the report.
+fn taken(removed: Removed, path: String, r: &mut PruneReport) -> bool {
+    match removed {
+        Removed::Gone => true,
+        Removed::Retained(why) => {
             tracing::info!("prune: {why}; it stays until the lock expires");
-            r.retained.push(path.to_string());
-            Ok(false)
+            r.retained.push(path);
+            false
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -269,9 +268,8 @@ fn repack_into(
 }
 
 fn write_pack(repo: &Repository, b: PackBuilder, r: &mut PruneReport) -> Result<IndexedPack> {
-    repo.check_lock()?;
     let (id, bytes, blobs) = b.finish(repo.key());
-    repo.backend().put(&pack_path(&id), &bytes)?;
+    repo.put_pack(&id, &bytes)?;
     r.packs_written += 1;
     r.bytes_written += bytes.len() as u64;
     Ok(IndexedPack {

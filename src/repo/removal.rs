@@ -1,0 +1,61 @@
+//! Removing objects, and putting back whole ones, for the operations that do
+//! (forget, tag, prune, repair): the repository stays the only writer of its
+//! storage, and each change happens only while this process's lock holds.
+
+use super::Repository;
+use crate::error::Result;
+use crate::id::{ObjectId, PackId};
+use crate::storage::{pack_path, StorageError};
+
+/// What a removal did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// Gone (or already gone).
+    Gone,
+    /// Kept by a retention lock (S3 Object Lock) until it expires: why.
+    Retained(String),
+}
+
+impl Repository {
+    /// Remove snapshot `id`'s manifest. Unseen first: killed between the two
+    /// steps, this machine does not take its own removal for a manifest
+    /// hidden behind its back.
+    pub fn remove_snapshot(&self, id: &ObjectId) -> Result<Removed> {
+        self.check_lock()?;
+        self.catalog().unsee_snapshot(id)?;
+        self.remove(&format!("snapshots/{}", id.to_hex()))
+    }
+
+    /// Remove index object `id` (its packs stay).
+    pub fn remove_index(&self, id: &ObjectId) -> Result<Removed> {
+        self.check_lock()?;
+        self.remove(&format!("index/{}", id.to_hex()))
+    }
+
+    /// Remove pack `id`.
+    pub fn remove_pack(&self, id: &PackId) -> Result<Removed> {
+        self.check_lock()?;
+        self.remove(&pack_path(id))
+    }
+
+    /// Store a whole pack built elsewhere (prune's repacking).
+    pub fn put_pack(&self, id: &PackId, bytes: &[u8]) -> Result<()> {
+        self.check_lock()?;
+        Ok(self.backend().put(&pack_path(id), bytes)?)
+    }
+
+    /// Put back an object at `path` whose bytes were checked against its name
+    /// (repair's good copy from another copy).
+    pub fn put_checked(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        self.check_lock()?;
+        Ok(self.backend().put(path, bytes)?)
+    }
+
+    fn remove(&self, path: &str) -> Result<Removed> {
+        match self.backend().delete(path) {
+            Ok(()) | Err(StorageError::NotFound(_)) => Ok(Removed::Gone),
+            Err(StorageError::Retained(why)) => Ok(Removed::Retained(why)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
