@@ -42,7 +42,7 @@ fn busy_env() -> (Env, std::path::PathBuf) {
     // A restore that fails: the event records the failure.
     let o = env.run(&["restore", "ffffffff", "--target", "/nonexistent/x"]);
     assert!(!o.status.success());
-    env.ok(&["verify"]);
+    env.verified();
     (env, src)
 }
 

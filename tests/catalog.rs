@@ -167,7 +167,7 @@ fn a_damaged_catalog_is_set_aside_rebuilt_and_keeps_what_only_it_holds() {
     write(&src.join("exams/a.dcm"), &noise(1, 3 << 20));
     env.snapshot(&[&src]);
     env.ok(&["mirror"]);
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
     let cat = env.catalog_file();
     add_restore_test(&cat);
     let (_, page) = root_page(&cat, "blobs");

@@ -211,13 +211,13 @@ fn catalogs_taking_turns_keep_one_audit_chain() {
     let catalog = env.catalog_file();
     let old = env.path("catalog-copy");
     fs::copy(&catalog, &old).unwrap();
-    env.ok(&["verify"]);
+    env.verified();
     on_other(&["verify"]);
     for ext in ["sqlite-wal", "sqlite-shm"] {
         let _ = fs::remove_file(catalog.with_extension(ext));
     }
     fs::copy(&old, &catalog).unwrap();
-    env.ok(&["verify"]);
+    env.verified();
     audit_holds(&env, &env.cache);
     audit_holds(&env, &other);
     // init, two snapshots, five verifies: every one in the chain, in order.

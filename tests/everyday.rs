@@ -437,7 +437,7 @@ fn hard_links_come_back_as_hard_links() {
     let second = env.snapshot(&[&src]);
     assert_eq!(second["bytes_added"], 0, "{second}");
     std::fs::set_permissions(src.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
 }
 
 /// `--db-file /dev/stdout` writes the dump to stdout (the link in /dev stays,
@@ -678,5 +678,5 @@ fn a_dump_goes_to_stdout_and_to_pipes_and_not_into_the_log() {
         .unwrap()
         .file_type()
         .is_fifo());
-    env.ok(&["verify"]);
+    env.verified();
 }

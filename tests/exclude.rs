@@ -100,7 +100,7 @@ fn excluded_entries_are_left_out_and_counted() {
     // The human line says how many were left out.
     let line = env.ok(&["snapshot", up.to_str().unwrap(), "--exclude", "*.mp4"]);
     assert!(line.contains("2 entries excluded"), "{line}"); // the video and tmp/ (hcbackup.toml)
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn one_file_system_stays_on_the_source_disk() {
         restored_paths(&back),
         ["uploads", "uploads/ficha.pdf", "uploads/mounted"]
     );
-    env.ok(&["verify"]);
+    env.verified();
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn files_from_and_host() {
         );
     }
     assert_eq!(env.snapshot_ids().len(), 1);
-    env.ok(&["verify"]);
+    env.verified();
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn a_dry_run_writes_nothing_and_says_what_a_snapshot_would_do() {
         (&0.into(), &0.into()),
         "{again}"
     );
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
 }
 
 /// A source given as a link (UPLOADS_DIR pointing at another disk) saves what
@@ -243,5 +243,5 @@ fn a_linked_source_is_followed() {
         std::fs::read(back.join("uploads/laudo.pdf")).unwrap(),
         b"%PDF"
     );
-    env.ok(&["verify"]);
+    env.verified();
 }

@@ -70,5 +70,5 @@ fn snapshots_mount_read_only_by_id_date_and_latest() {
     assert_eq!(std::fs::read_dir(&mp).unwrap().count(), 0, "still mounted");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(mp.to_str().unwrap()), "{mounts}");
-    env.ok(&["verify"]);
+    env.verified();
 }

@@ -883,5 +883,5 @@ fn a_table_locked_by_another_session_fails_the_dump_instead_of_hanging() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("HCBACKUP_PG_LOCK_TIMEOUT"), "{}", out(&o));
-    env.ok(&["verify"]);
+    env.verified();
 }

@@ -78,5 +78,5 @@ fn progress_moves_within_a_large_file() {
     assert_eq!(steps.iter().sum::<u64>(), SIZE as u64);
     assert_same_tree(&src, &target.join("uploads"));
     drop(repo);
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
 }

@@ -87,7 +87,7 @@ fn known_repository() -> Env {
         "2026-11-28T03:00:00Z",
         src.to_str().unwrap(),
     ]);
-    env.ok(&["verify"]);
+    env.verified();
     env
 }
 

@@ -164,5 +164,5 @@ fn tag_changes_tags_keeps_holds_and_survives_a_crash() {
     assert_eq!(env.snapshot_ids().len(), 2);
     let audit = env.json(&["audit"]).to_string();
     assert!(audit.contains("\"tag\""), "{audit}");
-    env.ok(&["verify", "--read-data"]);
+    env.verified();
 }

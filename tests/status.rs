@@ -250,7 +250,7 @@ fn the_last_verify_is_found_behind_hundreds_of_newer_events() {
     let src = env.path("uploads");
     write(&src.join("a.pdf"), b"a");
     env.snapshot(&[&src]);
-    env.ok(&["verify"]);
+    env.verified();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

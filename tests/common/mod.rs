@@ -140,6 +140,16 @@ impl Env {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// The check every test that changes a repository ends with (as restic's
+    /// end with its checker): `verify --read-data` reads every pack back and
+    /// finds no problem.
+    pub fn verified(&self) {
+        let v = self.json(&["verify", "--read-data"]);
+        // One copy: its report; several: an array of them.
+        let report = if v.is_array() { &v[0] } else { &v };
+        assert_eq!(report["problems"], serde_json::json!([]), "{v}");
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);

@@ -315,7 +315,7 @@ fn a_run_whose_lock_is_taken_away_stops() {
     fs::rename(&aside, &lock).unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
-    env.ok(&["verify"]);
+    env.verified();
 }
 
 /// What a copy reveals of sizes: an incompressible upload's exact size once
