@@ -323,9 +323,9 @@ impl Settings {
 pub fn parse_location(r: &str) -> Result<RepoLocation> {
     #[cfg(feature = "cloud")]
     if r.starts_with("s3://") {
-        return crate::storage::S3Config::from_url(r)
+        return crate::storage::S3Config::parse_url(r)
             .map(RepoLocation::S3)
-            .ok_or_else(|| Error::Usage(format!("{r}: expected s3://BUCKET/PREFIX")));
+            .map_err(|why| Error::Usage(format!("{r}: {why}")));
     }
     #[cfg(feature = "cloud")]
     if r.starts_with("drive://") {
@@ -464,7 +464,7 @@ fn destinations(file: &[DestinationFile]) -> Result<Vec<(String, RepoLocation)>>
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(feature = "cloud")]
-    if let Some(s3) = crate::storage::S3Config::from_env() {
+    if let Some(s3) = crate::storage::S3Config::from_env().map_err(Error::Config)? {
         out.push(("s3".to_string(), RepoLocation::S3(s3)));
     }
     #[cfg(feature = "cloud")]

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod env_vars;
 pub mod error;
 pub mod id;
 pub mod log_file;

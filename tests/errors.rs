@@ -103,6 +103,42 @@ fn malformed_configuration_is_named_with_its_line() {
         env.run(&["snapshot", "/nonexistent/uploads"]).status.code(),
         Some(2)
     );
+    // A malformed Object Lock setting is named, never read as "no lock".
+    let o = env
+        .cmd()
+        .env("S3_BACKUP_BUCKET", "clinic")
+        .env("S3_OBJECT_LOCK_DAYS", "ten")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("S3_OBJECT_LOCK_DAYS"), "{}", stderr(&o));
+    let o = env
+        .cmd()
+        .env("S3_BACKUP_BUCKET", "clinic")
+        .env("S3_OBJECT_LOCK_MODE", "strict")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("compliance or governance"),
+        "{}",
+        stderr(&o)
+    );
+    for (url, says) in [
+        ("s3://clinic/b?object_lock_days=x", "object lock days"),
+        ("s3://clinic/b?lock=1", "unknown setting"),
+        ("s3:///b", "no bucket"),
+    ] {
+        let o = env
+            .cmd_repo(std::ffi::OsStr::new(url))
+            .arg("snapshots")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{url}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{url}: {}", stderr(&o));
+    }
 }
 
 #[test]

@@ -46,37 +46,52 @@ impl S3Config {
     /// S3_FORCE_PATH_STYLE, S3_STORAGE_CLASS, S3_SSE=off). Object Lock per URL:
     /// `?object_lock_days=N` and optionally `&object_lock_mode=compliance`.
     pub fn from_url(url: &str) -> Option<S3Config> {
-        let rest = url.strip_prefix("s3://")?;
+        Self::parse_url(url).ok()
+    }
+
+    /// As `from_url`, or what is wrong with the URL, in a few words.
+    pub fn parse_url(url: &str) -> Result<S3Config, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or("expected s3://BUCKET/PREFIX")?;
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, "backups/"));
         if bucket.is_empty() {
-            return None;
+            return Err("no bucket: expected s3://BUCKET/PREFIX".into());
         }
         let mut cfg = S3Config::with_env(bucket, prefix);
         for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-            match kv.split_once('=')? {
-                ("object_lock_days", d) => cfg.lock_days = Some(d.parse().ok().filter(|d| *d > 0)?),
-                ("object_lock_mode", m) => cfg.lock_compliance = lock_mode(m)?,
-                _ => return None,
+            match kv.split_once('=') {
+                Some(("object_lock_days", d)) => cfg.lock_days = Some(lock_days(d)?),
+                Some(("object_lock_mode", m)) => cfg.lock_compliance = lock_mode(m)?,
+                _ => {
+                    return Err(format!(
+                        "unknown setting {kv:?}: the URL takes object_lock_days=N and object_lock_mode=compliance|governance"
+                    ))
+                }
             }
         }
-        Some(cfg)
+        Ok(cfg)
     }
 
     /// The seed's mirror: bucket `S3_BACKUP_BUCKET`, prefix `S3_BACKUP_PREFIX`
-    /// (default `backups/`), the rest from the environment as in `from_url`.
-    pub fn from_env() -> Option<S3Config> {
-        let bucket = std::env::var("S3_BACKUP_BUCKET")
-            .ok()
-            .filter(|v| !v.is_empty())?;
-        let prefix = std::env::var("S3_BACKUP_PREFIX").unwrap_or_else(|_| "backups/".into());
-        let mut cfg = S3Config::with_env(&bucket, &prefix);
+    /// (default `backups/`), the rest from the environment as in `from_url`;
+    /// `None` without a bucket, an error naming a malformed Object Lock setting
+    /// (it would lock nothing).
+    pub fn from_env() -> Result<Option<S3Config>, String> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        // A malformed value locks nothing rather than failing every command; the
-        // storage docs name the two variables.
-        cfg.lock_days = env("S3_OBJECT_LOCK_DAYS").and_then(|d| d.parse().ok());
-        cfg.lock_compliance = env("S3_OBJECT_LOCK_MODE").and_then(|m| lock_mode(&m)) == Some(true);
-        Some(cfg)
+        let Some(bucket) = env("S3_BACKUP_BUCKET") else {
+            return Ok(None);
+        };
+        let prefix = env("S3_BACKUP_PREFIX").unwrap_or_else(|| "backups/".into());
+        let mut cfg = S3Config::with_env(&bucket, &prefix);
+        if let Some(d) = env("S3_OBJECT_LOCK_DAYS") {
+            cfg.lock_days = Some(lock_days(&d).map_err(|e| format!("S3_OBJECT_LOCK_DAYS: {e}"))?);
+        }
+        if let Some(m) = env("S3_OBJECT_LOCK_MODE") {
+            cfg.lock_compliance = lock_mode(&m).map_err(|e| format!("S3_OBJECT_LOCK_MODE: {e}"))?;
+        }
+        Ok(Some(cfg))
     }
 
     fn with_env(bucket: &str, prefix: &str) -> S3Config {
@@ -100,12 +115,21 @@ impl S3Config {
 }
 
 /// `compliance` → true, `governance` → false.
-fn lock_mode(m: &str) -> Option<bool> {
+fn lock_mode(m: &str) -> Result<bool, String> {
     match m.to_ascii_lowercase().as_str() {
-        "compliance" => Some(true),
-        "governance" => Some(false),
-        _ => None,
+        "compliance" => Ok(true),
+        "governance" => Ok(false),
+        _ => Err(format!("{m:?}: give compliance or governance")),
     }
+}
+
+/// Days of Object Lock: a whole number above 0.
+fn lock_days(d: &str) -> Result<u32, String> {
+    d.trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("object lock days {d:?}: give a whole number of days above 0"))
 }
 
 pub struct S3Backend {
