@@ -104,7 +104,6 @@ fn short(id: &str) -> String {
 /// The report's sections, in reading order.
 pub fn compose(r: &Report) -> Vec<Block> {
     let s = &r.status;
-    let t = &r.targets;
     let mut b = vec![
         Block::H1("hcbackup compliance report".into()),
         Block::P(format!(
@@ -112,17 +111,25 @@ pub fn compose(r: &Report) -> Vec<Block> {
             s.repository, r.generated, r.version, r.since
         )),
     ];
+    summary(r, &mut b);
+    objectives(r, &mut b);
+    retention(r, &mut b);
+    copies(r, &mut b);
+    last_backups(r, &mut b);
+    restore_tests(r, &mut b);
+    restores(r, &mut b);
+    holds(r, &mut b);
+    removed(r, &mut b);
+    key_changes(r, &mut b);
+    audit_chain(r, &mut b);
+    b
+}
 
+/// The report's section: summary.
+fn summary(r: &Report, b: &mut Vec<Block>) {
+    let s = &r.status;
     // Summary.
-    let chain = match (
-        &r.audit.catalog_broken,
-        &r.audit.repository_broken,
-        r.audit.ok,
-    ) {
-        (_, _, true) => format!("intact ({} events)", r.audit.events),
-        (Some(x), _, _) | (_, Some(x), _) => format!("BROKEN at event #{}: {}", x.seq, x.reason),
-        _ => format!("NOT intact: {}", r.audit.problems.join("; ")),
-    };
+    let chain = chain(r);
     let mut summary = vec![
         format!(
             "Backups: {}",
@@ -153,7 +160,12 @@ pub fn compose(r: &Report) -> Vec<Block> {
     }
     b.push(Block::H2("Summary".into()));
     b.push(Block::List(summary));
+}
 
+/// The report's section: objectives.
+fn objectives(r: &Report, b: &mut Vec<Block>) {
+    let s = &r.status;
+    let t = &r.targets;
     // Objectives.
     let mut rows = Vec::new();
     // Sources the settings replaced (a moved folder) have no objective.
@@ -254,7 +266,10 @@ pub fn compose(r: &Report) -> Vec<Block> {
         ],
         rows,
     ));
+}
 
+/// The report's section: retention.
+fn retention(r: &Report, b: &mut Vec<Block>) {
     b.push(Block::H2("Retention policy per copy".into()));
     b.push(table(
         vec!["copy".into(), "policy".into(), "from".into()],
@@ -263,7 +278,11 @@ pub fn compose(r: &Report) -> Vec<Block> {
             .map(|p| vec![p.copy.clone(), p.policy.clone(), p.source.clone()])
             .collect(),
     ));
+}
 
+/// The report's section: copies.
+fn copies(r: &Report, b: &mut Vec<Block>) {
+    let s = &r.status;
     b.push(Block::H2("Copies".into()));
     let mut copies = vec![vec![
         LOCAL.to_string(),
@@ -295,7 +314,11 @@ pub fn compose(r: &Report) -> Vec<Block> {
         ],
         copies,
     ));
+}
 
+/// The report's section: last backups.
+fn last_backups(r: &Report, b: &mut Vec<Block>) {
+    let s = &r.status;
     b.push(Block::H2("Last backups".into()));
     b.push(table(
         vec![
@@ -324,7 +347,11 @@ pub fn compose(r: &Report) -> Vec<Block> {
             })
             .collect(),
     ));
+}
 
+/// The report's section: restore tests.
+fn restore_tests(r: &Report, b: &mut Vec<Block>) {
+    let db_rto = r.targets.rto_database_minutes * 60.0;
     b.push(Block::H2("Restore tests".into()));
     b.push(table(
         vec![
@@ -349,7 +376,10 @@ pub fn compose(r: &Report) -> Vec<Block> {
             })
             .collect(),
     ));
+}
 
+/// The report's section: restores.
+fn restores(r: &Report, b: &mut Vec<Block>) {
     b.push(Block::H2("Restores".into()));
     b.push(table(
         vec![
@@ -378,7 +408,10 @@ pub fn compose(r: &Report) -> Vec<Block> {
             })
             .collect(),
     ));
+}
 
+/// The report's section: holds.
+fn holds(r: &Report, b: &mut Vec<Block>) {
     b.push(Block::H2("Legal holds".into()));
     b.push(table(
         vec![
@@ -399,7 +432,10 @@ pub fn compose(r: &Report) -> Vec<Block> {
             })
             .collect(),
     ));
+}
 
+/// The report's section: removed.
+fn removed(r: &Report, b: &mut Vec<Block>) {
     b.push(Block::H2("Removed by retention".into()));
     b.push(table(
         vec!["copy".into(), "operation".into(), "objects".into()],
@@ -408,7 +444,10 @@ pub fn compose(r: &Report) -> Vec<Block> {
             .map(|x| vec![x.copy.clone(), x.operation.clone(), x.objects.to_string()])
             .collect(),
     ));
+}
 
+/// The report's section: key changes.
+fn key_changes(r: &Report, b: &mut Vec<Block>) {
     b.push(Block::H2("Key changes".into()));
     b.push(table(
         vec!["time".into(), "change".into(), "by".into(), "detail".into()],
@@ -424,7 +463,11 @@ pub fn compose(r: &Report) -> Vec<Block> {
             })
             .collect(),
     ));
+}
 
+/// The report's section: audit chain.
+fn audit_chain(r: &Report, b: &mut Vec<Block>) {
+    let chain = chain(r);
     b.push(Block::H2("Audit chain".into()));
     b.push(Block::P(format!(
         "The audit log is {chain}.{}",
@@ -436,7 +479,19 @@ pub fn compose(r: &Report) -> Vec<Block> {
     if !r.audit.problems.is_empty() {
         b.push(Block::List(r.audit.problems.clone()));
     }
-    b
+}
+
+/// The audit chain's state, in words.
+fn chain(r: &Report) -> String {
+    match (
+        &r.audit.catalog_broken,
+        &r.audit.repository_broken,
+        r.audit.ok,
+    ) {
+        (_, _, true) => format!("intact ({} events)", r.audit.events),
+        (Some(x), _, _) | (_, Some(x), _) => format!("BROKEN at event #{}: {}", x.seq, x.reason),
+        _ => format!("NOT intact: {}", r.audit.problems.join("; ")),
+    }
 }
 
 /// A table, or a line saying there is nothing in the period.
