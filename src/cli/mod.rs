@@ -455,22 +455,16 @@ fn mount(
         .rev()
         .find(|s| !s.snapshot.is_safety_dump())
         .cloned();
-    let _lock = repo.lock(false, "mount")?;
     let fs = crate::ops::mount::SnapshotFs::new(repo, &snaps, latest.as_ref());
     if !ctx.quiet {
         eprintln!(
-            "hcbackup: {} snapshots mounted read-only on {}; `umount {}` ends it",
+            "hcbackup: mounting {} snapshots read-only on {}; `umount {}` ends it",
             snaps.len(),
             mountpoint.display(),
             mountpoint.display()
         );
     }
-    crate::ops::mount::mount(fs, mountpoint).map_err(|e| {
-        crate::Error::Failed(format!(
-            "mounting on {}: {e}; FUSE needs /dev/fuse (modprobe fuse) and root or fusermount",
-            mountpoint.display()
-        ))
-    })?;
+    crate::ops::mount::mount(fs, mountpoint)?;
     Ok(exit::OK)
 }
 
@@ -669,7 +663,6 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Find { pattern, select } => {
             let repo = ctx.open()?;
             let snaps = select.snapshots(&repo)?;
-            let _lock = repo.lock(false, "find")?;
             let found = crate::ops::find::Finder::new(&repo, &pattern)?.run(&snaps)?;
             render::found(ctx, &found);
             Ok(exit::OK)
@@ -683,14 +676,12 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
         Command::Stats { select } => {
             let repo = ctx.open()?;
             let snaps = select.snapshots(&repo)?;
-            let _lock = repo.lock(false, "stats")?;
             render_stats::stats(ctx, &crate::ops::stats::run(&repo, &snaps)?);
             Ok(exit::OK)
         }
         Command::Diff { from, to } => {
             let repo = ctx.open()?;
             let (a, b) = (repo.find_snapshot(&from)?, repo.find_snapshot(&to)?);
-            let _lock = repo.lock(false, "diff")?;
             let diffs = crate::ops::diff::run(&repo, a.snapshot.tree, b.snapshot.tree)?;
             render::diff(ctx, &a, &b, &diffs);
             Ok(exit::OK)

@@ -358,11 +358,9 @@ pub fn dump(ctx: &Ctx, spec: &str, path: &str) -> Result<i32> {
         d.snapshot = Some(snap.id.to_hex());
         d.detail = Some(format!("dump of {}", crate::model::tree::sanitize(path)));
     });
-    let _lock = repo.lock(false, "dump")?;
-    let node = crate::ops::dump::find(&repo, &snap, path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let r = crate::ops::dump::write(&repo, &node, &mut out)?;
+    let r = crate::ops::dump::run(&repo, &snap, path, &mut out)?;
     ctx.note(|d| d.bytes = r.bytes);
     Ok(exit::OK)
 }

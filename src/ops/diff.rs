@@ -30,6 +30,7 @@ pub struct Difference {
 
 /// The differences between the trees `a` (older) and `b`, in path order.
 pub fn run(repo: &Repository, a: TreeId, b: TreeId) -> Result<Vec<Difference>> {
+    let _lock = repo.lock(false, "diff")?;
     let mut out = Vec::new();
     trees(repo, Some(a), Some(b), "", 0, &mut out)?;
     Ok(out)

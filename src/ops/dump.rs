@@ -20,6 +20,19 @@ pub struct DumpReport {
 
 /// The node at `path` (components separated by `/`, starting with the source's
 /// name, as `ls` shows them).
+/// Write `path` of `snap` to `out` (a file as it is, a folder as tar), under
+/// a shared lock.
+pub fn run(
+    repo: &Repository,
+    snap: &SnapshotEntry,
+    path: &str,
+    out: &mut dyn Write,
+) -> Result<DumpReport> {
+    let _lock = repo.lock(false, "dump")?;
+    let node = find(repo, snap, path)?;
+    write(repo, &node, out)
+}
+
 pub fn find(repo: &Repository, snap: &SnapshotEntry, path: &str) -> Result<Node> {
     let missing = || {
         Error::Usage(format!(

@@ -59,6 +59,7 @@ impl<'r> Finder<'r> {
 
     /// The matches in `snaps`, oldest snapshot first.
     pub fn run(&mut self, snaps: &[SnapshotEntry]) -> Result<Vec<Found>> {
+        let _lock = self.repo.lock(false, "find")?;
         let mut out = Vec::new();
         for s in snaps {
             for h in self.tree(s.snapshot.tree, "", 0)?.iter() {

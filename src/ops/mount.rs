@@ -346,7 +346,19 @@ impl Filesystem for SnapshotFs {
 }
 
 /// Mount `fs` at `mountpoint` until it is unmounted (`umount`, `fusermount -u`).
-pub fn mount(fs: SnapshotFs, mountpoint: &std::path::Path) -> std::io::Result<()> {
+/// Mount `fs` on `mountpoint` under a shared lock (a prune waits) until it is
+/// unmounted.
+pub fn mount(fs: SnapshotFs, mountpoint: &std::path::Path) -> crate::error::Result<()> {
+    let _lock = fs.repo.lock(false, "mount")?;
+    serve(fs, mountpoint).map_err(|e| {
+        crate::error::Error::Failed(format!(
+            "mounting on {}: {e}; FUSE needs /dev/fuse (modprobe fuse) and root or fusermount",
+            mountpoint.display()
+        ))
+    })
+}
+
+fn serve(fs: SnapshotFs, mountpoint: &std::path::Path) -> std::io::Result<()> {
     let mut cfg = fuser::Config::default();
     cfg.mount_options.extend([
         fuser::MountOption::RO,

@@ -71,6 +71,7 @@ use crate::catalog::sizes::Sizes;
 
 /// The statistics of `snaps` (oldest first).
 pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
+    let _lock = repo.lock(false, "stats")?;
     let sizes = repo.catalog().data_blob_sizes()?;
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut per_snapshot = Vec::new();
