@@ -58,6 +58,7 @@ fn moved_and_appended_files_store_only_the_new_bytes() {
 
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
+    env.verified();
 }
 
 #[test]
@@ -76,4 +77,5 @@ fn identical_files_in_one_snapshot_are_stored_once() {
     );
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
+    env.verified();
 }

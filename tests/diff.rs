@@ -56,6 +56,7 @@ fn diff_lists_what_changed_between_two_snapshots() {
     // A snapshot against itself: nothing.
     let same = env.json(&["diff", b, b]);
     assert_eq!(same["differences"].as_array().unwrap().len(), 0);
+    env.verified();
 }
 
 /// `find PATTERN`: which snapshots hold a file, by name or by whole path.
@@ -106,4 +107,5 @@ fn find_names_the_snapshots_that_hold_a_file() {
     );
     let text = env.ok(&["find", "ficha.txt"]);
     assert!(text.contains("3 matches in 3 snapshots"), "{text}");
+    env.verified();
 }

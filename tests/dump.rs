@@ -62,6 +62,7 @@ fn dump_writes_a_file_or_a_folder_to_standard_output() {
 
     let audit = env.json(&["audit"]);
     assert!(audit.to_string().contains("\"dump\""), "{audit}");
+    env.verified();
 }
 
 /// Shell completions and the manual page come from the command line itself.

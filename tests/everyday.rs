@@ -124,6 +124,7 @@ fn a_snapshot_dated_in_the_future_is_refused_and_never_latest() {
         .filter(|s| s["written"].is_string())
         .count();
     assert_eq!(marked, 2, "{listed}");
+    env.verified();
 }
 
 /// The uploads disk was not mounted: the folder is there but empty. The
@@ -187,6 +188,7 @@ fn an_emptied_uploads_folder_is_warned_alerted_and_named_by_status() {
     );
     let st = env.json(&["status"]);
     assert!(!st["problems"].to_string().contains("shrank"), "{st}");
+    env.verified();
 }
 
 /// 3-2-1: with no offsite copy (no destination, or only a USB disk), `status`,
@@ -364,6 +366,7 @@ fn an_include_that_matches_nothing_says_so_and_leaves_no_folder() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("such as scans/**"), "{}", out(&o));
     assert!(!target.exists(), "the target it made is gone");
+    env.verified();
 }
 
 /// A sparse file (a preallocated video, a VM image) comes back sparse, with
@@ -388,6 +391,7 @@ fn a_sparse_file_restores_sparse() {
         "{} bytes on disk",
         m.blocks() * 512
     );
+    env.verified();
 }
 
 /// Item 11: hard links come back as hard links (they came back as separate

@@ -294,6 +294,7 @@ fn a_clinic_day_adds_a_small_fraction_and_each_day_restores_to_its_own_content()
         assert!(o.status.success(), "{}", out(&o));
         assert_eq!(&r.digest(), want);
     }
+    env.verified();
 }
 
 #[test]
@@ -813,6 +814,7 @@ fn several_databases_from_the_config_file_and_the_globals() {
         "t"
     );
     admin.psql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
+    env.verified();
 }
 
 /// A table another session keeps locked (a migration's ALTER TABLE left

@@ -84,6 +84,7 @@ fn generated_tree_restores_identical_and_old_snapshots_stay_intact() {
         );
     }
     chmod(&src.join("perms/readonly-dir"), 0o755);
+    env.verified();
 }
 
 #[test]
@@ -138,6 +139,7 @@ fn include_globs_ls_and_target_rules() {
         env.run(&["ls", id, "uploads/nothing"]).status.code(),
         Some(2)
     );
+    env.verified();
 }
 
 #[test]
@@ -152,6 +154,7 @@ fn several_sources_with_the_same_name_are_kept_apart() {
     let r = env.restore("latest", "r");
     assert_eq!(fs::read(r.join("uploads/one.txt")).unwrap(), b"one");
     assert_eq!(fs::read(r.join("uploads-2/two.txt")).unwrap(), b"two");
+    env.verified();
 }
 
 #[test]
@@ -209,4 +212,5 @@ fn export_tar_is_what_stock_tar_extracts() {
     // An existing file is not replaced without --overwrite.
     let o = env.run(&["export", "latest", "--tar", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
+    env.verified();
 }

@@ -218,6 +218,7 @@ fn restore_latest_db_takes_the_newest_snapshot_that_holds_a_dump() {
     let o = run(&["restore", "latest", "--db-file", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(std::fs::read(&file).unwrap().starts_with(b"PGDMP"));
+    env.verified();
 }
 
 /// Found by an attack on the release: a connection string as `--db` was checked

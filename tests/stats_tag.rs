@@ -73,6 +73,7 @@ fn stats_says_what_is_held_what_is_stored_and_the_ratios() {
         human.contains(&format!("database {}", db.name)) && human.contains("deduplication"),
         "{human}"
     );
+    env.verified();
 }
 
 #[test]

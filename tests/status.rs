@@ -83,6 +83,7 @@ fn a_snapshot_older_than_the_limit_makes_status_exit_2() {
     let o = env.run(&["status", "--now", "junk"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--now junk"));
+    env.verified();
 }
 
 #[test]
@@ -123,6 +124,7 @@ fn destinations_show_their_lag() {
     assert_eq!(newest, v["window"]["newest"], "{v}");
     let human = env.ok(&["status"]);
     assert!(human.contains("holds 2 snapshots, "), "{human}");
+    env.verified();
 }
 
 #[test]
@@ -240,6 +242,7 @@ fn only_the_sources_the_settings_name_are_judged() {
             .contains("no snapshot yet (the settings back it up)"),
         "{v}"
     );
+    env.verified();
 }
 
 #[test]
