@@ -93,13 +93,8 @@ fn open(path: &Path) -> Result<File> {
             path.display()
         ))
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| refuse("it names a folder".into()))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let (parent, name) = crate::ops::output_file::split(path);
+    let name = name.ok_or_else(|| refuse("it names a folder".into()))?;
     if crate::trusted_path::in_system_folder(path) {
         return Err(refuse("a system folder of devices or kernel files".into()));
     }

@@ -198,12 +198,12 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
             },
             in_primary: &primary_ids,
         };
-        let report = forget::run(repo, name, source, &opts)?;
+        let report = forget::run(&repo, name, source, &opts)?;
         if !a.dry_run {
             record_forget(
                 ctx,
                 &primary,
-                repo,
+                &repo,
                 name,
                 &report,
                 source,
@@ -213,7 +213,7 @@ pub fn forget(ctx: &Ctx, a: ForgetArgs) -> Result<i32> {
         render::forget(ctx, &report);
         let mut doc = serde_json::to_value(&report).expect("json");
         if a.prune {
-            let p = run_prune(ctx, &primary, repo, name, a.dry_run, threshold)?;
+            let p = run_prune(ctx, &primary, &repo, name, a.dry_run, threshold)?;
             doc["prune"] = serde_json::to_value(&p).expect("json");
         }
         Ok(doc)
@@ -290,7 +290,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     let primary = ctx.open()?;
     let open = |name: &str| ctx.open_destination(name);
     let outcomes = copies::each(&primary, &names, &open, |name, repo| {
-        let r = run_prune(ctx, &primary, repo, name, a.dry_run, threshold)?;
+        let r = run_prune(ctx, &primary, &repo, name, a.dry_run, threshold)?;
         Ok(serde_json::json!({ "copy": name, "prune": r }))
     });
     Ok(print_docs(ctx, "prune", outcomes))

@@ -37,19 +37,23 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     let names = super::retention::copies(ctx, &a.destination)?;
     let primary = ctx.open()?;
     let open = |name: &str| ctx.open_destination(name);
-    let outcomes = copies::each(&primary, &names, &open, |name, repo| {
+    // The restore test uses the copy checked (the repository when several are).
+    let mut tested: Option<Repository> = None;
+    let outcomes = copies::each(&primary, &names, &open, |name, copy| {
         ctx.step(format!("verify of {name}"));
-        crate::ops::verify::run(repo, name, mode)
+        let r = crate::ops::verify::run(&copy, name, mode)?;
+        if let (1, copies::Copy::Destination(d)) = (names.len(), copy) {
+            tested = Some(*d);
+        }
+        Ok(r)
     });
     let mut reports: Vec<VerifyReport> = Vec::new();
     let mut code = exit::OK;
-    let mut opened = false;
     for o in outcomes {
         let name = o.copy;
         ctx.note(|d| d.destinations.push(name.clone()));
         match o.result {
             Ok(r) => {
-                opened = true;
                 if !r.problems().is_empty() {
                     code = exit::ERROR;
                     ctx.note(|d| {
@@ -83,11 +87,6 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
             }
         }
     }
-    // The restore test uses the copy checked (the repository when several are).
-    let tested = match &names[..] {
-        [one] if one != LOCAL && opened => Some(ctx.open_destination(one)?),
-        _ => None,
-    };
     // The step an alert names is a copy's verify only when one failed.
     if code == exit::OK {
         ctx.note(|d| d.step = None);

@@ -59,12 +59,13 @@ pub fn select<'a>(destinations: impl Iterator<Item = &'a str>, which: &str) -> R
 }
 
 /// Run `op` on each copy of `names`, in order: `local` is `primary`, the others
-/// are opened with `open`.
+/// are opened with `open`, once each (opening reads the password again). `op`
+/// gets the copy itself, so it may keep it.
 pub fn each<'p, T>(
     primary: &'p Repository,
     names: &[String],
     open: &dyn Fn(&str) -> Result<Repository>,
-    mut op: impl FnMut(&str, &Copy<'p>) -> Result<T>,
+    mut op: impl FnMut(&str, Copy<'p>) -> Result<T>,
 ) -> Vec<Outcome<T>> {
     names
         .iter()
@@ -76,7 +77,7 @@ pub fn each<'p, T>(
             };
             Outcome {
                 copy: name.clone(),
-                result: copy.and_then(|c| op(name, &c)),
+                result: copy.and_then(|c| op(name, c)),
             }
         })
         .collect()

@@ -54,24 +54,7 @@ impl OutputFile {
                 part: None,
             });
         }
-        let name = path.file_name().ok_or_else(|| is_folder(path))?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let dir = crate::trusted_path::open_dir(parent, false).map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => {
-                Error::Usage(format!("{}: {e}", path.display()))
-            }
-            _ => Error::io_path("opening the folder of", path, e),
-        })?;
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                return Err(is_folder(path))
-            }
-            Ok(_) if !overwrite => return Err(exists(path)),
-            _ => {}
-        }
+        let (dir, name) = free_name(path, overwrite)?;
         let name = name.as_bytes();
         let mut part = format!(".hcbackup-part-{:016x}-", rand::random::<u64>()).into_bytes();
         part.extend_from_slice(&name[..name.len().min(200)]);
@@ -241,11 +224,7 @@ fn stream(path: &Path) -> Result<Option<File>> {
 /// else in a system folder.
 fn node(path: &Path) -> Result<Option<(OwnedFd, OsString, rustix::fs::Stat)>> {
     let refuse = |why: String| Err(Error::Usage(format!("{}: {why}", path.display())));
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name() else {
+    let (parent, Some(name)) = split(path) else {
         return Ok(None);
     };
     let Ok(dir) = crate::trusted_path::open_dir(parent, false) else {
@@ -294,20 +273,36 @@ pub fn preflight(path: &Path, overwrite: bool) -> Result<()> {
     if descriptor(path).is_some() || node(path)?.is_some() {
         return Ok(());
     }
-    let name = path.file_name().ok_or_else(|| is_folder(path))?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let dir = crate::trusted_path::open_dir(parent, false)
-        .map_err(|e| Error::io_path("opening the folder of", path, e))?;
+    free_name(path, overwrite).map(|_| ())
+}
+
+/// The folder of `path`, reached without another user's link, and its name
+/// there, when that name is free (or holds a file and `overwrite`).
+fn free_name(path: &Path, overwrite: bool) -> Result<(OwnedFd, &std::ffi::OsStr)> {
+    let (parent, name) = split(path);
+    let name = name.ok_or_else(|| is_folder(path))?;
+    let dir = crate::trusted_path::open_dir(parent, false).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => {
+            Error::Usage(format!("{}: {e}", path.display()))
+        }
+        _ => Error::io_path("opening the folder of", path, e),
+    })?;
     match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
             Err(is_folder(path))
         }
         Ok(_) if !overwrite => Err(exists(path)),
-        _ => Ok(()),
+        _ => Ok((dir, name)),
     }
+}
+
+/// `path`'s folder (`.` for a bare name) and its last component.
+pub(crate) fn split(path: &Path) -> (&Path, Option<&std::ffi::OsStr>) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    (parent, path.file_name())
 }
 
 /// Whether `file` is this process's stdout (the same open file).

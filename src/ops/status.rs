@@ -382,6 +382,8 @@ fn destinations(
     opts: &StatusOptions,
 ) -> Result<Vec<DestinationStatus>> {
     let mut out = Vec::new();
+    // The audit log's snapshot times, read once if any copy needs them.
+    let mut logged = None;
     for (name, location) in &opts.destinations {
         let (behind, lag, window) = if repo.catalog().holdings_known(location)? {
             let there: HashSet<String> = repo
@@ -389,7 +391,7 @@ fn destinations(
                 .holdings(location, "snapshots")?
                 .into_keys()
                 .collect();
-            let window = window_of(repo, snaps, &there)?;
+            let window = window_of(repo, snaps, &there, &mut logged)?;
             let missing: Vec<&SnapshotEntry> = snaps
                 .iter()
                 .filter(|s| !there.contains(&s.id.to_hex()))
@@ -426,6 +428,7 @@ fn window_of(
     repo: &Repository,
     snaps: &[SnapshotEntry],
     there: &HashSet<String>,
+    logged: &mut Option<std::collections::HashMap<String, String>>,
 ) -> Result<Window> {
     let mut times = Vec::new();
     let mut here = HashSet::new();
@@ -437,7 +440,10 @@ fn window_of(
         }
     }
     if here.len() < there.len() {
-        let logged = repo.catalog().snapshot_times_in_audit()?;
+        let logged = match logged {
+            Some(l) => l,
+            None => logged.insert(repo.catalog().snapshot_times_in_audit()?),
+        };
         times.extend(
             there
                 .iter()

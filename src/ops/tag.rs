@@ -102,14 +102,18 @@ fn identity(e: &SnapshotEntry) -> String {
 /// one and removing the other: they are merged, with the tags of all, whatever
 /// the change). `all` is every snapshot of the repository.
 pub fn plan(all: &[SnapshotEntry], selected: &[SnapshotEntry], change: &TagChange) -> Vec<Retag> {
-    let mut seen = std::collections::HashSet::new();
+    let mut by_identity: std::collections::HashMap<String, Vec<&SnapshotEntry>> =
+        std::collections::HashMap::new();
+    for m in all {
+        by_identity.entry(identity(m)).or_default().push(m);
+    }
     let mut out = Vec::new();
     for e in selected {
         let key = identity(e);
-        if !seen.insert(key.clone()) {
+        // Taken out: a second selected manifest of the same snapshot is skipped.
+        let Some(members) = by_identity.remove(&key) else {
             continue;
-        }
-        let members: Vec<&SnapshotEntry> = all.iter().filter(|m| identity(m) == key).collect();
+        };
         let mut tags: Vec<String> = Vec::new();
         for t in members.iter().flat_map(|m| &m.snapshot.tags) {
             if !tags.contains(t) {
