@@ -209,6 +209,60 @@ mod tests {
         out
     }
 
+    /// Source files outside `config/` that read the environment, and why:
+    /// through `config::lookup::Process` only, never `std::env::var`.
+    const READERS_OUTSIDE_CONFIG: &[(&str, &str)] = &[
+        (
+            "main.rs",
+            "HCBACKUP_LOG_FILE, before the settings, to log their errors",
+        ),
+        (
+            "cli/notify.rs",
+            "alert settings when the settings did not load",
+        ),
+        ("util.rs", "USER and LOGNAME (system) for the user's name"),
+        ("pg/scratch.rs", "PATH (system) to find initdb"),
+    ];
+
+    #[test]
+    fn the_environment_is_read_in_config_only() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut todo = vec![root.clone()];
+        let mut wrong = Vec::new();
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                    continue;
+                }
+                let rel = p
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel.starts_with("config/") || rel == "env_vars.rs" {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap();
+                let direct = ["std::env::var(", "std::env::var_os(", "env::var("]
+                    .iter()
+                    .any(|c| text.contains(c));
+                let lookup = text.contains("Process.var(")
+                    || text.contains("Process.raw(")
+                    || text.contains("read(&crate::config::lookup::Process)");
+                let allowed = READERS_OUTSIDE_CONFIG.iter().any(|(f, _)| *f == rel);
+                if direct || (lookup && !allowed) {
+                    wrong.push(rel);
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "these read the environment outside config/: {wrong:?}"
+        );
+    }
+
     #[test]
     fn every_variable_read_is_in_the_table_and_the_readme_names_the_users() {
         let missing: Vec<String> = read_in_sources()

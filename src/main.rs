@@ -17,8 +17,10 @@ fn main() {
     let cli = hcbackup::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // Before logging is set up: tracing's lines go through the copy too.
     let log_path = cli.log_file.clone().or_else(|| {
-        std::env::var_os("HCBACKUP_LOG_FILE")
-            .filter(|v| !v.is_empty())
+        // Before the settings: the settings' own errors go to the log too.
+        use hcbackup::config::lookup::{Lookup, Process};
+        Process
+            .var("HCBACKUP_LOG_FILE")
             .map(std::path::PathBuf::from)
     });
     let log_file = match &log_path {

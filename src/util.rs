@@ -16,10 +16,8 @@ pub fn hostname() -> String {
 pub fn username() -> String {
     passwd_name()
         .or_else(|| {
-            std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .ok()
-                .filter(|u| !u.is_empty())
+            use crate::config::lookup::{Lookup, Process};
+            Process.var("USER").or_else(|| Process.var("LOGNAME"))
         })
         .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }
@@ -127,7 +125,8 @@ pub fn failpoint(name: &str) {
     if !cfg!(debug_assertions) {
         return;
     }
-    if let Ok(spec) = std::env::var("HCBACKUP_TEST_PAUSE") {
+    let hooks = &crate::config::tuning::get().hooks;
+    if let Some(spec) = &hooks.pause {
         let mut parts = spec.split(':');
         if parts.next() == Some(name) {
             let secs: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -138,12 +137,12 @@ pub fn failpoint(name: &str) {
             }
         }
     }
-    let Ok(spec) = std::env::var("HCBACKUP_FAILPOINT") else {
+    let Some(spec) = &hooks.failpoint else {
         return;
     };
     let (want, nth) = match spec.split_once(':') {
-        Some((n, k)) => (n.to_string(), k.parse().unwrap_or(1)),
-        None => (spec, 1),
+        Some((n, k)) => (n, k.parse().unwrap_or(1)),
+        None => (spec.as_str(), 1),
     };
     if want == name && hit(name) == nth {
         // SAFETY: raising SIGKILL on ourselves, as `kill -9` would.

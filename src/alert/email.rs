@@ -9,7 +9,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
-use super::{env, Alert};
+use super::Alert;
+use crate::config::lookup::Lookup;
 use crate::error::{Error, Result};
 
 /// How the connection is protected (HCBACKUP_SMTP_TLS).
@@ -37,21 +38,21 @@ pub struct EmailConfig {
 }
 
 impl EmailConfig {
-    pub fn from_env(to: &str) -> Result<EmailConfig> {
-        let host = env("SMTP_HOST").ok_or_else(|| {
+    pub fn read(env: &dyn Lookup, to: &str) -> Result<EmailConfig> {
+        let host = env.var("SMTP_HOST").ok_or_else(|| {
             Error::Config(
                 "BACKUP_NOTIFICATION_EMAIL is set but SMTP_HOST is not: set the mail server (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD)".into(),
             )
         })?;
-        let port = match env("SMTP_PORT") {
+        let port = match env.var("SMTP_PORT") {
             Some(p) => p
                 .trim()
                 .parse::<u16>()
                 .map_err(|_| Error::Config(format!("SMTP_PORT {p}: not a port number")))?,
             None => 587,
         };
-        let user = env("SMTP_USER");
-        let tls = match env("HCBACKUP_SMTP_TLS").as_deref() {
+        let user = env.var("SMTP_USER");
+        let tls = match env.var("HCBACKUP_SMTP_TLS").as_deref() {
             None if port == 465 => TlsMode::Wrapper,
             None if user.is_some() => TlsMode::Required,
             None | Some("opportunistic") => TlsMode::Opportunistic,
@@ -70,8 +71,9 @@ impl EmailConfig {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        let from =
-            env("SMTP_FROM").unwrap_or_else(|| format!("hcbackup@{}", crate::util::hostname()));
+        let from = env
+            .var("SMTP_FROM")
+            .unwrap_or_else(|| format!("hcbackup@{}", crate::util::hostname()));
         for a in to.iter().chain(std::iter::once(&from)) {
             a.parse::<lettre::Address>().map_err(|e| {
                 Error::Config(format!(
@@ -85,7 +87,7 @@ impl EmailConfig {
             host,
             port,
             user,
-            password: env("SMTP_PASSWORD"),
+            password: env.var("SMTP_PASSWORD"),
             tls,
         })
     }

@@ -22,20 +22,16 @@ pub struct AlertConfig {
     pub on_success: bool,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl AlertConfig {
-    /// From the environment (after `.env` was read): BACKUP_NOTIFICATION_EMAIL,
+    /// From `env` (the environment after `.env` was read): BACKUP_NOTIFICATION_EMAIL,
     /// SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_FROM, HCBACKUP_SMTP_TLS,
     /// HCBACKUP_WEBHOOK_URL, HCBACKUP_NOTIFY_SUCCESS.
-    pub fn from_env() -> Result<AlertConfig> {
-        let email = match env("BACKUP_NOTIFICATION_EMAIL") {
-            Some(to) => Some(EmailConfig::from_env(&to)?),
+    pub fn read(env: &dyn crate::config::lookup::Lookup) -> Result<AlertConfig> {
+        let email = match env.var("BACKUP_NOTIFICATION_EMAIL") {
+            Some(to) => Some(EmailConfig::read(env, &to)?),
             None => None,
         };
-        let webhook = env("HCBACKUP_WEBHOOK_URL");
+        let webhook = env.var("HCBACKUP_WEBHOOK_URL");
         if let Some(u) = &webhook {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 return Err(Error::Config(format!(
@@ -46,10 +42,8 @@ impl AlertConfig {
         Ok(AlertConfig {
             email,
             webhook,
-            on_success: matches!(
-                env("HCBACKUP_NOTIFY_SUCCESS").as_deref(),
-                Some("1" | "true" | "yes")
-            ),
+            on_success: crate::config::lookup::switch(env, "HCBACKUP_NOTIFY_SUCCESS")?
+                .unwrap_or(false),
         })
     }
 

@@ -83,7 +83,7 @@ pub fn settings_failed(operation: Option<&str>, e: &Error) {
     let Some(op) = operation.filter(|op| alerted(op)) else {
         return;
     };
-    let Ok(cfg) = AlertConfig::from_env() else {
+    let Ok(cfg) = AlertConfig::read(&crate::config::lookup::Process) else {
         return;
     };
     if cfg.is_empty() {

@@ -7,10 +7,10 @@ use clap::Args;
 use super::{progress::CliProgress, render, render_db, Ctx};
 use crate::error::{exit, Error, Result};
 use crate::model::snapshot::SnapshotEntry;
-use crate::ops::database::{pick, write_dump_file};
-use crate::ops::db_restore::{self, source_entry, DbPlan, DbRestoreOptions, ReplaceRules};
-use crate::ops::output_file::OutputFile;
-use crate::ops::restore::{self, RestoreOptions};
+use crate::ops::db_restore::ReplaceRules;
+use crate::ops::export::{self, Exported, What};
+use crate::ops::restore::RestoreOptions;
+use crate::ops::restore_job::{self, Observer, Request, Step};
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -115,107 +115,82 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
     };
     let snap = repo.find_snapshot(&a.snapshot)?;
     ctx.note(|d| d.snapshot = Some(snap.id.to_hex()));
-    let db_snap = match (&db_target, &a.db_file) {
-        (None, None) => None,
-        _ => Some(db_snapshot(&repo, &a, &snap, db_target.as_ref())?),
+    let rules = ReplaceRules {
+        named: a.db.as_deref().is_some_and(|n| !n.is_empty()),
+        force: a.force,
+        no_safety_dump: a.no_safety_dump,
     };
-    // Decided before anything is written: whether an existing database may be replaced.
-    let db_plan = match &db_target {
-        Some(t) => Some(db_restore::plan(
-            t,
-            db_restore::target_exists(t)?,
-            ReplaceRules {
-                named: a.db.as_deref().is_some_and(|n| !n.is_empty()),
-                force: a.force,
-                no_safety_dump: a.no_safety_dump,
-            },
-        )?),
-        None => None,
-    };
-    let _lock = repo.lock(false, "restore")?;
-    let mut code = exit::OK;
-    if let Some(target) = a.target {
-        let progress = CliProgress::start(ctx, &[], "restoring");
-        progress.set_totals(snap.snapshot.summary.files, snap.snapshot.summary.bytes);
-        let started = std::time::Instant::now();
-        let opts = RestoreOptions {
+    let request = Request {
+        spec: a.snapshot,
+        files: a.target.map(|target| RestoreOptions {
             target,
             includes: a.includes,
             overwrite: a.overwrite,
             privileged: a.restore_privileged,
-        };
-        let result = restore::run(&repo, &snap, &opts, &progress);
-        progress.finish();
-        let report = result?;
-        ctx.note(|d| {
-            d.bytes += report.bytes;
-            d.detail = Some(format!("{} files", report.files));
-        });
-        render::restore_done(ctx, &snap, &report, started.elapsed());
-        if !report.errors.is_empty() {
-            code = exit::ERROR;
-        }
-    }
-    let snap = db_snap.as_ref().unwrap_or(&snap);
-    if let Some(path) = &a.db_file {
-        let d = match &db_target {
-            Some(t) => source_entry(&snap.snapshot, a.dump.as_deref(), &t.db)?,
-            None => pick(&snap.snapshot, a.dump.as_deref())?,
-        };
-        let started = std::time::Instant::now();
-        let n = write_dump_file(&repo, d, path, a.overwrite)?;
-        render_db::dump_written(ctx, d, path, n, started.elapsed());
-    }
-    if let Some(target) = db_target {
-        let saved = match db_plan {
-            Some(DbPlan::Replace { safety_dump: true }) => {
-                let saved = db_restore::safety_dump(&repo, &target)?;
-                render_db::safety_dump_saved(ctx, &target.db, &saved, a.from.as_deref());
-                ctx.note(|d| d.detail = Some(format!("safety dump {} first", saved.id.short())));
-                Some(saved.id.to_hex())
-            }
-            _ => None,
-        };
-        let opts = DbRestoreOptions {
-            target,
-            dump: a.dump,
-            globals: a.globals,
-            temp_dir: None,
-        };
-        let mut report = db_restore::restore_database(&repo, &snap.snapshot, &opts)?;
-        report.safety_dump = saved;
-        render_db::db_restored(ctx, &report);
-    }
-    Ok(code)
+        }),
+        dump_file: a.db_file,
+        overwrite: a.overwrite,
+        database: db_target.map(|t| (t, rules)),
+        dump: a.dump,
+        globals: a.globals,
+    };
+    let job = restore_job::plan(&repo, snap, request)?;
+    let mut shown = Shown {
+        ctx,
+        snap: job.snap.clone(),
+        from: a.from.as_deref(),
+        progress: None,
+    };
+    let files_ok = restore_job::execute(&repo, job, &mut shown)?;
+    Ok(if files_ok { exit::OK } else { exit::ERROR })
 }
 
-/// The snapshot the database part of a restore reads: the one asked for, or with
-/// `latest` the newest that holds the dump wanted (said when it is not `snap`).
-fn db_snapshot(
-    repo: &crate::repo::Repository,
-    a: &RestoreArgs,
-    snap: &SnapshotEntry,
-    target: Option<&crate::config::PgTarget>,
-) -> Result<SnapshotEntry> {
-    let entry = |s: &crate::model::snapshot::Snapshot| match target {
-        Some(t) => source_entry(s, a.dump.as_deref(), &t.db).map(|_| ()),
-        None => pick(s, a.dump.as_deref()).map(|_| ()),
-    };
-    let why = match entry(&snap.snapshot) {
-        Err(why) if a.snapshot == "latest" => why,
-        _ => return Ok(snap.clone()),
-    };
-    // When no older one holds it either, the latest snapshot's own reason.
-    let found = repo
-        .find_snapshot_with("latest", |s| entry(s).is_ok())
-        .map_err(|_| why)?;
-    tracing::warn!(
-        "the latest snapshot {} holds no good dump of this database: the dump comes from {} of {}, the newest that does",
-        snap.id.short(),
-        found.id.short(),
-        found.snapshot.time
-    );
-    Ok(found)
+/// How a restore's steps are shown and noted for the audit log.
+struct Shown<'a> {
+    ctx: &'a Ctx,
+    snap: SnapshotEntry,
+    from: Option<&'a str>,
+    progress: Option<CliProgress>,
+}
+
+impl Observer for Shown<'_> {
+    fn files_started(&mut self, files: u64, bytes: u64) -> &dyn Progress {
+        let p = self
+            .progress
+            .insert(CliProgress::start(self.ctx, &[], "restoring"));
+        p.set_totals(files, bytes);
+        p
+    }
+
+    fn files_ended(&mut self) {
+        if let Some(p) = self.progress.take() {
+            p.finish();
+        }
+    }
+
+    fn step(&mut self, step: Step<'_>) {
+        let ctx = self.ctx;
+        match step {
+            Step::Files { report, took } => {
+                ctx.note(|d| {
+                    d.bytes += report.bytes;
+                    d.detail = Some(format!("{} files", report.files));
+                });
+                render::restore_done(ctx, &self.snap, report, took);
+            }
+            Step::DumpWritten {
+                entry,
+                path,
+                bytes,
+                took,
+            } => render_db::dump_written(ctx, entry, path, bytes, took),
+            Step::SafetyDump { db, saved } => {
+                render_db::safety_dump_saved(ctx, db, saved, self.from);
+                ctx.note(|d| d.detail = Some(format!("safety dump {} first", saved.id.short())));
+            }
+            Step::Database(report) => render_db::db_restored(ctx, report),
+        }
+    }
 }
 
 /// The server and login of the POSTGRES_* settings, restoring into `name` (or POSTGRES_DB).
@@ -285,6 +260,11 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
         }
     };
     crate::ops::output_file::claim_stdout(std::path::Path::new(&given));
+    let what = if tar {
+        What::Tar
+    } else {
+        What::Dump(a.dump.as_deref())
+    };
     let repo = ctx.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     ctx.note(|d| {
@@ -298,35 +278,10 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
             .into(),
         );
     });
-    let _lock = repo.lock(false, "export")?;
-    // A folder (or nothing: the current one) gets the seed's file name.
-    let given = PathBuf::from(given);
-    // A folder (not a link to one someone planted) gets the seed's file name.
-    let is_folder = given.symlink_metadata().is_ok_and(|m| m.is_dir());
-    let path = if given.as_os_str().is_empty() || is_folder {
-        let t = snap.snapshot.parsed_time().unwrap_or_else(crate::util::now);
-        let name = format!(
-            "{}_{}.{}",
-            if tar { "files_backup" } else { "db_backup" },
-            crate::util::format_time(
-                t,
-                time::macros::format_description!("[year]-[month]-[day]_[hour]-[minute]-[second]")
-            ),
-            if tar { "tar.gz" } else { "dump" }
-        );
-        given.join(name)
-    } else {
-        given
-    };
+    let path = export::file_for(std::path::Path::new(&given), &snap, what);
     let started = std::time::Instant::now();
-    if tar {
-        let f = OutputFile::create(&path, a.overwrite)?;
-        let mut w = std::io::BufWriter::new(f);
-        let r = crate::ops::export_tar::write(&repo, &snap, &mut w)?;
-        w.into_inner()
-            .map_err(|e| Error::io_path("writing", &path, e.into_error()))?
-            .commit()?;
-        render::line(
+    match export::run(&repo, &snap, what, &path, a.overwrite)? {
+        Exported::Tar(r) => render::line(
             ctx,
             &format!(
                 "wrote {}: {} files, {} in {:.1} s{}",
@@ -341,12 +296,11 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
                 }
             ),
             serde_json::json!({ "file": path, "entries": r.entries, "files": r.files, "bytes": r.bytes }),
-        );
-        return Ok(exit::OK);
+        ),
+        Exported::Dump { entry, bytes } => {
+            render_db::dump_written(ctx, &entry, &path, bytes, started.elapsed())
+        }
     }
-    let d = pick(&snap.snapshot, a.dump.as_deref())?;
-    let n = write_dump_file(&repo, d, &path, a.overwrite)?;
-    render_db::dump_written(ctx, d, &path, n, started.elapsed());
     Ok(exit::OK)
 }
 

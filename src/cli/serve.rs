@@ -21,7 +21,10 @@ pub struct ServeArgs {
 const RECENT_RUNS: usize = 20;
 
 pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
-    let token = std::env::var("HCBACKUP_STATUS_TOKEN").unwrap_or_default();
+    let token = match &ctx.settings.status_token {
+        Some(t) => t.0.clone(),
+        None => zeroize::Zeroizing::new(String::new()),
+    };
     if token.trim().len() < 16 {
         return Err(Error::Usage(
             "serve needs HCBACKUP_STATUS_TOKEN, at least 16 characters (e.g. `openssl rand -hex 32`): the status, history and metrics answer only to it".into(),

@@ -79,9 +79,7 @@ const TEST_PARAMS: KdfParams = KdfParams {
 };
 
 fn test_kdf() -> bool {
-    cfg!(test)
-        || (cfg!(debug_assertions)
-            && std::env::var_os("HCBACKUP_TEST_KDF").is_some_and(|v| v == "1"))
+    cfg!(test) || (cfg!(debug_assertions) && crate::config::tuning::get().hooks.kdf)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -199,7 +199,7 @@ pub fn load_dump(
     report.bytes = dump.size;
     let dir = temp_dir
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("HCBACKUP_TMPDIR").map(PathBuf::from))
+        .or_else(|| crate::config::tuning::get().tmpdir.clone())
         .unwrap_or_else(std::env::temp_dir);
     let room = free_bytes(&dir).is_some_and(|f| f > dump.size + 64 * 1024 * 1024);
     if room {

@@ -5,7 +5,7 @@
 //! (PostgreSQL refuses to run as root). Stopped and deleted when dropped.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::tools;
@@ -25,9 +25,9 @@ pub struct Scratch {
 /// The folder holding `initdb` and `pg_ctl`: HCBACKUP_PG_BIN, else the newest
 /// /usr/lib/postgresql/N/bin (Debian), else PATH.
 fn server_bin() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("HCBACKUP_PG_BIN").filter(|d| !d.is_empty()) {
-        if Path::new(&d).join("initdb").exists() {
-            return Ok(PathBuf::from(d));
+    if let Some(d) = &crate::config::tuning::get().pg_bin {
+        if d.join("initdb").exists() {
+            return Ok(d.clone());
         }
     }
     let mut best: Option<(u32, PathBuf)> = None;
@@ -43,7 +43,9 @@ fn server_bin() -> Result<PathBuf> {
     if let Some((_, b)) = best {
         return Ok(b);
     }
-    let found = std::env::var_os("PATH")
+    use crate::config::lookup::{Lookup, Process};
+    let found = Process
+        .var("PATH")
         .and_then(|p| std::env::split_paths(&p).find(|d| d.join("initdb").exists()));
     found.ok_or_else(|| {
         Error::Failed(

@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 
 /// The program's path: `$HCBACKUP_PG_BIN/NAME` when that is set, else NAME on PATH.
 pub fn program(name: &str) -> PathBuf {
-    match std::env::var_os("HCBACKUP_PG_BIN") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join(name),
-        _ => PathBuf::from(name),
+    match &crate::config::tuning::get().pg_bin {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
     }
 }
 

@@ -31,15 +31,10 @@ const RETRY_EVERY: Duration = Duration::from_secs(30);
 
 /// The refresh interval: debug builds take HCBACKUP_TEST_LOCK_REFRESH_SECS (tests).
 fn refresh_every() -> Duration {
-    if cfg!(debug_assertions) {
-        if let Some(s) = std::env::var("HCBACKUP_TEST_LOCK_REFRESH_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            return Duration::from_secs(s);
-        }
-    }
-    REFRESH_EVERY
+    crate::config::tuning::get()
+        .hooks
+        .lock_refresh
+        .unwrap_or(REFRESH_EVERY)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

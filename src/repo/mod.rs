@@ -204,9 +204,9 @@ impl Repository {
         let catalog = Arc::new(catalog(&config)?);
         // HCBACKUP_KEY_ID (a prefix of the key file's id): the operator's choice,
         // for a new machine facing a repository flooded with planted key files.
-        let preferred = std::env::var("HCBACKUP_KEY_ID")
-            .ok()
-            .filter(|k| !k.is_empty())
+        let preferred = crate::config::tuning::get()
+            .key_id
+            .clone()
             .or(catalog.meta(LAST_KEY)?);
         let pw = password()?;
         let (mut key, key_id, key_file) = keys::unlock(

@@ -15,13 +15,13 @@ mod retry;
 mod s3;
 
 #[cfg(feature = "cloud")]
-pub use drive::{DriveBackend, DriveConfig};
+pub use drive::{DriveBackend, DriveConfig, DriveEnv};
 pub use local::{LocalBackend, MAX_GET};
 pub use memory::MemoryBackend;
 pub use pack_cache::PackCache;
 pub use retry::{RetryPolicy, Retrying};
 #[cfg(feature = "cloud")]
-pub use s3::{S3Backend, S3Config};
+pub use s3::{S3Backend, S3Config, S3Env};
 
 use std::fmt;
 
@@ -126,18 +126,6 @@ pub trait Backend: Send + Sync {
 /// legal holds, which are removed by design.
 pub fn lockable(path: &str) -> bool {
     !(path.starts_with("locks/") || path.starts_with("holds/"))
-}
-
-/// The longest one cloud request may take before it is abandoned (and retried):
-/// HCBACKUP_CLOUD_TIMEOUT seconds, 300 by default.
-pub fn cloud_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(
-        std::env::var("HCBACKUP_CLOUD_TIMEOUT")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|s| *s > 0)
-            .unwrap_or(300),
-    )
 }
 
 /// Whether `name`, listed under `dir`, has the shape of an object this program

@@ -14,10 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use super::{Backend, StorageError, StorageResult};
 
-/// Memory for cached packs unless HCBACKUP_PACK_CACHE_MB says otherwise:
-/// eight packs of the 16 MiB target.
-pub const DEFAULT_LIMIT: usize = 128 << 20;
-
 type Cell = Arc<Mutex<Option<Arc<Vec<u8>>>>>;
 
 #[derive(Default)]
@@ -36,11 +32,7 @@ pub struct PackCache {
 
 impl PackCache {
     pub fn new(inner: Arc<dyn Backend>) -> PackCache {
-        let limit = std::env::var("HCBACKUP_PACK_CACHE_MB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map_or(DEFAULT_LIMIT, |mb| mb << 20);
-        PackCache::with_limit(inner, limit)
+        PackCache::with_limit(inner, crate::config::tuning::get().pack_cache)
     }
 
     pub fn with_limit(inner: Arc<dyn Backend>, limit: usize) -> PackCache {

@@ -17,14 +17,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 6 attempts, or HCBACKUP_RETRIES.
+    /// `tuning`'s attempts (6, or HCBACKUP_RETRIES).
     fn default() -> Self {
         RetryPolicy {
-            attempts: std::env::var("HCBACKUP_RETRIES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|n| *n >= 1)
-                .unwrap_or(6),
+            attempts: crate::config::tuning::get().retries,
             first_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
         }

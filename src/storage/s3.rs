@@ -41,16 +41,78 @@ pub struct S3Config {
     pub lock_compliance: bool,
 }
 
+/// What the environment says about S3, read once by `config` (through its
+/// lookup): the settings every `s3://` location shares, and the seed's mirror.
+#[derive(Clone, Debug, Default)]
+pub struct S3Env {
+    /// S3_BACKUP_REGION, else AWS_REGION.
+    pub region: Option<String>,
+    /// AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: an S3-compatible server.
+    pub endpoint: Option<String>,
+    /// S3_FORCE_PATH_STYLE.
+    pub force_path_style: Option<bool>,
+    /// S3_SSE (on unless `off`).
+    pub sse: bool,
+    /// S3_STORAGE_CLASS.
+    pub storage_class: Option<String>,
+    /// The seed's mirror: S3_BACKUP_BUCKET with S3_BACKUP_PREFIX and the
+    /// S3_OBJECT_LOCK_* settings.
+    pub seed: Option<S3Config>,
+}
+
+impl S3Env {
+    /// From `env`; a malformed value is an error naming the variable.
+    pub fn read(env: &dyn crate::config::lookup::Lookup) -> crate::Result<S3Env> {
+        let sse = match env.var("S3_SSE") {
+            None => true,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "off" | "false" | "0" | "no" => false,
+                "on" | "true" | "1" | "yes" | "aes256" => true,
+                _ => return Err(crate::Error::Config(format!("S3_SSE={v:?}: give off (no server-side encryption) or on (SSE-S3, the default)"))),
+            },
+        };
+        let mut out = S3Env {
+            region: env
+                .var("S3_BACKUP_REGION")
+                .or_else(|| env.var("AWS_REGION")),
+            endpoint: env
+                .var("AWS_ENDPOINT_URL_S3")
+                .or_else(|| env.var("AWS_ENDPOINT_URL")),
+            force_path_style: crate::config::lookup::switch(env, "S3_FORCE_PATH_STYLE")?,
+            sse,
+            storage_class: env.var("S3_STORAGE_CLASS").map(|c| c.trim().to_string()),
+            seed: None,
+        };
+        if let Some(bucket) = env.var("S3_BACKUP_BUCKET") {
+            let prefix = env
+                .var("S3_BACKUP_PREFIX")
+                .unwrap_or_else(|| "backups/".into());
+            let mut cfg = S3Config::new(bucket.trim(), &prefix, &out);
+            if let Some(d) = env.var("S3_OBJECT_LOCK_DAYS") {
+                cfg.lock_days = Some(
+                    lock_days(&d)
+                        .map_err(|e| crate::Error::Config(format!("S3_OBJECT_LOCK_DAYS: {e}")))?,
+                );
+            }
+            if let Some(m) = env.var("S3_OBJECT_LOCK_MODE") {
+                cfg.lock_compliance = lock_mode(&m)
+                    .map_err(|e| crate::Error::Config(format!("S3_OBJECT_LOCK_MODE: {e}")))?;
+            }
+            out.seed = Some(cfg);
+        }
+        Ok(out)
+    }
+}
+
 impl S3Config {
-    /// `s3://bucket/prefix` plus the environment (S3_BACKUP_REGION, AWS_ENDPOINT_URL,
-    /// S3_FORCE_PATH_STYLE, S3_STORAGE_CLASS, S3_SSE=off). Object Lock per URL:
-    /// `?object_lock_days=N` and optionally `&object_lock_mode=compliance`.
-    pub fn from_url(url: &str) -> Option<S3Config> {
-        Self::parse_url(url).ok()
+    /// `s3://bucket/prefix` with the shared settings of `env`. Object Lock per
+    /// URL: `?object_lock_days=N` and optionally `&object_lock_mode=compliance`.
+    pub fn from_url(url: &str, env: &S3Env) -> Option<S3Config> {
+        Self::parse_url(url, env).ok()
     }
 
     /// As `from_url`, or what is wrong with the URL, in a few words.
-    pub fn parse_url(url: &str) -> Result<S3Config, String> {
+    pub fn parse_url(url: &str, env: &S3Env) -> Result<S3Config, String> {
         let rest = url
             .strip_prefix("s3://")
             .ok_or("expected s3://BUCKET/PREFIX")?;
@@ -59,7 +121,7 @@ impl S3Config {
         if bucket.is_empty() {
             return Err("no bucket: expected s3://BUCKET/PREFIX".into());
         }
-        let mut cfg = S3Config::with_env(bucket, prefix);
+        let mut cfg = S3Config::new(bucket, prefix, env);
         for kv in query.split('&').filter(|kv| !kv.is_empty()) {
             match kv.split_once('=') {
                 Some(("object_lock_days", d)) => cfg.lock_days = Some(lock_days(d)?),
@@ -74,28 +136,7 @@ impl S3Config {
         Ok(cfg)
     }
 
-    /// The seed's mirror: bucket `S3_BACKUP_BUCKET`, prefix `S3_BACKUP_PREFIX`
-    /// (default `backups/`), the rest from the environment as in `from_url`;
-    /// `None` without a bucket, an error naming a malformed Object Lock setting
-    /// (it would lock nothing).
-    pub fn from_env() -> Result<Option<S3Config>, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let Some(bucket) = env("S3_BACKUP_BUCKET") else {
-            return Ok(None);
-        };
-        let prefix = env("S3_BACKUP_PREFIX").unwrap_or_else(|| "backups/".into());
-        let mut cfg = S3Config::with_env(&bucket, &prefix);
-        if let Some(d) = env("S3_OBJECT_LOCK_DAYS") {
-            cfg.lock_days = Some(lock_days(&d).map_err(|e| format!("S3_OBJECT_LOCK_DAYS: {e}"))?);
-        }
-        if let Some(m) = env("S3_OBJECT_LOCK_MODE") {
-            cfg.lock_compliance = lock_mode(&m).map_err(|e| format!("S3_OBJECT_LOCK_MODE: {e}"))?;
-        }
-        Ok(Some(cfg))
-    }
-
-    fn with_env(bucket: &str, prefix: &str) -> S3Config {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    fn new(bucket: &str, prefix: &str, env: &S3Env) -> S3Config {
         let mut prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
             prefix.push('/');
@@ -103,11 +144,11 @@ impl S3Config {
         S3Config {
             bucket: bucket.to_string(),
             prefix,
-            region: env("S3_BACKUP_REGION").or_else(|| env("AWS_REGION")),
-            endpoint: env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")),
-            force_path_style: env("S3_FORCE_PATH_STYLE").map(|v| v != "false" && v != "0"),
-            sse: env("S3_SSE").is_none_or(|v| v != "off"),
-            storage_class: env("S3_STORAGE_CLASS"),
+            region: env.region.clone(),
+            endpoint: env.endpoint.clone(),
+            force_path_style: env.force_path_style,
+            sse: env.sse,
+            storage_class: env.storage_class.clone(),
             lock_days: None,
             lock_compliance: false,
         }
@@ -170,7 +211,7 @@ impl S3Backend {
         b = b.timeout_config(
             aws_sdk_s3::config::timeout::TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_secs(10))
-                .operation_attempt_timeout(super::cloud_timeout())
+                .operation_attempt_timeout(crate::config::tuning::get().cloud_timeout)
                 .build(),
         );
         let client = Client::from_conf(b.build());

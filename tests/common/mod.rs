@@ -22,6 +22,24 @@ pub use data::{noise, text};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// What the binary under test inherits from the test runner's environment:
+/// the system's basics and the test S3 server's credentials (the AWS SDK
+/// reads them itself). Tests set everything else they need on the command.
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "RUST_BACKTRACE",
+    "LLVM_PROFILE_FILE",
+];
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub repo: PathBuf,
@@ -59,38 +77,14 @@ impl Env {
         let bin = std::env::var_os("HCBACKUP_TEST_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_hcbackup").into());
         let mut c = Command::new(bin);
-        for v in [
-            "BACKUP_DIR",
-            "UPLOADS_DIR",
-            "HCBACKUP_REPO",
-            "HCBACKUP_PASSWORD_FILE",
-            "HCBACKUP_PASSWORD_COMMAND",
-            "HCBACKUP_FAILPOINT",
-            "XDG_CACHE_HOME",
-            "POSTGRES_HOST",
-            "POSTGRES_PORT",
-            "POSTGRES_USER",
-            "POSTGRES_PASSWORD",
-            "POSTGRES_DB",
-            "PGPASSWORD",
-            "HCBACKUP_PG_BIN",
-            "S3_BACKUP_BUCKET",
-            "GOOGLE_DRIVE_BACKUP_FOLDER",
-            "GOOGLE_CREDENTIALS",
-            "HCBACKUP_DRIVE_ROOT_URL",
-            "RETENTION_DAYS",
-            "BACKUP_NOTIFICATION_EMAIL",
-            "SMTP_HOST",
-            "SMTP_PORT",
-            "SMTP_USER",
-            "SMTP_PASSWORD",
-            "SMTP_FROM",
-            "HCBACKUP_SMTP_TLS",
-            "HCBACKUP_WEBHOOK_URL",
-            "HCBACKUP_NOTIFY_SUCCESS",
-            "HCBACKUP_STATUS_TOKEN",
-        ] {
-            c.env_remove(v);
+        // A cleared environment and what the machine and the test servers need:
+        // nothing of the developer's own settings leaks into a test.
+        c.env_clear();
+        for (k, v) in std::env::vars_os() {
+            let Some(name) = k.to_str() else { continue };
+            if INHERITED.contains(&name) || name.starts_with("LC_") {
+                c.env(&k, v);
+            }
         }
         // Fail at once on another run's lock (the default waits 30 minutes);
         // the tests of waiting set their own.

@@ -38,7 +38,8 @@ impl Store {
         let env = Env::uninit();
         let bucket = moto::new_bucket("hcb-hostile");
         let location = format!("s3://{bucket}/clinic");
-        let mut cfg = S3Config::from_url(&location).unwrap();
+        let s3_env = hcbackup::storage::S3Env::read(&hcbackup::config::lookup::Process).unwrap();
+        let mut cfg = S3Config::from_url(&location, &s3_env).unwrap();
         cfg.endpoint = Some(moto::endpoint());
         let raw: Arc<dyn Backend> = Arc::new(S3Backend::new(cfg).unwrap());
         Store::init(Store {

@@ -54,8 +54,44 @@ impl std::fmt::Debug for DriveConfig {
     }
 }
 
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+/// What the environment says about Drive, read once by `config` (through its
+/// lookup): the credentials and API root every `drive://` location shares, and
+/// the seed's mirror.
+#[derive(Clone, Default)]
+pub struct DriveEnv {
+    /// GOOGLE_CREDENTIALS: the service account's JSON key, inline or a path.
+    credentials: Option<String>,
+    /// HCBACKUP_DRIVE_ROOT_URL (tests), ending in '/'.
+    root_url: String,
+    /// GOOGLE_DRIVE_BACKUP_FOLDER: the seed's mirror.
+    pub seed_folder: Option<String>,
+}
+
+impl std::fmt::Debug for DriveEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriveEnv")
+            .field("root_url", &self.root_url)
+            .field("seed_folder", &self.seed_folder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriveEnv {
+    pub fn read(env: &dyn crate::config::lookup::Lookup) -> DriveEnv {
+        let mut root_url = env
+            .var("HCBACKUP_DRIVE_ROOT_URL")
+            .unwrap_or_else(|| GOOGLE_ROOT_URL.into());
+        if !root_url.ends_with('/') {
+            root_url.push('/');
+        }
+        DriveEnv {
+            credentials: env.var("GOOGLE_CREDENTIALS"),
+            root_url,
+            seed_folder: env
+                .var("GOOGLE_DRIVE_BACKUP_FOLDER")
+                .map(|f| f.trim().to_string()),
+        }
+    }
 }
 
 impl DriveConfig {
@@ -65,31 +101,29 @@ impl DriveConfig {
             folder: folder.to_string(),
             credentials: Some(credentials.to_string()),
             root_url: format!("{}/", root_url.trim_end_matches('/')),
-            timeout: Duration::from_secs(300),
+            timeout: crate::config::tuning::DEFAULT_CLOUD_TIMEOUT,
         }
     }
 
-    /// `drive://FOLDER_ID`, with credentials and the rest from the environment.
-    pub fn from_url(url: &str) -> Option<DriveConfig> {
+    /// `drive://FOLDER_ID`, with the credentials and API root of `env`.
+    pub fn from_url(url: &str, env: &DriveEnv) -> Option<DriveConfig> {
         let id = url.strip_prefix("drive://")?.trim_matches('/');
-        (!id.is_empty() && !id.contains('/')).then(|| DriveConfig::with_env(id))
+        (!id.is_empty() && !id.contains('/')).then(|| DriveConfig::with_env(id, env))
     }
 
     /// The seed's mirror: folder `GOOGLE_DRIVE_BACKUP_FOLDER`.
-    pub fn from_env() -> Option<DriveConfig> {
-        env("GOOGLE_DRIVE_BACKUP_FOLDER").map(|f| DriveConfig::with_env(f.trim()))
+    pub fn seed(env: &DriveEnv) -> Option<DriveConfig> {
+        env.seed_folder
+            .as_deref()
+            .map(|f| DriveConfig::with_env(f, env))
     }
 
-    fn with_env(folder: &str) -> DriveConfig {
-        let mut root_url = env("HCBACKUP_DRIVE_ROOT_URL").unwrap_or_else(|| GOOGLE_ROOT_URL.into());
-        if !root_url.ends_with('/') {
-            root_url.push('/');
-        }
+    fn with_env(folder: &str, env: &DriveEnv) -> DriveConfig {
         DriveConfig {
             folder: folder.to_string(),
-            credentials: env("GOOGLE_CREDENTIALS"),
-            root_url,
-            timeout: super::cloud_timeout(),
+            credentials: env.credentials.clone(),
+            root_url: env.root_url.clone(),
+            timeout: crate::config::tuning::get().cloud_timeout,
         }
     }
 

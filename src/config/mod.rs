@@ -10,6 +10,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+pub mod lookup;
+pub mod tuning;
+
+use lookup::{Lookup, Process};
+
 /// What `hcbackup.toml` may hold. Unknown keys are an error, so a typo is caught.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,15 +196,55 @@ pub struct Settings {
     /// why those settings are wrong: a bad alert setting never stops a backup; it
     /// is reported when an alert is due and by `notify test`.
     pub alerts: std::result::Result<crate::alert::AlertConfig, String>,
+    /// What the environment says about cloud locations (credentials, endpoints).
+    pub cloud: Cloud,
+    /// HCBACKUP_STATUS_TOKEN: the token `serve` answers to.
+    pub status_token: Option<Secret>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// A secret setting: held in zeroizing memory, never printed.
+#[derive(Clone)]
+pub struct Secret(pub Zeroizing<String>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The environment's settings for cloud locations, shared by every `s3://` and
+/// `drive://` location (the repository's and the destinations').
+#[derive(Clone, Debug, Default)]
+pub struct Cloud {
+    #[cfg(feature = "cloud")]
+    pub s3: crate::storage::S3Env,
+    #[cfg(feature = "cloud")]
+    pub drive: crate::storage::DriveEnv,
+}
+
+impl Cloud {
+    #[allow(unused_variables)]
+    pub fn read(env: &dyn Lookup) -> Result<Cloud> {
+        Ok(Cloud {
+            #[cfg(feature = "cloud")]
+            s3: crate::storage::S3Env::read(env)?,
+            #[cfg(feature = "cloud")]
+            drive: crate::storage::DriveEnv::read(env),
+        })
+    }
 }
 
 impl Settings {
+    /// The settings of this run: `.env` is read into the environment first, then
+    /// everything is read from the environment, once, and the tuning installed.
     pub fn load(flags: &Flags) -> Result<Settings> {
         load_dotenv(Path::new(".env"))?;
+        tuning::install(tuning::Tuning::read(&Process)?);
+        Settings::read(flags, &Process)
+    }
+
+    /// The settings from `flags`, `env` and the settings file.
+    pub fn read(flags: &Flags, env: &dyn Lookup) -> Result<Settings> {
         let file = match &flags.config {
             Some(p) => read_toml(p)?,
             None if Path::new("hcbackup.toml").symlink_metadata().is_ok() => {
@@ -207,19 +252,29 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        let backup_dir = env("BACKUP_DIR").map(PathBuf::from).or(file.backup_dir);
+        let backup_dir = env.var("BACKUP_DIR").map(PathBuf::from).or(file.backup_dir);
         let repo = flags
             .repo
             .clone()
-            .or_else(|| env("HCBACKUP_REPO"))
+            .or_else(|| env.var("HCBACKUP_REPO"))
             .or_else(|| backup_dir.map(|d| d.join("repository").display().to_string()))
             .or(file.repo);
-        let uploads_dir = env("UPLOADS_DIR").map(PathBuf::from).or(file.uploads_dir);
-        let cache_dir = env("HCBACKUP_CACHE_DIR")
+        let uploads_dir = env
+            .var("UPLOADS_DIR")
+            .map(PathBuf::from)
+            .or(file.uploads_dir);
+        let cache_dir = env
+            .var("HCBACKUP_CACHE_DIR")
             .map(PathBuf::from)
             .or(file.cache_dir)
-            .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hcbackup")))
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache/hcbackup")))
+            .or_else(|| {
+                env.var("XDG_CACHE_HOME")
+                    .map(|d| PathBuf::from(d).join("hcbackup"))
+            })
+            .or_else(|| {
+                env.var("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache/hcbackup"))
+            })
             .ok_or_else(|| {
                 Error::Config("no cache folder: set HCBACKUP_CACHE_DIR or HOME".into())
             })?;
@@ -229,18 +284,22 @@ impl Settings {
             PasswordSource::Command(c.clone())
         } else if env_password().is_some() {
             PasswordSource::Env
-        } else if let Some(f) = env("HCBACKUP_PASSWORD_FILE")
+        } else if let Some(f) = env
+            .var("HCBACKUP_PASSWORD_FILE")
             .map(PathBuf::from)
             .or(file.password_file)
         {
             PasswordSource::File(f)
-        } else if let Some(c) = env("HCBACKUP_PASSWORD_COMMAND").or(file.password_command) {
+        } else if let Some(c) = env
+            .var("HCBACKUP_PASSWORD_COMMAND")
+            .or(file.password_command)
+        {
             PasswordSource::Command(c)
         } else {
             PasswordSource::Prompt
         };
-        let databases = databases(&file.postgres)?;
-        let retention_days = match env("RETENTION_DAYS") {
+        let databases = databases(&file.postgres, env)?;
+        let retention_days = match env.var("RETENTION_DAYS") {
             None => 30,
             Some(v) => v.trim().parse().ok().filter(|d| *d > 0).ok_or_else(|| {
                 Error::Config(format!(
@@ -248,7 +307,7 @@ impl Settings {
                 ))
             })?,
         };
-        let shrink_percent = match env("HCBACKUP_SHRINK_PERCENT") {
+        let shrink_percent = match env.var("HCBACKUP_SHRINK_PERCENT") {
             None => file.shrink_percent.unwrap_or(crate::ops::shrink::DEFAULT_PERCENT),
             Some(v) => v.trim().parse().ok().filter(|p| *p <= 100).ok_or_else(|| {
                 Error::Config(format!(
@@ -256,7 +315,7 @@ impl Settings {
                 ))
             })?,
         };
-        let lock_wait = match env("HCBACKUP_LOCK_WAIT") {
+        let lock_wait = match env.var("HCBACKUP_LOCK_WAIT") {
             None => DEFAULT_LOCK_WAIT,
             Some(v) => v.trim().parse().map_err(|_| {
                 Error::Config(format!(
@@ -264,7 +323,8 @@ impl Settings {
                 ))
             })?,
         };
-        let destinations = destinations(&file.destination)?;
+        let cloud = Cloud::read(env)?;
+        let destinations = destinations(&file.destination, &cloud)?;
         for name in file.retention.keys() {
             // "s3" and "drive" may be set before their variables are (on a test machine, say).
             let known = [crate::retention::LOCAL, "s3", "drive"].contains(&name.as_str())
@@ -289,7 +349,11 @@ impl Settings {
             shrink_percent,
             exclude: file.exclude,
             lock_wait: std::time::Duration::from_secs(lock_wait),
-            alerts: crate::alert::AlertConfig::from_env().map_err(|e| e.to_string()),
+            alerts: crate::alert::AlertConfig::read(env).map_err(|e| e.to_string()),
+            cloud,
+            status_token: env
+                .var("HCBACKUP_STATUS_TOKEN")
+                .map(|t| Secret(Zeroizing::new(t))),
         })
     }
 
@@ -298,7 +362,7 @@ impl Settings {
         let r = self.repo.as_deref().ok_or_else(|| {
             Error::Usage("no repository given: pass --repo PATH or set BACKUP_DIR (the repository is $BACKUP_DIR/repository)".into())
         })?;
-        parse_location(r)
+        parse_location(r, &self.cloud)
     }
 
     /// The retention policy of copy `name` (`local` or a destination), and where it
@@ -319,17 +383,18 @@ impl Settings {
     }
 }
 
-/// A folder, `s3://BUCKET/PREFIX` or `drive://FOLDER_ID`.
-pub fn parse_location(r: &str) -> Result<RepoLocation> {
+/// A folder, `s3://BUCKET/PREFIX` or `drive://FOLDER_ID` (with `cloud`'s settings).
+#[allow(unused_variables)]
+pub fn parse_location(r: &str, cloud: &Cloud) -> Result<RepoLocation> {
     #[cfg(feature = "cloud")]
     if r.starts_with("s3://") {
-        return crate::storage::S3Config::parse_url(r)
+        return crate::storage::S3Config::parse_url(r, &cloud.s3)
             .map(RepoLocation::S3)
             .map_err(|why| Error::Usage(format!("{r}: {why}")));
     }
     #[cfg(feature = "cloud")]
     if r.starts_with("drive://") {
-        return crate::storage::DriveConfig::from_url(r)
+        return crate::storage::DriveConfig::from_url(r, &cloud.drive)
             .map(RepoLocation::Drive)
             .ok_or_else(|| Error::Usage(format!("{r}: expected drive://FOLDER_ID")));
     }
@@ -405,7 +470,7 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
             // The operator's own program: the child environment plus what password
             // managers use to reach their agent, and what HCBACKUP_CHILD_ENV names
             // (for this command only).
-            let extra = std::env::var("HCBACKUP_CHILD_ENV").unwrap_or_default();
+            let extra = Process.var("HCBACKUP_CHILD_ENV").unwrap_or_default();
             let allow: Vec<&str> = PASSWORD_COMMAND_ENV
                 .iter()
                 .copied()
@@ -460,15 +525,16 @@ pub fn read_password(src: &PasswordSource, what: &str, confirm: bool) -> Result<
 
 /// Mirror destinations: from the seed's variables, `s3` when S3_BACKUP_BUCKET is
 /// set and `drive` when GOOGLE_DRIVE_BACKUP_FOLDER is; then `[[destination]]`.
-fn destinations(file: &[DestinationFile]) -> Result<Vec<(String, RepoLocation)>> {
+#[allow(unused_variables)]
+fn destinations(file: &[DestinationFile], cloud: &Cloud) -> Result<Vec<(String, RepoLocation)>> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(feature = "cloud")]
-    if let Some(s3) = crate::storage::S3Config::from_env().map_err(Error::Config)? {
-        out.push(("s3".to_string(), RepoLocation::S3(s3)));
+    if let Some(s3) = &cloud.s3.seed {
+        out.push(("s3".to_string(), RepoLocation::S3(s3.clone())));
     }
     #[cfg(feature = "cloud")]
-    if let Some(d) = crate::storage::DriveConfig::from_env() {
+    if let Some(d) = crate::storage::DriveConfig::seed(&cloud.drive) {
         out.push(("drive".to_string(), RepoLocation::Drive(d)));
     }
     for d in file {
@@ -484,7 +550,7 @@ fn destinations(file: &[DestinationFile]) -> Result<Vec<(String, RepoLocation)>>
                 d.name
             )));
         }
-        let loc = parse_location(&d.url)
+        let loc = parse_location(&d.url, cloud)
             .map_err(|e| Error::Config(format!("[[destination]] {}: {e}", d.name)))?;
         out.push((d.name.clone(), loc));
     }
@@ -493,8 +559,8 @@ fn destinations(file: &[DestinationFile]) -> Result<Vec<(String, RepoLocation)>>
 
 /// The seed's POSTGRES_* variables (when POSTGRES_DB is set), then `[[postgres]]`.
 /// Unset parts fall back to libpq's defaults: localhost, 5432, the OS user.
-fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
-    let default_user = || env("PGUSER").unwrap_or_else(crate::util::username);
+fn databases(file: &[PgFileConfig], env: &dyn Lookup) -> Result<Vec<PgTarget>> {
+    let default_user = || env.var("PGUSER").unwrap_or_else(crate::util::username);
     let port = |v: Option<String>, what: &str| -> Result<Option<u16>> {
         v.map(|p| {
             p.parse()
@@ -502,7 +568,7 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
         })
         .transpose()
     };
-    let lock_timeout_secs = match env("HCBACKUP_PG_LOCK_TIMEOUT") {
+    let lock_timeout_secs = match env.var("HCBACKUP_PG_LOCK_TIMEOUT") {
         None => DEFAULT_PG_LOCK_TIMEOUT,
         Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
             Error::Config(format!(
@@ -511,12 +577,14 @@ fn databases(file: &[PgFileConfig]) -> Result<Vec<PgTarget>> {
         })?,
     };
     let mut out = Vec::new();
-    if let Some(db) = env("POSTGRES_DB") {
+    if let Some(db) = env.var("POSTGRES_DB") {
         out.push(PgTarget {
-            host: env("POSTGRES_HOST").unwrap_or_else(|| "localhost".into()),
-            port: port(env("POSTGRES_PORT"), "POSTGRES_PORT")?.unwrap_or(5432),
-            user: env("POSTGRES_USER").unwrap_or_else(default_user),
-            password: std::env::var("POSTGRES_PASSWORD").ok().map(Zeroizing::new),
+            host: env
+                .var("POSTGRES_HOST")
+                .unwrap_or_else(|| "localhost".into()),
+            port: port(env.var("POSTGRES_PORT"), "POSTGRES_PORT")?.unwrap_or(5432),
+            user: env.var("POSTGRES_USER").unwrap_or_else(default_user),
+            password: env.raw("POSTGRES_PASSWORD").map(Zeroizing::new),
             db,
             lock_timeout_secs,
         });
@@ -641,3 +709,6 @@ fn load_dotenv(p: &Path) -> Result<()> {
         Err(e) => Err(Error::Config(format!("{}: {e}", p.display()))),
     }
 }
+
+#[cfg(test)]
+mod tests;
