@@ -6,7 +6,7 @@
 //! `source` (files), `pg` (the database, its dump and restore) → `ops` → `cli`.
 //! Storage never sees a key or plaintext; only `cli` prints.
 
-pub mod alert;
+pub(crate) mod alert;
 pub mod audit;
 pub mod catalog;
 pub mod chunker;
@@ -25,10 +25,10 @@ pub mod pg;
 pub mod progress;
 pub mod repo;
 pub mod retention;
-pub mod serve;
-pub mod source;
+pub(crate) mod serve;
+pub(crate) mod source;
 pub mod storage;
-pub mod trusted_path;
+pub(crate) mod trusted_path;
 pub mod util;
 #[cfg(test)]
 mod vectors;

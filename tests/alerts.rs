@@ -97,6 +97,7 @@ fn a_snapshot_whose_database_is_unreachable_alerts_by_email_and_webhook() {
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(hook.next()["hcbackup"]["result"], "ok");
     assert_eq!(mail_to(&to).len(), 2);
+    env.verified();
 }
 
 #[test]
@@ -193,6 +194,7 @@ fn a_failing_alert_channel_never_hides_the_failure() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
+    env.verified();
 }
 
 #[test]

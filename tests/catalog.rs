@@ -75,6 +75,7 @@ fn a_catalog_follows_index_objects_written_elsewhere() {
     assert!(o.status.success());
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
+    env.verified();
 }
 
 /// A copy opened with `--repo` on the clinic's own machine (the repository's

@@ -403,6 +403,7 @@ fn mirror_trusts_the_catalogs_record_until_a_full_check() {
         target.to_str().unwrap(),
     ]);
     assert_same_tree(&src, &target.join("uploads"));
+    env.verified();
 }
 
 #[test]

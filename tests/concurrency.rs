@@ -123,6 +123,7 @@ fn a_snapshot_waits_for_a_lock_by_default() {
     assert_eq!(env.snapshot_ids().len(), 2);
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
+    env.verified();
 }
 
 /// Defect 4: verify under another command's exclusive lock exits 11 with the

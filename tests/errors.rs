@@ -208,6 +208,7 @@ fn unreadable_entries_are_listed_and_the_rest_is_saved() {
     assert!(paths.contains(&"uploads/ok/good.pdf"));
     assert!(!paths.contains(&"uploads/bad/locked.pdf"));
     assert!(env.ok(&["snapshots"]).contains("(incomplete)"));
+    env.verified();
 }
 
 #[test]
@@ -340,6 +341,7 @@ fn a_full_disk_fails_cleanly_and_keeps_earlier_snapshots() {
             }
         }
     }
+    env.verified();
 }
 
 /// The pid of a process that has ended (to name a temporary file a killed run left).

@@ -49,6 +49,7 @@ fn a_missing_uploads_folder_does_not_cost_the_database_dump() {
     let o = env.run(&["snapshot", uploads.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert_eq!(env.snapshot_ids().len(), 2);
+    env.verified();
 }
 
 /// `--time` in the future is refused (it once became `latest` for good); one

@@ -224,4 +224,5 @@ fn bad_legacy_files_are_named_and_the_rest_imported() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("files_backup_YYYY-MM-DD_HH-MM-SS.tar.gz"));
+    env.verified();
 }

@@ -538,6 +538,7 @@ fn the_password_reaches_pg_dump_only_through_its_environment() {
             );
         }
     }
+    env.verified();
 }
 
 #[test]
@@ -698,6 +699,7 @@ fn a_database_not_in_utf8_is_dumped_as_pg_dump_wrote_it() {
     assert!(o.status.success(), "{}", out(&o));
     assert_eq!(restored.digest(), before);
     assert_eq!(restored.psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"), "LATIN1");
+    env.verified();
 }
 
 #[test]
@@ -725,6 +727,7 @@ fn without_room_for_a_temp_file_the_dump_is_streamed_to_pg_restore() {
     assert_eq!(r["streamed"], true, "{r}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("streaming"));
     assert_eq!(restored.digest(), before);
+    env.verified();
 }
 
 #[test]

@@ -176,6 +176,7 @@ fn a_safety_dump_that_fails_replaces_nothing() {
         "{said}"
     );
     assert_eq!(patients(&db), "100", "the database is as it was");
+    env.verified();
 }
 
 #[test]
@@ -279,4 +280,5 @@ fn attacks_on_the_safety_dump_fail() {
     // A snapshot cannot take the reserved tag.
     let o = run(&["snapshot", "--tag", "safety-dump"]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    env.verified();
 }

@@ -240,6 +240,7 @@ fn the_second_reader_restores_the_database_dump() {
         fs::metadata(&ours).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    env.verified();
 }
 
 #[test]

@@ -99,6 +99,7 @@ fn no_plaintext_name_or_password_reaches_disk_or_logs() {
             f.display()
         );
     }
+    env.verified();
 }
 
 /// Flip one byte of `file` at `at`.

@@ -175,6 +175,7 @@ fn a_forgotten_manifest_put_back_is_ignored() {
     );
     env.json(&["forget", &ids[2][..8]]);
     assert!(!newest.exists());
+    env.verified();
 }
 
 /// Found by the second attack round: a lifted legal hold whose object was put
@@ -195,4 +196,5 @@ fn a_lifted_hold_put_back_does_not_hold() {
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("was lifted"), "{}", out(&o));
     assert!(env.snapshot_ids().is_empty());
+    env.verified();
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::archive::Archiver;
+use super::archive::{Archiver, RepoStore};
 use crate::chunker::{Chunker, DB_CHUNKS, FILE_CHUNKS};
 use crate::error::{Error, Result};
 use crate::id::TreeId;
@@ -189,9 +189,12 @@ fn one(
 ) -> Result<SnapshotEntry> {
     let started = Instant::now();
     let writer = BlobWriter::new(repo);
-    let arch = Archiver::new(
+    let store = RepoStore {
         repo,
-        &writer,
+        writer: &writer,
+    };
+    let arch = Archiver::new(
+        &store,
         Chunker::new(FILE_CHUNKS, repo.key().gear_table()),
         progress,
         (rand::random::<u64>() >> 1) as i64 | 1,

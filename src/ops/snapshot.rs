@@ -14,7 +14,7 @@ use crate::source::fs::{source_name, Stat};
 
 use serde::Serialize;
 
-use super::archive::Archiver;
+use super::archive::{Archiver, RepoStore};
 use crate::model::tree::Node;
 use crate::source::exclude::Exclusions;
 
@@ -92,9 +92,12 @@ pub fn run(
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
     let generation = repo.catalog().cache_generation()?;
     let run = (rand::random::<u64>() >> 1) as i64 | 1;
-    let arch = Archiver::new(
+    let store = RepoStore {
         repo,
-        &writer,
+        writer: &writer,
+    };
+    let arch = Archiver::new(
+        &store,
         chunker,
         progress,
         run,
@@ -188,7 +191,11 @@ pub fn dry_run(
     let writer = BlobWriter::dry_run(repo);
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
     let trusted = repo.catalog().trusted_runs()?;
-    let arch = Archiver::new(repo, &writer, chunker, progress, 0, trusted)
+    let store = RepoStore {
+        repo,
+        writer: &writer,
+    };
+    let arch = Archiver::new(&store, chunker, progress, 0, trusted)
         .excluding(opts.exclusions.clone())
         .dry_run();
     archive_files(&arch, &sources, &mut Vec::new())?;

@@ -25,8 +25,6 @@ pub const FORMAT: &str = "pg_dump -Fc -Z0";
 #[derive(Debug, Clone)]
 pub struct DumpInfo {
     pub server_version: String,
-    /// Scaled as `tools::server_major`.
-    pub server_major: u32,
     pub encoding: String,
     pub collate: String,
     pub ctype: String,
@@ -106,7 +104,6 @@ impl Dump {
             .collect();
         let info = DumpInfo {
             server_version: text(0),
-            server_major,
             encoding: text(2),
             collate: text(4),
             ctype: text(5),

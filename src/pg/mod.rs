@@ -6,13 +6,13 @@
 //! line; `dump` holds the exported snapshot open while pg_dump reads it; `restore`
 //! feeds a dump to pg_restore; `restore_test` is the monthly restore test.
 
-pub mod dump;
+pub(crate) mod dump;
 pub mod reorder;
-pub mod restore;
-pub mod restore_test;
-pub mod scratch;
-pub mod session;
+pub(crate) mod restore;
+pub(crate) mod restore_test;
+pub(crate) mod scratch;
+pub(crate) mod session;
 pub mod tables;
-pub mod tools;
+pub(crate) mod tools;
 
 pub use session::Session;

@@ -414,3 +414,7 @@ impl<R: Read> Read for Reorder<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+#[path = "reorder_tests.rs"]
+mod tests;

@@ -1,5 +1,5 @@
-//! Removing objects, and putting back whole ones, for the operations that do
-//! (forget, tag, prune, repair): the repository stays the only writer of its
+//! Removing objects, putting back whole ones and extending their retention
+//! locks, for the operations that do (forget, tag, prune, repair): the repository stays the only writer of its
 //! storage, and each change happens only while this process's lock holds.
 
 use super::Repository;
@@ -51,11 +51,67 @@ impl Repository {
         Ok(self.backend().put(path, bytes)?)
     }
 
+    /// Keep the object at `path` under its retention lock until `until` (S3
+    /// Object Lock; a no-op elsewhere): prune extends the locks of what stays.
+    pub fn extend_retention(&self, path: &str, until: time::OffsetDateTime) -> Result<()> {
+        self.check_lock()?;
+        Ok(self.backend().extend_retention(path, until)?)
+    }
+
+    /// Remove the partial files interrupted runs left, older than `age` (a
+    /// local folder's temporary files); how many.
+    pub fn remove_stale_partials(&self, age: std::time::Duration) -> Result<usize> {
+        self.check_lock()?;
+        Ok(self.backend().remove_stale_partials(age)?)
+    }
+
     fn remove(&self, path: &str) -> Result<Removed> {
         match self.backend().delete(path) {
             Ok(()) | Err(StorageError::NotFound(_)) => Ok(Removed::Gone),
             Err(StorageError::Retained(why)) => Ok(Removed::Retained(why)),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Outside `repo/`, nothing writes to or deletes from the repository's own
+    /// storage: operations go through the methods above (mirror writes to a
+    /// destination's backend, never through `Repository::backend`).
+    #[test]
+    fn the_repository_is_the_only_writer_of_its_storage() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut todo = vec![root.clone()];
+        let mut wrong = Vec::new();
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    if p != root.join("repo") {
+                        todo.push(p);
+                    }
+                    continue;
+                }
+                let text: String = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                let calls = [
+                    "put(",
+                    "delete(",
+                    "extend_retention(",
+                    "remove_stale_partials(",
+                    "create_layout(",
+                ];
+                for call in calls {
+                    if text.contains(&format!("backend().{call}")) {
+                        wrong.push(format!("{}: backend().{call}", p.display()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "writes around the repository: {wrong:?}");
     }
 }

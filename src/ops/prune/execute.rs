@@ -152,7 +152,7 @@ fn extend_locks(
         if r.retained.contains(&p) {
             continue;
         }
-        repo.backend().extend_retention(&p, until)?;
+        repo.extend_retention(&p, until)?;
         r.locks_extended += 1;
     }
     Ok(())

@@ -34,7 +34,7 @@ use crate::repo::Repository;
 mod execute;
 pub mod plan;
 
-pub use plan::{Inputs, PrunePlan};
+pub use plan::Inputs;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PruneOptions {
@@ -91,9 +91,7 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     crate::util::failpoint("prune-locked");
     // What killed runs left half-written goes first: it may be what fills the disk.
     if !opts.dry_run {
-        let partials = repo
-            .backend()
-            .remove_stale_partials(std::time::Duration::from_secs(3600))?;
+        let partials = repo.remove_stale_partials(std::time::Duration::from_secs(3600))?;
         if partials > 0 {
             tracing::info!("removed {partials} partial file(s) left by interrupted runs");
         }

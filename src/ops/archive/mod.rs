@@ -25,10 +25,14 @@ use crate::error::Result;
 use crate::id::{ChunkId, TreeId};
 use crate::model::tree::{Node, NodeKind, Tree};
 use crate::progress::Progress;
-use crate::repo::{BlobWriter, Repository};
 use crate::source::exclude::{self, Exclusions, Why};
 use crate::source::fs::{base_node, Stat};
 use rustix::fs::{AtFlags, Mode, OFlags};
+pub use store::{RepoStore, Store};
+
+mod store;
+#[cfg(test)]
+mod tests;
 
 #[derive(Default)]
 pub struct Counters {
@@ -44,8 +48,7 @@ pub struct Counters {
 pub const EXCLUDED_NAMED: usize = 1000;
 
 pub struct Archiver<'a> {
-    repo: &'a Repository,
-    writer: &'a BlobWriter<'a>,
+    store: &'a dyn Store,
     chunker: Chunker,
     progress: &'a dyn Progress,
     /// This run's id in the file cache, and the runs whose rows need no chunk check.
@@ -61,16 +64,14 @@ pub struct Archiver<'a> {
 
 impl<'a> Archiver<'a> {
     pub fn new(
-        repo: &'a Repository,
-        writer: &'a BlobWriter<'a>,
+        store: &'a dyn Store,
         chunker: Chunker,
         progress: &'a dyn Progress,
         run: i64,
         trusted: HashSet<i64>,
     ) -> Self {
         Archiver {
-            repo,
-            writer,
+            store,
             chunker,
             progress,
             run,
@@ -125,7 +126,7 @@ impl<'a> Archiver<'a> {
         let mut at = [0u8; 16];
         at[..8].copy_from_slice(&st.dev.to_le_bytes());
         at[8..].copy_from_slice(&st.ino.to_le_bytes());
-        let h = self.repo.key().derived_hash("hard link", &at);
+        let h = self.store.derived_hash("hard link", &at);
         u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) | 1
     }
 
@@ -253,9 +254,9 @@ impl<'a> Archiver<'a> {
             names.retain(|n| n.as_slice() == exclude::CACHEDIR_TAG);
             self.exclude(path, Why::Cache);
         }
-        let key = self.repo.key();
+        let key = self.store;
         let dir_key = key.derived_hash("file-cache dir", path.as_os_str().as_bytes());
-        let row = self.repo.catalog().dir_cache(&dir_key)?;
+        let row = self.store.dir_cache(&dir_key)?;
         let trusted = row.run != 0 && self.trusted.contains(&row.run);
         let cached = row.files;
         // lstat everything relative to the open folder, then find the files the
@@ -301,7 +302,7 @@ impl<'a> Archiver<'a> {
         let valid = if trusted {
             vec![true; lists.len()]
         } else {
-            self.repo.catalog().has_all_many(&lists)?
+            self.store.has_all_many(&lists)?
         };
         let mut hits: Vec<Option<&CachedFile>> = vec![None; entries.len()];
         for ((i, c), ok) in candidates.iter().zip(valid) {
@@ -353,9 +354,7 @@ impl<'a> Archiver<'a> {
                 }
             }
             if (fresh != cached || !trusted) && !self.dry_run {
-                self.repo
-                    .catalog()
-                    .put_dir_cache(&dir_key, &fresh, self.run)?;
+                self.store.put_dir_cache(&dir_key, &fresh, self.run)?;
             }
         }
         self.store_tree(Tree::new(nodes)).map(Some)
@@ -367,8 +366,8 @@ impl<'a> Archiver<'a> {
             .into_iter()
             .map(|l| {
                 let bytes = crate::model::chunk_list::to_bytes(l);
-                let id = self.repo.key().id_of(&bytes);
-                self.writer.add(Kind::Tree, id, &bytes)?;
+                let id = self.store.id_of(&bytes);
+                self.store.add(Kind::Tree, id, &bytes)?;
                 Ok(TreeId(id))
             })
             .collect()
@@ -376,8 +375,8 @@ impl<'a> Archiver<'a> {
 
     pub fn store_tree(&self, tree: Tree) -> Result<TreeId> {
         let bytes = tree.to_bytes();
-        let id = self.repo.key().id_of(&bytes);
-        self.writer.add(Kind::Tree, id, &bytes)?;
+        let id = self.store.id_of(&bytes);
+        self.store.add(Kind::Tree, id, &bytes)?;
         Ok(TreeId(id))
     }
 
@@ -456,8 +455,8 @@ impl<'a> Archiver<'a> {
             let ids: Vec<ChunkId> = chunks
                 .par_iter()
                 .map(|c| {
-                    let id = self.repo.key().id_of(c);
-                    self.writer.add(Kind::Data, id, c)?;
+                    let id = self.store.id_of(c);
+                    self.store.add(Kind::Data, id, c)?;
                     Ok(ChunkId(id))
                 })
                 .collect::<Result<_>>()?;
