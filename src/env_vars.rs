@@ -64,8 +64,14 @@ pub const VARIABLES: &[Var] = &[
         "HCBACKUP_LOCK_WAIT",
         "seconds to wait for another run's lock",
     ),
-    user("HCBACKUP_LOG_FILE", "a log file of every line a run prints"),
-    user("HCBACKUP_LOG", "the log filter (tracing's syntax)"),
+    user(
+        "HCBACKUP_LOG_FILE",
+        "a log file of every line a run prints (the environment only: read before .env)",
+    ),
+    user(
+        "HCBACKUP_LOG",
+        "the log filter, tracing's syntax (the environment only: read before .env)",
+    ),
     user("HCBACKUP_TMPDIR", "where restores put temporary files"),
     // The password.
     user("HCBACKUP_PASSWORD", "the repository password"),

@@ -301,3 +301,48 @@ fn an_event_stored_by_a_killed_run_is_not_chained_twice() {
         assert_eq!(v["events"], 6, "{v}");
     }
 }
+
+/// A restore that waited for a `forget --prune` of its snapshot says the
+/// snapshot was forgotten meanwhile (not "missing tree … restore from another
+/// copy", which reads as damage); the same for `export`.
+#[test]
+fn a_restore_that_waited_for_the_forget_of_its_snapshot_says_so() {
+    let env = Env::new();
+    let src = uploads(&env, 4);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        write(&src.join(format!("day-{i}.txt")), &text(5 + i, 4000));
+        ids.push(env.snapshot(&[&src])["id"].as_str().unwrap().to_string());
+    }
+    for (id, args) in [
+        (&ids[0], vec!["restore", &ids[0][..8], "--target", "r"]),
+        (
+            &ids[1],
+            vec!["export", &ids[1][..8], "--tar", "files.tar.gz"],
+        ),
+    ] {
+        let forget = start_paused(
+            &env,
+            &env.cache,
+            "forget-locked:3",
+            &["forget", &id[..8], "--prune"],
+        );
+        let o = env
+            .cmd()
+            .env("HCBACKUP_LOCK_WAIT", "60")
+            .args(&args)
+            .output()
+            .unwrap();
+        finished_ok(forget);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
+        assert!(
+            out(&o).contains("was forgotten (or retagged) while"),
+            "{}",
+            out(&o)
+        );
+        assert!(!out(&o).contains("missing"), "{}", out(&o));
+    }
+    assert!(!env.path("files.tar.gz").exists());
+    assert_eq!(env.snapshot_ids(), [ids[2].clone()]);
+    env.verified();
+}

@@ -48,7 +48,13 @@ impl EmailConfig {
             Some(p) => p
                 .trim()
                 .parse::<u16>()
-                .map_err(|_| Error::Config(format!("SMTP_PORT {p}: not a port number")))?,
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "SMTP_PORT={p:?}: give a port number (1-65535), such as 587"
+                    ))
+                })?,
             None => 587,
         };
         let user = env.var("SMTP_USER");

@@ -33,10 +33,17 @@ impl AlertConfig {
         };
         let webhook = env.var("HCBACKUP_WEBHOOK_URL");
         if let Some(u) = &webhook {
-            if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(Error::Config(format!(
-                    "HCBACKUP_WEBHOOK_URL {u}: give an http:// or https:// address"
-                )));
+            let host = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))
+                .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+            if !host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+                || u.contains(char::is_whitespace)
+            {
+                // Not shown: a hook's address is its secret.
+                return Err(Error::Config(
+                    "HCBACKUP_WEBHOOK_URL: give an http:// or https:// address with a host and no spaces (the value is not shown: it holds the hook's secret)".into(),
+                ));
             }
         }
         Ok(AlertConfig {

@@ -83,13 +83,13 @@ pub fn send(url: &str, alert: &Alert) -> Result<(), String> {
 
 /// The address without its path: a Slack webhook's path is its secret.
 fn redact(url: &str) -> String {
-    match url
-        .find("://")
-        .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
-    {
-        Some(end) => format!("{}/…", &url[..end]),
-        None => url.to_string(),
-    }
+    let Some(i) = url.find("://") else {
+        return "(address not shown)".into();
+    };
+    let authority = url[i + 3..].split(['/', '?', '#']).next().unwrap_or("");
+    // `user:password@host`: the host alone.
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{}://{host}/…", &url[..i])
 }
 
 /// An error and its causes on one line (hyper's own says only "client error").
@@ -101,4 +101,22 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn an_address_is_shown_without_its_secrets() {
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T0/B0/SECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact("http://user:PASSWD@127.0.0.1:9/x?token=1"),
+            "http://127.0.0.1:9/…"
+        );
+        assert_eq!(redact("hooks.example/SECRET"), "(address not shown)");
+    }
 }

@@ -57,10 +57,16 @@ pub fn after(ctx: &Ctx, draft: &Draft, outcome: &Outcome) {
     }
     let cfg = match &ctx.settings.alerts {
         Ok(c) => c,
+        // Said on every run, a good one too: a wrong setting must not wait
+        // for the first failure to be found (and then hide it).
+        Err(e) if outcome.failed() => {
+            eprintln!("hcbackup: no alert sent: the alert settings are wrong: {e}");
+            return;
+        }
         Err(e) => {
-            if outcome.failed() {
-                eprintln!("hcbackup: no alert sent: the alert settings are wrong: {e}");
-            }
+            eprintln!(
+                "hcbackup: warning: no alert can be sent until the alert settings are fixed: {e}"
+            );
             return;
         }
     };

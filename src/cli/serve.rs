@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Result<i32> {
         Some(t) => t.0.clone(),
         None => zeroize::Zeroizing::new(String::new()),
     };
-    if token.trim().len() < 16 {
+    if token.trim().chars().count() < 16 {
         return Err(Error::Usage(
             "serve needs HCBACKUP_STATUS_TOKEN, at least 16 characters (e.g. `openssl rand -hex 32`): the status, history and metrics answer only to it".into(),
         ));

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+mod dotenv;
 pub mod lookup;
 pub mod tuning;
 
@@ -110,6 +111,9 @@ pub struct PgTarget {
     /// (HCBACKUP_PG_LOCK_TIMEOUT): never a run that hangs until the next one.
     pub lock_timeout_secs: u64,
 }
+
+/// The longest HCBACKUP_LOCK_WAIT: a week.
+const MAX_LOCK_WAIT: u64 = 7 * 24 * 3600;
 
 /// The default of `PgTarget::lock_timeout_secs`.
 pub const DEFAULT_PG_LOCK_TIMEOUT: u64 = 30 * 60;
@@ -238,7 +242,8 @@ impl Settings {
     /// The settings of this run: `.env` is read into the environment first, then
     /// everything is read from the environment, once, and the tuning installed.
     pub fn load(flags: &Flags) -> Result<Settings> {
-        load_dotenv(Path::new(".env"))?;
+        dotenv::load(Path::new(".env"))?;
+        not_utf8()?;
         tuning::install(tuning::Tuning::read(&Process)?);
         Settings::read(flags, &Process)
     }
@@ -315,14 +320,13 @@ impl Settings {
                 ))
             })?,
         };
-        let lock_wait = match env.var("HCBACKUP_LOCK_WAIT") {
-            None => DEFAULT_LOCK_WAIT,
-            Some(v) => v.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "HCBACKUP_LOCK_WAIT={v:?}: give the seconds to wait for a lock, such as 3600"
-                ))
-            })?,
-        };
+        let lock_wait = lookup::number(
+            env,
+            "HCBACKUP_LOCK_WAIT",
+            |s: &u64| *s <= MAX_LOCK_WAIT,
+            "give the seconds to wait for a lock, from 0 to 604800 (a week), such as 3600",
+        )?
+        .unwrap_or(DEFAULT_LOCK_WAIT);
         let cloud = Cloud::read(env)?;
         let destinations = destinations(&file.destination, &cloud)?;
         for name in file.retention.keys() {
@@ -349,7 +353,10 @@ impl Settings {
             shrink_percent,
             exclude: file.exclude,
             lock_wait: std::time::Duration::from_secs(lock_wait),
-            alerts: crate::alert::AlertConfig::read(env).map_err(|e| e.to_string()),
+            alerts: crate::alert::AlertConfig::read(env).map_err(|e| match e {
+                Error::Config(m) => m,
+                e => e.to_string(),
+            }),
             cloud,
             status_token: env
                 .var("HCBACKUP_STATUS_TOKEN")
@@ -410,6 +417,21 @@ pub fn parse_location(r: &str, cloud: &Cloud) -> Result<RepoLocation> {
         ));
     }
     Ok(RepoLocation::Local(PathBuf::from(r)))
+}
+
+/// A variable of hcbackup's set to bytes that are not UTF-8 is an error, not
+/// "unset": `UPLOADS_DIR` would otherwise silently save nothing, and
+/// `S3_OBJECT_LOCK_DAYS` lock nothing.
+fn not_utf8() -> Result<()> {
+    for v in crate::env_vars::VARIABLES {
+        if std::env::var_os(v.name).is_some_and(|x| x.to_str().is_none()) {
+            return Err(Error::Config(format!(
+                "{} is not UTF-8 text: give it in UTF-8 (a folder whose name is not: pass it as an argument instead)",
+                v.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// HCBACKUP_PASSWORD, read once and then removed from this process's
@@ -563,19 +585,22 @@ fn databases(file: &[PgFileConfig], env: &dyn Lookup) -> Result<Vec<PgTarget>> {
     let default_user = || env.var("PGUSER").unwrap_or_else(crate::util::username);
     let port = |v: Option<String>, what: &str| -> Result<Option<u16>> {
         v.map(|p| {
-            p.parse()
-                .map_err(|_| Error::Config(format!("{what}={p} is not a port number (1-65535)")))
+            p.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::Config(format!(
+                    "{what}={p:?}: give a port number (1-65535), such as 5432"
+                ))
+            })
         })
         .transpose()
     };
-    let lock_timeout_secs = match env.var("HCBACKUP_PG_LOCK_TIMEOUT") {
-        None => DEFAULT_PG_LOCK_TIMEOUT,
-        Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Error::Config(format!(
-                "HCBACKUP_PG_LOCK_TIMEOUT={v:?}: give the seconds a dump may wait for a table lock, such as 1800"
-            ))
-        })?,
-    };
+    // PostgreSQL's lock_timeout is an int of milliseconds.
+    let lock_timeout_secs = lookup::number(
+        env,
+        "HCBACKUP_PG_LOCK_TIMEOUT",
+        |n: &u64| (1..=2_147_483).contains(n),
+        "give the seconds a dump may wait for a table lock, from 1 to 2147483, such as 1800",
+    )?
+    .unwrap_or(DEFAULT_PG_LOCK_TIMEOUT);
     let mut out = Vec::new();
     if let Some(db) = env.var("POSTGRES_DB") {
         out.push(PgTarget {
@@ -603,7 +628,15 @@ fn databases(file: &[PgFileConfig], env: &dyn Lookup) -> Result<Vec<PgTarget>> {
         };
         let t = PgTarget {
             host: f.host.clone().unwrap_or_else(|| "localhost".into()),
-            port: f.port.unwrap_or(5432),
+            port: match f.port {
+                Some(0) => {
+                    return Err(Error::Config(format!(
+                        "[[postgres]] {}: port 0 is not a port number (1-65535)",
+                        f.db
+                    )))
+                }
+                p => p.unwrap_or(5432),
+            },
             user: f.user.clone().unwrap_or_else(default_user),
             password,
             db: f.db.clone(),
@@ -693,21 +726,6 @@ fn read_toml(p: &Path) -> Result<FileConfig> {
             None => format!("{}: {msg}; fix the file", p.display()),
         })
     })
-}
-
-fn load_dotenv(p: &Path) -> Result<()> {
-    let Some(f) = open_settings(p)? else {
-        return Ok(());
-    };
-    match dotenvy::from_read(f) {
-        Ok(()) => Ok(()),
-        // The line itself is not shown: it may hold a password.
-        Err(dotenvy::Error::LineParse(..)) => Err(Error::Config(format!(
-            "{}: a line does not parse; each line must be KEY=value",
-            p.display()
-        ))),
-        Err(e) => Err(Error::Config(format!("{}: {e}", p.display()))),
-    }
 }
 
 #[cfg(test)]

@@ -77,8 +77,8 @@ impl Tuning {
         let timeout = number(
             env,
             "HCBACKUP_CLOUD_TIMEOUT",
-            |s: &u64| *s > 0,
-            "give the seconds one cloud request may take, such as 300",
+            |s: &u64| (1..=86_400).contains(s),
+            "give the seconds one cloud request may take, from 1 to 86400, such as 300",
         )?;
         let retries = number(
             env,

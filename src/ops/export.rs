@@ -58,6 +58,7 @@ pub fn run(
     overwrite: bool,
 ) -> Result<Exported> {
     let _lock = repo.lock(false, "export")?;
+    super::restore_job::still_there(repo, snap)?;
     match what {
         What::Tar => {
             let f = OutputFile::create(path, overwrite)?;

@@ -119,6 +119,10 @@ pub fn plan(repo: &Repository, snap: SnapshotEntry, req: Request) -> Result<Rest
 /// database (after its safety dump). Returns whether every file was restored.
 pub fn execute(repo: &Repository, job: RestoreJob, obs: &mut dyn Observer) -> Result<bool> {
     let _lock = repo.lock(false, "restore")?;
+    still_there(repo, &job.snap)?;
+    if let Some(d) = &job.db_snap {
+        still_there(repo, d)?;
+    }
     let mut files_ok = true;
     if let Some(opts) = &job.files {
         let started = Instant::now();
@@ -170,6 +174,22 @@ pub fn execute(repo: &Repository, job: RestoreJob, obs: &mut dyn Observer) -> Re
         obs.step(Step::Database(&report));
     }
     Ok(files_ok)
+}
+
+/// `snap`'s manifest is still in the copy now that the lock is held: a
+/// `forget --prune` that ran while this run waited for the lock may have
+/// removed it and its data (which would otherwise read as damage).
+pub fn still_there(repo: &Repository, snap: &SnapshotEntry) -> Result<()> {
+    match repo
+        .backend()
+        .stat(&format!("snapshots/{}", snap.id.to_hex()))
+    {
+        Err(crate::storage::StorageError::NotFound(_)) => Err(crate::Error::Failed(format!(
+            "snapshot {} was forgotten (or retagged) while this run waited for the repository lock: run it again (`latest` takes the newest snapshot now)",
+            snap.id.short()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The snapshot the database part of a restore reads: the one asked for, or with

@@ -95,8 +95,13 @@ impl S3Env {
                 );
             }
             if let Some(m) = env.var("S3_OBJECT_LOCK_MODE") {
-                cfg.lock_compliance = lock_mode(&m)
+                cfg.lock_compliance = lock_mode(m.trim())
                     .map_err(|e| crate::Error::Config(format!("S3_OBJECT_LOCK_MODE: {e}")))?;
+                if cfg.lock_days.is_none() {
+                    return Err(crate::Error::Config(
+                        "S3_OBJECT_LOCK_MODE is set but S3_OBJECT_LOCK_DAYS is not: give the days too (a mode alone locks nothing)".into(),
+                    ));
+                }
             }
             out.seed = Some(cfg);
         }
@@ -132,6 +137,11 @@ impl S3Config {
                     ))
                 }
             }
+        }
+        if query.contains("object_lock_mode=") && cfg.lock_days.is_none() {
+            return Err(
+                "object_lock_mode without object_lock_days locks nothing: give the days too".into(),
+            );
         }
         Ok(cfg)
     }
@@ -169,8 +179,12 @@ fn lock_days(d: &str) -> Result<u32, String> {
     d.trim()
         .parse()
         .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("object lock days {d:?}: give a whole number of days above 0"))
+        .filter(|n| (1..=36_500).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "object lock days {d:?}: give a whole number of days from 1 to 36500 (100 years)"
+            )
+        })
 }
 
 pub struct S3Backend {

@@ -90,6 +90,7 @@ pub fn run(
     let _lock = (!opts.dry_run)
         .then(|| repo.lock(true, "forget"))
         .transpose()?;
+    crate::util::failpoint("forget-locked");
     let inputs = gather(repo, copy, source, opts)?;
     let (mut report, doomed) = decide(&inputs, opts.policy, opts.now);
     report.dry_run = opts.dry_run;

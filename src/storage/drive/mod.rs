@@ -137,8 +137,13 @@ impl DriveConfig {
         let text = if raw.trim_start().starts_with('{') {
             zeroize::Zeroizing::new(raw.to_string())
         } else {
+            // The value is never shown: a key pasted in another form (base64,
+            // quoted) would land in logs, alerts and the audit log.
             zeroize::Zeroizing::new(std::fs::read_to_string(raw.trim()).map_err(|e| {
-                StorageError::Auth(format!("GOOGLE_CREDENTIALS: reading {}: {e}", raw.trim()))
+                StorageError::Auth(format!(
+                    "GOOGLE_CREDENTIALS is neither the service account's JSON key nor the path of a file that can be read ({}); the value is not shown",
+                    e.kind()
+                ))
             })?)
         };
         yup_oauth2::parse_service_account_key(text.as_bytes()).map_err(|e| {
