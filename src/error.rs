@@ -18,10 +18,18 @@ pub mod exit {
     pub const NO_REPOSITORY: i32 = 10;
     pub const LOCKED: i32 = 11;
     pub const WRONG_PASSWORD: i32 = 12;
+    /// `wal-fetch` could not tell whether the file is archived (the copy is
+    /// unreachable or damaged): above 125, so PostgreSQL stops recovery
+    /// instead of ending it early at the last file it got.
+    pub const CANNOT_TELL: i32 = 255;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "{0}; recovery stops here rather than end early (fix that and start the server again)"
+    )]
+    CannotTell(Box<Error>),
     #[error("no repository at {0}: run `hcbackup init` first, or pass --repo / set BACKUP_DIR")]
     NoRepository(String),
     #[error(
@@ -73,6 +81,7 @@ impl Error {
             Error::WrongPassword(_) => exit::WRONG_PASSWORD,
             Error::Locked(_) | Error::LockLost(_) => exit::LOCKED,
             Error::Usage(_) => exit::USAGE,
+            Error::CannotTell(_) => exit::CANNOT_TELL,
             _ => exit::ERROR,
         }
     }

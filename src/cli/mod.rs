@@ -29,6 +29,7 @@ mod serve;
 mod snapshot;
 mod status;
 mod verify;
+mod wal;
 
 use keys::KeyCommand;
 
@@ -262,6 +263,21 @@ pub enum Command {
     /// Alerts: `notify test` sends a test message on every configured channel.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// PostgreSQL's archive_command: store one WAL file in the repository
+    /// (`archive_command = 'hcbackup wal-push %p'`); exit 0 only once it is durable.
+    WalPush {
+        /// The file PostgreSQL archives (`%p`, relative to the data folder).
+        path: std::path::PathBuf,
+    },
+    /// PostgreSQL's restore_command: bring one WAL file back
+    /// (`restore_command = 'hcbackup wal-fetch %f %p'`); exit 1 when it was
+    /// never archived, 255 when the repository cannot tell (recovery stops).
+    WalFetch {
+        /// The file's name (`%f`).
+        name: String,
+        /// Where to write it (`%p`).
+        dest: std::path::PathBuf,
+    },
     /// Manage passwords (key files).
     #[command(subcommand)]
     Key(KeyCommand),
@@ -687,6 +703,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Export(a) => restore::export(ctx, a),
+        Command::WalPush { path } => wal::push(ctx, &path),
+        Command::WalFetch { name, dest } => wal::fetch(ctx, &name, &dest),
         Command::Mirror {
             destination,
             full_check,

@@ -13,7 +13,7 @@ use crate::ops::ls::{display_path, walk};
 use crate::ops::restore::RestoreReport;
 use crate::repo::{KeyInfo, Repository};
 
-fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     emit_raw(&serde_json::to_string_pretty(v).expect("json serializes"));
 }
 

@@ -95,8 +95,14 @@ fn a_bad_alert_setting_is_kept_for_when_an_alert_is_due() {
     ])
     .unwrap();
     let e = s.alerts.unwrap_err();
-    assert!(e.contains("HCBACKUP_WEBHOOK_URL") && !e.contains("ftp://example"), "{e}");
-    assert!(!e.starts_with("configuration:"), "said twice by notify test: {e}");
+    assert!(
+        e.contains("HCBACKUP_WEBHOOK_URL") && !e.contains("ftp://example"),
+        "{e}"
+    );
+    assert!(
+        !e.starts_with("configuration:"),
+        "said twice by notify test: {e}"
+    );
     let s = read(&[("HOME", "/h"), ("HCBACKUP_NOTIFY_SUCCESS", "often")]).unwrap();
     assert!(s.alerts.unwrap_err().contains("HCBACKUP_NOTIFY_SUCCESS"));
 }

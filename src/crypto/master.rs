@@ -17,6 +17,8 @@ pub enum Kind {
     PackHeader = 6,
     Audit = 7,
     Hold = 8,
+    /// The record of a file PostgreSQL archived (`wal/`).
+    Wal = 9,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
             6 => Kind::PackHeader,
             7 => Kind::Audit,
             8 => Kind::Hold,
+            9 => Kind::Wal,
             _ => return None,
         })
     }
@@ -43,6 +46,7 @@ impl Kind {
             Kind::PackHeader => "pack header",
             Kind::Audit => "audit event",
             Kind::Hold => "legal hold",
+            Kind::Wal => "WAL record",
         }
     }
 }

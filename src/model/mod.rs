@@ -6,3 +6,4 @@ pub mod chunk_list;
 pub mod index;
 pub mod snapshot;
 pub mod tree;
+pub mod wal;

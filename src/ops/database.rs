@@ -86,7 +86,7 @@ pub fn dump_database(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result
 }
 
 /// A file node for a stream whose chunk ids are in list blobs.
-fn stream_node(name: &str, lists: Vec<TreeId>, size: u64) -> Node {
+pub(crate) fn stream_node(name: &str, lists: Vec<TreeId>, size: u64) -> Node {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     Node {

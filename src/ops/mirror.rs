@@ -62,7 +62,7 @@ const REPLAY: &str = "it names packs a prune here removed (put back: a replay?)"
 const TRANSFERS: usize = 8;
 
 /// The folders mirrored, in order; `config` first of all.
-const ORDER: &[&str] = &["keys", "packs", "index", "snapshots", "audit"];
+const ORDER: &[&str] = &["keys", "packs", "index", "wal", "snapshots", "audit"];
 
 /// Mirror, reading the destination's listing.
 /// Mirror `repo` to each destination of `chosen` (name, backend or why it
@@ -250,6 +250,7 @@ fn authentic(
                 "snapshots" => Kind::Snapshot,
                 "audit" => Kind::Audit,
                 "holds" => Kind::Hold,
+                "wal" => Kind::Wal,
                 _ => return refused("not an object this program mirrors"),
             };
             let Some(id) = ObjectId::from_hex(base) else {
@@ -260,10 +261,14 @@ fn authentic(
             else {
                 return refused("it does not open under the repository's key");
             };
-            // A hold is named by its snapshot; the rest by their content.
+            // A hold is named by its snapshot, a WAL record by its file's
+            // name; the rest by their content.
             let named = if kind == Kind::Hold {
                 serde_json::from_slice::<crate::repo::Hold>(&plain)
                     .is_ok_and(|h| h.snapshot == base)
+            } else if kind == Kind::Wal {
+                crate::model::wal::WalRecord::from_bytes(&plain)
+                    .is_ok_and(|w| repo.wal_id(&w.name) == id)
             } else {
                 repo.key().id_of(&plain) == id.0
             };

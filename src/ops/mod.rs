@@ -33,3 +33,4 @@ pub(crate) mod status;
 pub(crate) mod tag;
 mod tar_tree;
 pub(crate) mod verify;
+pub(crate) mod wal;

@@ -119,6 +119,11 @@ fn good_copy(src: &Repository, object: &Object) -> Option<Vec<u8>> {
             crate::codec::decode(src.key(), kind, &id.0, &data, 512 << 20)
                 .is_ok_and(|plain| src.key().id_of(&plain) == id.0)
         }
+        // Opens under the key, sealed under its id, the record of that name.
+        Object::Wal(id) => crate::codec::decode(src.key(), Kind::Wal, &id.0, &data, 1 << 20)
+            .ok()
+            .and_then(|plain| crate::model::wal::WalRecord::from_bytes(&plain).ok())
+            .is_some_and(|w| src.wal_id(&w.name) == *id),
         Object::Entry { .. } | Object::Copy => false,
     };
     ok.then_some(data)

@@ -11,6 +11,7 @@ mod holds;
 mod keys;
 mod lock;
 mod removal;
+mod wal;
 mod writer;
 
 pub(crate) use catalog_sync::PACKS_PER_INDEX;
@@ -45,6 +46,7 @@ pub const DIRS: &[&str] = &[
     "index",
     "snapshots",
     "holds",
+    "wal",
     "locks",
     "audit",
 ];
@@ -318,8 +320,9 @@ impl Repository {
         })?;
         let plain = codec::decode(&self.key, kind, &id.0, &sealed, MAX_OBJECT)
             .map_err(|e| Error::corrupt(format!("{} {path}", kind.name()), e.to_string()))?;
-        // Locks and holds are named by a random id or their snapshot's, not their content.
-        if !matches!(kind, Kind::Lock | Kind::Hold) && self.key.id_of(&plain) != id.0 {
+        // Locks, holds and WAL records are named by a random id, their
+        // snapshot's or their file name's, not their content.
+        if !matches!(kind, Kind::Lock | Kind::Hold | Kind::Wal) && self.key.id_of(&plain) != id.0 {
             return Err(Error::corrupt(
                 format!("{} {path}", kind.name()),
                 "content does not match its name",

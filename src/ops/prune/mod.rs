@@ -180,6 +180,11 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
             }
         }
     }
+    // The files PostgreSQL archived are kept whole (until retention of WAL,
+    // issue #19): a record that does not open stops the prune.
+    for rec in repo.wal_records().map_err(stop)? {
+        walk(repo, rec.tree, &mut used, &mut seen, 0).map_err(stop)?;
+    }
     Ok((snaps.len() as u64, used))
 }
 

@@ -11,6 +11,8 @@ pub enum Object {
     Pack(PackId),
     Index(ObjectId),
     Snapshot(ObjectId),
+    /// The record of a file PostgreSQL archived (`wal/<id>`).
+    Wal(ObjectId),
     /// A folder or file of a snapshot (its trees, chunk lists or chunks).
     Entry {
         snapshot: String,
@@ -28,6 +30,7 @@ impl Object {
             Object::Pack(id) => Some(pack_path(id)),
             Object::Index(id) => Some(format!("index/{}", id.to_hex())),
             Object::Snapshot(id) => Some(format!("snapshots/{}", id.to_hex())),
+            Object::Wal(id) => Some(format!("wal/{}", id.to_hex())),
             Object::Entry { .. } | Object::Copy => None,
         }
     }

@@ -201,7 +201,12 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             Err(e) => r.add(Object::Index(id), Problem::Unreadable, e.to_string()),
         }
     }
+    let wal = wal_records(repo, &mut r)?;
     let mut w = Walk::default();
+    for rec in &wal {
+        let label = format!("WAL {}", rec.name);
+        check_tree(repo, rec.tree, &label, "", &mut w, &mut r)?;
+    }
     for s in &snapshots {
         r.snapshots += 1;
         let label = format!("snapshot {}", s.id.short());
@@ -290,6 +295,28 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
         r.affected = affected(repo, &snapshots, &bad)?;
     }
     Ok(r)
+}
+
+/// The records of the files PostgreSQL archived that open; each that does not
+/// is a finding (`repair` puts back a good copy from another copy).
+fn wal_records(
+    repo: &Repository,
+    r: &mut VerifyReport,
+) -> Result<Vec<crate::model::wal::WalRecord>> {
+    let mut out = Vec::new();
+    for (name, _) in repo.backend().list("wal")? {
+        let Some(id) = ObjectId::from_hex(&name) else {
+            continue;
+        };
+        match repo.read_wal(&id) {
+            Ok(rec) => out.push(rec),
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                r.add(Object::Wal(id), Problem::Damaged, e.to_string());
+            }
+            Err(e) => r.add(Object::Wal(id), Problem::Unreadable, e.to_string()),
+        }
+    }
+    Ok(out)
 }
 
 /// A snapshot's root trees: its files, then each database dump.

@@ -1,0 +1,51 @@
+//! `wal-push` and `wal-fetch`: PostgreSQL's `archive_command` and
+//! `restore_command` (docs/decisions/008-wal-archiving.md). Quiet when all is
+//! well (PostgreSQL's log gets a line only when something needs doing), not in
+//! the audit log (a segment a minute would flood it).
+
+use std::path::Path;
+
+use super::{render, Ctx};
+use crate::error::{exit, Error, Result};
+use crate::ops::wal::{self, Fetched};
+
+/// `wal-push PATH`: 0 only once the file is durable in the repository.
+pub fn push(ctx: &Ctx, path: &Path) -> Result<i32> {
+    let repo = ctx.open()?;
+    let p = wal::push(&repo, path)?;
+    if ctx.json {
+        render::print_json(&serde_json::to_value(&p).expect("serializes"));
+    }
+    tracing::info!(
+        "{} {}: {} bytes, {} added",
+        p.name,
+        if p.already {
+            "was archived already"
+        } else {
+            "archived"
+        },
+        p.size,
+        p.bytes_added
+    );
+    Ok(exit::OK)
+}
+
+/// `wal-fetch NAME DEST`: 0 fetched, 1 not archived, 255 cannot tell.
+pub fn fetch(ctx: &Ctx, name: &str, dest: &Path) -> Result<i32> {
+    let fetched = ctx
+        .open()
+        .and_then(|repo| wal::fetch(&repo, name, dest))
+        // Even a malformed name (`%p %f` swapped in restore_command): "not
+        // archived" would end recovery at once, before any WAL is replayed.
+        .map_err(|e| Error::CannotTell(Box::new(e)))?;
+    match fetched {
+        Fetched::Written(n) => {
+            tracing::info!("{name}: {n} bytes restored");
+            Ok(exit::OK)
+        }
+        Fetched::NotArchived => {
+            tracing::info!("{name} is not archived in this copy");
+            Ok(exit::ERROR)
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! WAL archiving (issue #19, step 1): `wal-push` as archive_command and
+//! `wal-fetch` as restore_command, on segment files shaped as PostgreSQL
+//! writes them (data, then a zero-filled tail after a switch).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const SEGMENT: usize = 16 << 20;
+
+/// A segment of `used` bytes of WAL and a zero-filled tail, as after
+/// `pg_switch_wal()` or `archive_timeout`.
+fn segment(dir: &Path, name: &str, seed: u64, used: usize) -> PathBuf {
+    let mut b = noise(seed, used);
+    b.resize(SEGMENT, 0);
+    let p = dir.join(name);
+    write(&p, &b);
+    p
+}
+
+fn push(env: &Env, p: &Path) -> std::process::Output {
+    env.cmd()
+        .args(["--json", "wal-push"])
+        .arg(p)
+        .output()
+        .unwrap()
+}
+
+fn fetch(env: &Env, name: &str, dest: &Path) -> Option<i32> {
+    env.cmd()
+        .args(["wal-fetch", name])
+        .arg(dest)
+        .output()
+        .unwrap()
+        .status
+        .code()
+}
+
+/// The record file of the only (or newest) segment pushed since `before`.
+fn records(env: &Env) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(env.repo.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+const SEG1: &str = "000000010000000000000001";
+const SEG2: &str = "000000010000000000000002";
+
+#[test]
+fn a_pushed_segment_comes_back_byte_exact_and_costs_only_its_data() {
+    let env = Env::new();
+    let wal = env.path("pg_wal");
+    let one = segment(&wal, SEG1, 1, 300_000);
+    let o = push(&env, &one);
+    assert!(o.status.success(), "{}", out(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (doc["name"].as_str(), doc["already"].as_bool()),
+        (Some(SEG1), Some(false))
+    );
+    // A switched segment's zero tail is nearly free: the second costs its data.
+    let before = env.repo_size();
+    let two = segment(&wal, SEG2, 2, 200_000);
+    assert!(push(&env, &two).status.success());
+    let grew = env.repo_size() - before;
+    assert!(
+        grew < 600_000,
+        "a segment of 200 KB of WAL added {grew} bytes"
+    );
+    // PostgreSQL may push a name again after a crash: the same bytes succeed.
+    let o = push(&env, &one);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["already"],
+        true
+    );
+    // restore_command writes to a temporary name of PostgreSQL's choosing.
+    let dest = env.path("restored/pg_wal/RECOVERYXLOG");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    for (name, src) in [(SEG1, &one), (SEG2, &two)] {
+        assert_eq!(fetch(&env, name, &dest), Some(0));
+        assert!(
+            std::fs::read(&dest).unwrap() == std::fs::read(src).unwrap(),
+            "{name}"
+        );
+    }
+    // Never archived: exit 1, nothing written (the end of the WAL for PostgreSQL).
+    std::fs::remove_file(&dest).unwrap();
+    assert_eq!(fetch(&env, "000000010000000000000007", &dest), Some(1));
+    assert_eq!(fetch(&env, "00000002.history", &dest), Some(1));
+    assert!(!dest.exists());
+    // Prune keeps what only WAL needs.
+    env.ok(&["prune"]);
+    assert_eq!(fetch(&env, SEG2, &dest), Some(0));
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(&two).unwrap());
+    env.verified();
+}
+
+#[test]
+fn a_name_archived_with_other_bytes_is_never_replaced() {
+    let env = Env::new();
+    let wal = env.path("pg_wal");
+    let one = segment(&wal, SEG1, 1, 100_000);
+    assert!(push(&env, &one).status.success());
+    let first = std::fs::read(&one).unwrap();
+    // Another cluster (or a restored one on an old timeline) writes the same name.
+    segment(&wal, SEG1, 99, 100_000);
+    let o = push(&env, &one);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("other content") && out(&o).contains("timeline"),
+        "{}",
+        out(&o)
+    );
+    let dest = env.path("back");
+    assert_eq!(fetch(&env, SEG1, &dest), Some(0));
+    assert!(
+        std::fs::read(&dest).unwrap() == first,
+        "the archived bytes changed"
+    );
+    env.verified();
+}
+
+#[test]
+fn names_postgresql_never_archives_are_refused() {
+    let env = Env::new();
+    let odd = env.path("pg_wal/archive_status");
+    write(&odd.join("x"), b"x");
+    let o = push(&env, &odd.join("x"));
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("wal-push %p"), "{}", out(&o));
+    // %p and %f swapped in restore_command: recovery must stop, not end with
+    // nothing replayed (exit 255, above PostgreSQL's 125).
+    let o = env
+        .cmd()
+        .args(["wal-fetch", "pg_wal/RECOVERYXLOG", SEG1])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
+    assert!(out(&o).contains("recovery stops"), "{}", out(&o));
+}
+
+#[test]
+fn a_damaged_or_swapped_record_stops_recovery_and_verify_names_it() {
+    let env = Env::new();
+    let wal = env.path("pg_wal");
+    assert!(push(&env, &segment(&wal, SEG1, 1, 50_000)).status.success());
+    let r1 = records(&env);
+    assert!(push(&env, &segment(&wal, SEG2, 2, 50_000)).status.success());
+    let r2: Vec<PathBuf> = records(&env)
+        .into_iter()
+        .filter(|p| !r1.contains(p))
+        .collect();
+    let (rec1, rec2) = (&r1[0], &r2[0]);
+    let dest = env.path("back");
+    // Someone with access to the storage puts segment 1's record at segment 2's
+    // place: it does not open there.
+    let saved = std::fs::read(rec2).unwrap();
+    std::fs::copy(rec1, rec2).unwrap();
+    let o = env
+        .cmd()
+        .args(["wal-fetch", SEG2])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
+    let v = env.cmd().args(["--json", "verify"]).output().unwrap();
+    assert!(!v.status.success());
+    assert!(out(&v).contains("wal/"), "{}", out(&v));
+    std::fs::write(rec2, &saved).unwrap();
+    // A damaged chunk: the fetch stops too, and leaves no partial file.
+    for p in pack_files(&env.repo) {
+        flip_byte(&p, 700);
+    }
+    assert_eq!(fetch(&env, SEG1, &dest), Some(255));
+    assert!(!dest.exists());
+}
+
+#[test]
+fn a_push_killed_before_its_record_is_not_archived_and_is_pushed_again() {
+    let env = Env::new();
+    let one = segment(&env.path("pg_wal"), SEG1, 1, 400_000);
+    env.killed_at("wal-before-record", &["wal-push", one.to_str().unwrap()]);
+    let dest = env.path("back");
+    // Not reported archived, so PostgreSQL kept the segment and pushes it again.
+    assert_eq!(fetch(&env, SEG1, &dest), Some(1));
+    assert!(push(&env, &one).status.success());
+    assert_eq!(fetch(&env, SEG1, &dest), Some(0));
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(&one).unwrap());
+    env.verified();
+}
+
+#[test]
+fn archived_wal_reaches_a_mirror_and_is_fetched_from_it() {
+    let env = Env::new();
+    let usb = env.usb_destination();
+    let one = segment(&env.path("pg_wal"), SEG1, 1, 100_000);
+    assert!(push(&env, &one).status.success());
+    env.ok(&["mirror"]);
+    // The server is lost: the copy on the USB disk serves the fetch.
+    std::fs::remove_dir_all(&env.repo).unwrap();
+    let dest = env.path("back");
+    let o = env
+        .cmd_repo(usb.as_os_str())
+        .args(["wal-fetch", SEG1])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(&one).unwrap());
+}
