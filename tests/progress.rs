@@ -54,6 +54,7 @@ fn progress_moves_within_a_large_file() {
         databases: Vec::new(),
         exclusions: Default::default(),
         host: None,
+        physical: None,
     };
     let entry = snapshot::run(&repo, &opts, &heard).unwrap();
     let steps = heard.steps.lock().unwrap().clone();

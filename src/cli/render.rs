@@ -88,6 +88,7 @@ fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "written": s.written,
         "original": s.original,
         "errors": s.errors,
+        "physical": s.physical,
         "databases": s.databases.iter().map(|d| json!({
             "db": d.db,
             "host": d.host,
@@ -126,7 +127,20 @@ pub fn snapshot_done(ctx: &Ctx, e: &SnapshotEntry) {
             )),
         }
     }
-    let failed_dbs = s.databases.iter().filter(|d| d.error.is_some()).count();
+    if let Some(p) = &s.physical {
+        match &p.error {
+            Some(err) => eprintln!("hcbackup: base backup NOT saved: {err}"),
+            None => db_part.push_str(&format!(
+                "base backup ({}, WAL from {} to {} on timeline {}), ",
+                size(p.bytes),
+                p.start_lsn,
+                p.stop_lsn,
+                p.timeline
+            )),
+        }
+    }
+    let failed_dbs = s.databases.iter().filter(|d| d.error.is_some()).count()
+        + usize::from(s.physical.as_ref().is_some_and(|p| p.error.is_some()));
     let excluded = match s.summary.excluded {
         0 => String::new(),
         n => format!(", {n} entries excluded"),

@@ -58,6 +58,27 @@ pub struct RestoreArgs {
     /// With --db: also restore roles and tablespaces (pg_dumpall --globals-only).
     #[arg(long, requires = "db")]
     pub globals: bool,
+    /// Point-in-time recovery: lay out the snapshot's base backup in this new
+    /// folder with recovery settings (restore_command = hcbackup wal-fetch);
+    /// starting PostgreSQL on it replays the archived WAL up to the target.
+    /// With `latest` and --to-time, the newest base backup made before it.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["target", "db", "db_file"])]
+    pub pgdata: Option<PathBuf>,
+    /// With --pgdata: stop just before this moment (RFC 3339, e.g.
+    /// 2026-12-01T14:05:00-03:00). Default: the end of the archived WAL.
+    #[arg(long, value_name = "TIME", requires = "pgdata")]
+    pub to_time: Option<String>,
+    /// With --pgdata: stop just before this WAL position (e.g. 0/3000060).
+    #[arg(
+        long,
+        value_name = "LSN",
+        requires = "pgdata",
+        conflicts_with = "to_time"
+    )]
+    pub to_lsn: Option<String>,
+    /// With --pgdata: stop just before this transaction id.
+    #[arg(long, value_name = "XID", requires = "pgdata", conflicts_with_all = ["to_time", "to_lsn"])]
+    pub to_xid: Option<String>,
     /// Restore from a destination's copy (e.g. `s3`) instead of the local repository.
     #[arg(long, value_name = "DEST")]
     pub from: Option<String>,
@@ -67,6 +88,9 @@ pub struct RestoreArgs {
 }
 
 pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
+    if let Some(pgdata) = &a.pgdata {
+        return pitr(ctx, &a, pgdata);
+    }
     // The dump to stdout: the files' line and the rest go to stderr. A dump
     // file that cannot be written is said before any file is restored.
     if let Some(p) = &a.db_file {
@@ -191,6 +215,81 @@ impl Observer for Shown<'_> {
             Step::Database(report) => render_db::db_restored(ctx, report),
         }
     }
+}
+
+/// `restore --pgdata`: a base backup laid out for point-in-time recovery.
+fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
+    use crate::ops::pitr::{self, Target};
+    let target = match (&a.to_time, &a.to_lsn, &a.to_xid) {
+        (Some(t), _, _) => {
+            let at = crate::util::parse_when(t).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--to-time {t}: give an RFC 3339 time with its zone, such as 2026-12-01T14:05:00-03:00"
+                ))
+            })?;
+            Target::Time(at)
+        }
+        (_, Some(l), _) => Target::Lsn(l.clone()),
+        (_, _, Some(x)) => Target::Xid(x.clone()),
+        _ => Target::Latest,
+    };
+    let fetcher = fetcher(ctx)?;
+    ctx.note(|d| d.reason = a.reason.clone());
+    let repo = ctx.open()?;
+    let snap = pitr::choose(&repo, &a.snapshot, &target)?;
+    ctx.note(|d| {
+        d.snapshot = Some(snap.id.to_hex());
+        d.detail = Some(format!("base backup into {}", pgdata.display()));
+    });
+    let r = pitr::restore(&repo, &snap, pgdata, &target, &fetcher)?;
+    ctx.note(|d| d.bytes = r.bytes);
+    render::line(
+        ctx,
+        &format!(
+            "laid out the base backup of snapshot {} in {} ({}, WAL from {} on timeline {}); start PostgreSQL on it (`pg_ctl -D {} start`, as the server's user) to recover to {}",
+            snap.id.short(),
+            pgdata.display(),
+            render::size(r.bytes),
+            r.start_lsn,
+            r.timeline,
+            pgdata.display(),
+            r.target
+        ),
+        serde_json::to_value(&r).unwrap_or_default(),
+    );
+    Ok(exit::OK)
+}
+
+/// How the restored server runs `wal-fetch`: this program, this repository,
+/// and where the password comes from (a file or command, never the password).
+fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
+    use crate::config::{PasswordSource, RepoLocation};
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding this program's path", e))?;
+    let repo = match ctx.settings.repo_location()? {
+        RepoLocation::Local(p) => std::path::absolute(&p)
+            .map_err(|e| Error::io_path("finding", &p, e))?
+            .display()
+            .to_string(),
+        _ => ctx.settings.repo.clone().unwrap_or_default(),
+    };
+    let mut env = vec![(
+        "HCBACKUP_CACHE_DIR".to_string(),
+        ctx.settings.cache_dir.display().to_string(),
+    )];
+    match &ctx.settings.password {
+        PasswordSource::File(p) => env.push((
+            "HCBACKUP_PASSWORD_FILE".into(),
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+        )),
+        PasswordSource::Command(c) => env.push(("HCBACKUP_PASSWORD_COMMAND".into(), c.clone())),
+        PasswordSource::Env | PasswordSource::Prompt => tracing::warn!(
+            "the restore_command written names no password file or command (the password is never written to disk): give PostgreSQL HCBACKUP_PASSWORD_FILE, or run the restore with --password-file"
+        ),
+    }
+    Ok(crate::ops::pitr::Fetcher { exe, repo, env })
 }
 
 /// The server and login of the POSTGRES_* settings, restoring into `name` (or POSTGRES_DB).

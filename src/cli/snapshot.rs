@@ -30,6 +30,11 @@ pub struct SnapshotArgs {
     /// Skip the databases: files only.
     #[arg(long)]
     pub no_postgres: bool,
+    /// A physical base backup of the PostgreSQL server (POSTGRES_*) instead of
+    /// the logical dumps: with the WAL that `wal-push` archives, it restores to
+    /// any moment since (the user needs the REPLICATION attribute).
+    #[arg(long, conflicts_with = "no_postgres")]
+    pub physical: bool,
     /// Do not mirror to the destinations (S3_BACKUP_BUCKET) afterwards.
     #[arg(long)]
     pub no_mirror: bool,
@@ -80,13 +85,25 @@ pub fn run(ctx: &Ctx, mut a: SnapshotArgs) -> Result<i32> {
             "--host {h:?}: give a host name (no spaces at the ends, no control characters)"
         )));
     }
-    let databases = if a.no_postgres {
+    let physical = if a.physical {
+        Some(ctx.settings.databases.first().cloned().ok_or_else(|| {
+            Error::Usage(
+                "--physical needs the PostgreSQL server: set POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER (with REPLICATION) and POSTGRES_DB".into(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let databases = if a.no_postgres || a.physical {
         Vec::new()
     } else {
         ctx.settings.databases.clone()
     };
     let paths = if a.paths.is_empty() {
-        match (&ctx.settings.uploads_dir, databases.is_empty()) {
+        match (
+            &ctx.settings.uploads_dir,
+            databases.is_empty() && physical.is_none(),
+        ) {
             (Some(u), _) => vec![u.clone()],
             (None, false) => Vec::new(),
             (None, true) => {
@@ -132,6 +149,7 @@ pub fn run(ctx: &Ctx, mut a: SnapshotArgs) -> Result<i32> {
         databases,
         exclusions,
         host: a.host,
+        physical,
     };
     if a.dry_run {
         let progress = CliProgress::start(ctx, &paths, "looking");

@@ -55,6 +55,42 @@ pub struct Snapshot {
     /// replaced first (hex; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<String>,
+    /// A physical base backup of a PostgreSQL cluster (`snapshot --physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<PhysicalEntry>,
+}
+
+/// A physical base backup: where it came from, the WAL it needs (from
+/// `start_lsn` to `stop_lsn` on `timeline`, archived by `wal-push`), and the
+/// tree holding pg_basebackup's tar stream (`base.tar`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhysicalEntry {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub label: String,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    pub timeline: u32,
+    /// The WAL file the backup starts in: recovery needs it and every later one.
+    pub start_wal: String,
+    pub start_time: String,
+    pub bytes: u64,
+    pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeId>,
+    /// Why it failed (the rest of the snapshot is saved; exit 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PhysicalEntry {
+    /// The stream's name in its tree.
+    pub const TAR_NAME: &'static str = "base.tar";
+
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.tree.is_some()
+    }
 }
 
 /// How far a snapshot's time may run ahead of the clock (another host's clock,
@@ -192,9 +228,12 @@ impl Snapshot {
         self.tags.iter().any(|t| t == SAFETY_DUMP_TAG)
     }
 
-    /// A file could not be read, or a database could not be dumped.
+    /// A file could not be read, a database could not be dumped, or the base
+    /// backup failed.
     pub fn incomplete(&self) -> bool {
-        !self.errors.is_empty() || self.databases.iter().any(|d| d.error.is_some())
+        !self.errors.is_empty()
+            || self.databases.iter().any(|d| d.error.is_some())
+            || self.physical.as_ref().is_some_and(|p| p.error.is_some())
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -100,6 +100,7 @@ pub fn safety_dump(repo: &Repository, target: &PgTarget) -> Result<SnapshotEntry
         databases: vec![target.clone()],
         exclusions: Default::default(),
         host: None,
+        physical: None,
     };
     let failed = |why: String| {
         Error::Failed(format!(

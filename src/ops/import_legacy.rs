@@ -235,6 +235,7 @@ fn one(
         tags: vec![TAG.to_string()],
         written: crate::model::snapshot::written(time, crate::util::now()),
         original: None,
+        physical: None,
         paths,
         names,
         tree: root,

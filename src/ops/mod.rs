@@ -17,6 +17,8 @@ pub(crate) mod ls;
 pub mod mirror;
 pub(crate) mod mount;
 pub(crate) mod output_file;
+pub(crate) mod physical;
+pub(crate) mod pitr;
 pub(crate) mod prune;
 pub(crate) mod repair;
 pub(crate) mod report;

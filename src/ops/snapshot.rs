@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::chunker::{Chunker, FILE_CHUNKS};
 use crate::config::PgTarget;
 use crate::error::{Error, Result};
-use crate::model::snapshot::{Snapshot, SnapshotEntry, Summary};
+use crate::model::snapshot::{PhysicalEntry, Snapshot, SnapshotEntry, Summary};
 use crate::model::tree::Tree;
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
@@ -29,6 +29,8 @@ pub struct SnapshotOptions {
     pub exclusions: Exclusions,
     /// The host the manifest names (default: this machine's name).
     pub host: Option<String>,
+    /// A physical base backup of this server's cluster (`--physical`).
+    pub physical: Option<PgTarget>,
 }
 
 /// What `snapshot --dry-run` found: what a snapshot would save and add, and
@@ -64,7 +66,7 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<SnapshotEntry> {
     let started = Instant::now();
-    if opts.paths.is_empty() && opts.databases.is_empty() {
+    if opts.paths.is_empty() && opts.databases.is_empty() && opts.physical.is_none() {
         return Err(Error::Usage(
             "nothing to back up: give a PATH, set UPLOADS_DIR, or set POSTGRES_DB".into(),
         ));
@@ -106,20 +108,32 @@ pub fn run(
     let arch = arch.excluding(opts.exclusions.clone());
     let mut names: Vec<Vec<u8>> = Vec::new();
     let mut databases = Vec::new();
+    let mut physical = None;
     let archived = (|| -> Result<_> {
         // The database first: its dump is the snapshot's most important part, and
         // its exported snapshot then sits closest to the snapshot's time.
         for t in &opts.databases {
             databases.push(super::database::dump_database(&arch, repo, t)?);
         }
+        if let Some(t) = &opts.physical {
+            physical = Some(super::physical::base_backup(&arch, repo, t)?);
+        }
         let nodes = archive_files(&arch, &sources, &mut names)?;
         arch.store_tree(Tree::new(nodes))
     })();
     let root = writer.flush_after(archived)?;
-    if sources.is_empty() && !databases.iter().any(|d| d.ok()) {
+    if sources.is_empty()
+        && !databases.iter().any(|d| d.ok())
+        && !physical.as_ref().is_some_and(|p: &PhysicalEntry| p.ok())
+    {
         let why: Vec<String> = databases
             .iter()
             .filter_map(|d| d.error.as_ref().map(|e| format!("database {}: {e}", d.db)))
+            .chain(
+                physical
+                    .iter()
+                    .filter_map(|p| p.error.as_ref().map(|e| format!("base backup: {e}"))),
+            )
             .chain(missing.iter().map(unreadable_source))
             .collect();
         return Err(Error::Failed(why.join("; ")));
@@ -173,6 +187,7 @@ pub fn run(
             .chain(arch.take_errors())
             .collect(),
         databases,
+        physical,
     };
 
     let id = repo.write_snapshot(&snapshot)?;

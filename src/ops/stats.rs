@@ -96,6 +96,18 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
             bytes += size;
             src.snapshot_done(size);
         }
+        if let Some(p) = s.snapshot.physical.as_ref().filter(|p| p.ok()) {
+            let src = sources
+                .entry(format!("base backup {}:{}", p.host, p.port))
+                .or_default();
+            let before = src.bytes;
+            if let Some(t) = p.tree {
+                src.walk(repo, t, 0)?;
+            }
+            let size = src.bytes - before;
+            bytes += size;
+            src.snapshot_done(size);
+        }
         logical += bytes;
         per_snapshot.push(SnapshotStats {
             id: s.id.to_hex(),

@@ -271,6 +271,7 @@ mod tests {
                 databases: Vec::new(),
                 written: None,
                 original: None,
+                physical: None,
             },
         }
     }

@@ -179,6 +179,9 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
                 walk(repo, t, &mut used, &mut seen, 0).map_err(stop)?;
             }
         }
+        if let Some(t) = s.snapshot.physical.as_ref().and_then(|p| p.tree) {
+            walk(repo, t, &mut used, &mut seen, 0).map_err(stop)?;
+        }
     }
     // The files PostgreSQL archived are kept whole (until retention of WAL,
     // issue #19): a record that does not open stops the prune.

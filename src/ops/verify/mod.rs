@@ -327,6 +327,9 @@ fn roots(s: &crate::model::snapshot::SnapshotEntry) -> Vec<(TreeId, String)> {
             out.push((t, format!("[database {}]", d.db)));
         }
     }
+    if let Some(t) = s.snapshot.physical.as_ref().and_then(|p| p.tree) {
+        out.push((t, "[base backup]".to_string()));
+    }
     out
 }
 

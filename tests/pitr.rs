@@ -1,0 +1,181 @@
+//! Point-in-time recovery (issue #19): a base backup taken by `snapshot
+//! --physical` while the WAL is archived by `wal-push`, rows written after
+//! it with a marker at a known moment, then a destructive statement; `restore
+//! --pgdata … --to-time` lays out the base backup with restore_command =
+//! `wal-fetch`, and PostgreSQL started on it recovers to just before the
+//! destruction: the marker is there, the table is whole, and each table's
+//! content equals a reference taken at that moment.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{Archive, Cluster, PG_USER};
+use common::*;
+
+/// A digest of every row of the clinic tables, as the server sees them.
+fn contents(c: &Cluster) -> String {
+    c.psql("SELECT count(*) || ':' || md5(string_agg(v::text, ',' ORDER BY v.id)) FROM visits v")
+}
+
+#[test]
+fn a_cluster_recovers_to_just_before_a_destructive_statement() {
+    let env = Env::uninit();
+    let archive = Archive::new(&env);
+    let cluster = archive.cluster("data");
+    cluster.pg_ctl("start");
+    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
+    cluster.psql("INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 50000) g");
+
+    // The base backup, as the server's user (its REPLICATION right).
+    let port = cluster.port.to_string();
+    let socket = cluster.socket.display().to_string();
+    let pg = [
+        ("POSTGRES_HOST", socket.as_str()),
+        ("POSTGRES_PORT", port.as_str()),
+        ("POSTGRES_USER", PG_USER),
+        ("POSTGRES_DB", "postgres"),
+    ];
+    let o = archive
+        .hcbackup(&["--json", "snapshot", "--physical", "--no-mirror"], &pg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let physical = &snap["physical"];
+    assert_eq!(physical["timeline"], 1, "{snap}");
+    assert!(
+        physical["start_lsn"]
+            .as_str()
+            .is_some_and(|l| l.contains('/')),
+        "{snap}"
+    );
+    assert!(physical["bytes"].as_u64().unwrap() > 1 << 20, "{snap}");
+
+    // After the backup: more rows, the marker, the moment, then the mistake.
+    cluster.psql("INSERT INTO visits SELECT g, 'after ' || g FROM generate_series(50001, 80000) g");
+    cluster.psql("INSERT INTO visits VALUES (0, 'marker')");
+    let reference = contents(&cluster);
+    let moment = cluster.psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    cluster.psql("DROP TABLE visits");
+    cluster.archive_now();
+    drop(cluster);
+
+    // Recover into a new folder, as the server's user.
+    let target = archive.work.join("recovered");
+    let o = archive
+        .hcbackup(
+            &[
+                "--json",
+                "restore",
+                "latest",
+                "--pgdata",
+                target.to_str().unwrap(),
+                "--to-time",
+                &moment,
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("wal-fetch %f %p") && auto.contains("recovery_target_time"),
+        "{auto}"
+    );
+    assert!(!auto.contains(PASSWORD), "the password was written to disk");
+    let recovered = Cluster {
+        bin: common::cluster::server_bin(),
+        data: target,
+        socket: archive.work.clone(),
+        port: common::cluster::free_port(),
+    };
+    recovered.configure(&format!("port = {}\narchive_mode = off\n", recovered.port));
+    recovered.pg_ctl("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while recovered.psql("SELECT pg_is_in_recovery()") == "t" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not finish: {}",
+            std::fs::read_to_string(recovered.log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        recovered.psql("SELECT note FROM visits WHERE id = 0"),
+        "marker",
+        "the marker written before the target is missing"
+    );
+    assert_eq!(
+        contents(&recovered),
+        reference,
+        "the table differs from the moment"
+    );
+    let log = std::fs::read_to_string(recovered.log()).unwrap_or_default();
+    assert!(log.contains("recovery stopping before commit"), "{log}");
+    drop(recovered);
+    // The repository is whole: base backup and WAL.
+    let v = env
+        .cmd_repo(archive.repo.as_os_str())
+        .args(["--json", "verify", "--read-data"])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", out(&v));
+}
+
+#[test]
+fn a_base_backup_that_cannot_be_taken_leaves_the_files_saved_and_says_why() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exam.pdf"), &noise(1, 50_000));
+    // The shared test server's user has no REPLICATION right.
+    let server = common::pg::Server::from_env();
+    let o = env
+        .pg_cmd(&server, "postgres")
+        .args(["--json", "snapshot", "--physical", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", out(&o));
+    assert!(
+        out(&o).contains("base backup NOT saved") && out(&o).contains("REPLICATION"),
+        "{}",
+        out(&o)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        snap["physical"]["error"].is_string() && snap["incomplete"] == true,
+        "{snap}"
+    );
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+    // That snapshot holds no base backup: nothing to lay out, and a folder in
+    // use is never written over.
+    let pgdata = env.path("pgdata");
+    let o = env
+        .cmd()
+        .args(["restore", "latest", "--pgdata", pgdata.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("snapshot --physical"), "{}", out(&o));
+    assert!(!pgdata.exists());
+    let o = env
+        .cmd()
+        .args([
+            "restore",
+            "latest",
+            "--pgdata",
+            src.to_str().unwrap(),
+            "--to-time",
+            "yesterday",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("RFC 3339"), "{}", out(&o));
+    env.verified();
+}
