@@ -12,9 +12,30 @@ fn main() {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(16 << 20)
         .build_global();
-    let matches = hcbackup::cli::Cli::command().get_matches();
+    // PostgreSQL's restore_command takes any exit of 1 to 125 for "not
+    // archived" and may end recovery there: every failure of wal-fetch, even
+    // a mistyped command line or a bad setting, is 255 (recovery stops).
+    let wal_fetch = std::env::args_os().any(|a| a == "wal-fetch");
+    let fail = |code: i32| {
+        if wal_fetch {
+            hcbackup::error::exit::CANNOT_TELL
+        } else {
+            code
+        }
+    };
+    let matches = match hcbackup::cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(fail(e.exit_code()));
+        }
+        Err(e) => e.exit(),
+    };
     let command = matches.subcommand_name().unwrap_or("hcbackup").to_string();
-    let cli = hcbackup::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = hcbackup::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(fail(e.exit_code()))
+    });
     // Before logging is set up: tracing's lines go through the copy too.
     let log_path = cli.log_file.clone().or_else(|| {
         // Before the settings: the settings' own errors go to the log too.
@@ -28,7 +49,7 @@ fn main() {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("hcbackup: error: {e}");
-                std::process::exit(e.exit_code());
+                std::process::exit(fail(e.exit_code()));
             }
         },
         None => None,
@@ -55,7 +76,7 @@ fn main() {
                 "hcbackup: error: {}",
                 hcbackup::model::tree::sanitize(&e.to_string())
             );
-            e.exit_code()
+            fail(e.exit_code())
         }
     };
     if let Some(l) = log_file {

@@ -214,3 +214,201 @@ fn archived_wal_reaches_a_mirror_and_is_fetched_from_it() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(std::fs::read(&dest).unwrap() == std::fs::read(&one).unwrap());
 }
+
+/// Every failure of wal-fetch is 255, also those before it runs (a setting, the
+/// command line): exit 1 would end a recovery early, silently.
+#[test]
+fn wal_fetch_fails_with_255_however_it_fails() {
+    let env = Env::new();
+    let one = segment(&env.path("pg_wal"), SEG1, 1, 10_000);
+    assert!(push(&env, &one).status.success());
+    let dest = env.path("back");
+    let code = |c: &mut std::process::Command| c.output().unwrap().status.code();
+    // No cache folder (a server started with an empty environment).
+    let mut c = env.cmd();
+    c.env_remove("HCBACKUP_CACHE_DIR")
+        .env_remove("HOME")
+        .args(["wal-fetch", SEG1])
+        .arg(&dest);
+    assert_eq!(code(&mut c), Some(255));
+    // %p left out of restore_command.
+    assert_eq!(code(env.cmd().args(["wal-fetch", SEG1])), Some(255));
+    // A malformed hcbackup.toml in the data folder.
+    std::fs::write(env.path("hcbackup.toml"), "nonsense = [\n").unwrap();
+    assert_eq!(
+        code(env.cmd().args(["wal-fetch", SEG1]).arg(&dest)),
+        Some(255)
+    );
+    std::fs::remove_file(env.path("hcbackup.toml")).unwrap();
+    assert_eq!(
+        code(env.cmd().args(["wal-fetch", SEG1]).arg(&dest)),
+        Some(0)
+    );
+}
+
+/// Two pushes of one name with other bytes at the same moment: at most one
+/// is told "archived", and a fetch gives its bytes.
+#[test]
+fn racing_pushes_of_one_name_never_both_win() {
+    let env = Env::new();
+    for round in 0..6u64 {
+        let name = format!("0000000100000000000000{:02X}", 0x10 + round);
+        let a = segment(&env.path("a"), &name, 100 + round, 200_000);
+        let b = segment(&env.path("b"), &name, 200 + round, 200_000);
+        let start = |p: &Path| {
+            env.cmd()
+                .env("HCBACKUP_LOCK_WAIT", "60")
+                .arg("wal-push")
+                .arg(p)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let (mut pa, mut pb) = (start(&a), start(&b));
+        let (ra, rb) = (pa.wait().unwrap().success(), pb.wait().unwrap().success());
+        assert!(!(ra && rb), "round {round}: both pushes said archived");
+        let dest = env.path("back");
+        assert_eq!(
+            fetch(&env, &name, &dest),
+            Some(if ra || rb { 0 } else { 1 })
+        );
+        if ra || rb {
+            let won = if ra { &a } else { &b };
+            assert!(
+                std::fs::read(&dest).unwrap() == std::fs::read(won).unwrap(),
+                "round {round}"
+            );
+        }
+    }
+    env.verified();
+}
+
+/// A record deleted behind the repository's back is named by verify (a gap,
+/// or a record this catalog saw), stops prune, and repair brings it back.
+#[test]
+fn a_deleted_record_is_found_stops_prune_and_is_repaired() {
+    let env = Env::new();
+    let usb = env.usb_destination();
+    let wal = env.path("pg_wal");
+    let names = [SEG1, SEG2, "000000010000000000000003"];
+    let mut records_before = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        assert!(push(&env, &segment(&wal, n, i as u64 + 1, 30_000))
+            .status
+            .success());
+        let now = records(&env);
+        records_before.push(
+            now.into_iter()
+                .find(|p| !records_before.contains(p))
+                .unwrap(),
+        );
+    }
+    env.ok(&["mirror"]);
+    // The middle one: a gap, seen with any catalog.
+    let middle = records_before[1].clone();
+    std::fs::rename(&middle, env.path("stash")).unwrap();
+    let fresh = env.path("fresh-cache");
+    let v = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &fresh)
+        .args(["--json", "verify", "--destination", "local"])
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    assert!(
+        out(&v).contains(&format!("WAL segment {SEG2} is missing")),
+        "{}",
+        out(&v)
+    );
+    // The last one, with this catalog that saw it: named, and prune stops.
+    std::fs::remove_file(&records_before[2]).unwrap();
+    let before = pack_files(&env.repo).len();
+    let p = env.run(&["prune"]);
+    assert_eq!(p.status.code(), Some(1), "{}", out(&p));
+    assert!(out(&p).contains("archived before, is gone"), "{}", out(&p));
+    assert_eq!(pack_files(&env.repo).len(), before, "prune deleted data");
+    let dest = env.path("back");
+    assert_eq!(fetch(&env, SEG2, &dest), Some(1));
+    // Repair brings both back from the USB copy.
+    let r = env.run(&["repair", "--destination", "local"]);
+    assert!(r.status.success(), "{}", out(&r));
+    for n in names {
+        assert_eq!(fetch(&env, n, &dest), Some(0), "{n}");
+    }
+    env.verified();
+    let _ = usb;
+}
+
+/// A pack the catalog believes in but the storage lost: the next push stores
+/// the shared chunks again instead of answering "archived" for nothing.
+#[test]
+fn a_push_never_trusts_a_pack_that_is_gone() {
+    let env = Env::new();
+    let wal = env.path("pg_wal");
+    assert!(push(&env, &segment(&wal, SEG1, 1, 30_000)).status.success());
+    let stash = env.path("stash");
+    std::fs::create_dir_all(&stash).unwrap();
+    for (i, p) in pack_files(&env.repo).iter().enumerate() {
+        std::fs::rename(p, stash.join(i.to_string())).unwrap();
+    }
+    let two = segment(&wal, SEG2, 2, 30_000);
+    let o = push(&env, &two);
+    assert!(o.status.success(), "{}", out(&o));
+    let dest = env.path("back");
+    assert_eq!(fetch(&env, SEG2, &dest), Some(0));
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(&two).unwrap());
+    // Pushed again, the first one's data is stored again too.
+    let o = push(&env, &wal.join(SEG1));
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(fetch(&env, SEG1, &dest), Some(0));
+    env.verified();
+}
+
+/// A copy's WAL record is never replaced by mirror, and a different one is said.
+#[test]
+fn mirror_never_replaces_a_copys_wal_record() {
+    let env = Env::new();
+    let usb = env.usb_destination();
+    assert!(push(&env, &segment(&env.path("pg_wal"), SEG1, 1, 10_000))
+        .status
+        .success());
+    env.ok(&["mirror"]);
+    let theirs = std::fs::read_dir(usb.join("wal"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut changed = std::fs::read(&theirs).unwrap();
+    changed.push(0);
+    std::fs::write(&theirs, &changed).unwrap();
+    // The catalog's record of the copy says nothing changed; a full check lists it.
+    let o = env.run(&["mirror", "--full-check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("holds another record of this name"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(
+        std::fs::read(&theirs).unwrap(),
+        changed,
+        "mirror replaced the copy's record"
+    );
+}
+
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let env = Env::new();
+    let p = env.path("pg_wal").join(SEG1);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = env.cmd().arg("wal-push").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("not a regular file"), "{}", out(&o));
+}

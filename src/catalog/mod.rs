@@ -330,7 +330,7 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.with(|c| {
             c.execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots;",
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots; DELETE FROM seen_wal;",
             )?;
             file_cache::bump_generation(c)
         })

@@ -23,6 +23,7 @@ const KEPT: &[(&str, Option<&str>)] = &[
     ("removals", None),
     ("pack_reads", None),
     ("seen_snapshots", None),
+    ("seen_wal", None),
     ("refused_packs", None),
     // Events the repository holds come back from it (`AuditLog::sync`); only
     // those that never reached it live nowhere else.

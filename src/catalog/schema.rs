@@ -63,6 +63,9 @@ const MIGRATIONS: &[&str] = &[
     // 12: the snapshot manifests this machine has seen (and their times): one that
     // is gone without a forget here was hidden or deleted behind its back.
     "CREATE TABLE seen_snapshots(id BLOB PRIMARY KEY, time TEXT NOT NULL) WITHOUT ROWID;",
+    // 13: the WAL records this machine has seen (and their file names): one
+    // that is gone was deleted behind its back (no command removes one yet).
+    "CREATE TABLE seen_wal(id BLOB PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

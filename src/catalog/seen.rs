@@ -58,4 +58,37 @@ impl Catalog {
             Ok(out)
         })
     }
+
+    /// Remember WAL records read back or written: (id, file name).
+    pub fn see_wal<'a>(&self, seen: impl Iterator<Item = (ObjectId, &'a str)>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st =
+                    tx.prepare_cached("INSERT OR IGNORE INTO seen_wal(id, name) VALUES (?1, ?2)")?;
+                for (id, name) in seen {
+                    st.execute(params![&id.0[..], name])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Every WAL record seen, with its file name.
+    pub fn seen_wal(&self) -> Result<HashMap<ObjectId, String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, name FROM seen_wal")?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (id, name) = row?;
+                if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
+                    out.insert(ObjectId(id), name);
+                }
+            }
+            Ok(out)
+        })
+    }
 }

@@ -56,6 +56,52 @@ pub fn kind_of(name: &str) -> Option<WalFile> {
     }
 }
 
+/// The most gaps named (a long outage is one problem, not thousands).
+const MAX_GAPS: usize = 100;
+
+/// The segments missing between the first and the last archived segment of
+/// each timeline: recovery cannot pass a gap.
+pub fn gaps(records: &[WalRecord]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut by_tl: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut seg_size = 0u64;
+    for r in records
+        .iter()
+        .filter(|r| kind_of(&r.name) == Some(WalFile::Segment))
+    {
+        seg_size = seg_size.max(r.size);
+        let n = &r.name;
+        if let (Ok(tl), Ok(log), Ok(seg)) = (
+            u32::from_str_radix(&n[..8], 16),
+            u64::from_str_radix(&n[8..16], 16),
+            u64::from_str_radix(&n[16..], 16),
+        ) {
+            by_tl.entry(tl).or_default().push((log << 32) | seg);
+        }
+    }
+    // Segments per log file: 4 GiB over the segment size (16 MiB: 256).
+    let per_log = match seg_size {
+        s if s.is_power_of_two() && (1 << 20..=1 << 30).contains(&s) => (1u64 << 32) / s,
+        _ => return Vec::new(),
+    };
+    let number = |v: u64| (v >> 32) * per_log + (v & 0xffff_ffff);
+    let name = |tl: u32, n: u64| format!("{tl:08X}{:08X}{:08X}", n / per_log, n % per_log);
+    let mut out = Vec::new();
+    for (tl, mut segs) in by_tl {
+        segs.sort_unstable();
+        let nums: Vec<u64> = segs.into_iter().map(number).collect();
+        for w in nums.windows(2) {
+            for missing in w[0] + 1..w[1] {
+                if out.len() == MAX_GAPS {
+                    return out;
+                }
+                out.push(name(tl, missing));
+            }
+        }
+    }
+    out
+}
+
 impl WalRecord {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a record serializes")
@@ -82,6 +128,40 @@ impl WalRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rec(name: &str) -> WalRecord {
+        WalRecord {
+            version: 1,
+            name: name.into(),
+            size: 16 << 20,
+            blake3: String::new(),
+            time: String::new(),
+            host: String::new(),
+            tree: TreeId([0; 32]),
+        }
+    }
+
+    #[test]
+    fn gaps_are_the_segments_missing_inside_each_timeline() {
+        let names = [
+            "0000000100000000000000FE",
+            "000000010000000100000001",
+            "000000010000000100000003",
+            "00000002.history",
+            "000000020000000100000003",
+            "000000020000000100000004",
+        ];
+        let recs: Vec<WalRecord> = names.iter().map(|n| rec(n)).collect();
+        assert_eq!(
+            gaps(&recs),
+            [
+                "0000000100000000000000FF",
+                "000000010000000100000000",
+                "000000010000000100000002"
+            ]
+        );
+        assert!(gaps(&recs[..1]).is_empty());
+    }
 
     #[test]
     fn names_postgresql_archives_and_nothing_else() {

@@ -337,10 +337,21 @@ pub fn run_with(
             .into_iter()
             .filter(|(n, size)| {
                 // Key files cannot be checked without their passwords: one a
-                // copy has is never replaced. Other objects of a size the copy
+                // copy has is never replaced (nor is a WAL record). Other objects of a size the copy
                 // does not have are sent again (once they check good).
                 let there = match have.get(n) {
                     Some(_) if *dir == "keys" => true,
+                    // A WAL record is never replaced: once a copy serves a
+                    // file, it keeps serving those bytes. Another record
+                    // under the name is said, not overwritten.
+                    Some(s) if *dir == "wal" => {
+                        if s != size {
+                            r.failures.push(format!(
+                                "wal/{n}: {name} holds another record of this name ({s} bytes, {size} here): not replaced; run `hcbackup verify --destination {name}`"
+                            ));
+                        }
+                        true
+                    }
                     Some(s) => s == size,
                     None => false,
                 };

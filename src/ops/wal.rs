@@ -55,35 +55,119 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// `path` opened for reading: a regular file (a FIFO would hang the push
+/// while it holds the lock; PostgreSQL archives only files).
 fn open(path: &Path) -> Result<std::fs::File> {
-    std::fs::File::open(path).map_err(|e| Error::io_path("reading", path, e))
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io_path("reading", path, e))?;
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        Ok(_) => Err(Error::Usage(format!(
+            "{}: not a regular file; PostgreSQL archives only files",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io_path("reading", path, e)),
+    }
 }
 
-/// Archive the file at `path` (PostgreSQL's `%p`).
-pub fn push(repo: &Repository, path: &Path) -> Result<Pushed> {
-    let name = wal_name(path)?;
-    let _lock = repo.lock_to_write("wal-push")?;
+/// The BLAKE3 (hex) and size of the file at `path`.
+fn digest(path: &Path) -> Result<(String, u64)> {
     let mut first = Hashing {
         inner: open(path)?,
         hash: blake3::Hasher::new(),
     };
     let size = std::io::copy(&mut first, &mut std::io::sink())
         .map_err(|e| Error::io_path("reading", path, e))?;
-    let digest = first.hash.finalize().to_hex().to_string();
+    Ok((first.hash.finalize().to_hex().to_string(), size))
+}
+
+/// Archive the file at `path` (PostgreSQL's `%p`).
+pub fn push(repo: &Repository, path: &Path) -> Result<Pushed> {
+    let name = wal_name(path)?;
+    let _lock = repo.lock_to_write("wal-push")?;
+    let (digest, size) = digest(path)?;
+    let pushed = |already, bytes_added| Pushed {
+        name: name.clone(),
+        size,
+        already,
+        bytes_added,
+    };
     if let Some(had) = repo.wal(&name)? {
-        if had.blake3 == digest && had.size == size {
-            return Ok(Pushed {
-                name,
-                size,
-                already: true,
-                bytes_added: 0,
-            });
+        same_or_refused(&had, &digest, size)?;
+        // Archived before: make sure its data is still all there (a pack
+        // lost since would make every later fetch fail).
+        if !data_present(repo, had.tree)? {
+            repo.forget_missing_packs(&repo.recover_packs()?)?;
+            let (tree, added) = store(repo, path, &name, &digest, size)?;
+            if tree != had.tree || !data_present(repo, tree)? {
+                return Err(lost(&name));
+            }
+            return Ok(pushed(true, added));
         }
-        return Err(Error::Failed(format!(
-            "{name} was archived before with other content ({} bytes then, {size} now): not replaced; if this server was restored or promoted, check its timeline, and never point two clusters at one repository's WAL",
-            had.size
-        )));
+        return Ok(pushed(true, 0));
     }
+    let (mut tree, mut added) = store(repo, path, &name, &digest, size)?;
+    // Dedup trusts the catalog: a chunk whose pack is gone since would be
+    // "stored" in nothing. Such packs are forgotten and the data stored again.
+    if !data_present(repo, tree)? {
+        repo.forget_missing_packs(&repo.recover_packs()?)?;
+        (tree, added) = store(repo, path, &name, &digest, size)?;
+        if !data_present(repo, tree)? {
+            return Err(lost(&name));
+        }
+    }
+    crate::util::failpoint("wal-before-record");
+    let record = WalRecord {
+        version: 1,
+        name: name.clone(),
+        size,
+        blake3: digest.clone(),
+        time: crate::util::rfc3339(crate::util::now()),
+        host: crate::util::hostname(),
+        tree,
+    };
+    if !repo.put_wal(&record)? {
+        // Another push of this name won the race: ours is archived only if
+        // it is the same file.
+        let had = repo.wal(&name)?.ok_or_else(|| {
+            Error::Failed(format!("{name}: its record vanished while it was written"))
+        })?;
+        same_or_refused(&had, &digest, size)?;
+        return Ok(pushed(true, added));
+    }
+    Ok(pushed(false, added))
+}
+
+fn lost(name: &str) -> Error {
+    Error::Failed(format!(
+        "{name}: its data is still not all in the repository after storing it again (packs are vanishing): not archived; run `hcbackup verify`"
+    ))
+}
+
+/// Ok when `had` records these bytes; the refusal otherwise.
+fn same_or_refused(had: &WalRecord, digest: &str, size: u64) -> Result<()> {
+    if had.blake3 == digest && had.size == size {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "{} was archived before with other content ({} bytes then, {size} now): not replaced; if this server was restored or promoted, check its timeline, and never point two clusters at one repository's WAL",
+        had.name, had.size
+    )))
+}
+
+/// Store the file's bytes (checked against `digest`) as a tree of one node;
+/// packs and index object durable. The tree's id and the bytes added.
+fn store(
+    repo: &Repository,
+    path: &Path,
+    name: &str,
+    digest: &str,
+    size: u64,
+) -> Result<(crate::id::TreeId, u64)> {
     let writer = BlobWriter::new(repo);
     let store = RepoStore {
         repo,
@@ -106,27 +190,54 @@ pub fn push(repo: &Repository, path: &Path) -> Result<Pushed> {
             )));
         }
         let lists = arch.store_lists(&content)?;
-        let node = super::database::stream_node(&name, lists, size);
+        // The same bytes give the same tree (no time, no owner in it): stored
+        // again after a loss, it is the tree the record names.
+        let mut node = super::database::stream_node(name, lists, size);
+        (node.mtime_ns, node.uid, node.gid) = (0, 0, 0);
         arch.store_tree(Tree::new(vec![node]))
     })();
     let tree = writer.flush_after(built)?;
     repo.write_index()?;
-    crate::util::failpoint("wal-before-record");
-    repo.put_wal(&WalRecord {
-        version: 1,
-        name: name.clone(),
-        size,
-        blake3: digest,
-        time: crate::util::rfc3339(crate::util::now()),
-        host: crate::util::hostname(),
-        tree,
-    })?;
-    Ok(Pushed {
-        name,
-        size,
-        already: false,
-        bytes_added: writer.stats().bytes_added,
-    })
+    Ok((tree, writer.stats().bytes_added))
+}
+
+/// Whether every pack holding `tree` and the chunks it lists is in the
+/// storage now (a stat each; a segment's data sits in a few packs).
+fn data_present(repo: &Repository, tree: crate::id::TreeId) -> Result<bool> {
+    use crate::crypto::Kind;
+    use crate::id::BlobId;
+    let mut packs = HashSet::new();
+    let mut blobs: Vec<(Kind, BlobId)> = vec![(Kind::Tree, BlobId(tree.0))];
+    match repo.load_tree(tree) {
+        Ok(t) => {
+            for n in &t.nodes {
+                blobs.extend(n.lists.iter().map(|l| (Kind::Tree, BlobId(l.0))));
+                match repo.node_content(n) {
+                    Ok(ids) => blobs.extend(ids.iter().map(|c| (Kind::Data, BlobId(c.0)))),
+                    Err(Error::Missing { .. } | Error::Corrupt { .. }) => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(Error::Missing { .. } | Error::Corrupt { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    for (kind, id) in blobs {
+        match repo.catalog().lookup(kind, &id)? {
+            Some(loc) => {
+                packs.insert(loc.pack);
+            }
+            None => return Ok(false),
+        }
+    }
+    for p in packs {
+        match repo.backend().stat(&crate::storage::pack_path(&p)) {
+            Ok(_) => {}
+            Err(crate::storage::StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
 }
 
 /// What a fetch found.

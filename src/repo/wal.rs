@@ -13,12 +13,21 @@ impl Repository {
         ObjectId(self.key.derived_hash(ID_DOMAIN, name.as_bytes()))
     }
 
-    /// Write `record` (its chunks and tree are durable already).
-    pub fn put_wal(&self, record: &WalRecord) -> Result<()> {
+    /// Write `record` (its chunks and tree are durable already) unless a
+    /// record of that name is there: false then, and nothing is replaced
+    /// (atomic in a local folder: two pushes of one name cannot both win).
+    pub fn put_wal(&self, record: &WalRecord) -> Result<bool> {
         self.check_lock()?;
         let id = self.wal_id(&record.name);
         let sealed = crate::codec::encode(&self.key, Kind::Wal, &id.0, &record.to_bytes());
-        Ok(self.backend.put(&format!("wal/{}", id.to_hex()), &sealed)?)
+        let new = self
+            .backend
+            .put_new(&format!("wal/{}", id.to_hex()), &sealed)?;
+        if new {
+            self.catalog
+                .see_wal(std::iter::once((id, record.name.as_str())))?;
+        }
+        Ok(new)
     }
 
     /// The record of `name` in this copy, `None` when it was never archived here.
@@ -32,17 +41,46 @@ impl Repository {
         }
     }
 
-    /// Every record in this copy. One that does not open is an error: prune
-    /// would otherwise take its chunks for unused.
+    /// Every record in this copy. One that does not open, or that this
+    /// catalog saw before and is gone, is an error: prune would otherwise take
+    /// its chunks for unused.
     pub fn wal_records(&self) -> Result<Vec<WalRecord>> {
-        let mut out = Vec::new();
+        let (good, mut bad) = self.wal_records_checked()?;
+        match bad.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(good),
+        }
+    }
+
+    /// Every record that opens, and the problems: (id, why) of each record
+    /// that does not open, and of each this catalog saw before that is not
+    /// listed any more (deleted, or turned into something that is no file).
+    pub fn wal_records_checked(&self) -> Result<(Vec<WalRecord>, Vec<super::Unreadable>)> {
+        let seen = self.catalog.seen_wal()?;
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        let mut listed = std::collections::HashSet::new();
         for (name, _) in self.backend.list("wal")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
             };
-            out.push(self.read_wal(&id)?);
+            listed.insert(id);
+            match self.read_wal(&id) {
+                Ok(r) => good.push(r),
+                Err(e) => bad.push((id, e)),
+            }
         }
-        Ok(out)
+        for (id, name) in seen.iter().filter(|(id, _)| !listed.contains(id)) {
+            bad.push((
+                *id,
+                Error::missing(
+                    "WAL record",
+                    format!("wal/{} of {name}, archived before, is gone", id.to_hex()),
+                ),
+            ));
+        }
+        self.catalog
+            .see_wal(good.iter().map(|r| (self.wal_id(&r.name), r.name.as_str())))?;
+        Ok((good, bad))
     }
 
     /// The record at `wal/<id>`, checked to be the record of the name it is

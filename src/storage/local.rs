@@ -303,6 +303,46 @@ fn list_dir(
     Ok(())
 }
 
+impl LocalBackend {
+    /// Write `path` through a temporary file, fsynced, renamed, folder fsynced;
+    /// without `replace` an existing object is left alone (false).
+    fn write(&self, path: &str, data: &[u8], replace: bool) -> StorageResult<bool> {
+        let (dir, name) = self.folder(path, true)?;
+        let tmp = tmp_name();
+        let result = (|| -> io::Result<bool> {
+            if data.len() < DIRECT_MIN || !write_direct(dir.as_fd(), &tmp, data)? {
+                let mut f = create_new(dir.as_fd(), &tmp, OFlags::empty())?;
+                f.write_all(data)?;
+                f.sync_all()?;
+            }
+            if replace {
+                rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
+            } else {
+                match rustix::fs::renameat_with(
+                    &dir,
+                    tmp.as_str(),
+                    &dir,
+                    name,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                ) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::EXIST) => {
+                        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            rustix::fs::fsync(&dir)?;
+            Ok(true)
+        })();
+        result.map_err(|e| {
+            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+            map(path, e)
+        })
+    }
+}
+
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -314,23 +354,12 @@ impl Backend for LocalBackend {
     }
 
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
-        let (dir, name) = self.folder(path, true)?;
-        let tmp = tmp_name();
-        let result = (|| -> io::Result<()> {
-            if data.len() < DIRECT_MIN || !write_direct(dir.as_fd(), &tmp, data)? {
-                let mut f = create_new(dir.as_fd(), &tmp, OFlags::empty())?;
-                f.write_all(data)?;
-                f.sync_all()?;
-            }
-            rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
-            rustix::fs::fsync(&dir)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-            return Err(map(path, e));
-        }
-        Ok(())
+        self.write(path, data, true).map(|_| ())
+    }
+
+    /// Atomic: the rename refuses to replace (RENAME_NOREPLACE).
+    fn put_new(&self, path: &str, data: &[u8]) -> StorageResult<bool> {
+        self.write(path, data, false)
     }
 
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {

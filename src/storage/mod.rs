@@ -89,6 +89,17 @@ pub trait Backend: Send + Sync {
         false
     }
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()>;
+    /// Write `path` only when nothing is there: false when something was (it
+    /// is left as it is). A local folder does it atomically; elsewhere the
+    /// path is checked first, so two writers of one path at the same moment
+    /// can both write (documented where it matters: WAL records).
+    fn put_new(&self, path: &str, data: &[u8]) -> StorageResult<bool> {
+        match self.stat(path) {
+            Ok(_) => Ok(false),
+            Err(StorageError::NotFound(_)) => self.put(path, data).map(|()| true),
+            Err(e) => Err(e),
+        }
+    }
     fn get(&self, path: &str) -> StorageResult<Vec<u8>>;
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>>;
     fn stat(&self, path: &str) -> StorageResult<u64>;

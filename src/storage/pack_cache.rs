@@ -83,6 +83,9 @@ impl Backend for PackCache {
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         self.inner.put(path, data)
     }
+    fn put_new(&self, path: &str, data: &[u8]) -> StorageResult<bool> {
+        self.inner.put_new(path, data)
+    }
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
         self.inner.get(path)
     }

@@ -86,6 +86,9 @@ impl Backend for Retrying {
     fn put(&self, path: &str, data: &[u8]) -> StorageResult<()> {
         self.run(path, || self.inner.put(path, data))
     }
+    fn put_new(&self, path: &str, data: &[u8]) -> StorageResult<bool> {
+        self.run(path, || self.inner.put_new(path, data))
+    }
     fn get(&self, path: &str) -> StorageResult<Vec<u8>> {
         self.run(path, || self.inner.get(path))
     }

@@ -303,20 +303,23 @@ fn wal_records(
     repo: &Repository,
     r: &mut VerifyReport,
 ) -> Result<Vec<crate::model::wal::WalRecord>> {
-    let mut out = Vec::new();
-    for (name, _) in repo.backend().list("wal")? {
-        let Some(id) = ObjectId::from_hex(&name) else {
-            continue;
+    let (good, bad) = repo.wal_records_checked()?;
+    for (id, e) in bad {
+        let problem = match e {
+            Error::Missing { .. } => Problem::Missing,
+            Error::Corrupt { .. } => Problem::Damaged,
+            _ => Problem::Unreadable,
         };
-        match repo.read_wal(&id) {
-            Ok(rec) => out.push(rec),
-            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
-                r.add(Object::Wal(id), Problem::Damaged, e.to_string());
-            }
-            Err(e) => r.add(Object::Wal(id), Problem::Unreadable, e.to_string()),
-        }
+        r.add(Object::Wal(id), problem, e.to_string());
     }
-    Ok(out)
+    for name in crate::model::wal::gaps(&good) {
+        r.add(
+            Object::Wal(repo.wal_id(&name)),
+            Problem::Missing,
+            format!("WAL segment {name} is missing: a gap in the archived WAL that recovery cannot pass; `hcbackup repair` brings it back from a copy that has it"),
+        );
+    }
+    Ok(good)
 }
 
 /// A snapshot's root trees: its files, then each database dump.
