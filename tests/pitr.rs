@@ -118,9 +118,71 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     let log = std::fs::read_to_string(recovered.log()).unwrap_or_default();
     assert!(log.contains("recovery stopping before commit"), "{log}");
     drop(recovered);
-    // The repository is whole: base backup and WAL.
+    // The repository is whole: base backup and WAL (checked as the server's
+    // user: what root writes there, its user could not read).
+    common::cluster::run(archive.hcbackup(&["--json", "verify", "--read-data"], &[]));
+
+    // The server is lost with the local repository: the same recovery from
+    // the USB copy that `mirror` keeps (its WAL included).
+    let usb = archive.work.join("usb");
+    let toml = archive.work.join("hcbackup.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            usb.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&toml, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    common::cluster::run({
+        let mut c = std::process::Command::new("chown");
+        c.args([PG_USER, toml.to_str().unwrap()]);
+        c
+    });
+    common::cluster::run(archive.hcbackup(&["--config", toml.to_str().unwrap(), "mirror"], &[]));
+    std::fs::remove_dir_all(&archive.repo).unwrap();
+    let target = archive.work.join("recovered-from-usb");
+    let o = archive
+        .hcbackup_at(
+            &usb,
+            &[
+                "restore",
+                "latest",
+                "--pgdata",
+                target.to_str().unwrap(),
+                "--to-time",
+                &moment,
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let from_usb = Cluster {
+        bin: common::cluster::server_bin(),
+        data: target,
+        socket: archive.work.clone(),
+        port: common::cluster::free_port(),
+    };
+    from_usb.configure(&format!("port = {}\narchive_mode = off\n", from_usb.port));
+    from_usb.pg_ctl("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while from_usb.psql("SELECT pg_is_in_recovery()") == "t" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery from the copy did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        contents(&from_usb),
+        reference,
+        "the copy recovered another moment"
+    );
+    drop(from_usb);
     let v = env
-        .cmd_repo(archive.repo.as_os_str())
+        .cmd_repo(usb.as_os_str())
         .args(["--json", "verify", "--read-data"])
         .output()
         .unwrap();

@@ -176,6 +176,11 @@ impl Archive {
 
     /// `hcbackup --repo REPO ARGS` as the server's user, with `extra` variables.
     pub fn hcbackup(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        self.hcbackup_at(&self.repo, args, extra)
+    }
+
+    /// `hcbackup` as the server's user on the repository at `repo` (a copy).
+    pub fn hcbackup_at(&self, repo: &Path, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let mut vars: Vec<(&str, &str)> = self
             .settings
             .iter()
@@ -183,7 +188,7 @@ impl Archive {
             .collect();
         vars.extend_from_slice(extra);
         let mut c = as_postgres(Path::new(env!("CARGO_BIN_EXE_hcbackup")), &vars);
-        c.arg("--repo").arg(&self.repo).args(args);
+        c.arg("--repo").arg(repo).args(args);
         c
     }
 
