@@ -177,20 +177,10 @@ mod tests {
 
     /// The names the sources read (`env`, `var` or `var_os` of a literal).
     fn read_in_sources() -> std::collections::BTreeSet<String> {
-        let mut out = std::collections::BTreeSet::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut todo = vec![root];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    todo.push(p);
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    out.extend(names_read(&std::fs::read_to_string(&p).unwrap()));
-                }
-            }
-        }
-        out
+        crate::source_scan::files()
+            .iter()
+            .flat_map(|(_, text)| names_read(text))
+            .collect()
     }
 
     /// Upper-case names read by `env`, `var` and `var_os` calls in `text`, and
@@ -232,35 +222,20 @@ mod tests {
 
     #[test]
     fn the_environment_is_read_in_config_only() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut todo = vec![root.clone()];
         let mut wrong = Vec::new();
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    todo.push(p);
-                    continue;
-                }
-                let rel = p
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                if rel.starts_with("config/") || rel == "env_vars.rs" {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&p).unwrap();
-                let direct = ["std::env::var(", "std::env::var_os(", "env::var("]
-                    .iter()
-                    .any(|c| text.contains(c));
-                let lookup = text.contains("Process.var(")
-                    || text.contains("Process.raw(")
-                    || text.contains("read(&crate::config::lookup::Process)");
-                let allowed = READERS_OUTSIDE_CONFIG.iter().any(|(f, _)| *f == rel);
-                if direct || (lookup && !allowed) {
-                    wrong.push(rel);
-                }
+        for (rel, text) in crate::source_scan::files() {
+            if rel.starts_with("config/") || rel == "env_vars.rs" {
+                continue;
+            }
+            let direct = ["std::env::var(", "std::env::var_os(", "env::var("]
+                .iter()
+                .any(|c| text.contains(c));
+            let lookup = text.contains("Process.var(")
+                || text.contains("Process.raw(")
+                || text.contains("read(&crate::config::lookup::Process)");
+            let allowed = READERS_OUTSIDE_CONFIG.iter().any(|(f, _)| *f == rel);
+            if direct || (lookup && !allowed) {
+                wrong.push(rel);
             }
         }
         assert!(

@@ -27,6 +27,8 @@ pub mod repo;
 pub mod retention;
 pub(crate) mod serve;
 pub(crate) mod source;
+#[cfg(test)]
+mod source_scan;
 pub mod storage;
 pub(crate) mod trusted_path;
 pub mod util;

@@ -18,6 +18,53 @@ fn contents(c: &Cluster) -> String {
     c.psql("SELECT count(*) || ':' || md5(string_agg(v::text, ',' ORDER BY v.id)) FROM visits v")
 }
 
+/// `restore latest --pgdata` from the repository at `repo` to `moment`, as the
+/// server's user, then a server started on it until recovery has ended.
+fn recover(archive: &Archive, repo: &std::path::Path, name: &str, moment: &str) -> Cluster {
+    let target = archive.work.join(name);
+    let o = archive
+        .hcbackup_at(
+            repo,
+            &[
+                "--json",
+                "restore",
+                "latest",
+                "--pgdata",
+                target.to_str().unwrap(),
+                "--to-time",
+                moment,
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("wal-fetch %f %p") && auto.contains("recovery_target_time"),
+        "{auto}"
+    );
+    assert!(!auto.contains(PASSWORD), "the password was written to disk");
+    let recovered = Cluster {
+        bin: common::cluster::server_bin(),
+        data: target,
+        socket: archive.work.clone(),
+        port: common::cluster::free_port(),
+    };
+    recovered.configure(&format!("port = {}\narchive_mode = off\n", recovered.port));
+    recovered.pg_ctl("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while recovered.psql("SELECT pg_is_in_recovery()") == "t" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not finish: {}",
+            std::fs::read_to_string(recovered.log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    recovered
+}
+
 #[test]
 fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     let env = Env::uninit();
@@ -65,46 +112,7 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     drop(cluster);
 
     // Recover into a new folder, as the server's user.
-    let target = archive.work.join("recovered");
-    let o = archive
-        .hcbackup(
-            &[
-                "--json",
-                "restore",
-                "latest",
-                "--pgdata",
-                target.to_str().unwrap(),
-                "--to-time",
-                &moment,
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
-    let auto = std::fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
-    assert!(
-        auto.contains("wal-fetch %f %p") && auto.contains("recovery_target_time"),
-        "{auto}"
-    );
-    assert!(!auto.contains(PASSWORD), "the password was written to disk");
-    let recovered = Cluster {
-        bin: common::cluster::server_bin(),
-        data: target,
-        socket: archive.work.clone(),
-        port: common::cluster::free_port(),
-    };
-    recovered.configure(&format!("port = {}\narchive_mode = off\n", recovered.port));
-    recovered.pg_ctl("start");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while recovered.psql("SELECT pg_is_in_recovery()") == "t" {
-        assert!(
-            Instant::now() < deadline,
-            "recovery did not finish: {}",
-            std::fs::read_to_string(recovered.log()).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let recovered = recover(&archive, &archive.repo, "recovered", &moment);
     assert_eq!(
         recovered.psql("SELECT note FROM visits WHERE id = 0"),
         "marker",
@@ -142,39 +150,7 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     });
     common::cluster::run(archive.hcbackup(&["--config", toml.to_str().unwrap(), "mirror"], &[]));
     std::fs::remove_dir_all(&archive.repo).unwrap();
-    let target = archive.work.join("recovered-from-usb");
-    let o = archive
-        .hcbackup_at(
-            &usb,
-            &[
-                "restore",
-                "latest",
-                "--pgdata",
-                target.to_str().unwrap(),
-                "--to-time",
-                &moment,
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
-    let from_usb = Cluster {
-        bin: common::cluster::server_bin(),
-        data: target,
-        socket: archive.work.clone(),
-        port: common::cluster::free_port(),
-    };
-    from_usb.configure(&format!("port = {}\narchive_mode = off\n", from_usb.port));
-    from_usb.pg_ctl("start");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while from_usb.psql("SELECT pg_is_in_recovery()") == "t" {
-        assert!(
-            Instant::now() < deadline,
-            "recovery from the copy did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let from_usb = recover(&archive, &usb, "recovered-from-usb", &moment);
     assert_eq!(
         contents(&from_usb),
         reference,

@@ -81,34 +81,23 @@ mod tests {
     /// destination's backend, never through `Repository::backend`).
     #[test]
     fn the_repository_is_the_only_writer_of_its_storage() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut todo = vec![root.clone()];
         let mut wrong = Vec::new();
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    if p != root.join("repo") {
-                        todo.push(p);
-                    }
-                    continue;
-                }
-                let text: String = std::fs::read_to_string(&p)
-                    .unwrap()
-                    .chars()
-                    .filter(|c| !c.is_whitespace())
-                    .collect();
-                let calls = [
-                    "put(",
-                    "delete(",
-                    "extend_retention(",
-                    "remove_stale_partials(",
-                    "create_layout(",
-                ];
-                for call in calls {
-                    if text.contains(&format!("backend().{call}")) {
-                        wrong.push(format!("{}: backend().{call}", p.display()));
-                    }
+        for (rel, text) in crate::source_scan::files() {
+            if rel.starts_with("repo/") {
+                continue;
+            }
+            let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            let calls = [
+                "put(",
+                "put_new(",
+                "delete(",
+                "extend_retention(",
+                "remove_stale_partials(",
+                "create_layout(",
+            ];
+            for call in calls {
+                if text.contains(&format!("backend().{call}")) {
+                    wrong.push(format!("{rel}: backend().{call}"));
                 }
             }
         }
