@@ -270,6 +270,8 @@ fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
             .map_err(|e| Error::io_path("finding", &p, e))?
             .display()
             .to_string(),
+        // A cloud location (builds without the `cloud` feature have none).
+        #[allow(unreachable_patterns)]
         _ => ctx.settings.repo.clone().unwrap_or_default(),
     };
     let mut env = vec![(

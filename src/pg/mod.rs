@@ -6,7 +6,7 @@
 //! line; `dump` holds the exported snapshot open while pg_dump reads it; `restore`
 //! feeds a dump to pg_restore; `restore_test` is the monthly restore test.
 
-pub(crate) mod basebackup;
+pub mod basebackup;
 pub(crate) mod dump;
 pub mod reorder;
 pub(crate) mod restore;
