@@ -217,3 +217,106 @@ fn a_base_backup_that_cannot_be_taken_leaves_the_files_saved_and_says_why() {
     assert!(out(&o).contains("RFC 3339"), "{}", out(&o));
     env.verified();
 }
+
+/// A base backup written by a compromised machine (a fake pg_basebackup
+/// here): a link where postgresql.auto.conf belongs, a setuid file. The
+/// restore lays out nothing through the link and says what is wrong.
+#[test]
+fn a_hostile_base_backup_never_writes_outside_its_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let outside = env.path("outside/victim");
+    write(&outside, b"precious");
+    // The WAL the label names is archived, as a real backup's would be.
+    let wal = env.path("pg_wal/000000010000000000000001");
+    let mut seg = noise(1, 100_000);
+    seg.resize(16 << 20, 0);
+    write(&wal, &seg);
+    let o = env.cmd().arg("wal-push").arg(&wal).output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut file = |name: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data).unwrap();
+    };
+    file("PG_VERSION", b"15\n", 0o600);
+    file(
+        "backup_label",
+        b"START WAL LOCATION: 0/1000028 (file 000000010000000000000001)\nSTART TIMELINE: 1\nLABEL: x\n",
+        0o600,
+    );
+    file("setuid-tool", b"#!/bin/sh\n", 0o4755);
+    file(
+        "backup_manifest",
+        br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/1000028", "End-LSN": "0/1000100"}]}"#,
+        0o600,
+    );
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    link.set_cksum();
+    tar.append_link(&mut link, "postgresql.auto.conf", &outside)
+        .unwrap();
+    let bytes = tar.into_inner().unwrap();
+    let tarfile = env.path("evil.tar");
+    std::fs::write(&tarfile, &bytes).unwrap();
+    let bin = env.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("pg_basebackup");
+    std::fs::write(&fake, format!("#!/bin/sh\ncat '{}'\n", tarfile.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PG_BIN", &bin)
+        .env("POSTGRES_DB", "postgres")
+        .args(["--json", "snapshot", "--physical"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let pgdata = env.path("pgdata");
+    let o = env
+        .cmd()
+        .args(["restore", "latest", "--pgdata", pgdata.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("postgresql.auto.conf") && out(&o).contains("Symlink"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
+    let tool = std::fs::metadata(pgdata.join("setuid-tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7000, 0, "setuid kept");
+    env.verified();
+}
+
+/// Without WAL archiving into the repository, a base backup cannot be
+/// restored: it is not recorded as good.
+#[test]
+fn a_base_backup_without_archived_wal_is_not_called_good() {
+    let env = Env::uninit();
+    let archive = Archive::new(&env);
+    let cluster = archive.cluster("data");
+    cluster.configure("archive_mode = off");
+    cluster.pg_ctl("start");
+    let (port, socket) = (
+        cluster.port.to_string(),
+        cluster.socket.display().to_string(),
+    );
+    let pg = [
+        ("POSTGRES_HOST", socket.as_str()),
+        ("POSTGRES_PORT", port.as_str()),
+        ("POSTGRES_USER", PG_USER),
+        ("POSTGRES_DB", "postgres"),
+    ];
+    let o = archive
+        .hcbackup(&["snapshot", "--physical", "--no-mirror"], &pg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("is not in this repository"), "{}", out(&o));
+}

@@ -229,8 +229,8 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
             })?;
             Target::Time(at)
         }
-        (_, Some(l), _) => Target::Lsn(l.clone()),
-        (_, _, Some(x)) => Target::Xid(x.clone()),
+        (_, Some(l), _) => Target::lsn(l)?,
+        (_, _, Some(x)) => Target::xid(x)?,
         _ => Target::Latest,
     };
     let fetcher = fetcher(ctx)?;

@@ -75,6 +75,9 @@ pub struct PhysicalEntry {
     /// The WAL file the backup starts in: recovery needs it and every later one.
     pub start_wal: String,
     pub start_time: String,
+    /// When pg_basebackup ended (RFC 3339): recovery can stop only after it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub end_time: String,
     pub bytes: u64,
     pub duration_secs: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

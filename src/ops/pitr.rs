@@ -26,6 +26,30 @@ pub enum Target {
     Xid(String),
 }
 
+impl Target {
+    /// `--to-lsn`: a WAL position as PostgreSQL writes it (`0/3000060`).
+    pub fn lsn(s: &str) -> Result<Target> {
+        let hex = |p: &str| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit());
+        match s.split_once('/') {
+            Some((a, b)) if hex(a) && hex(b) => Ok(Target::Lsn(s.to_string())),
+            _ => Err(Error::Usage(format!(
+                "--to-lsn {s:?}: give a WAL position as PostgreSQL writes it, such as 0/3000060"
+            ))),
+        }
+    }
+
+    /// `--to-xid`: a transaction id (digits).
+    pub fn xid(s: &str) -> Result<Target> {
+        if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Target::Xid(s.to_string()))
+        } else {
+            Err(Error::Usage(format!(
+                "--to-xid {s:?}: give a transaction id, such as 7312"
+            )))
+        }
+    }
+}
+
 /// How the restored server fetches WAL: the program, the repository and the
 /// settings `wal-fetch` needs (never the password itself).
 pub struct Fetcher {
@@ -65,8 +89,15 @@ pub fn choose(repo: &Repository, spec: &str, target: &Target) -> Result<Snapshot
     let has_base =
         |s: &crate::model::snapshot::Snapshot| s.physical.as_ref().is_some_and(PhysicalEntry::ok);
     let found = match (spec, target) {
+        // Recovery can stop only after the base backup's end: the newest
+        // that ended before the moment.
         ("latest", Target::Time(limit)) => repo.find_snapshot_with("latest", |s| {
-            has_base(s) && s.parsed_time().is_some_and(|st| st <= *limit)
+            let end = s
+                .physical
+                .as_ref()
+                .and_then(|p| crate::util::parse_rfc3339(&p.end_time))
+                .or_else(|| s.parsed_time());
+            has_base(s) && end.is_some_and(|e| e <= *limit)
         }),
         _ => repo.find_snapshot_with(spec, has_base),
     };
@@ -105,14 +136,11 @@ pub fn restore(
         .find(|n| n.name.as_slice() == PhysicalEntry::TAR_NAME.as_bytes())
         .ok_or_else(|| Error::corrupt("base backup tree", "it holds no base.tar"))?;
     let mut reader = super::database::ChunkReader::new(repo, node)?;
-    let mut archive = tar::Archive::new(&mut reader);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(false);
-    let unpacked = archive.unpack(pgdata);
+    let unpacked = unpack(&mut reader, pgdata);
     if let Some(e) = reader.take_error() {
         return Err(e);
     }
-    unpacked.map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
+    unpacked?;
     write_recovery(pgdata, &restore_command, target)?;
     Ok(Restored {
         snapshot: snap.id.to_hex(),
@@ -122,6 +150,41 @@ pub fn restore(
         timeline: p.timeline,
         target: describe(target),
     })
+}
+
+/// Unpack the tar into `pgdata`: folders and regular files only (a data
+/// folder has no links, devices or FIFOs: a snapshot written by a compromised
+/// machine could otherwise plant a link that a later write follows out of the
+/// folder), without setuid, setgid or sticky bits.
+fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(false);
+    archive.set_overwrite(false);
+    let bad = |why: String| Error::corrupt("the base backup's tar", why);
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            let name = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "{name:?} is a {kind:?}, not a file or folder; nothing of it is laid out further"
+            )));
+        }
+        let inside = entry
+            .unpack_in(pgdata)
+            .map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
+        if !inside {
+            return Err(bad("a member would land outside the folder".into()));
+        }
+    }
+    Ok(())
 }
 
 fn describe(t: &Target) -> String {
@@ -181,12 +244,36 @@ fn restore_command(f: &Fetcher) -> Result<String> {
     Ok(line)
 }
 
-/// A string in postgresql.conf's single quotes.
+/// A string in postgresql.conf's single quotes (where a backslash escapes).
 fn conf_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Settings a base backup may carry from a server that was itself recovered
+/// (PostgreSQL never removes them): left in force they would stop this
+/// recovery at the old target, or refuse to start ("multiple recovery targets").
+const RECOVERY_KEYS: &[&str] = &["restore_command", "recovery_target", "recovery_end_command"];
+
+/// `text` with every line that sets a recovery setting commented out.
+fn without_recovery_settings(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line
+            .trim_start()
+            .split(['=', ' ', '\t'])
+            .next()
+            .unwrap_or("");
+        if RECOVERY_KEYS.iter().any(|k| key.starts_with(k)) {
+            out.push_str("# (commented out by hcbackup restore) ");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut conf = format!(
         "\n# Written by hcbackup restore --pgdata: recovery from the repository.\nrestore_command = {}\nrecovery_target_action = 'promote'\n",
         conf_quote(restore_command)
@@ -198,35 +285,77 @@ fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Resu
         Target::Xid(x) => ("recovery_target_xid", x.clone()),
     };
     if !key.is_empty() {
-        if value.contains(['\n', '\r', '\0']) {
-            return Err(Error::Usage(
-                "the recovery target holds a line break".into(),
-            ));
-        }
         conf.push_str(&format!(
             "{key} = {}\nrecovery_target_inclusive = off\n",
             conf_quote(&value)
         ));
     }
     let auto = pgdata.join("postgresql.auto.conf");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&auto)
-        .map_err(|e| Error::io_path("writing", &auto, e))?;
-    f.write_all(conf.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io_path("writing", &auto, e))?;
+    let old = match std::fs::symlink_metadata(&auto) {
+        Ok(m) if m.is_file() => {
+            std::fs::read_to_string(&auto).map_err(|e| Error::io_path("reading", &auto, e))?
+        }
+        Ok(_) => {
+            return Err(Error::corrupt(
+                "the base backup",
+                "postgresql.auto.conf is not a file",
+            ))
+        }
+        Err(_) => String::new(),
+    };
+    let text = without_recovery_settings(&old) + &conf;
+    // Written anew beside it, never through a link, then renamed over it.
+    let tmp = pgdata.join("postgresql.auto.conf.hcbackup");
+    let write = |p: &Path, bytes: &[u8]| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(p)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write(&tmp, text.as_bytes()).map_err(|e| Error::io_path("writing", &tmp, e))?;
+    std::fs::rename(&tmp, &auto).map_err(|e| Error::io_path("writing", &auto, e))?;
     let signal = pgdata.join("recovery.signal");
-    std::fs::File::create(&signal)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io_path("writing", &signal, e))?;
-    Ok(())
+    match std::fs::symlink_metadata(&signal) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(Error::corrupt(
+            "the base backup",
+            "recovery.signal is not a file",
+        )),
+        Err(_) => write(&signal, b"").map_err(|e| Error::io_path("writing", &signal, e)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_recovery_settings_are_commented_out_and_the_rest_kept() {
+        let old = "work_mem = '64MB'\nrestore_command = 'old'\n  recovery_target_time = '2026-01-01'\nrecovery_target_action='promote'\nrestore_command_x = 1\n";
+        let new = without_recovery_settings(old);
+        assert!(new.starts_with("work_mem = '64MB'\n"));
+        assert_eq!(
+            new.matches("# (commented out by hcbackup restore)").count(),
+            4,
+            "{new}"
+        );
+    }
+
+    #[test]
+    fn lsns_and_xids_are_checked_before_anything_is_laid_out() {
+        assert!(Target::lsn("0/3000060").is_ok() && Target::lsn("1A/FF").is_ok());
+        for bad in ["garbage", "0/1' #", "0/", "/1", "0/1/2", "0/123456789"] {
+            assert!(Target::lsn(bad).is_err(), "{bad}");
+        }
+        assert!(Target::xid("7312").is_ok());
+        for bad in ["", "12a", "1\nx", r"123\"] {
+            assert!(Target::xid(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_target_time_is_written_as_postgresql_reads_it() {
@@ -243,9 +372,10 @@ mod tests {
         };
         assert_eq!(
             restore_command(&f).unwrap(),
-            "HCBACKUP_PASSWORD_FILE='/etc/hcbackup/pw' '/usr/local/bin/hcbackup' --repo '/srv/it'\\''s here' wal-fetch %f %p"
+            r"HCBACKUP_PASSWORD_FILE='/etc/hcbackup/pw' '/usr/local/bin/hcbackup' --repo '/srv/it'\''s here' wal-fetch %f %p"
         );
-        assert_eq!(conf_quote("a'b"), "'a''b'");
+        // In postgresql.conf a backslash escapes: doubled; quotes doubled.
+        assert_eq!(conf_quote(r"a\b'c"), r"'a\\b''c'");
         let bad = Fetcher {
             repo: "/srv/a\nb".into(),
             ..f

@@ -81,9 +81,19 @@ impl BaseBackup {
             return Ok(());
         }
         let why = tools::error_line(&stderr).unwrap_or_else(|| status.to_string());
-        Err(Error::Failed(format!(
-            "pg_basebackup failed: {why} (the user needs the REPLICATION attribute and a `replication` line in pg_hba.conf; archive_mode must be on with archive_command = 'hcbackup wal-push %p')"
-        )))
+        // The hint only where it is the likely cause.
+        let lower = why.to_ascii_lowercase();
+        let hint = if lower.contains("replication")
+            || lower.contains("pg_hba")
+            || lower.contains("permission")
+        {
+            " (the user needs the REPLICATION attribute and a `replication` line in pg_hba.conf)"
+        } else if lower.contains("archiv") {
+            " (archive_mode must be on with archive_command = 'hcbackup wal-push %p')"
+        } else {
+            ""
+        };
+        Err(Error::Failed(format!("pg_basebackup failed: {why}{hint}")))
     }
 }
 
