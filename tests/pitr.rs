@@ -234,54 +234,64 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
     write(&wal, &seg);
     let o = env.cmd().arg("wal-push").arg(&wal).output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut file = |name: &str, data: &[u8], mode: u32| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_cksum();
-        tar.append_data(&mut h, name, data).unwrap();
+    // The base backup's tar, with or without a link where the settings go.
+    let make_tar = |link_to: Option<&std::path::Path>| {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut file = |name: &str, data: &[u8], mode: u32| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data).unwrap();
+        };
+        file("PG_VERSION", b"15\n", 0o600);
+        file(
+            "backup_label",
+            b"START WAL LOCATION: 0/1000028 (file 000000010000000000000001)\nSTART TIMELINE: 1\nLABEL: x\n",
+            0o600,
+        );
+        file("setuid-tool", b"#!/bin/sh\n", 0o4755);
+        file(
+            "backup_manifest",
+            br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/1000028", "End-LSN": "0/1000100"}]}"#,
+            0o600,
+        );
+        if let Some(target) = link_to {
+            let mut link = tar::Header::new_ustar();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            link.set_cksum();
+            tar.append_link(&mut link, "postgresql.auto.conf", target)
+                .unwrap();
+        }
+        tar.into_inner().unwrap()
     };
-    file("PG_VERSION", b"15\n", 0o600);
-    file(
-        "backup_label",
-        b"START WAL LOCATION: 0/1000028 (file 000000010000000000000001)\nSTART TIMELINE: 1\nLABEL: x\n",
-        0o600,
-    );
-    file("setuid-tool", b"#!/bin/sh\n", 0o4755);
-    file(
-        "backup_manifest",
-        br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/1000028", "End-LSN": "0/1000100"}]}"#,
-        0o600,
-    );
-    let mut link = tar::Header::new_ustar();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    link.set_cksum();
-    tar.append_link(&mut link, "postgresql.auto.conf", &outside)
-        .unwrap();
-    let bytes = tar.into_inner().unwrap();
     let tarfile = env.path("evil.tar");
-    std::fs::write(&tarfile, &bytes).unwrap();
     let bin = env.path("fake-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("pg_basebackup");
     std::fs::write(&fake, format!("#!/bin/sh\ncat '{}'\n", tarfile.display())).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = env
-        .cmd()
-        .env("HCBACKUP_PG_BIN", &bin)
-        .env("POSTGRES_DB", "postgres")
-        .args(["--json", "snapshot", "--physical"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
+    let base_backup = |tar: Vec<u8>| {
+        std::fs::write(&tarfile, tar).unwrap();
+        let o = env
+            .cmd()
+            .env("HCBACKUP_PG_BIN", &bin)
+            .env("POSTGRES_DB", "postgres")
+            .args(["--json", "snapshot", "--physical"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+    };
     let pgdata = env.path("pgdata");
-    let o = env
-        .cmd()
-        .args(["restore", "latest", "--pgdata", pgdata.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let restore = || {
+        env.cmd()
+            .args(["restore", "latest", "--pgdata", pgdata.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    base_backup(make_tar(Some(&outside)));
+    let o = restore();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
         out(&o).contains("postgresql.auto.conf") && out(&o).contains("Symlink"),
@@ -289,8 +299,15 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
         out(&o)
     );
     assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
+    // Nothing half laid out is left: the folder is empty, ready for a retry.
+    assert_eq!(std::fs::read_dir(&pgdata).unwrap().count(), 0);
+    // A base backup with a setuid file: laid out without the bit.
+    base_backup(make_tar(None));
+    let o = restore();
+    assert!(o.status.success(), "{}", out(&o));
     let tool = std::fs::metadata(pgdata.join("setuid-tool")).unwrap();
     assert_eq!(tool.permissions().mode() & 0o7000, 0, "setuid kept");
+    assert!(pgdata.join("recovery.signal").is_file());
     env.verified();
 }
 

@@ -423,7 +423,10 @@ pub fn parse_location(r: &str, cloud: &Cloud) -> Result<RepoLocation> {
 /// "unset": `UPLOADS_DIR` would otherwise silently save nothing, and
 /// `S3_OBJECT_LOCK_DAYS` lock nothing.
 fn not_utf8() -> Result<()> {
-    for v in crate::env_vars::VARIABLES {
+    let ours = crate::env_vars::VARIABLES
+        .iter()
+        .filter(|v| v.audience != crate::env_vars::Audience::System);
+    for v in ours {
         if std::env::var_os(v.name).is_some_and(|x| x.to_str().is_none()) {
             return Err(Error::Config(format!(
                 "{} is not UTF-8 text: give it in UTF-8 (a folder whose name is not: pass it as an argument instead)",

@@ -127,21 +127,29 @@ pub fn restore(
         })?;
     let restore_command = restore_command(fetcher)?;
     new_folder(pgdata)?;
-    let _lock = repo.lock(false, "restore")?;
-    super::restore_job::still_there(repo, snap)?;
-    let tree = repo.load_tree(p.tree.expect("ok"))?;
-    let node = tree
-        .nodes
-        .iter()
-        .find(|n| n.name.as_slice() == PhysicalEntry::TAR_NAME.as_bytes())
-        .ok_or_else(|| Error::corrupt("base backup tree", "it holds no base.tar"))?;
-    let mut reader = super::database::ChunkReader::new(repo, node)?;
-    let unpacked = unpack(&mut reader, pgdata);
-    if let Some(e) = reader.take_error() {
+    let laid_out = (|| -> Result<()> {
+        let _lock = repo.lock(false, "restore")?;
+        super::restore_job::still_there(repo, snap)?;
+        let tree = repo.load_tree(p.tree.expect("ok"))?;
+        let node = tree
+            .nodes
+            .iter()
+            .find(|n| n.name.as_slice() == PhysicalEntry::TAR_NAME.as_bytes())
+            .ok_or_else(|| Error::corrupt("base backup tree", "it holds no base.tar"))?;
+        let mut reader = super::database::ChunkReader::new(repo, node)?;
+        let unpacked = unpack(&mut reader, pgdata);
+        if let Some(e) = reader.take_error() {
+            return Err(e);
+        }
+        unpacked?;
+        write_recovery(pgdata, &restore_command, target)
+    })();
+    if let Err(e) = laid_out {
+        // Half a data folder is worse than none: emptied (it is this run's,
+        // private), so the same command can run again.
+        empty(pgdata);
         return Err(e);
     }
-    unpacked?;
-    write_recovery(pgdata, &restore_command, target)?;
     Ok(Restored {
         snapshot: snap.id.to_hex(),
         pgdata: pgdata.to_path_buf(),
@@ -185,6 +193,20 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Remove what is in `pgdata` (folders and files this run laid out; a link
+/// is removed, never followed).
+fn empty(pgdata: &Path) {
+    if let Ok(entries) = std::fs::read_dir(pgdata) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                _ => std::fs::remove_file(&p),
+            };
+        }
+    }
 }
 
 fn describe(t: &Target) -> String {

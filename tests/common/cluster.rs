@@ -29,6 +29,9 @@ pub fn server_bin() -> PathBuf {
 /// `program` run as the server's OS user, with a cleared environment but `env`.
 pub fn as_postgres(program: &Path, env: &[(&str, &str)]) -> Command {
     let mut c = Command::new("runuser");
+    // Not the test's own folder: a `.env` there (the README's main job
+    // writes one) is root's, and that user may not read it.
+    c.current_dir("/");
     c.args(["-u", PG_USER, "--", "env", "-i"]);
     c.arg(format!(
         "PATH={}",
@@ -188,7 +191,7 @@ impl Archive {
             .collect();
         vars.extend_from_slice(extra);
         let mut c = as_postgres(Path::new(env!("CARGO_BIN_EXE_hcbackup")), &vars);
-        c.arg("--repo").arg(repo).args(args);
+        c.current_dir(&self.work).arg("--repo").arg(repo).args(args);
         c
     }
 
