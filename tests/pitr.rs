@@ -75,18 +75,7 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     cluster.psql("INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 50000) g");
 
     // The base backup, as the server's user (its REPLICATION right).
-    let port = cluster.port.to_string();
-    let socket = cluster.socket.display().to_string();
-    let pg = [
-        ("POSTGRES_HOST", socket.as_str()),
-        ("POSTGRES_PORT", port.as_str()),
-        ("POSTGRES_USER", PG_USER),
-        ("POSTGRES_DB", "postgres"),
-    ];
-    let o = archive
-        .hcbackup(&["--json", "snapshot", "--physical", "--no-mirror"], &pg)
-        .output()
-        .unwrap();
+    let o = archive.base_backup(&cluster);
     assert!(o.status.success(), "{}", out(&o));
     let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let physical = &snap["physical"];
@@ -320,20 +309,7 @@ fn a_base_backup_without_archived_wal_is_not_called_good() {
     let cluster = archive.cluster("data");
     cluster.configure("archive_mode = off");
     cluster.pg_ctl("start");
-    let (port, socket) = (
-        cluster.port.to_string(),
-        cluster.socket.display().to_string(),
-    );
-    let pg = [
-        ("POSTGRES_HOST", socket.as_str()),
-        ("POSTGRES_PORT", port.as_str()),
-        ("POSTGRES_USER", PG_USER),
-        ("POSTGRES_DB", "postgres"),
-    ];
-    let o = archive
-        .hcbackup(&["snapshot", "--physical", "--no-mirror"], &pg)
-        .output()
-        .unwrap();
+    let o = archive.base_backup(&cluster);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("is not in this repository"), "{}", out(&o));
 }

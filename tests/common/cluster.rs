@@ -195,6 +195,24 @@ impl Archive {
         c
     }
 
+    /// `snapshot --physical --no-mirror` (with `--json`) of `cluster`, as the
+    /// server's user (its REPLICATION right).
+    pub fn base_backup(&self, cluster: &Cluster) -> std::process::Output {
+        let (port, socket) = (
+            cluster.port.to_string(),
+            cluster.socket.display().to_string(),
+        );
+        let pg = [
+            ("POSTGRES_HOST", socket.as_str()),
+            ("POSTGRES_PORT", port.as_str()),
+            ("POSTGRES_USER", PG_USER),
+            ("POSTGRES_DB", "postgres"),
+        ];
+        self.hcbackup(&["--json", "snapshot", "--physical", "--no-mirror"], &pg)
+            .output()
+            .unwrap()
+    }
+
     /// A new cluster in `name` whose archive_command pushes into this repository.
     pub fn cluster(&self, name: &str) -> Cluster {
         let bin = server_bin();
