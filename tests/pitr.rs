@@ -313,3 +313,82 @@ fn a_base_backup_without_archived_wal_is_not_called_good() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("is not in this repository"), "{}", out(&o));
 }
+
+/// The files archived in the repository at `repo` (`wal/`).
+fn archived(repo: &std::path::Path) -> usize {
+    std::fs::read_dir(repo.join("wal")).unwrap().count()
+}
+
+#[test]
+fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
+    let env = Env::uninit();
+    let archive = Archive::new(&env);
+    let cluster = archive.cluster("data");
+    cluster.pg_ctl("start");
+    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
+    let mut ids = Vec::new();
+    let mut base = |cluster: &Cluster, from: i32| {
+        cluster.psql(&format!(
+            "INSERT INTO visits SELECT g, md5(g::text) FROM generate_series({from}, {from} + 999) g"
+        ));
+        cluster.archive_now();
+        let o = archive.base_backup(cluster);
+        assert!(o.status.success(), "{}", out(&o));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        cluster.archive_now();
+        ids.push((
+            s["id"].as_str().unwrap().to_string(),
+            s["physical"]["start_wal"].as_str().unwrap().to_string(),
+        ));
+    };
+    base(&cluster, 1);
+    base(&cluster, 1001);
+    base(&cluster, 2001);
+    cluster.psql("INSERT INTO visits VALUES (0, 'marker')");
+    let reference = contents(&cluster);
+    let moment = cluster.psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    cluster.psql("DELETE FROM visits");
+    cluster.archive_now();
+    // A second machine's catalog sees every record now.
+    let other_cache = archive.work.join("other-cache");
+    let other = [("HCBACKUP_CACHE_DIR", other_cache.to_str().unwrap())];
+    common::cluster::run(archive.hcbackup(&["verify"], &other));
+    let before = archived(&archive.repo);
+
+    // The oldest base backup is held; the middle one goes.
+    common::cluster::run(archive.hcbackup(
+        &["hold", "add", &ids[0].0[..8], "--reason", "processo 123"],
+        &[],
+    ));
+    let o = archive
+        .hcbackup(&["--json", "forget", "--keep-last", "1", "--prune"], &[])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let wal = &report[0]["wal"];
+    assert_eq!(wal["before"], ids[2].1.as_str(), "{report}");
+    let removed = wal["removed"].as_u64().unwrap();
+    assert!(removed >= 2, "{report}");
+    assert_eq!(archived(&archive.repo), before - removed as usize);
+    // The held base backup's own WAL stays.
+    let fetched = archive.work.join("fetched");
+    common::cluster::run(
+        archive.hcbackup(&["wal-fetch", &ids[0].1, fetched.to_str().unwrap()], &[]),
+    );
+    // Neither this machine nor the other takes the removed WAL for lost.
+    for vars in [&[][..], &other[..]] {
+        let v = archive
+            .hcbackup(&["--json", "verify", "--read-data"], vars)
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}", out(&v));
+    }
+    // What stays recovers to the newest moment.
+    drop(cluster);
+    let recovered = recover(&archive, &archive.repo, "recovered", &moment);
+    assert_eq!(contents(&recovered), reference);
+}

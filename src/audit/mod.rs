@@ -65,6 +65,12 @@ pub struct Event {
     /// tell a snapshot forgotten on purpose from one hidden behind its back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forgotten: Vec<String>,
+    /// `forget`: WAL archived before this file's position (segment name) was
+    /// removed with the base backups that needed it (history files and what
+    /// held base backups need stay), so every machine tells such WAL from WAL
+    /// deleted behind its back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_before: Option<String>,
     /// `init`, `key add`, `key passwd`: the key file written, as `<id>:<BLAKE3 of
     /// its bytes>`, so that `mirror` and `verify` know a key file swapped since.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -101,6 +107,8 @@ pub struct Draft {
     pub duration_secs: Option<f64>,
     /// The snapshots a forget removed (hex ids).
     pub forgotten: Vec<String>,
+    /// WAL before this segment removed (forget).
+    pub wal_before: Option<String>,
     /// Key files written (`<id>:<BLAKE3 hex>`).
     pub key_files: Vec<String>,
 }
@@ -569,6 +577,7 @@ fn draft_event(d: &Draft, o: &Outcome) -> Event {
         reason: d.reason.clone(),
         detail: d.detail.clone(),
         forgotten: d.forgotten.clone(),
+        wal_before: d.wal_before.clone(),
         key_files: d.key_files.clone(),
         duration_secs: d.duration_secs.map(|s| (s * 1000.0).round() / 1000.0),
         ..Default::default()

@@ -156,6 +156,18 @@ impl Catalog {
         Ok(out)
     }
 
+    /// The furthest position (`model::wal::position`) before which forget
+    /// events of the log removed WAL, if any did.
+    pub fn wal_forgotten_before(&self) -> Result<Option<u64>> {
+        let events = self.events_like("%\"wal_before\"%")?;
+        Ok(events
+            .iter()
+            .filter_map(|e| crate::audit::Event::from_json(e).ok())
+            .filter_map(|e| e.wal_before)
+            .filter_map(|n| crate::model::wal::position(&n))
+            .max())
+    }
+
     /// The key files the log records as written: id → BLAKE3 (hex) of their bytes.
     pub fn key_files_in_audit(&self) -> Result<std::collections::HashMap<String, String>> {
         let events = self.events_like("%\"key_files\"%")?;

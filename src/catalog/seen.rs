@@ -74,6 +74,14 @@ impl Catalog {
         })
     }
 
+    /// Forget a WAL record removed on purpose (`forget`).
+    pub fn unsee_wal(&self, id: &ObjectId) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM seen_wal WHERE id = ?1", [&id.0[..]])
+                .map(|_| ())
+        })
+    }
+
     /// Every WAL record seen, with its file name.
     pub fn seen_wal(&self) -> Result<HashMap<ObjectId, String>> {
         self.with(|c| {

@@ -55,6 +55,20 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
             "removed"
         }
     );
+    if let Some(w) = &r.wal {
+        let verb = if r.dry_run { "would go" } else { "removed" };
+        match w.before.as_str() {
+            "" => outln!(
+                "  WAL: {} archived files kept: no base backup is kept by the policy",
+                w.kept
+            ),
+            before => outln!(
+                "  WAL: {} archived files kept, {} {verb} (before {before}, the first of the oldest base backup kept)",
+                w.kept,
+                w.removed
+            ),
+        }
+    }
 }
 
 pub fn prune(ctx: &Ctx, copy: &str, r: &PruneReport) {

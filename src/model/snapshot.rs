@@ -94,6 +94,12 @@ impl PhysicalEntry {
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.tree.is_some()
     }
+
+    /// The name of the last WAL segment recovery needs to make this base
+    /// backup consistent.
+    pub fn last_wal(&self) -> Option<String> {
+        crate::model::wal::last_segment(&self.start_lsn, &self.start_wal, &self.stop_lsn)
+    }
 }
 
 /// How far a snapshot's time may run ahead of the clock (another host's clock,

@@ -56,12 +56,77 @@ pub fn kind_of(name: &str) -> Option<WalFile> {
     }
 }
 
+/// The name of the WAL segment holding the byte before `stop` (an LSN
+/// `X/Y`), on the timeline of `start_wal`, with the segment size that puts
+/// `start` in `start_wal`.
+pub fn last_segment(start: &str, start_wal: &str, stop: &str) -> Option<String> {
+    let lsn = |s: &str| {
+        let (hi, lo) = s.split_once('/')?;
+        Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+    };
+    let (start, stop) = (lsn(start)?, lsn(stop)?);
+    if start_wal.len() != 24 || stop <= start {
+        return None;
+    }
+    let tl = &start_wal[..8];
+    let name = |size: u64, at: u64| {
+        let per = (1u64 << 32) / size;
+        let seg = at / size;
+        format!("{tl}{:08X}{:08X}", seg / per, seg % per)
+    };
+    (20..=30)
+        .map(|bits| 1u64 << bits)
+        .find(|size| name(*size, start) == start_wal)
+        .map(|size| name(size, stop - 1))
+}
+
+/// Where a segment, partial segment or backup label sits in the WAL: its log
+/// and segment numbers as one number (`XXXXXXXXYYYYYYYY`), the same on every
+/// timeline and for every segment size; `None` for a history file.
+pub fn position(name: &str) -> Option<u64> {
+    match kind_of(name)? {
+        WalFile::History => None,
+        _ => {
+            let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+            let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
+            Some((log << 32) | seg)
+        }
+    }
+}
+
+/// A kept base backup as WAL retention sees it: the positions of its first
+/// and last segment, and whether it anchors the recovery window (kept by the
+/// policy, not only by a legal hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub first: u64,
+    pub last: u64,
+    pub anchor: bool,
+}
+
+/// What WAL retention removes of the archived `names`, given the base
+/// backups that stay: everything before the oldest anchor, except what a
+/// held base backup needs to become consistent (its first to its last
+/// segment). History files stay (a few bytes each, and recovery follows
+/// timelines through them). Nothing goes while no base backup anchors: WAL
+/// archived before the first base backup is all there is.
+pub fn removable<'a>(names: impl Iterator<Item = &'a str>, kept: &[Span]) -> Vec<&'a str> {
+    let Some(cutoff) = kept.iter().filter(|s| s.anchor).map(|s| s.first).min() else {
+        return Vec::new();
+    };
+    let needed = |p: u64| kept.iter().any(|s| (s.first..=s.last).contains(&p));
+    names
+        .filter(|n| position(n).is_some_and(|p| p < cutoff && !needed(p)))
+        .collect()
+}
+
 /// The most gaps named (a long outage is one problem, not thousands).
 const MAX_GAPS: usize = 100;
 
 /// The segments missing between the first and the last archived segment of
-/// each timeline: recovery cannot pass a gap.
-pub fn gaps(records: &[WalRecord]) -> Vec<String> {
+/// each timeline, at or after position `from` (before it, forget removed WAL
+/// on purpose): recovery cannot pass a gap.
+pub fn gaps(records: &[WalRecord], from: u64) -> Vec<String> {
     use std::collections::BTreeMap;
     let mut by_tl: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut seg_size = 0u64;
@@ -92,6 +157,9 @@ pub fn gaps(records: &[WalRecord]) -> Vec<String> {
         let nums: Vec<u64> = segs.into_iter().map(number).collect();
         for w in nums.windows(2) {
             for missing in w[0] + 1..w[1] {
+                if (((missing / per_log) << 32) | (missing % per_log)) < from {
+                    continue;
+                }
                 if out.len() == MAX_GAPS {
                     return out;
                 }
@@ -153,14 +221,16 @@ mod tests {
         ];
         let recs: Vec<WalRecord> = names.iter().map(|n| rec(n)).collect();
         assert_eq!(
-            gaps(&recs),
+            gaps(&recs, 0),
             [
                 "0000000100000000000000FF",
                 "000000010000000100000000",
                 "000000010000000100000002"
             ]
         );
-        assert!(gaps(&recs[..1]).is_empty());
+        assert!(gaps(&recs[..1], 0).is_empty());
+        // Before a forget's cut, holes are WAL removed on purpose.
+        assert_eq!(gaps(&recs, (1 << 32) | 1), ["000000010000000100000002"]);
     }
 
     #[test]
@@ -189,5 +259,73 @@ mod tests {
         ] {
             assert_eq!(kind_of(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_last_segment_is_found_with_the_segment_size_the_start_implies() {
+        // 16 MiB segments.
+        assert_eq!(
+            last_segment("0/2000028", "000000010000000000000002", "0/2000100").as_deref(),
+            Some("000000010000000000000002")
+        );
+        assert_eq!(
+            last_segment("0/2000028", "000000010000000000000002", "1/5000000").as_deref(),
+            Some("000000010000000100000004")
+        );
+        // 64 MiB segments, timeline 3.
+        assert_eq!(
+            last_segment("0/8000028", "000000030000000000000002", "0/C000010").as_deref(),
+            Some("000000030000000000000003")
+        );
+        assert_eq!(last_segment("x", "000000010000000000000002", "0/1"), None);
+        assert_eq!(last_segment("0/2000028", "short", "0/3000000"), None);
+    }
+
+    #[test]
+    fn wal_before_the_oldest_anchor_goes_but_a_held_base_backup_keeps_its_own() {
+        let names = [
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000002.00000028.backup",
+            "000000010000000000000003",
+            "000000010000000000000004",
+            "000000010000000000000005.partial",
+            "00000002.history",
+            "000000020000000000000005",
+            "000000020000000000000009",
+        ];
+        let held = Span {
+            first: 2,
+            last: 3,
+            anchor: false,
+        };
+        let anchor = Span {
+            first: 5,
+            last: 5,
+            anchor: true,
+        };
+        assert_eq!(
+            removable(names.iter().copied(), &[held, anchor]),
+            ["000000010000000000000001", "000000010000000000000004"]
+        );
+        // Without an anchor nothing goes, whatever is held.
+        assert!(removable(names.iter().copied(), &[held]).is_empty());
+        assert!(removable(names.iter().copied(), &[]).is_empty());
+        // The oldest anchor counts, wherever it is listed.
+        let older = Span {
+            first: 3,
+            last: 4,
+            anchor: true,
+        };
+        assert_eq!(
+            removable(names.iter().copied(), &[anchor, older]),
+            [
+                "000000010000000000000001",
+                "000000010000000000000002",
+                "000000010000000000000002.00000028.backup"
+            ]
+        );
+        assert_eq!(position("00000002.history"), None);
+        assert_eq!(position("000000030000000A000000FF"), Some((10 << 32) | 255));
     }
 }

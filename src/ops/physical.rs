@@ -14,30 +14,6 @@ use crate::ops::archive::Archiver;
 use crate::pg::basebackup::{parse_label, parse_manifest, BaseBackup};
 use crate::repo::Repository;
 
-/// The name of the WAL segment holding the byte before `stop` (an LSN
-/// `X/Y`), on the timeline of `start_wal`, with the segment size that puts
-/// `start` in `start_wal`.
-fn last_segment(start: &str, start_wal: &str, stop: &str) -> Option<String> {
-    let lsn = |s: &str| {
-        let (hi, lo) = s.split_once('/')?;
-        Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-    };
-    let (start, stop) = (lsn(start)?, lsn(stop)?);
-    if start_wal.len() != 24 || stop <= start {
-        return None;
-    }
-    let tl = &start_wal[..8];
-    let name = |size: u64, at: u64| {
-        let per = (1u64 << 32) / size;
-        let seg = at / size;
-        format!("{tl}{:08X}{:08X}", seg / per, seg % per)
-    };
-    (20..=30)
-        .map(|bits| 1u64 << bits)
-        .find(|size| name(*size, start) == start_wal)
-        .map(|size| name(size, stop - 1))
-}
-
 pub fn base_backup(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result<PhysicalEntry> {
     let started = Instant::now();
     let mut entry = PhysicalEntry {
@@ -97,7 +73,7 @@ pub fn base_backup(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result<P
     };
     // With -X none, the backup is restorable only from archived WAL: its last
     // segment must be in this repository (pg_basebackup waited for it).
-    let last = match last_segment(&label.start_lsn, &label.start_wal, &stop) {
+    let last = match crate::model::wal::last_segment(&label.start_lsn, &label.start_wal, &stop) {
         Some(n) => n,
         None => {
             entry.error = Some(format!(
@@ -126,29 +102,4 @@ pub fn base_backup(arch: &Archiver, repo: &Repository, t: &PgTarget) -> Result<P
     entry.bytes = size;
     entry.duration_secs = started.elapsed().as_secs_f64();
     Ok(entry)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_segment;
-
-    #[test]
-    fn the_last_segment_is_found_with_the_segment_size_the_start_implies() {
-        // 16 MiB segments.
-        assert_eq!(
-            last_segment("0/2000028", "000000010000000000000002", "0/2000100").as_deref(),
-            Some("000000010000000000000002")
-        );
-        assert_eq!(
-            last_segment("0/2000028", "000000010000000000000002", "1/5000000").as_deref(),
-            Some("000000010000000100000004")
-        );
-        // 64 MiB segments, timeline 3.
-        assert_eq!(
-            last_segment("0/8000028", "000000030000000000000002", "0/C000010").as_deref(),
-            Some("000000030000000000000003")
-        );
-        assert_eq!(last_segment("x", "000000010000000000000002", "0/1"), None);
-        assert_eq!(last_segment("0/2000028", "short", "0/3000000"), None);
-    }
 }

@@ -155,7 +155,7 @@ pub fn apply(repo: &Repository, copy: &str, plan: Vec<Retag>) -> Result<Vec<Reta
     }
     crate::util::failpoint("tag-after-write");
     let old: Vec<ObjectId> = done.iter().flat_map(|(_, o, _, _)| o.clone()).collect();
-    super::forget::announce(repo, copy, &old)?;
+    super::forget::announce(repo, copy, &old, None)?;
     for id in &old {
         repo.check_lock()?;
         // The hold first: killed in between, the old manifest is unheld (its

@@ -26,6 +26,15 @@ impl Repository {
         self.remove(&format!("snapshots/{}", id.to_hex()))
     }
 
+    /// Remove the record of the archived file `name` (its data goes with
+    /// `prune`). Unseen first, as a manifest is.
+    pub fn remove_wal(&self, name: &str) -> Result<Removed> {
+        self.check_lock()?;
+        let id = self.wal_id(name);
+        self.catalog().unsee_wal(&id)?;
+        self.remove(&format!("wal/{}", id.to_hex()))
+    }
+
     /// Remove index object `id` (its packs stay).
     pub fn remove_index(&self, id: &ObjectId) -> Result<Removed> {
         self.check_lock()?;

@@ -5,7 +5,7 @@ use super::Repository;
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::model::wal::{WalRecord, ID_DOMAIN};
+use crate::model::wal::{position, WalRecord, ID_DOMAIN};
 
 impl Repository {
     /// The id, and so the path (`wal/<id>`), of the record of `name`.
@@ -41,6 +41,35 @@ impl Repository {
         }
     }
 
+    /// The names of the files archived in this copy, cheaply: a record this
+    /// catalog saw is named from it (checked against its id), any other is
+    /// read. One that does not open is left out (`verify` names it, `prune`
+    /// stops on it).
+    pub fn wal_names(&self) -> Result<Vec<String>> {
+        let seen = self.catalog.seen_wal()?;
+        let mut names = Vec::new();
+        for (file, _) in self.backend.list("wal")? {
+            let Some(id) = ObjectId::from_hex(&file) else {
+                continue;
+            };
+            match seen.get(&id).filter(|n| self.wal_id(n) == id) {
+                Some(name) => names.push(name.clone()),
+                None => match self.read_wal(&id) {
+                    Ok(r) => {
+                        self.catalog
+                            .see_wal(std::iter::once((id, r.name.as_str())))?;
+                        names.push(r.name)
+                    }
+                    Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                        tracing::warn!("{e}")
+                    }
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(names)
+    }
+
     /// Every record in this copy. One that does not open, or that this
     /// catalog saw before and is gone, is an error: prune would otherwise take
     /// its chunks for unused.
@@ -69,7 +98,18 @@ impl Repository {
                 Err(e) => bad.push((id, e)),
             }
         }
-        for (id, name) in seen.iter().filter(|(id, _)| !listed.contains(id)) {
+        let gone: Vec<(&ObjectId, &String)> =
+            seen.iter().filter(|(id, _)| !listed.contains(id)).collect();
+        let forgotten = match gone.is_empty() {
+            true => None,
+            false => self.wal_forgotten_before()?,
+        };
+        for (id, name) in gone {
+            // Removed by a forget (here or on another machine): no problem.
+            if forgotten.is_some_and(|f| position(name).is_some_and(|p| p < f)) {
+                self.catalog.unsee_wal(id)?;
+                continue;
+            }
             bad.push((
                 *id,
                 Error::missing(
@@ -81,6 +121,15 @@ impl Repository {
         self.catalog
             .see_wal(good.iter().map(|r| (self.wal_id(&r.name), r.name.as_str())))?;
         Ok((good, bad))
+    }
+
+    /// Before which position forget events removed WAL on purpose, once this
+    /// catalog has taken in the events appended elsewhere.
+    pub fn wal_forgotten_before(&self) -> Result<Option<u64>> {
+        if let Err(e) = self.audit_log().catch_up() {
+            tracing::warn!("audit log: could not read the repository's events ({e})");
+        }
+        self.catalog.wal_forgotten_before()
     }
 
     /// The record at `wal/<id>`, checked to be the record of the name it is

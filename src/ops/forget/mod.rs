@@ -19,8 +19,10 @@ use crate::repo::{Hold, Removed, Repository};
 use crate::retention::Policy;
 
 mod plan;
+mod wal;
 
 pub use plan::{decide, Inputs};
+pub use wal::WalRetention;
 
 pub struct ForgetOptions<'a> {
     pub policy: &'a Policy,
@@ -72,6 +74,9 @@ pub struct ForgetReport {
     /// Manifests the policy did not keep but a retention lock does (S3 Object Lock).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<String>,
+    /// What happens to the archived WAL; absent when the copy holds none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalRetention>,
 }
 
 /// Decide (and unless `dry_run`, remove). `copy`/`source` only label the report.
@@ -104,8 +109,9 @@ pub fn run(
 /// and every legal hold that counts.
 fn gather(repo: &Repository, copy: &str, source: &str, opts: &ForgetOptions<'_>) -> Result<Inputs> {
     let named = named_ids(repo, opts)?;
-    let snaps: Vec<SnapshotEntry> = repo
-        .snapshots()?
+    let all = repo.snapshots()?;
+    let base_backups = wal::BaseBackup::of(&all);
+    let snaps: Vec<SnapshotEntry> = all
         .into_iter()
         .filter(|s| opts.filter.matches(&s.snapshot))
         .collect();
@@ -118,6 +124,8 @@ fn gather(repo: &Repository, copy: &str, source: &str, opts: &ForgetOptions<'_>)
         holds: holds(repo, opts.extra_holds)?,
         in_primary: opts.in_primary.clone(),
         clock: crate::util::now(),
+        base_backups,
+        wal: repo.wal_names()?,
     })
 }
 
@@ -160,7 +168,12 @@ fn execute(
     doomed: &[ObjectId],
 ) -> Result<ForgetReport> {
     repo.confirm_lock()?;
-    announce(repo, copy, doomed)?;
+    let wal_before = report
+        .wal
+        .as_ref()
+        .filter(|w| w.removed > 0)
+        .map(|w| w.before.clone());
+    announce(repo, copy, doomed, wal_before)?;
     for id in doomed {
         let removed = repo.remove_snapshot(id)?;
         crate::util::failpoint("forget-after-delete");
@@ -181,6 +194,16 @@ fn execute(
             }
         }
     }
+    // After the manifests: killed in between, a base backup is never left
+    // without its WAL (the next forget removes what is left over).
+    if let Some(w) = report.wal.as_mut() {
+        for name in std::mem::take(&mut w.names) {
+            if let Removed::Retained(_) = repo.remove_wal(&name)? {
+                w.removed -= 1;
+                w.kept += 1;
+            }
+        }
+    }
     Ok(report)
 }
 
@@ -189,14 +212,21 @@ fn execute(
 /// that other machines, which saw it, take for one hidden behind their back.
 /// Only the primary's log: a copy's is the primary's, brought by `mirror`, and
 /// an event of its own there would fork it.
-pub(crate) fn announce(repo: &Repository, copy: &str, doomed: &[ObjectId]) -> Result<()> {
-    if doomed.is_empty() || copy != crate::retention::LOCAL {
+/// WAL the forget removes is named by the file it is before (`wal_before`).
+pub(crate) fn announce(
+    repo: &Repository,
+    copy: &str,
+    doomed: &[ObjectId],
+    wal_before: Option<String>,
+) -> Result<()> {
+    if (doomed.is_empty() && wal_before.is_none()) || copy != crate::retention::LOCAL {
         return Ok(());
     }
     let mut d = crate::audit::Draft::new("forget-start");
     d.destinations = vec![copy.to_string()];
     d.detail = Some(format!("removing {} snapshots", doomed.len()));
     d.forgotten = doomed.iter().map(|id| id.to_hex()).collect();
+    d.wal_before = wal_before;
     repo.audit_log()
         .append(&d, &crate::audit::Outcome::ok())
         .map(|_| ())

@@ -9,6 +9,7 @@ use crate::id::ObjectId;
 use crate::model::snapshot::SnapshotEntry;
 use crate::retention::{self, Candidate, Policy};
 
+use super::wal::BaseBackup;
 use super::{ForgetReport, Group, PlanEntry};
 
 /// What forget judges.
@@ -30,6 +31,10 @@ pub struct Inputs {
     pub in_primary: HashSet<ObjectId>,
     /// The clock: safety dumps younger than 30 days by it stay.
     pub clock: OffsetDateTime,
+    /// Every good base backup of the copy, selected or not.
+    pub base_backups: Vec<BaseBackup>,
+    /// The names of the files archived in the copy (`wal/`).
+    pub wal: Vec<String>,
 }
 
 /// The group a snapshot is judged in.
@@ -69,6 +74,7 @@ pub fn decide(
         removed: 0,
         groups: Vec::new(),
         retained: Vec::new(),
+        wal: None,
     };
     let mut doomed = Vec::new();
     if let Some(g) = unreadable_named(inputs, &mut doomed) {
@@ -95,6 +101,7 @@ pub fn decide(
             report.removed += 1;
         }
     }
+    report.wal = super::wal::decide(&report, &inputs.base_backups, &inputs.wal);
     (report, doomed)
 }
 
@@ -286,6 +293,8 @@ mod tests {
             holds: HashMap::new(),
             in_primary: HashSet::new(),
             clock: datetime!(2026-12-01 0:00 UTC),
+            base_backups: Vec::new(),
+            wal: Vec::new(),
         }
     }
 

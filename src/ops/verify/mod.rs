@@ -312,7 +312,8 @@ fn wal_records(
         };
         r.add(Object::Wal(id), problem, e.to_string());
     }
-    for name in crate::model::wal::gaps(&good) {
+    let from = repo.wal_forgotten_before()?.unwrap_or(0);
+    for name in crate::model::wal::gaps(&good, from) {
         r.add(
             Object::Wal(repo.wal_id(&name)),
             Problem::Missing,
