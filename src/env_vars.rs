@@ -146,6 +146,10 @@ pub const VARIABLES: &[Var] = &[
         "HCBACKUP_STATUS_MAX_RESTORE_TEST_AGE_DAYS",
         "`status`: the age that makes the restore test stale",
     ),
+    user(
+        "HCBACKUP_STATUS_MAX_WAL_AGE_MINUTES",
+        "`status`: the age of the newest archived WAL that makes it stale",
+    ),
     // Tests.
     test(
         "HCBACKUP_DRIVE_ROOT_URL",

@@ -289,3 +289,34 @@ fn a_damaged_copy_alerts_naming_the_verify_that_found_it() {
         "{w}"
     );
 }
+
+#[test]
+fn status_alert_mails_when_stale_and_stays_quiet_when_fresh() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("records/a.pdf"), &text(2, 10_000));
+    env.ok(&["snapshot", src.to_str().unwrap()]);
+    let to = unique_address("status");
+    let hook = Webhook::start(200);
+    let fresh = alerting(&env, &to, &hook.url)
+        .args(["status", "--alert"])
+        .output()
+        .unwrap();
+    assert_eq!(fresh.status.code(), Some(0), "{}", out(&fresh));
+    assert!(mail_to(&to).is_empty(), "a fresh status alerted");
+    assert!(hook.none(), "a fresh status called the webhook");
+    // Two days on, nothing new: stale, exit 2, one message naming why.
+    let stale = alerting(&env, &to, &hook.url)
+        .args(["status", "--alert", "--now", "2099-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(stale.status.code(), Some(2), "{}", out(&stale));
+    let mails = mail_to(&to);
+    assert_eq!(mails.len(), 1, "one email for {to}");
+    assert!(mails[0].contains("status on "), "{}", mails[0]);
+    assert!(mails[0].contains("last good snapshot is"), "{}", mails[0]);
+    let post = hook.next();
+    assert_eq!(post["hcbackup"]["operation"], "status", "{post}");
+    assert_eq!(post["hcbackup"]["exit_code"], 2, "{post}");
+    env.verified();
+}

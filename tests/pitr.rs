@@ -339,6 +339,7 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
         ids.push((
             s["id"].as_str().unwrap().to_string(),
             s["physical"]["start_wal"].as_str().unwrap().to_string(),
+            s["physical"]["end_time"].as_str().unwrap().to_string(),
         ));
     };
     base(&cluster, 1);
@@ -379,14 +380,53 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
     common::cluster::run(
         archive.hcbackup(&["wal-fetch", &ids[0].1, fetched.to_str().unwrap()], &[]),
     );
-    // Neither this machine nor the other takes the removed WAL for lost.
+    // Neither this machine nor the other takes the removed WAL for lost; the
+    // recovery window starts at the base backup kept by the policy (the held
+    // one is an island: the WAL after it is gone).
     for vars in [&[][..], &other[..]] {
         let v = archive
             .hcbackup(&["--json", "verify", "--read-data"], vars)
             .output()
             .unwrap();
         assert!(v.status.success(), "{}", out(&v));
+        let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+        let w = &v["recovery_window"];
+        assert_eq!(w["from"], ids[2].2.as_str(), "{v}");
+        assert_eq!(w["base_backups"], 1, "{v}");
+        assert!(w["to_wal"].as_str().unwrap() > ids[2].1.as_str(), "{v}");
+        assert_eq!(v["wal_files"], archived(&archive.repo) as u64, "{v}");
     }
+    // `status` shows the newest archived segment and the window, and calls
+    // archiving that stopped stale.
+    let status = |max: &str| {
+        let o = archive
+            .hcbackup(&["--json", "status", "--max-wal-age", max], &[])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let wal_problem = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("WAL: the newest segment"));
+        (v, wal_problem)
+    };
+    let (v, stale) = status("60");
+    assert!(!stale, "{v}");
+    assert_eq!(
+        v["wal"]["recovery_window"]["from"],
+        ids[2].2.as_str(),
+        "{v}"
+    );
+    assert!(v["wal"]["last_archived"].as_str().unwrap() > ids[2].1.as_str());
+    assert!(!v["wal"]["recovery_window"]["to"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (v, stale) = status("0.01");
+    assert!(stale, "{v}");
+
     // What stays recovers to the newest moment.
     drop(cluster);
     let recovered = recover(&archive, &archive.repo, "recovered", &moment);

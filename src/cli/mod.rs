@@ -248,7 +248,7 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// How fresh the backups are: exit 0 fresh, 2 stale (a snapshot older than
     /// 26 hours, no passed restore test within 35 days).
-    Status(status::StatusArgs),
+    Status(status::StatusCommand),
     /// The status API (/api/backup/status), Prometheus /metrics, /healthz and a
     /// dashboard, behind the bearer token HCBACKUP_STATUS_TOKEN; loopback by default.
     Serve(serve::ServeArgs),

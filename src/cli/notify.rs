@@ -83,6 +83,30 @@ pub fn after(ctx: &Ctx, draft: &Draft, outcome: &Outcome) {
     report(&alert::send(cfg, &a));
 }
 
+/// `status --alert` found the backups stale: one message on every channel
+/// naming the problems (exit 2 stays the command's).
+pub fn stale(ctx: &Ctx, problems: &[String]) {
+    let cfg = match &ctx.settings.alerts {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            eprintln!("hcbackup: no alert sent: no alert channel is configured (BACKUP_NOTIFICATION_EMAIL, HCBACKUP_WEBHOOK_URL)");
+            return;
+        }
+        Err(e) => {
+            eprintln!("hcbackup: no alert sent: the alert settings are wrong: {e}");
+            return;
+        }
+    };
+    let mut draft = Draft::new("status");
+    draft.step = Some("freshness".into());
+    let outcome = Outcome {
+        exit_code: exit::USAGE,
+        error: Some(format!("stale: {}", problems.join("; "))),
+    };
+    let repo = ctx.settings.repo.clone().unwrap_or_default();
+    report(&alert::send(cfg, &alert_of(&repo, &draft, &outcome)));
+}
+
 /// The settings did not load (a malformed hcbackup.toml, say): alert from the
 /// environment alone, so a scheduled run that cannot even start is not silent.
 pub fn settings_failed(operation: Option<&str>, e: &Error) {

@@ -415,6 +415,22 @@ pub fn verify(ctx: &Ctx, reports: &[crate::ops::verify::VerifyReport]) {
                 format!("{} PROBLEMS", r.problems().len())
             }
         );
+        if r.wal_files > 0 {
+            match &r.recovery_window {
+                Some(w) => outln!(
+                    "  WAL: {} files archived; recovery window {} to {} (up to {}, from {} base backups)",
+                    r.wal_files,
+                    w.from,
+                    w.to,
+                    w.to_wal,
+                    w.base_backups
+                ),
+                None => outln!(
+                    "  WAL: {} files archived, but no base backup whose WAL is whole: take one with `hcbackup snapshot --physical`",
+                    r.wal_files
+                ),
+            }
+        }
     }
 }
 

@@ -183,6 +183,19 @@ pub fn status(ctx: &Ctx, s: &crate::ops::status::Status) {
         ),
         None => outln!("  last restore test: never"),
     }
+    if let Some(w) = &s.wal {
+        outln!(
+            "  archived WAL: {} files, newest {} at {} ({:.0} min ago); {}",
+            w.files,
+            w.last_archived,
+            w.last_archived_time,
+            w.age_minutes,
+            match &w.recovery_window {
+                Some(r) => format!("point-in-time recovery from {} to {}", r.from, r.to),
+                None => "no base backup can use it".into(),
+            }
+        );
+    }
     for w in &s.warnings {
         outln!("  warning: {w}");
     }

@@ -1,4 +1,5 @@
-//! `hcbackup status [--json] [--now TIME] [--max-age HOURS] [--max-restore-test-age DAYS]`:
+//! `hcbackup status [--json] [--now TIME] [--max-age HOURS] [--max-restore-test-age DAYS]
+//! [--max-wal-age MINUTES] [--alert]`:
 //! exit 0 when fresh, 2 when stale (a dead man's switch for cron or a monitor).
 
 use super::{render_ops, Ctx};
@@ -26,6 +27,28 @@ pub struct StatusArgs {
         default_value_t = 35.0
     )]
     pub max_restore_test_age: f64,
+    /// Stale when the newest archived WAL segment is older than this, in a
+    /// repository that holds WAL (a day by default: the nightly base backup
+    /// archives at least one; set it near archive_timeout on a busy server).
+    #[arg(
+        long,
+        value_name = "MINUTES",
+        env = "HCBACKUP_STATUS_MAX_WAL_AGE_MINUTES",
+        default_value_t = 1440.0
+    )]
+    pub max_wal_age: f64,
+}
+
+/// `status`: the shared arguments, and whether to alert when stale.
+#[derive(clap::Args, Debug)]
+pub struct StatusCommand {
+    #[command(flatten)]
+    pub args: StatusArgs,
+    /// When stale, also send an alert on every configured channel (email,
+    /// webhook), for a cron line every few minutes: archiving that stopped,
+    /// a nightly backup that did not run.
+    #[arg(long)]
+    pub alert: bool,
 }
 
 /// The status document (also what `serve` answers).
@@ -56,6 +79,7 @@ pub fn compute_with(
             now,
             max_age_hours: a.max_age,
             max_test_age_days: a.max_restore_test_age,
+            max_wal_age_minutes: a.max_wal_age,
             destinations,
             rto_secs: ctx.settings.restore_test.rto_minutes * 60.0,
             configured: configured(ctx),
@@ -64,10 +88,14 @@ pub fn compute_with(
     )
 }
 
-pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<i32> {
+pub fn run(ctx: &Ctx, c: StatusCommand) -> Result<i32> {
+    let a = c.args;
     let now = super::now_flag(&a.now)?;
     let s = compute(ctx, now, &a)?;
     render_ops::status(ctx, &s);
+    if c.alert && !s.fresh {
+        super::notify::stale(ctx, &s.problems);
+    }
     Ok(if s.fresh { exit::OK } else { exit::USAGE })
 }
 

@@ -7,3 +7,4 @@ pub mod index;
 pub mod snapshot;
 pub mod tree;
 pub mod wal;
+pub mod wal_chain;

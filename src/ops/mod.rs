@@ -32,6 +32,7 @@ pub(crate) mod shrink;
 pub mod snapshot;
 pub(crate) mod stats;
 pub(crate) mod status;
+pub(crate) mod status_wal;
 pub(crate) mod tag;
 mod tar_tree;
 pub(crate) mod verify;

@@ -29,6 +29,9 @@ pub struct StatusOptions {
     /// databases): each must have a snapshot, and a source of a kind the settings
     /// name under another name (a moved folder) is not judged.
     pub configured: Vec<(String, String)>,
+    /// Stale when the newest archived WAL segment is older than this (minutes),
+    /// in a repository that holds WAL.
+    pub max_wal_age_minutes: f64,
     /// A source that lost more than this share of its files or bytes in its newest
     /// snapshot is a problem (`ops::shrink`; 0: never).
     pub shrink_percent: u32,
@@ -147,6 +150,9 @@ pub struct Status {
     pub warnings: Vec<String>,
     pub max_age_hours: f64,
     pub max_restore_test_age_days: f64,
+    /// Point-in-time recovery: the archived WAL (absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<super::status_wal::WalStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -296,7 +302,12 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
             "about {blobs_in_epoch} objects are sealed under the current key, near AES-GCM's safe limit: run `hcbackup key rotate`"
         ));
     }
-    let warnings = offsite_warning(&opts.destinations).into_iter().collect();
+    let mut warnings: Vec<String> = offsite_warning(&opts.destinations).into_iter().collect();
+    let wal = super::status_wal::run(repo, &snaps, now, opts.max_wal_age_minutes)?;
+    if let Some(w) = &wal {
+        problems.extend(w.problems.iter().cloned());
+        warnings.extend(w.warnings.iter().cloned());
+    }
     Ok(Status {
         fresh: problems.is_empty(),
         warnings,
@@ -327,6 +338,7 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
         problems,
         max_age_hours: opts.max_age_hours,
         max_restore_test_age_days: opts.max_test_age_days,
+        wal,
     })
 }
 

@@ -208,7 +208,48 @@ pub fn render(s: &Status) -> String {
         );
         o.sample("hcbackup_restore_test_rto_seconds", &[], t.rto_secs);
     }
+    if let Some(w) = &s.wal {
+        wal(&mut o, w);
+    }
     o.0
+}
+
+/// Point-in-time recovery: the newest archived segment and the window.
+fn wal(o: &mut Out, w: &crate::ops::status_wal::WalStatus) {
+    o.gauge(
+        "hcbackup_wal_files",
+        "Files PostgreSQL archived into the repository",
+    );
+    o.sample("hcbackup_wal_files", &[], w.files as f64);
+    if let Some(t) = unix(&w.last_archived_time) {
+        o.gauge(
+            "hcbackup_wal_last_archived_timestamp_seconds",
+            "When the newest WAL segment was archived",
+        );
+        o.sample(
+            "hcbackup_wal_last_archived_timestamp_seconds",
+            &[],
+            t as f64,
+        );
+    }
+    let window = w.recovery_window.as_ref();
+    for (name, help, t) in [
+        (
+            "hcbackup_recovery_window_start_timestamp_seconds",
+            "The earliest moment point-in-time recovery reaches",
+            window.and_then(|w| unix(&w.from)),
+        ),
+        (
+            "hcbackup_recovery_window_end_timestamp_seconds",
+            "The latest moment point-in-time recovery reaches",
+            window.and_then(|w| unix(&w.to)),
+        ),
+    ] {
+        if let Some(t) = t {
+            o.gauge(name, help);
+            o.sample(name, &[], t as f64);
+        }
+    }
 }
 
 #[cfg(test)]

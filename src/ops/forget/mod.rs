@@ -110,7 +110,7 @@ pub fn run(
 fn gather(repo: &Repository, copy: &str, source: &str, opts: &ForgetOptions<'_>) -> Result<Inputs> {
     let named = named_ids(repo, opts)?;
     let all = repo.snapshots()?;
-    let base_backups = wal::BaseBackup::of(&all);
+    let base_backups = crate::model::wal_chain::Base::of(&all);
     let snaps: Vec<SnapshotEntry> = all
         .into_iter()
         .filter(|s| opts.filter.matches(&s.snapshot))

@@ -9,8 +9,8 @@ use crate::id::ObjectId;
 use crate::model::snapshot::SnapshotEntry;
 use crate::retention::{self, Candidate, Policy};
 
-use super::wal::BaseBackup;
 use super::{ForgetReport, Group, PlanEntry};
+use crate::model::wal_chain::Base;
 
 /// What forget judges.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ pub struct Inputs {
     /// The clock: safety dumps younger than 30 days by it stay.
     pub clock: OffsetDateTime,
     /// Every good base backup of the copy, selected or not.
-    pub base_backups: Vec<BaseBackup>,
+    pub base_backups: Vec<Base>,
     /// The names of the files archived in the copy (`wal/`).
     pub wal: Vec<String>,
 }

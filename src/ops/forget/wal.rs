@@ -8,37 +8,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::id::ObjectId;
-use crate::model::snapshot::SnapshotEntry;
 use crate::model::wal::{position, removable, Span};
+use crate::model::wal_chain::Base;
 
 use super::ForgetReport;
-
-/// A base backup of the copy, as WAL retention sees it.
-#[derive(Clone, Debug)]
-pub struct BaseBackup {
-    pub id: ObjectId,
-    /// Its first and last WAL segment.
-    pub first: String,
-    pub last: String,
-}
-
-impl BaseBackup {
-    /// The good base backups among `snaps` (a failed one needs no WAL).
-    pub fn of(snaps: &[SnapshotEntry]) -> Vec<BaseBackup> {
-        snaps
-            .iter()
-            .filter_map(|e| {
-                let p = e.snapshot.physical.as_ref().filter(|p| p.ok())?;
-                Some(BaseBackup {
-                    id: e.id,
-                    first: p.start_wal.clone(),
-                    last: p.last_wal()?,
-                })
-            })
-            .collect()
-    }
-}
 
 /// What forget does to the copy's archived WAL.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -56,7 +29,7 @@ pub struct WalRetention {
 
 /// WAL retention given the snapshots' verdicts in `report` (a base backup the
 /// filter did not select stays, and anchors), or `None` when the copy holds no WAL.
-pub fn decide(report: &ForgetReport, bases: &[BaseBackup], wal: &[String]) -> Option<WalRetention> {
+pub fn decide(report: &ForgetReport, bases: &[Base], wal: &[String]) -> Option<WalRetention> {
     if wal.is_empty() {
         return None;
     }
@@ -73,7 +46,7 @@ pub fn decide(report: &ForgetReport, bases: &[BaseBackup], wal: &[String]) -> Op
     let mut anchors: Vec<(u64, &str)> = Vec::new();
     for b in bases {
         let (keep, anchor) = verdicts
-            .get(b.id.to_hex().as_str())
+            .get(b.snapshot.as_str())
             .copied()
             .unwrap_or((true, true));
         let (Some(first), Some(last)) = (position(&b.first), position(&b.last)) else {
@@ -109,6 +82,7 @@ pub fn decide(report: &ForgetReport, bases: &[BaseBackup], wal: &[String]) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::ObjectId;
     use crate::ops::forget::{Group, PlanEntry};
 
     fn entry(n: u8, keep: bool, reason: &str) -> PlanEntry {
@@ -121,11 +95,12 @@ mod tests {
         }
     }
 
-    fn base(n: u8, first: u32, last: u32) -> BaseBackup {
-        BaseBackup {
-            id: ObjectId([n; 32]),
+    fn base(n: u8, first: u32, last: u32) -> Base {
+        Base {
+            snapshot: ObjectId([n; 32]).to_hex(),
             first: format!("0000000100000000{first:08X}"),
             last: format!("0000000100000000{last:08X}"),
+            end_time: String::new(),
         }
     }
 

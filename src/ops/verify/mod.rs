@@ -89,6 +89,11 @@ pub struct VerifyReport {
     pub affected: Vec<String>,
     /// Needed blobs that no index lists and no pack here holds.
     pub missing_blobs: Vec<BlobKey>,
+    /// Files PostgreSQL archived here (`wal-push`).
+    pub wal_files: u64,
+    /// From when to when this copy can recover the cluster (`restore
+    /// --pgdata`): none without a base backup whose WAL is whole.
+    pub recovery_window: Option<crate::model::wal_chain::Window>,
 }
 
 impl VerifyReport {
@@ -145,6 +150,13 @@ impl serde::Serialize for VerifyReport {
             affected: &'a [String],
             damaged: Vec<String>,
             unindexed: Vec<String>,
+            #[serde(skip_serializing_if = "is_zero")]
+            wal_files: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recovery_window: &'a Option<crate::model::wal_chain::Window>,
+        }
+        fn is_zero(n: &u64) -> bool {
+            *n == 0
         }
         View {
             copy: &self.copy,
@@ -159,6 +171,8 @@ impl serde::Serialize for VerifyReport {
             affected: &self.affected,
             damaged: self.damaged().iter().filter_map(|o| o.path()).collect(),
             unindexed: self.unindexed().iter().map(|p| p.to_hex()).collect(),
+            wal_files: self.wal_files,
+            recovery_window: &self.recovery_window,
         }
         .serialize(s)
     }
@@ -202,6 +216,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
         }
     }
     let wal = wal_records(repo, &mut r)?;
+    wal_chain(repo, &snapshots, &wal, &mut r);
     let mut w = Walk::default();
     for rec in &wal {
         let label = format!("WAL {}", rec.name);
@@ -321,6 +336,43 @@ fn wal_records(
         );
     }
     Ok(good)
+}
+
+/// The WAL chain from each base backup: one whose own segments are not all
+/// archived is a finding (its missing segment, which `repair` may bring back);
+/// the copy's recovery window is reported.
+fn wal_chain(
+    repo: &Repository,
+    snapshots: &[crate::model::snapshot::SnapshotEntry],
+    wal: &[crate::model::wal::WalRecord],
+    r: &mut VerifyReport,
+) {
+    use crate::model::wal_chain::{follow, Archived, Base};
+    let bases = Base::of(snapshots);
+    r.wal_files = wal.len() as u64;
+    if bases.is_empty() {
+        return;
+    }
+    let archived: Vec<Archived> = wal
+        .iter()
+        .map(|w| Archived {
+            name: w.name.clone(),
+            time: w.time.clone(),
+            size: w.size,
+        })
+        .collect();
+    let chain = follow(&bases, &archived);
+    for (snap, seg) in chain.inconsistent {
+        r.add(
+            Object::Wal(repo.wal_id(&seg)),
+            Problem::Missing,
+            format!(
+                "the base backup of snapshot {} cannot be made consistent: its WAL segment {seg} is missing; `hcbackup repair` brings it back from a copy that has it",
+                &snap[..8.min(snap.len())]
+            ),
+        );
+    }
+    r.recovery_window = chain.window;
 }
 
 /// A snapshot's root trees: its files, then each database dump.
