@@ -108,6 +108,10 @@ pub const VARIABLES: &[Var] = &[
     user("AWS_REGION", "the region when S3_BACKUP_REGION is unset"),
     user("AWS_ENDPOINT_URL", "an S3-compatible server's address"),
     user("AWS_ENDPOINT_URL_S3", "the same, for S3 only"),
+    user(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "the AWS credentials file (PITR from S3 hands it to PostgreSQL)",
+    ),
     user("S3_FORCE_PATH_STYLE", "path-style S3 addresses"),
     user("S3_SSE", "off: no server-side encryption header"),
     user("S3_STORAGE_CLASS", "the storage class of new objects"),

@@ -21,6 +21,17 @@ fn contents(c: &Cluster) -> String {
 /// `restore latest --pgdata` from the repository at `repo` to `moment`, as the
 /// server's user, then a server started on it until recovery has ended.
 fn recover(archive: &Archive, repo: &std::path::Path, name: &str, moment: &str) -> Cluster {
+    recover_with(archive, repo, name, moment, &[])
+}
+
+/// `recover`, with `vars` for hcbackup (a cloud copy's settings).
+fn recover_with(
+    archive: &Archive,
+    repo: &std::path::Path,
+    name: &str,
+    moment: &str,
+    vars: &[(&str, &str)],
+) -> Cluster {
     let target = archive.work.join(name);
     let o = archive
         .hcbackup_at(
@@ -34,7 +45,7 @@ fn recover(archive: &Archive, repo: &std::path::Path, name: &str, moment: &str) 
                 "--to-time",
                 moment,
             ],
-            &[],
+            vars,
         )
         .output()
         .unwrap();
@@ -120,24 +131,43 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     common::cluster::run(archive.hcbackup(&["--json", "verify", "--read-data"], &[]));
 
     // The server is lost with the local repository: the same recovery from
-    // the USB copy that `mirror` keeps (its WAL included).
+    // the USB copy and from the S3 copy that `mirror` keeps (their WAL
+    // included). The S3 keys are in a credentials file of the server's user,
+    // which the restore_command is told of, never given.
     let usb = archive.work.join("usb");
+    let bucket = common::s3::new_bucket("pitr");
+    let s3_url = format!("s3://{bucket}/clinic/");
+    let creds = archive.work.join("aws-credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = hcbackup-test\naws_secret_access_key = hcbackup-test-secret\n",
+    )
+    .unwrap();
+    let endpoint = common::s3::endpoint();
+    let s3_vars = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+    ];
     let toml = archive.work.join("hcbackup.toml");
     std::fs::write(
         &toml,
         format!(
-            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n",
+            "[[destination]]\nname = \"usb\"\nurl = \"{}\"\n\n[[destination]]\nname = \"offsite\"\nurl = \"{s3_url}\"\n",
             usb.display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&toml, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     common::cluster::run({
         let mut c = std::process::Command::new("chown");
-        c.args([PG_USER, toml.to_str().unwrap()]);
+        c.args([PG_USER, toml.to_str().unwrap(), creds.to_str().unwrap()]);
         c
     });
-    common::cluster::run(archive.hcbackup(&["--config", toml.to_str().unwrap(), "mirror"], &[]));
+    common::cluster::run(
+        archive.hcbackup(&["--config", toml.to_str().unwrap(), "mirror"], &s3_vars),
+    );
     std::fs::remove_dir_all(&archive.repo).unwrap();
     let from_usb = recover(&archive, &usb, "recovered-from-usb", &moment);
     assert_eq!(
@@ -146,6 +176,24 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
         "the copy recovered another moment"
     );
     drop(from_usb);
+    let from_s3 = recover_with(
+        &archive,
+        std::path::Path::new(&s3_url),
+        "recovered-from-s3",
+        &moment,
+        &s3_vars,
+    );
+    assert_eq!(
+        contents(&from_s3),
+        reference,
+        "the S3 copy recovered another moment"
+    );
+    let auto = std::fs::read_to_string(from_s3.data.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("AWS_SHARED_CREDENTIALS_FILE") && !auto.contains("hcbackup-test-secret"),
+        "{auto}"
+    );
+    drop(from_s3);
     let v = env
         .cmd_repo(usb.as_os_str())
         .args(["--json", "verify", "--read-data"])
@@ -342,7 +390,19 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
             s["physical"]["end_time"].as_str().unwrap().to_string(),
         ));
     };
+    let listed = |repo: &std::path::Path| -> std::collections::BTreeSet<std::path::PathBuf> {
+        std::fs::read_dir(repo.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let first_wal = listed(&archive.repo);
     base(&cluster, 1);
+    // The records the first base backup's own WAL is in (and the segment after).
+    let first_base_wal: Vec<_> = listed(&archive.repo)
+        .difference(&first_wal)
+        .cloned()
+        .collect();
     base(&cluster, 1001);
     base(&cluster, 2001);
     cluster.psql("INSERT INTO visits VALUES (0, 'marker')");
@@ -358,6 +418,31 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
     let other = [("HCBACKUP_CACHE_DIR", other_cache.to_str().unwrap())];
     common::cluster::run(archive.hcbackup(&["verify"], &other));
     let before = archived(&archive.repo);
+
+    // A manifest hidden from this machine, or missing to a machine that never
+    // saw it (the audit log says it was made): no WAL goes, one of them may
+    // be the base backup that needs it.
+    let manifest = archive.repo.join("snapshots").join(&ids[0].0);
+    let aside = archive.work.join("aside");
+    std::fs::rename(&manifest, &aside).unwrap();
+    let fresh_cache = archive.work.join("fresh-cache");
+    for vars in [
+        &[][..],
+        &[("HCBACKUP_CACHE_DIR", fresh_cache.to_str().unwrap())][..],
+    ] {
+        let o = archive
+            .hcbackup(&["--json", "forget", "--keep-last", "1", "--dry-run"], vars)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let wal = &report[0]["wal"];
+        assert_eq!(wal["removed"], 0, "{report}");
+        assert!(
+            wal["held_back"].as_str().unwrap().contains(&ids[0].0[..8]),
+            "{report}"
+        );
+    }
+    std::fs::rename(&aside, &manifest).unwrap();
 
     // The oldest base backup is held; the middle one goes.
     common::cluster::run(archive.hcbackup(
@@ -431,4 +516,44 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
     drop(cluster);
     let recovered = recover(&archive, &archive.repo, "recovered", &moment);
     assert_eq!(contents(&recovered), reference);
+    drop(recovered);
+
+    // The held base backup's own WAL deleted behind the repository's back:
+    // verify names it, and a restore of it refuses before laying anything out.
+    for f in &first_base_wal {
+        let _ = std::fs::remove_file(f);
+    }
+    let v = archive
+        .hcbackup(&["--json", "verify"], &[])
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1), "{}", out(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("cannot be made consistent"),
+        "{}",
+        out(&v)
+    );
+    let target = archive.work.join("from-held");
+    let o = archive
+        .hcbackup(
+            &[
+                "restore",
+                &ids[0].0[..8],
+                "--pgdata",
+                target.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot be made consistent"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !target.exists(),
+        "a restore that cannot succeed laid something out"
+    );
 }

@@ -57,6 +57,10 @@ pub fn forget(ctx: &Ctx, r: &ForgetReport) {
     );
     if let Some(w) = &r.wal {
         let verb = if r.dry_run { "would go" } else { "removed" };
+        if let Some(why) = &w.held_back {
+            outln!("  WAL: {} archived files kept, none removed: {why}", w.kept);
+            return;
+        }
         match w.before.as_str() {
             "" => outln!(
                 "  WAL: {} archived files kept: no base backup is kept by the policy",

@@ -278,6 +278,10 @@ fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
         "HCBACKUP_CACHE_DIR".to_string(),
         ctx.settings.cache_dir.display().to_string(),
     )];
+    #[cfg(feature = "cloud")]
+    if let RepoLocation::S3(_) = ctx.settings.repo_location()? {
+        env.extend(s3_settings(&ctx.settings.cloud.s3));
+    }
     match &ctx.settings.password {
         PasswordSource::File(p) => env.push((
             "HCBACKUP_PASSWORD_FILE".into(),
@@ -292,6 +296,39 @@ fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
         ),
     }
     Ok(crate::ops::pitr::Fetcher { exe, repo, env })
+}
+
+/// What `wal-fetch` needs to reach an `s3://` repository, but its keys: the
+/// address, region and path style, and the credentials file when one is
+/// named. Keys in the environment are never written to disk: PostgreSQL's
+/// user then needs its own (`~/.aws/credentials`).
+#[cfg(feature = "cloud")]
+fn s3_settings(s3: &crate::storage::S3Env) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(e) = &s3.endpoint {
+        env.push(("AWS_ENDPOINT_URL_S3".to_string(), e.clone()));
+    }
+    if let Some(r) = &s3.region {
+        env.push(("S3_BACKUP_REGION".to_string(), r.clone()));
+    }
+    if let Some(p) = s3.force_path_style {
+        env.push((
+            "S3_FORCE_PATH_STYLE".to_string(),
+            if p { "1" } else { "0" }.into(),
+        ));
+    }
+    match &s3.credentials_file {
+        Some(f) => env.push((
+            "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+            std::path::absolute(f)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| f.clone()),
+        )),
+        None => tracing::warn!(
+            "the restore_command written reaches S3 with the AWS credentials of the user PostgreSQL runs as (~/.aws/credentials; keys are never written to disk by a restore): check that user has them, or run the restore with AWS_SHARED_CREDENTIALS_FILE set"
+        ),
+    }
+    env
 }
 
 /// The server and login of the POSTGRES_* settings, restoring into `name` (or POSTGRES_DB).

@@ -16,7 +16,8 @@ pub struct StatusArgs {
         long,
         value_name = "HOURS",
         env = "HCBACKUP_STATUS_MAX_AGE_HOURS",
-        default_value_t = 26.0
+        default_value_t = 26.0,
+        value_parser = limit
     )]
     pub max_age: f64,
     /// Stale when no restore test passed within this many days (databases only).
@@ -24,7 +25,8 @@ pub struct StatusArgs {
         long,
         value_name = "DAYS",
         env = "HCBACKUP_STATUS_MAX_RESTORE_TEST_AGE_DAYS",
-        default_value_t = 35.0
+        default_value_t = 35.0,
+        value_parser = limit
     )]
     pub max_restore_test_age: f64,
     /// Stale when the newest archived WAL segment is older than this, in a
@@ -34,9 +36,19 @@ pub struct StatusArgs {
         long,
         value_name = "MINUTES",
         env = "HCBACKUP_STATUS_MAX_WAL_AGE_MINUTES",
-        default_value_t = 1440.0
+        default_value_t = 1440.0,
+        value_parser = limit
     )]
     pub max_wal_age: f64,
+}
+
+/// An age limit: a number of zero or more (NaN or infinity would turn the
+/// check off without a word, a negative one make it stale for ever).
+fn limit(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?}: give a number of zero or more")),
+    }
 }
 
 /// `status`: the shared arguments, and whether to alert when stale.

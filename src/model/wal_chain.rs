@@ -73,6 +73,11 @@ pub struct Chain {
     /// Base backups that cannot be made consistent: (snapshot, the first
     /// segment of its own that is missing).
     pub inconsistent: Vec<(String, String)>,
+    /// For each base backup that can be made consistent: (snapshot, the last
+    /// segment recovery reaches from it without a hole).
+    pub reach: Vec<(String, String)>,
+    /// The newest segment archived (by position, then timeline).
+    pub newest: Option<String>,
     pub window: Option<Window>,
 }
 
@@ -144,8 +149,14 @@ pub fn follow(bases: &[Base], archived: &[Archived]) -> Chain {
                 None => break,
             }
         }
+        chain.reach.push((b.snapshot.clone(), name(at)));
         reached.push((b, at));
     }
+    chain.newest = times
+        .keys()
+        .map(|(tl, p)| (*p, *tl))
+        .max()
+        .map(|(p, tl)| name((tl, p)));
     // The window is continuous: it starts at the oldest base backup whose
     // chain reaches as far as the furthest one (an older one whose chain
     // stops earlier, a held base backup, is an island of its own).
@@ -223,6 +234,8 @@ mod tests {
         let b1 = base("b1", seg(1, 0xFE), seg(1, 0xFF), "2026-12-01T09:00:00Z");
         let c = follow(std::slice::from_ref(&b1), &a);
         assert!(c.inconsistent.is_empty());
+        assert_eq!(c.reach, [("b1".to_string(), seg(1, 0x102))]);
+        assert_eq!(c.newest, Some(seg(1, 0x104)));
         let w = c.window.unwrap();
         assert_eq!(w.from, "2026-12-01T09:00:00Z");
         assert_eq!(w.to_wal, seg(1, 0x102));

@@ -126,6 +126,7 @@ pub fn restore(
             Error::Usage(format!("snapshot {} holds no base backup", snap.id.short()))
         })?;
     let restore_command = restore_command(fetcher)?;
+    check_chain(repo, snap)?;
     new_folder(pgdata)?;
     let laid_out = (|| -> Result<()> {
         let _lock = repo.lock(false, "restore")?;
@@ -158,6 +159,56 @@ pub fn restore(
         timeline: p.timeline,
         target: describe(target),
     })
+}
+
+/// Before anything is laid out: the base backup's own WAL must be archived
+/// in this copy (else the server could never open it); a hole after it is
+/// said on stderr (recovery stops there, and with no target PostgreSQL
+/// would open at that older point as if it were the end).
+fn check_chain(repo: &Repository, snap: &SnapshotEntry) -> Result<()> {
+    use crate::model::wal_chain::{follow, Archived, Base};
+    let bases = Base::of(std::slice::from_ref(snap));
+    let Some(base) = bases.first() else {
+        return Ok(());
+    };
+    // The segment size, from the base backup's first segment.
+    let size = match repo.wal(&base.first)? {
+        Some(r) => r.size,
+        None => {
+            return Err(Error::Failed(format!(
+                "the base backup of snapshot {} cannot be made consistent: its WAL segment {} is not archived in {}; run `hcbackup repair` (or restore another snapshot)",
+                snap.id.short(),
+                base.first,
+                repo.backend().location()
+            )))
+        }
+    };
+    let archived: Vec<Archived> = repo
+        .wal_names()?
+        .into_iter()
+        .map(|name| Archived {
+            name,
+            time: String::new(),
+            size,
+        })
+        .collect();
+    let chain = follow(&bases, &archived);
+    if let Some((_, seg)) = chain.inconsistent.first() {
+        return Err(Error::Failed(format!(
+            "the base backup of snapshot {} cannot be made consistent: its WAL segment {seg} is not archived in {}; run `hcbackup repair` (or restore another snapshot)",
+            snap.id.short(),
+            repo.backend().location()
+        )));
+    }
+    if let (Some((_, reach)), Some(newest)) = (chain.reach.first(), chain.newest.as_ref()) {
+        if reach != newest {
+            tracing::warn!(
+                "recovery from snapshot {} can roll forward only to WAL segment {reach}: the one after it is missing, and the WAL archived after it (up to {newest}) cannot be used; `hcbackup verify` names the gap and `hcbackup repair` brings it back from a copy",
+                snap.id.short()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Unpack the tar into `pgdata`: folders and regular files only (a data

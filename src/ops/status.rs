@@ -220,7 +220,17 @@ pub fn run(repo: &Repository, events: &[Event], opts: &StatusOptions) -> Result<
         .collect();
     let mut sources = sources(&snaps, now);
     for (kind, name) in &opts.configured {
-        if !sources.iter().any(|s| &s.kind == kind && &s.name == name) {
+        // A database whose cluster has base backups here (the repository of
+        // the WAL and base backups) is backed up by them.
+        let in_cluster = |s: &SourceStatus| {
+            kind == "database"
+                && s.kind == "cluster"
+                && name.split_once('@').is_some_and(|(_, at)| at == s.name)
+        };
+        if !sources
+            .iter()
+            .any(|s| (&s.kind == kind && &s.name == name) || in_cluster(s))
+        {
             problems.push(format!(
                 "{kind} {name}: no snapshot yet (the settings back it up)"
             ));
@@ -361,6 +371,15 @@ fn sources(snaps: &[SnapshotEntry], now: OffsetDateTime) -> Vec<SourceStatus> {
                 format!("{}@{}:{}", d.db, d.host, d.port),
                 d.ok(),
                 d.dump_bytes,
+            ));
+        }
+        // A base backup (`snapshot --physical`) holds the whole cluster.
+        if let Some(p) = &s.snapshot.physical {
+            seen.push((
+                "cluster".to_string(),
+                format!("{}:{}", p.host, p.port),
+                p.ok(),
+                p.bytes,
             ));
         }
         for (kind, name, ok, bytes) in seen {

@@ -663,7 +663,7 @@ impl Repository {
 }
 
 /// Name the manifests a listing left out, one warning each.
-fn warn_left_out(bad: Vec<Unreadable>) {
+pub(crate) fn warn_left_out(bad: Vec<Unreadable>) {
     for (id, e) in bad {
         tracing::warn!(
             "snapshot {} does not read back and is left out: {e}",

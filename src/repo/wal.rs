@@ -123,6 +123,30 @@ impl Repository {
         Ok((good, bad))
     }
 
+    /// The snapshots (short ids) the audit log says were made and not
+    /// forgotten whose manifests are not among `listed`: deleted behind this
+    /// repository's back, also where this catalog never saw them (a new
+    /// machine). For the primary repository, whose log records its forgets.
+    pub fn snapshots_unaccounted(
+        &self,
+        listed: &[crate::model::snapshot::SnapshotEntry],
+    ) -> Result<Vec<String>> {
+        if let Err(e) = self.audit_log().catch_up() {
+            tracing::warn!("audit log: could not read the repository's events ({e})");
+        }
+        let made = self.catalog.snapshot_times_in_audit()?;
+        let forgotten = self.catalog.forgotten_in_audit()?;
+        let here: std::collections::HashSet<String> =
+            listed.iter().map(|e| e.id.to_hex()).collect();
+        let mut out: Vec<String> = made
+            .into_keys()
+            .filter(|id| !here.contains(id) && !forgotten.contains(id))
+            .map(|id| id.chars().take(8).collect())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Before which position forget events removed WAL on purpose, once this
     /// catalog has taken in the events appended elsewhere.
     pub fn wal_forgotten_before(&self) -> Result<Option<u64>> {

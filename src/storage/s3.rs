@@ -58,6 +58,9 @@ pub struct S3Env {
     /// The seed's mirror: S3_BACKUP_BUCKET with S3_BACKUP_PREFIX and the
     /// S3_OBJECT_LOCK_* settings.
     pub seed: Option<S3Config>,
+    /// AWS_SHARED_CREDENTIALS_FILE (the SDK reads the file itself): a path a
+    /// point-in-time restore hands on to PostgreSQL's restore_command.
+    pub credentials_file: Option<String>,
 }
 
 impl S3Env {
@@ -82,6 +85,7 @@ impl S3Env {
             sse,
             storage_class: env.var("S3_STORAGE_CLASS").map(|c| c.trim().to_string()),
             seed: None,
+            credentials_file: env.var("AWS_SHARED_CREDENTIALS_FILE"),
         };
         if let Some(bucket) = env.var("S3_BACKUP_BUCKET") {
             let prefix = env

@@ -109,7 +109,14 @@ pub fn run(
 /// and every legal hold that counts.
 fn gather(repo: &Repository, copy: &str, source: &str, opts: &ForgetOptions<'_>) -> Result<Inputs> {
     let named = named_ids(repo, opts)?;
-    let all = repo.snapshots()?;
+    let (all, bad) = repo.snapshots_checked()?;
+    let wal = repo.wal_names()?;
+    let wal_doubt = if wal.is_empty() {
+        Vec::new()
+    } else {
+        doubts(repo, copy, &all, &bad)?
+    };
+    crate::repo::warn_left_out(bad);
     let base_backups = crate::model::wal_chain::Base::of(&all);
     let snaps: Vec<SnapshotEntry> = all
         .into_iter()
@@ -125,8 +132,34 @@ fn gather(repo: &Repository, copy: &str, source: &str, opts: &ForgetOptions<'_>)
         in_primary: opts.in_primary.clone(),
         clock: crate::util::now(),
         base_backups,
-        wal: repo.wal_names()?,
+        wal,
+        wal_doubt,
     })
+}
+
+/// Snapshots that may be base backups forget cannot see: manifests that do
+/// not read back or that this machine saw and are gone, and (in the primary)
+/// snapshots the audit log says were made and not forgotten that are missing.
+/// While there is any, no WAL goes: one of them may need it.
+fn doubts(
+    repo: &Repository,
+    copy: &str,
+    all: &[SnapshotEntry],
+    bad: &[crate::repo::Unreadable],
+) -> Result<Vec<String>> {
+    let mut doubt: Vec<String> = bad.iter().map(|(id, _)| id.short()).collect();
+    if copy == crate::retention::LOCAL {
+        doubt.extend(repo.snapshots_unaccounted(all)?);
+    }
+    doubt.sort();
+    doubt.dedup();
+    if !doubt.is_empty() {
+        tracing::warn!(
+            "no archived WAL is removed: snapshots {} are missing or do not read back, and any of them may be a base backup that needs it; run `hcbackup verify` and `hcbackup repair`",
+            doubt.join(", ")
+        );
+    }
+    Ok(doubt)
 }
 
 /// The legal holds that count, by snapshot (hex id): their reasons.

@@ -35,6 +35,9 @@ pub struct Inputs {
     pub base_backups: Vec<Base>,
     /// The names of the files archived in the copy (`wal/`).
     pub wal: Vec<String>,
+    /// Snapshots (short ids) that are missing or do not read back: while
+    /// there is any, no WAL goes.
+    pub wal_doubt: Vec<String>,
 }
 
 /// The group a snapshot is judged in.
@@ -101,7 +104,8 @@ pub fn decide(
             report.removed += 1;
         }
     }
-    report.wal = super::wal::decide(&report, &inputs.base_backups, &inputs.wal);
+    report.wal = super::wal::decide(&report, &inputs.base_backups, &inputs.wal)
+        .map(|w| w.unless_in_doubt(&inputs.wal_doubt));
     (report, doomed)
 }
 
@@ -295,6 +299,7 @@ mod tests {
             clock: datetime!(2026-12-01 0:00 UTC),
             base_backups: Vec::new(),
             wal: Vec::new(),
+            wal_doubt: Vec::new(),
         }
     }
 

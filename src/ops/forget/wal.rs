@@ -22,9 +22,30 @@ pub struct WalRetention {
     pub before: String,
     pub removed: u64,
     pub kept: u64,
+    /// Why nothing goes although the policy would remove some: snapshots
+    /// that are missing or do not read back may be base backups that need it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
     /// The files to remove.
     #[serde(skip)]
     pub names: Vec<String>,
+}
+
+impl WalRetention {
+    /// Nothing removed while `doubt` names snapshots (short ids) that are
+    /// missing or do not read back.
+    pub fn unless_in_doubt(mut self, doubt: &[String]) -> WalRetention {
+        if !doubt.is_empty() && self.removed > 0 {
+            self.held_back = Some(format!(
+                "snapshots {} are missing or do not read back and may need it: run `hcbackup verify` and `hcbackup repair`",
+                doubt.join(", ")
+            ));
+            self.kept += self.removed;
+            self.removed = 0;
+            self.names.clear();
+        }
+        self
+    }
 }
 
 /// WAL retention given the snapshots' verdicts in `report` (a base backup the
@@ -75,6 +96,7 @@ pub fn decide(report: &ForgetReport, bases: &[Base], wal: &[String]) -> Option<W
             .unwrap_or_default(),
         removed: names.len() as u64,
         kept: (wal.len() - names.len()) as u64,
+        held_back: None,
         names,
     })
 }
@@ -161,5 +183,11 @@ mod tests {
         );
         assert_eq!(w.map(|w| (w.removed, w.before)), Some((0, String::new())));
         assert!(decide(&r, &bases, &[]).is_none());
+        // A snapshot that is missing or does not read back holds all WAL back.
+        let w = decide(&r, &bases, &wal)
+            .unwrap()
+            .unless_in_doubt(&["1a2b3c4d".to_string()]);
+        assert_eq!((w.removed, w.kept, w.names.len()), (0, 10, 0));
+        assert!(w.held_back.unwrap().contains("1a2b3c4d"));
     }
 }

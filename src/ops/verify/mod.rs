@@ -216,7 +216,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
         }
     }
     let wal = wal_records(repo, &mut r)?;
-    wal_chain(repo, &snapshots, &wal, &mut r);
+    wal_chain(repo, &snapshots, &wal, &mut r)?;
     let mut w = Walk::default();
     for rec in &wal {
         let label = format!("WAL {}", rec.name);
@@ -327,14 +327,6 @@ fn wal_records(
         };
         r.add(Object::Wal(id), problem, e.to_string());
     }
-    let from = repo.wal_forgotten_before()?.unwrap_or(0);
-    for name in crate::model::wal::gaps(&good, from) {
-        r.add(
-            Object::Wal(repo.wal_id(&name)),
-            Problem::Missing,
-            format!("WAL segment {name} is missing: a gap in the archived WAL that recovery cannot pass; `hcbackup repair` brings it back from a copy that has it"),
-        );
-    }
     Ok(good)
 }
 
@@ -346,12 +338,22 @@ fn wal_chain(
     snapshots: &[crate::model::snapshot::SnapshotEntry],
     wal: &[crate::model::wal::WalRecord],
     r: &mut VerifyReport,
-) {
+) -> Result<()> {
     use crate::model::wal_chain::{follow, Archived, Base};
     let bases = Base::of(snapshots);
     r.wal_files = wal.len() as u64;
+    if wal.is_empty() {
+        return Ok(());
+    }
+    for name in crate::model::wal::gaps(wal, gaps_from(repo, &bases)?) {
+        r.add(
+            Object::Wal(repo.wal_id(&name)),
+            Problem::Missing,
+            format!("WAL segment {name} is missing: a gap in the archived WAL that recovery cannot pass; `hcbackup repair` brings it back from a copy that has it"),
+        );
+    }
     if bases.is_empty() {
-        return;
+        return Ok(());
     }
     let archived: Vec<Archived> = wal
         .iter()
@@ -373,6 +375,27 @@ fn wal_chain(
         );
     }
     r.recovery_window = chain.window;
+    Ok(())
+}
+
+/// Where gaps start to count: after the last forget's cut (before it, WAL
+/// was removed on purpose), but never after the first segment of the oldest
+/// base backup no legal hold keeps (forget keeps WAL from there on): a cut
+/// a damaged catalog moved on does not hide a hole.
+fn gaps_from(repo: &Repository, bases: &[crate::model::wal_chain::Base]) -> Result<u64> {
+    use crate::model::wal::position;
+    let held: HashSet<String> = repo.holds()?.into_iter().map(|h| h.snapshot).collect();
+    let oldest = bases
+        .iter()
+        .filter(|b| !held.contains(&b.snapshot))
+        .filter_map(|b| position(&b.first))
+        .min();
+    let cut = repo.wal_forgotten_before()?;
+    Ok(match (cut, oldest) {
+        (Some(c), Some(o)) => c.min(o),
+        (Some(c), None) => c,
+        (None, _) => 0,
+    })
 }
 
 /// A snapshot's root trees: its files, then each database dump.
