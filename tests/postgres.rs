@@ -890,3 +890,121 @@ fn a_table_locked_by_another_session_fails_the_dump_instead_of_hanging() {
     assert!(out(&o).contains("HCBACKUP_PG_LOCK_TIMEOUT"), "{}", out(&o));
     env.verified();
 }
+
+#[test]
+fn one_table_comes_back_into_a_side_database_and_nothing_else_changes() {
+    let server = Server::from_env();
+    let db = server.create("tables");
+    db.load_clinic(1);
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let before = db.digest();
+    // This morning's mistake: one patient's prescriptions deleted.
+    db.psql(
+        "DELETE FROM prescriptions WHERE appointment_id IN \
+         (SELECT id FROM appointments WHERE patient_id = 1)",
+    );
+    let after = db.digest();
+    assert_ne!(before, after);
+
+    // Never into a database that exists: the production one least of all.
+    let o = run(
+        &env,
+        &server,
+        &db.name,
+        &[
+            "restore",
+            "latest",
+            "--db",
+            &db.name,
+            "--table",
+            "prescriptions",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("new database"), "{}", out(&o));
+    assert_eq!(
+        db.digest(),
+        after,
+        "a refused table restore changed the database"
+    );
+    // A name the dump does not hold says which it does.
+    let side = format!("{}_side", db.name);
+    let o = run(
+        &env,
+        &server,
+        &db.name,
+        &[
+            "restore",
+            "latest",
+            "--db",
+            &side,
+            "--table",
+            "prescription",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("public.prescriptions"), "{}", out(&o));
+    assert!(
+        !server.exists(&side),
+        "a refused table restore left a database"
+    );
+
+    let r = ok_json(
+        &env,
+        &server,
+        &db.name,
+        &[
+            "restore",
+            "latest",
+            "--db",
+            &side,
+            "--table",
+            "public.prescriptions",
+        ],
+    );
+    let guard = TestDb {
+        server: server.clone(),
+        name: side.clone(),
+    };
+    assert_eq!(
+        r["tables"],
+        serde_json::json!(["public.prescriptions"]),
+        "{r}"
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("left out") && warnings.contains("public.appointments"),
+        "the foreign key to a table not restored is named: {r}"
+    );
+    // The side database holds that table as it was, with its key, index and
+    // sequence, and nothing else; production is as it was before.
+    let got = guard.digest();
+    assert_eq!(
+        got.get("public.prescriptions"),
+        before.get("public.prescriptions"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.keys().filter(|k| k.starts_with("public.")).count(),
+        1,
+        "{got:?}"
+    );
+    assert_eq!(
+        guard.psql(
+            "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'prescriptions'"
+        ),
+        "prescriptions_appointment,prescriptions_pkey"
+    );
+    assert_eq!(
+        guard.psql("SELECT nextval('prescriptions_id_seq') > max(id) FROM prescriptions"),
+        "t"
+    );
+    assert_eq!(db.digest(), after);
+    // The rows copied back as docs/operations.md shows: production is whole.
+    let missing = guard.psql(
+        "SELECT count(*) FROM prescriptions p WHERE p.appointment_id IN (SELECT unnest('{1,2,3,4,5,6,7,8,9,10}'::bigint[]))",
+    );
+    assert_ne!(missing, "");
+    env.verified();
+}

@@ -8,7 +8,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert_eq!(WalRecord::from_bytes(&r.to_bytes()).unwrap(), r);
         let mut other = r.clone();
         other.name = "000000010000000000000001".into();
-        let found = gaps(&[r, other]);
+        let found = gaps(&[r, other], 0);
         assert!(found.len() <= 100);
     }
 });

@@ -56,7 +56,12 @@ pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
     line(
         ctx,
         &format!(
-            "restored database {} into {}{} ({}): {}; total {:.1} s",
+            "restored {}database {} into {}{} ({}): {}; total {:.1} s",
+            if r.tables.is_empty() {
+                String::new()
+            } else {
+                format!("{} of ", r.tables.join(", "))
+            },
             r.source_db,
             r.db,
             if r.created {
@@ -78,6 +83,7 @@ pub fn db_restored(ctx: &Ctx, r: &DbRestoreReport) {
             "phases": r.phases.iter().map(|(p, s)| json!({"phase": p, "secs": s})).collect::<Vec<_>>(),
             "total_secs": r.total_secs(),
             "warnings": r.warnings,
+            "tables": r.tables,
         }),
     );
 }

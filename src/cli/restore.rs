@@ -55,6 +55,16 @@ pub struct RestoreArgs {
     /// With --db: replace an existing database without saving a safety dump of it first.
     #[arg(long, requires = "db")]
     pub no_safety_dump: bool,
+    /// With --db NEW: restore only this table (`T` or `SCHEMA.T`; repeatable),
+    /// with its indexes, constraints, defaults, triggers and sequences, into
+    /// the new database NEW beside the others (a foreign key to a table not
+    /// restored is left out and named). For "one patient's prescriptions were
+    /// deleted this morning": copy the rows back from NEW (docs/operations.md).
+    #[arg(long = "table", value_name = "TABLE", requires = "db")]
+    pub tables: Vec<String>,
+    /// With --db NEW: restore every table of this schema (repeatable), as --table.
+    #[arg(long = "schema", value_name = "SCHEMA", requires = "db")]
+    pub schemas: Vec<String>,
     /// With --db: also restore roles and tablespaces (pg_dumpall --globals-only).
     #[arg(long, requires = "db")]
     pub globals: bool,
@@ -143,7 +153,19 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         named: a.db.as_deref().is_some_and(|n| !n.is_empty()),
         force: a.force,
         no_safety_dump: a.no_safety_dump,
+        tables: !a.tables.is_empty() || !a.schemas.is_empty(),
     };
+    let only: Vec<crate::pg::select::Want> = a
+        .tables
+        .iter()
+        .map(|t| crate::pg::select::Want::table(t))
+        .chain(
+            a.schemas
+                .iter()
+                .cloned()
+                .map(crate::pg::select::Want::Schema),
+        )
+        .collect();
     let request = Request {
         spec: a.snapshot,
         files: a.target.map(|target| RestoreOptions {
@@ -157,6 +179,7 @@ pub fn run(ctx: &Ctx, a: RestoreArgs) -> Result<i32> {
         database: db_target.map(|t| (t, rules)),
         dump: a.dump,
         globals: a.globals,
+        only,
     };
     let job = restore_job::plan(&repo, snap, request)?;
     let mut shown = Shown {

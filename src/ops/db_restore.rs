@@ -24,6 +24,8 @@ pub struct DbRestoreOptions {
     pub globals: bool,
     /// Folder for the temp dump (default: HCBACKUP_TMPDIR, else the system's).
     pub temp_dir: Option<PathBuf>,
+    /// `--table`/`--schema`: only these, into a new database (`pg::select`).
+    pub only: Vec<crate::pg::select::Want>,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +41,8 @@ pub struct DbRestoreReport {
     /// (phase, seconds), in order.
     pub phases: Vec<(String, f64)>,
     pub warnings: Vec<String>,
+    /// `--table`/`--schema`: the tables restored (`schema.name`).
+    pub tables: Vec<String>,
 }
 
 impl DbRestoreReport {
@@ -67,11 +71,20 @@ pub struct ReplaceRules {
     pub force: bool,
     /// `--no-safety-dump`.
     pub no_safety_dump: bool,
+    /// `--table`/`--schema`: some tables only, into a new database.
+    pub tables: bool,
 }
 
 pub fn plan(target: &PgTarget, exists: bool, rules: ReplaceRules) -> Result<DbPlan> {
     if !exists {
         return Ok(DbPlan::Create);
+    }
+    if rules.tables {
+        let db = &target.db;
+        return Err(Error::Usage(format!(
+            "--table and --schema restore into a new database beside the others, and {db} exists on {}:{}: name a new one (--db {db}_restored); nothing was changed",
+            target.host, target.port
+        )));
     }
     if !rules.named && !rules.force {
         let db = &target.db;
@@ -145,6 +158,10 @@ pub fn restore_database(
         source_db: d.db.clone(),
         ..Default::default()
     };
+    if !opts.only.is_empty() {
+        load_tables(repo, d, opts, &mut report)?;
+        return Ok(report);
+    }
     let t0 = Instant::now();
     let m = pgr::maintenance(&opts.target)?;
     let exists = pgr::database_exists(&m, &opts.target.db)?;
@@ -215,7 +232,7 @@ pub fn load_dump(
                     .phases
                     .push(("fetch".into(), t.elapsed().as_secs_f64()));
                 let t = Instant::now();
-                pgr::restore_file(target, &file, pgr::jobs(), clean)?;
+                pgr::restore_file(target, &file, None, pgr::jobs(), clean)?;
                 report
                     .phases
                     .push(("pg_restore".into(), t.elapsed().as_secs_f64()));
@@ -245,6 +262,73 @@ pub fn load_dump(
     report
         .phases
         .push(("pg_restore (streamed)".into(), t.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// `--table`/`--schema`: the dump into an unnamed temp file, the entries
+/// that restore those tables chosen from its table of contents, then the new
+/// database created and `pg_restore -L` of only those into it. Anything that
+/// fails leaves no database behind.
+fn load_tables(
+    repo: &Repository,
+    d: &DatabaseEntry,
+    opts: &DbRestoreOptions,
+    report: &mut DbRestoreReport,
+) -> Result<()> {
+    use std::io::{Seek, Write};
+    let (dump, _) = streams(repo, d)?;
+    report.bytes = dump.size;
+    let dir = opts
+        .temp_dir
+        .clone()
+        .or_else(|| crate::config::tuning::get().tmpdir.clone())
+        .unwrap_or_else(std::env::temp_dir);
+    let t = Instant::now();
+    let mut file = tempfile::tempfile_in(&dir)
+        .map_err(|e| Error::io_path("creating a temp file in", &dir, e))?;
+    copy_stream(repo, &dump, &mut file, "writing the temp dump")?;
+    file.rewind()
+        .map_err(|e| Error::io("reading the temp dump", e))?;
+    let toc = crate::pg::reorder::read_toc(&mut std::io::BufReader::new(&mut file))
+        .map_err(|e| Error::corrupt(format!("the dump of database {}", d.db), e.to_string()))?;
+    let chosen = crate::pg::select::select(&toc.entries, &opts.only)
+        .map_err(|e| Error::Usage(format!("database {}: {e}; nothing was restored", d.db)))?;
+    report.tables = chosen.tables.clone();
+    report
+        .warnings
+        .extend(chosen.left_out.iter().map(|w| format!("left out: {w}")));
+    let mut list = tempfile::tempfile_in(&dir)
+        .map_err(|e| Error::io_path("creating a temp file in", &dir, e))?;
+    list.write_all(chosen.list().as_bytes())
+        .and_then(|_| list.rewind())
+        .map_err(|e| Error::io("writing pg_restore's list", e))?;
+    report
+        .phases
+        .push(("fetch".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let m = pgr::maintenance(&opts.target)?;
+    if pgr::database_exists(&m, &opts.target.db)? {
+        return Err(Error::Usage(format!(
+            "database {} appeared on the server while this restore ran: name a new one; nothing was changed",
+            opts.target.db
+        )));
+    }
+    report
+        .warnings
+        .extend(pgr::create_database(&m, &opts.target.db, d)?);
+    report.created = true;
+    if let Err(e) = pgr::restore_file(&opts.target, &file, Some(&list), pgr::jobs(), false) {
+        if let Err(drop) = pgr::drop_database(&m, &opts.target.db) {
+            tracing::warn!(
+                "could not drop the half-restored database {}: {drop}",
+                opts.target.db
+            );
+        }
+        return Err(e);
+    }
+    report
+        .phases
+        .push(("pg_restore (tables)".into(), t.elapsed().as_secs_f64()));
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub struct Request {
     pub database: Option<(PgTarget, ReplaceRules)>,
     /// `--dump`: which of the snapshot's databases.
     pub dump: Option<String>,
+    /// `--table`/`--schema`: only these tables, into a new database.
+    pub only: Vec<crate::pg::select::Want>,
     /// `--globals`.
     pub globals: bool,
 }
@@ -99,6 +101,7 @@ pub fn plan(repo: &Repository, snap: SnapshotEntry, req: Request) -> Result<Rest
                 dump: req.dump.clone(),
                 globals: req.globals,
                 temp_dir: None,
+                only: req.only.clone(),
             };
             Some((opts, plan))
         }

@@ -12,6 +12,7 @@ pub mod reorder;
 pub(crate) mod restore;
 pub(crate) mod restore_test;
 pub(crate) mod scratch;
+pub mod select;
 pub(crate) mod session;
 pub mod tables;
 pub(crate) mod tools;

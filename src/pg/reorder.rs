@@ -130,6 +130,13 @@ impl<R: Read> Archive<'_, R> {
     }
 }
 
+/// The sizes of the archive the rewrite read.
+struct ReadSizes {
+    version: (u8, u8),
+    int_size: usize,
+    off_size: usize,
+}
+
 /// The rewritten header and table of contents: the bytes, pg_dump's integer
 /// width, and the dump ids given to the entries added (in `keyed` order).
 pub struct Toc {
@@ -138,10 +145,42 @@ pub struct Toc {
     pub ids: Vec<i64>,
 }
 
-/// Read an archive's header and table of contents from `src` and add a TABLE
-/// DATA entry for each of `keyed`. The input comes from pg_dump (or an old
-/// backup being imported) and is checked as untrusted: fuzzed (`fuzz/`).
-pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc> {
+/// One entry of an archive's table of contents: its bytes as read, and the
+/// fields the rewrite and the table selection (`pg::select`) look at.
+pub struct TocEntry {
+    pub raw: Vec<u8>,
+    pub id: i64,
+    pub section: i64,
+    pub desc: Option<Vec<u8>>,
+    pub tag: Option<Vec<u8>>,
+    pub namespace: Option<Vec<u8>>,
+    pub oid: Option<Vec<u8>>,
+    pub owner: Option<Vec<u8>>,
+    /// The dump ids it depends on.
+    pub deps: Vec<i64>,
+}
+
+impl TocEntry {
+    pub fn desc_is(&self, d: &str) -> bool {
+        self.desc.as_deref() == Some(d.as_bytes())
+    }
+}
+
+/// An archive's header and table of contents, read.
+pub struct ReadToc {
+    /// The header's bytes (up to the entry count).
+    pub head: Vec<u8>,
+    pub version: (u8, u8),
+    pub int_size: usize,
+    pub off_size: usize,
+    pub compression: i64,
+    pub entries: Vec<TocEntry>,
+}
+
+/// Read an archive's header and table of contents from `src`. The input is
+/// untrusted (pg_dump's output, an old backup being imported, a dump read
+/// back for a table restore): fuzzed (`fuzz/`).
+pub fn read_toc<R: Read>(src: &mut R) -> io::Result<ReadToc> {
     let mut a = Archive {
         src,
         version: (0, 0),
@@ -171,9 +210,6 @@ pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc
     } else {
         a.int(&mut head)?
     };
-    if compression != 0 {
-        return Err(bad("the archive is compressed (pg_dump must run with -Z0)"));
-    }
     for _ in 0..7 {
         a.int(&mut head)?; // creation time
     }
@@ -184,14 +220,7 @@ pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc
     if count < 0 {
         return Err(bad("a negative number of archive entries"));
     }
-    // Each entry's bytes, its dump id, section, and (for tables) name and owner.
-    struct Entry {
-        raw: Vec<u8>,
-        section: i64,
-    }
     let mut entries = Vec::new();
-    let mut tables = Vec::new();
-    let mut max_id = 0i64;
     for _ in 0..count {
         let mut raw = Vec::new();
         let id = a.int(&mut raw)?;
@@ -212,38 +241,81 @@ pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc
         }
         let owner = a.string(&mut raw)?;
         a.string(&mut raw)?; // "false" (was WITH OIDS)
-        while a.string(&mut raw)?.is_some() {} // dependencies
+        let mut deps = Vec::new();
+        while let Some(d) = a.string(&mut raw)? {
+            if let Some(d) = std::str::from_utf8(&d).ok().and_then(|d| d.parse().ok()) {
+                deps.push(d);
+            }
+        }
         let off = 1 + a.off_size;
         a.bytes(off, &mut raw)?; // data offset
-        max_id = max_id.max(id);
-        match desc.as_deref() {
-            Some(b"TABLE") => tables.push((namespace, tag, id, oid, owner)),
-            Some(b"TABLE DATA")
-                if keyed.iter().any(|k| {
-                    namespace.as_deref() == Some(k.schema.as_bytes())
-                        && tag.as_deref() == Some(k.table.as_bytes())
-                }) =>
-            {
-                return Err(bad(
-                    "pg_dump dumped the rows of a table it was told to leave out",
-                ));
-            }
-            _ => {}
-        }
-        entries.push(Entry { raw, section });
+        entries.push(TocEntry {
+            raw,
+            id,
+            section,
+            desc,
+            tag,
+            namespace,
+            oid,
+            owner,
+            deps,
+        });
     }
+    Ok(ReadToc {
+        head,
+        version: a.version,
+        int_size: a.int_size,
+        off_size: a.off_size,
+        compression,
+        entries,
+    })
+}
+
+/// Read an archive's header and table of contents from `src` and add a TABLE
+/// DATA entry for each of `keyed`. The input comes from pg_dump (or an old
+/// backup being imported) and is checked as untrusted: fuzzed (`fuzz/`).
+pub fn rewrite_toc<R: Read>(src: &mut R, keyed: &[KeyedTable]) -> io::Result<Toc> {
+    let read = read_toc(src)?;
+    if read.compression != 0 {
+        return Err(bad("the archive is compressed (pg_dump must run with -Z0)"));
+    }
+    let is_keyed = |e: &TocEntry| {
+        keyed.iter().any(|k| {
+            e.namespace.as_deref() == Some(k.schema.as_bytes())
+                && e.tag.as_deref() == Some(k.table.as_bytes())
+        })
+    };
+    if read
+        .entries
+        .iter()
+        .any(|e| e.desc_is("TABLE DATA") && is_keyed(e))
+    {
+        return Err(bad(
+            "pg_dump dumped the rows of a table it was told to leave out",
+        ));
+    }
+    let max_id = read.entries.iter().map(|e| e.id).max().unwrap_or(0).max(0);
+    let count = read.entries.len() as i64;
+    let (head, entries) = (read.head, read.entries);
+    let a = ReadSizes {
+        version: read.version,
+        int_size: read.int_size,
+        off_size: read.off_size,
+    };
     let n = a.int_size;
     // Our entries, shaped like pg_dump's own TABLE DATA entries.
     let mut added = Vec::new();
     let mut ids = Vec::new();
     for (i, k) in keyed.iter().enumerate() {
-        let (_, _, table_id, oid, owner) = tables
+        let table = entries
             .iter()
-            .find(|(ns, tag, ..)| {
-                ns.as_deref() == Some(k.schema.as_bytes())
-                    && tag.as_deref() == Some(k.table.as_bytes())
+            .find(|e| {
+                e.desc_is("TABLE")
+                    && e.namespace.as_deref() == Some(k.schema.as_bytes())
+                    && e.tag.as_deref() == Some(k.table.as_bytes())
             })
             .ok_or_else(|| bad(format!("table {} is not in pg_dump's archive", k.qualified)))?;
+        let (table_id, oid, owner) = (table.id, &table.oid, &table.owner);
         let id = max_id
             .checked_add(1 + i as i64)
             .ok_or_else(|| bad("archive dump ids out of range"))?;

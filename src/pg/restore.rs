@@ -85,25 +85,41 @@ fn pg_restore_args(clean: bool) -> Vec<&'static str> {
 /// has no name (the decrypted dump is never a file anyone could find, and it
 /// vanishes however hcbackup ends): pg_restore and its workers inherit the open
 /// file and read it as `/proc/self/fd/N`.
-pub fn restore_file(t: &PgTarget, file: &std::fs::File, jobs: usize, clean: bool) -> Result<()> {
+/// With `list` (an unnamed file too), only the entries it names are restored
+/// (`pg_restore -L`: a table restore).
+pub fn restore_file(
+    t: &PgTarget,
+    file: &std::fs::File,
+    list: Option<&std::fs::File>,
+    jobs: usize,
+    clean: bool,
+) -> Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let fd = file.as_raw_fd();
+    let fds: Vec<i32> = std::iter::once(file)
+        .chain(list)
+        .map(|f| f.as_raw_fd())
+        .collect();
     let mut cmd = tools::command("pg_restore", t);
     cmd.args(pg_restore_args(clean))
         .arg(format!("--jobs={jobs}"))
         .arg("--dbname")
-        .arg(&t.db)
-        .arg(format!("/proc/self/fd/{fd}"))
+        .arg(&t.db);
+    if let Some(l) = fds.get(1) {
+        cmd.arg(format!("--use-list=/proc/self/fd/{l}"));
+    }
+    cmd.arg(format!("/proc/self/fd/{}", fds[0]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, on a
-    // descriptor this process holds open.
+    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, on
+    // descriptors this process holds open.
     unsafe {
         cmd.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
