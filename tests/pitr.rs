@@ -512,11 +512,66 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
     let (v, stale) = status("0.01");
     assert!(stale, "{v}");
 
-    // What stays recovers to the newest moment.
+    // What stays recovers to the newest moment, started by the restore
+    // itself (`--start`), which waits until recovery has ended.
     drop(cluster);
-    let recovered = recover(&archive, &archive.repo, "recovered", &moment);
+    let target = archive.work.join("recovered");
+    let port = common::cluster::free_port();
+    let o = archive
+        .hcbackup(
+            &[
+                "--json",
+                "restore",
+                "latest",
+                "--pgdata",
+                target.to_str().unwrap(),
+                "--to-time",
+                &moment,
+                "--start",
+                "--port",
+                &port.to_string(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["started"]["recovery_secs"].as_f64().unwrap() > 0.0, "{r}");
+    let recovered = Cluster {
+        bin: common::cluster::server_bin(),
+        data: target,
+        socket: archive.work.clone(),
+        port,
+    };
+    assert_eq!(recovered.psql("SELECT pg_is_in_recovery()"), "f");
     assert_eq!(contents(&recovered), reference);
     drop(recovered);
+    // A target after the archived WAL cannot be reached: the server stops,
+    // and the restore says why instead of waiting.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let early = archive.work.join("too-late");
+    let o = archive
+        .hcbackup(
+            &[
+                "restore",
+                &ids[2].0[..8],
+                "--pgdata",
+                early.to_str().unwrap(),
+                "--to-time",
+                &later,
+                "--start",
+                "--port",
+                &common::cluster::free_port().to_string(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("FATAL"), "{}", out(&o));
 
     // The held base backup's own WAL deleted behind the repository's back:
     // verify names it, and a restore of it refuses before laying anything out.

@@ -74,6 +74,13 @@ pub struct RestoreArgs {
     /// With `latest` and --to-time, the newest base backup made before it.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["target", "db", "db_file"])]
     pub pgdata: Option<PathBuf>,
+    /// With --pgdata: start PostgreSQL on the copy (as the server's user) on
+    /// --port, archiving nothing, and wait until recovery has ended.
+    #[arg(long, requires = "pgdata")]
+    pub start: bool,
+    /// With --start: the copy's port.
+    #[arg(long, value_name = "PORT", requires = "start", default_value_t = 5433)]
+    pub port: u16,
     /// With --pgdata: stop just before this moment (RFC 3339, e.g.
     /// 2026-12-01T14:05:00-03:00). Default: the end of the archived WAL.
     #[arg(long, value_name = "TIME", requires = "pgdata")]
@@ -264,22 +271,37 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
         d.snapshot = Some(snap.id.to_hex());
         d.detail = Some(format!("base backup into {}", pgdata.display()));
     });
-    let r = pitr::restore(&repo, &snap, pgdata, &target, &fetcher)?;
+    let mut r = pitr::restore(&repo, &snap, pgdata, &target, &fetcher)?;
     ctx.note(|d| d.bytes = r.bytes);
-    render::line(
-        ctx,
-        &format!(
-            "laid out the base backup of snapshot {} in {} ({}, WAL from {} on timeline {}); start PostgreSQL on it (`pg_ctl -D {} start`, as the server's user) to recover to {}",
-            snap.id.short(),
-            pgdata.display(),
-            render::size(r.bytes),
-            r.start_lsn,
-            r.timeline,
+    drop(repo);
+    let laid = format!(
+        "laid out the base backup of snapshot {} in {} ({}, WAL from {} on timeline {})",
+        snap.id.short(),
+        pgdata.display(),
+        render::size(r.bytes),
+        r.start_lsn,
+        r.timeline,
+    );
+    let text = if a.start {
+        let s = crate::ops::pitr_start::start(pgdata, a.port)?;
+        ctx.note(|d| d.duration_secs = Some(s.recovery_secs));
+        let text = format!(
+            "{laid}; recovered to {} in {:.1} s: PostgreSQL runs on port {} (stop it with `pg_ctl -D {} stop`)",
+            r.target,
+            s.recovery_secs,
+            s.port,
+            pgdata.display()
+        );
+        r.started = Some(s);
+        text
+    } else {
+        format!(
+            "{laid}; start PostgreSQL on it (`pg_ctl -D {} start`, as the server's user, or restore with --start) to recover to {}",
             pgdata.display(),
             r.target
-        ),
-        serde_json::to_value(&r).unwrap_or_default(),
-    );
+        )
+    };
+    render::line(ctx, &text, serde_json::to_value(&r).unwrap_or_default());
     Ok(exit::OK)
 }
 

@@ -80,6 +80,9 @@ pub struct Restored {
     pub start_lsn: String,
     pub timeline: u32,
     pub target: String,
+    /// `--start`: the server recovered on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<super::pitr_start::Started>,
 }
 
 /// The snapshot to restore for `target`: with `latest` and a time, the newest
@@ -158,6 +161,7 @@ pub fn restore(
         start_lsn: p.start_lsn.clone(),
         timeline: p.timeline,
         target: describe(target),
+        started: None,
     })
 }
 

@@ -24,7 +24,7 @@ pub struct Scratch {
 
 /// The folder holding `initdb` and `pg_ctl`: HCBACKUP_PG_BIN, else the newest
 /// /usr/lib/postgresql/N/bin (Debian), else PATH.
-fn server_bin() -> Result<PathBuf> {
+pub(crate) fn server_bin() -> Result<PathBuf> {
     if let Some(d) = &crate::config::tuning::get().pg_bin {
         if d.join("initdb").exists() {
             return Ok(d.clone());
