@@ -18,6 +18,18 @@ fn contents(c: &Cluster) -> String {
     c.psql("SELECT count(*) || ':' || md5(string_agg(v::text, ',' ORDER BY v.id)) FROM visits v")
 }
 
+/// The marker row written, the content then, and the moment just after it
+/// (UTC, to the microsecond); a second passes before anything else.
+fn marked(c: &Cluster) -> (String, String) {
+    c.psql("INSERT INTO visits VALUES (0, 'marker')");
+    let reference = contents(c);
+    let moment = c.psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    (reference, moment)
+}
+
 /// `restore latest --pgdata` from the repository at `repo` to `moment`, as the
 /// server's user, then a server started on it until recovery has ended.
 fn recover(archive: &Archive, repo: &std::path::Path, name: &str, moment: &str) -> Cluster {
@@ -101,12 +113,7 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
 
     // After the backup: more rows, the marker, the moment, then the mistake.
     cluster.psql("INSERT INTO visits SELECT g, 'after ' || g FROM generate_series(50001, 80000) g");
-    cluster.psql("INSERT INTO visits VALUES (0, 'marker')");
-    let reference = contents(&cluster);
-    let moment = cluster.psql(
-        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-    );
-    std::thread::sleep(Duration::from_millis(1100));
+    let (reference, moment) = marked(&cluster);
     cluster.psql("DROP TABLE visits");
     cluster.archive_now();
     drop(cluster);
@@ -405,12 +412,7 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
         .collect();
     base(&cluster, 1001);
     base(&cluster, 2001);
-    cluster.psql("INSERT INTO visits VALUES (0, 'marker')");
-    let reference = contents(&cluster);
-    let moment = cluster.psql(
-        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-    );
-    std::thread::sleep(Duration::from_millis(1100));
+    let (reference, moment) = marked(&cluster);
     cluster.psql("DELETE FROM visits");
     cluster.archive_now();
     // A second machine's catalog sees every record now.

@@ -1008,3 +1008,64 @@ fn one_table_comes_back_into_a_side_database_and_nothing_else_changes() {
     assert_ne!(missing, "");
     env.verified();
 }
+
+#[test]
+fn partitions_identity_columns_and_quoted_names_come_back_whole() {
+    let server = Server::from_env();
+    let db = server.create("parts");
+    db.psql(
+        r#"CREATE TABLE meas (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL, v int)
+             PARTITION BY RANGE (at);
+           CREATE TABLE meas_2025 PARTITION OF meas FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+           CREATE TABLE meas_2026 PARTITION OF meas FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+           INSERT INTO meas (at, v) VALUES ('2025-03-01', 1), ('2026-03-01', 2), ('2026-04-01', 3);
+           CREATE SCHEMA "public.x";
+           CREATE TABLE "public.x".t (n int PRIMARY KEY);
+           INSERT INTO "public.x".t VALUES (7);"#,
+    );
+    let env = Env::new();
+    ok_json(&env, &server, &db.name, &["snapshot"]);
+    let side = format!("{}_side", db.name);
+    let r = ok_json(
+        &env,
+        &server,
+        &db.name,
+        &[
+            "restore",
+            "latest",
+            "--db",
+            &side,
+            "--table",
+            "meas",
+            "--table",
+            "\"public.x\".t",
+        ],
+    );
+    let guard = TestDb {
+        server: server.clone(),
+        name: side,
+    };
+    assert_eq!(
+        r["tables"],
+        serde_json::json!([
+            "\"public.x\".t",
+            "public.meas",
+            "public.meas_2025",
+            "public.meas_2026"
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
+    // The rows through the parent: the partitions are attached.
+    assert_eq!(
+        guard.psql("SELECT count(*) || ':' || sum(v) FROM meas"),
+        "3:6"
+    );
+    // The identity column still numbers new rows, after the old ones.
+    assert_eq!(
+        guard.psql("INSERT INTO meas (at, v) VALUES ('2026-05-01', 4) RETURNING id"),
+        "4"
+    );
+    assert_eq!(guard.psql("SELECT n FROM \"public.x\".t"), "7");
+    env.verified();
+}

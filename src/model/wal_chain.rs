@@ -67,6 +67,20 @@ pub struct Window {
     pub base_backups: u64,
 }
 
+impl Window {
+    /// A window never ends before it starts: a base backup's last segment is
+    /// archived before pg_basebackup reports its end, and recovery reaches
+    /// that end at least.
+    pub fn clamp(&mut self) {
+        let t = crate::util::parse_rfc3339;
+        if let (Some(f), Some(to)) = (t(&self.from), t(&self.to)) {
+            if to < f {
+                self.to = self.from.clone();
+            }
+        }
+    }
+}
+
 /// What the chain says.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Chain {
@@ -174,12 +188,14 @@ pub fn follow(bases: &[Base], archived: &[Archived]) -> Chain {
             .filter_map(|b| time(&b.end_time).map(|t| (t, b)))
             .min_by_key(|(t, _)| *t);
         if let Some((_, from)) = from {
-            chain.window = Some(Window {
+            let mut w = Window {
                 from: from.end_time.clone(),
                 to: times[&end].to_string(),
                 to_wal: name(end),
                 base_backups: whole.len() as u64,
-            });
+            };
+            w.clamp();
+            chain.window = Some(w);
         }
     }
     chain

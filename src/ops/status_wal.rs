@@ -89,6 +89,7 @@ pub fn run(
         ),
         Some(w) if w.to.is_empty() => {
             w.to = repo.wal(&w.to_wal)?.map(|r| r.time).unwrap_or_default();
+            w.clamp();
         }
         Some(_) => {}
     }

@@ -4,7 +4,10 @@
 //! triggers, comments, privileges, its sequences), with everything those need
 //! (schemas, types, functions, extensions, sequences). A constraint or trigger
 //! that reaches a table not restored (a foreign key to it) is left out and
-//! named: it cannot be created without that table.
+//! named: it cannot be created without that table. Privileges are not
+//! restored (the side database is for reading rows back; a role missing on
+//! this server would fail the whole restore). Partitions and inheriting
+//! tables come with the table they belong to.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -23,12 +26,18 @@ pub enum Want {
 }
 
 impl Want {
-    /// From `--table T` (`T` or `S.T`).
+    /// From `--table T` (`T` or `S.T`; either part may be double-quoted, as in
+    /// SQL, to hold a dot: `"public.x".t`, `"a.b"`; `""` is a quote).
     pub fn table(spec: &str) -> Want {
-        match spec.split_once('.') {
-            Some((s, t)) if !s.is_empty() && !t.is_empty() => Want::Table {
-                schema: Some(s.to_string()),
-                name: t.to_string(),
+        let parts = split_name(spec);
+        match parts.as_slice() {
+            [schema, name] if !schema.is_empty() && !name.is_empty() => Want::Table {
+                schema: Some(schema.clone()),
+                name: name.clone(),
+            },
+            [name] => Want::Table {
+                schema: None,
+                name: name.clone(),
             },
             _ => Want::Table {
                 schema: None,
@@ -53,11 +62,49 @@ impl Want {
             Want::Table {
                 schema: Some(s),
                 name,
-            } => format!("table {s}.{name}"),
-            Want::Table { schema: None, name } => format!("table {name}"),
-            Want::Schema(s) => format!("schema {s}"),
+            } => format!("table {}.{}", quoted(s), quoted(name)),
+            Want::Table { schema: None, name } => format!("table {}", quoted(name)),
+            Want::Schema(s) => format!("schema {}", quoted(s)),
         }
     }
+}
+
+/// `spec` split at its dots outside double quotes, quotes taken off.
+fn split_name(spec: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = spec.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                parts.last_mut().expect("one").push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut().expect("one").push(c),
+        }
+    }
+    parts
+}
+
+/// `name` as SQL writes it: double-quoted unless a plain lower-case word.
+fn quoted(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// An entry's `schema.name`, quoted as SQL writes it.
+fn qualified(e: &TocEntry) -> String {
+    format!("{}.{}", quoted(&text(&e.namespace)), quoted(&text(&e.tag)))
 }
 
 /// The entries that hang on a table and go with it.
@@ -70,9 +117,12 @@ const WITH_TABLE: &[&str] = &[
     "FK CONSTRAINT",
     "DEFAULT",
     "SEQUENCE OWNED BY",
+    // An identity column's sequence.
+    "SEQUENCE",
+    // A partition attached to its parent.
+    "TABLE ATTACH",
     "COMMENT",
     "SECURITY LABEL",
-    "ACL",
     "TRIGGER",
     "RULE",
     "POLICY",
@@ -116,10 +166,7 @@ pub fn select(entries: &[TocEntry], wants: &[Want]) -> Result<Selection, String>
             .map(|t| t.id)
             .collect();
         if found.is_empty() {
-            let names: BTreeSet<String> = tables
-                .iter()
-                .map(|t| format!("{}.{}", text(&t.namespace), text(&t.tag)))
-                .collect();
+            let names: BTreeSet<String> = tables.iter().map(|t| qualified(t)).collect();
             let some: Vec<String> = names.into_iter().take(20).collect();
             return Err(format!(
                 "the dump holds no {} (its tables: {})",
@@ -132,6 +179,18 @@ pub fn select(entries: &[TocEntry], wants: &[Want]) -> Result<Selection, String>
             ));
         }
         chosen.extend(found);
+    }
+    // A table's partitions and inheriting tables hold its rows: they come too.
+    loop {
+        let children: Vec<i64> = tables
+            .iter()
+            .filter(|t| !chosen.contains(&t.id) && t.deps.iter().any(|d| chosen.contains(d)))
+            .map(|t| t.id)
+            .collect();
+        if children.is_empty() {
+            break;
+        }
+        chosen.extend(children);
     }
     // Everything an entry needs, transitively (cycles and unknown ids end).
     let needs = |start: i64| -> HashSet<i64> {
@@ -149,6 +208,12 @@ pub fn select(entries: &[TocEntry], wants: &[Want]) -> Result<Selection, String>
         seen
     };
     let is_table = |id: &i64| by_id.get(id).is_some_and(|e| e.desc_is("TABLE"));
+    // The tables whose definitions come: the chosen ones and those they need
+    // (a partition's parent, an inheriting table's).
+    let mut present = chosen.clone();
+    for id in &chosen {
+        present.extend(needs(*id).into_iter().filter(|d| is_table(d)));
+    }
     let mut keep: HashSet<i64> = chosen.clone();
     let mut left_out = Vec::new();
     for e in entries {
@@ -156,20 +221,23 @@ pub fn select(entries: &[TocEntry], wants: &[Want]) -> Result<Selection, String>
         if !on_chosen || !WITH_TABLE.iter().any(|d| e.desc_is(d)) {
             continue;
         }
-        // Its rows only for a table chosen itself (not a parent it needs).
-        let other = needs(e.id)
-            .into_iter()
-            .find(|d| is_table(d) && !chosen.contains(d));
+        // A chosen table's rows always come; anything else only when it
+        // reaches no table left behind (a foreign key to one cannot be made).
+        let other = match e.desc_is("TABLE DATA") {
+            true => None,
+            false => needs(e.id)
+                .into_iter()
+                .find(|d| is_table(d) && !present.contains(d)),
+        };
         match other {
             None => {
                 keep.insert(e.id);
             }
             Some(t) => left_out.push(format!(
-                "{} {} (it needs table {}.{}, which is not restored)",
+                "{} {} (it needs table {}, which is not restored)",
                 text(&e.desc).to_lowercase(),
                 text(&e.tag),
-                text(&by_id[&t].namespace),
-                text(&by_id[&t].tag)
+                qualified(by_id[&t])
             )),
         }
     }
@@ -190,7 +258,7 @@ pub fn select(entries: &[TocEntry], wants: &[Want]) -> Result<Selection, String>
     let mut names: Vec<String> = entries
         .iter()
         .filter(|e| chosen.contains(&e.id))
-        .map(|e| format!("{}.{}", text(&e.namespace), text(&e.tag)))
+        .map(qualified)
         .collect();
     names.sort();
     Ok(Selection {
@@ -259,15 +327,12 @@ mod tests {
     #[test]
     fn a_table_comes_with_what_hangs_on_it_and_what_it_needs() {
         let s = select(&clinic(), &[Want::table("prescriptions")]).unwrap();
-        assert_eq!(s.ids, [1, 3, 11, 12, 13, 14, 21, 22, 31, 32, 34]);
+        assert_eq!(s.ids, [1, 3, 11, 12, 13, 14, 21, 22, 31, 32]);
         assert_eq!(s.tables, ["public.prescriptions"]);
         assert_eq!(s.left_out.len(), 1, "{:?}", s.left_out);
         assert!(s.left_out[0].contains("prescriptions_patient_fk"));
         assert!(s.left_out[0].contains("public.patients"));
-        assert_eq!(
-            s.list(),
-            "1;\n3;\n11;\n12;\n13;\n14;\n21;\n22;\n31;\n32;\n34;\n"
-        );
+        assert_eq!(s.list(), "1;\n3;\n11;\n12;\n13;\n14;\n21;\n22;\n31;\n32;\n");
         // With the table it points to, the foreign key goes too.
         let s = select(
             &clinic(),
@@ -276,6 +341,36 @@ mod tests {
         .unwrap();
         assert!(s.ids.contains(&33) && s.ids.contains(&20) && s.left_out.is_empty());
         assert!(!s.ids.contains(&16), "a view is not a table's part");
+    }
+
+    #[test]
+    fn partitions_inheriting_tables_and_identity_sequences_come_with_their_table() {
+        let entries = vec![
+            e(1, "SCHEMA", "", "public.x", &[]),
+            e(10, "TABLE", "public", "meas", &[]),
+            e(11, "TABLE", "public", "meas_2024", &[10]),
+            e(12, "TABLE ATTACH", "public", "meas_2024", &[10, 11]),
+            e(13, "SEQUENCE", "public", "meas_id_seq", &[10]),
+            e(14, "TABLE", "public.x", "t", &[1]),
+            e(15, "TABLE", "public", "x.t", &[]),
+            e(20, "TABLE DATA", "public", "meas_2024", &[11]),
+            e(21, "SEQUENCE SET", "public", "meas_id_seq", &[13]),
+            e(22, "TABLE DATA", "public.x", "t", &[14]),
+        ];
+        let s = select(&entries, &[Want::table("meas")]).unwrap();
+        assert_eq!(s.ids, [10, 11, 12, 13, 20, 21]);
+        assert_eq!(s.tables, ["public.meas", "public.meas_2024"]);
+        // A partition alone: its parent's definition, its own rows.
+        let s = select(&entries, &[Want::table("meas_2024")]).unwrap();
+        assert!(s.ids.contains(&10) && s.ids.contains(&20) && s.left_out.is_empty());
+        // Quoted names reach a schema with a dot in it, and print quoted.
+        let s = select(&entries, &[Want::table("\"public.x\".t")]).unwrap();
+        assert_eq!(
+            (s.ids.as_slice(), s.tables[0].as_str()),
+            (&[1, 14, 22][..], "\"public.x\".t")
+        );
+        let s = select(&entries, &[Want::table("public.\"x.t\"")]).unwrap();
+        assert_eq!(s.tables, ["public.\"x.t\""]);
     }
 
     #[test]
