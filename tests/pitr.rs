@@ -614,3 +614,59 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
         "a restore that cannot succeed laid something out"
     );
 }
+
+#[test]
+fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
+    let env = Env::uninit();
+    let archive = Archive::new(&env);
+    let cluster = archive.cluster("data");
+    cluster.pg_ctl("start");
+    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
+    cluster.psql("INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+    let o = archive.base_backup(&cluster);
+    assert!(o.status.success(), "{}", out(&o));
+    cluster.psql("INSERT INTO visits SELECT g, 'after' FROM generate_series(20001, 30000) g");
+    let (port, socket) = (
+        cluster.port.to_string(),
+        cluster.socket.display().to_string(),
+    );
+    let pg = [
+        ("POSTGRES_HOST", socket.as_str()),
+        ("POSTGRES_PORT", port.as_str()),
+        ("POSTGRES_USER", PG_USER),
+        ("POSTGRES_DB", "postgres"),
+    ];
+    let o = archive
+        .hcbackup(&["--json", "verify", "--restore-test", "--pitr"], &pg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &doc["restore_tests"][0];
+    assert_eq!(t["passed"], true, "{doc}");
+    let checks = t["checks"].to_string();
+    assert!(
+        checks.contains("recovery stopped at hcbackup-test-"),
+        "{doc}"
+    );
+    assert!(checks.contains("amcheck"), "{doc}");
+    assert!(t["restore_secs"].as_f64().unwrap() > 0.0, "{doc}");
+    // Nothing of the copy is left running or on disk.
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hcbackup-pitr-test-")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    // status takes it for the restore test.
+    let o = archive
+        .hcbackup(&["--json", "status"], &pg)
+        .output()
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["last_restore_test"]["passed"], true, "{s}");
+}

@@ -283,7 +283,7 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
         r.timeline,
     );
     let text = if a.start {
-        let s = crate::ops::pitr_start::start(pgdata, a.port)?;
+        let s = crate::ops::pitr_start::start(pgdata, a.port, None)?;
         ctx.note(|d| d.duration_secs = Some(s.recovery_secs));
         let text = format!(
             "{laid}; recovered to {} in {:.1} s: PostgreSQL runs on port {} (stop it with `pg_ctl -D {} stop`)",
@@ -307,7 +307,7 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
 
 /// How the restored server runs `wal-fetch`: this program, this repository,
 /// and where the password comes from (a file or command, never the password).
-fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
+pub(super) fn fetcher(ctx: &Ctx) -> Result<crate::ops::pitr::Fetcher> {
     use crate::config::{PasswordSource, RepoLocation};
     let exe = std::env::current_exe().map_err(|e| Error::io("finding this program's path", e))?;
     let repo = match ctx.settings.repo_location()? {

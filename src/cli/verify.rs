@@ -30,6 +30,11 @@ pub struct VerifyArgs {
     /// instead of the POSTGRES_* server.
     #[arg(long, requires = "restore_test")]
     pub scratch_cluster: bool,
+    /// With --restore-test: a point-in-time recovery test instead (a restore
+    /// point written on the POSTGRES_* server must be reached by recovering
+    /// the newest base backup with the archived WAL, in a private copy).
+    #[arg(long, requires = "restore_test", conflicts_with = "scratch_cluster")]
+    pub pitr: bool,
 }
 
 pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
@@ -107,7 +112,10 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     } else {
         LOCAL.to_string()
     }];
-    let result = restore_test(ctx, repo, &spec, a.scratch_cluster, &reports, &mut draft);
+    let result = match a.pitr {
+        true => pitr_test(ctx, repo, &reports, &mut draft),
+        false => restore_test(ctx, repo, &spec, a.scratch_cluster, &reports, &mut draft),
+    };
     let mut outcome = crate::audit::Outcome::of(&result);
     if outcome.failed() && outcome.error.is_none() {
         outcome.error = Some(draft.problems.join("; "));
@@ -120,6 +128,45 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
         ctx.note(|d| d.problems.push(format!("restore test: {e}")));
     }
     Ok(code.max(result?))
+}
+
+/// The PITR restore test (`ops::pitr_test`); recorded as a restore test.
+fn pitr_test(
+    ctx: &Ctx,
+    repo: &Repository,
+    reports: &[VerifyReport],
+    draft: &mut crate::audit::Draft,
+) -> Result<i32> {
+    let server = ctx.settings.databases.first().cloned().ok_or_else(|| {
+        Error::Usage(
+            "--restore-test --pitr needs the PostgreSQL server whose WAL is archived: set POSTGRES_HOST, POSTGRES_USER and POSTGRES_DB".into(),
+        )
+    })?;
+    let fetcher = super::restore::fetcher(ctx)?;
+    let t = crate::ops::pitr_test::run(repo, &server, &fetcher, &ctx.settings.restore_test)?;
+    restore_test::record(repo, &t)?;
+    draft.snapshot = Some(t.snapshot.clone());
+    draft.duration_secs = Some(t.restore_secs);
+    draft.detail = Some(format!(
+        "{}: recovered to a restore point in {:.1} s (RTO {:.0} s)",
+        t.database, t.restore_secs, t.rto_secs
+    ));
+    render_db::restore_tests(ctx, reports, std::slice::from_ref(&t));
+    if t.passed {
+        return Ok(exit::OK);
+    }
+    let failed: Vec<String> = t
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} ({})", c.name, c.detail))
+        .collect();
+    draft.problems.push(format!(
+        "PITR restore test of {}: checks failed: {}",
+        t.database,
+        failed.join(", ")
+    ));
+    Ok(exit::ERROR)
 }
 
 /// Restore a snapshot's databases into a temporary database and check them;

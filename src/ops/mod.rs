@@ -20,6 +20,7 @@ pub(crate) mod output_file;
 pub(crate) mod physical;
 pub(crate) mod pitr;
 pub(crate) mod pitr_start;
+pub(crate) mod pitr_test;
 pub(crate) mod prune;
 pub(crate) mod repair;
 pub(crate) mod report;

@@ -24,6 +24,9 @@ pub enum Target {
     Time(time::OffsetDateTime),
     Lsn(String),
     Xid(String),
+    /// `recovery_target_name`: a restore point (`pg_create_restore_point`),
+    /// as the monthly PITR restore test sets one.
+    Name(String),
 }
 
 impl Target {
@@ -270,6 +273,7 @@ fn describe(t: &Target) -> String {
         Target::Time(t) => format!("time {}", postgres_time(*t)),
         Target::Lsn(s) => format!("LSN {s}"),
         Target::Xid(s) => format!("transaction {s}"),
+        Target::Name(s) => format!("restore point {s}"),
     }
 }
 
@@ -360,6 +364,7 @@ fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Resu
         Target::Time(t) => ("recovery_target_time", postgres_time(*t)),
         Target::Lsn(l) => ("recovery_target_lsn", l.clone()),
         Target::Xid(x) => ("recovery_target_xid", x.clone()),
+        Target::Name(n) => ("recovery_target_name", n.clone()),
     };
     if !key.is_empty() {
         conf.push_str(&format!(

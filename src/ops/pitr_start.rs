@@ -25,7 +25,9 @@ pub struct Started {
 /// means it stopped.
 const STARTING: Duration = Duration::from_secs(10);
 
-pub fn start(pgdata: &Path, port: u16) -> Result<Started> {
+/// Start on `port`; with `socket`, listening only on a Unix socket in that
+/// (private) folder, as the PITR restore test does.
+pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return Err(Error::Usage(
@@ -38,6 +40,12 @@ pub fn start(pgdata: &Path, port: u16) -> Result<Started> {
     text.push_str(&format!(
         "# hcbackup restore --start: a copy of its own, archiving nothing\nport = {port}\narchive_mode = off\n"
     ));
+    if let Some(dir) = socket {
+        text.push_str(&format!(
+            "listen_addresses = ''\nunix_socket_directories = '{}'\n",
+            dir.display().to_string().replace('\'', "''")
+        ));
+    }
     std::fs::write(&conf, text).map_err(|e| Error::io_path("writing", &conf, e))?;
     let log = pgdata.join("hcbackup-recovery.log");
     let bin = crate::pg::scratch::server_bin()?;
@@ -71,6 +79,19 @@ pub fn start(pgdata: &Path, port: u16) -> Result<Started> {
         if !running && (t.elapsed() > STARTING || said_fatal(&log)) {
             return Err(stopped(&log, "it stopped before recovery ended"));
         }
+    }
+}
+
+/// Stop the server on `pgdata` (fast: a test copy has nothing to keep).
+pub fn stop(pgdata: &Path) {
+    if let Ok(bin) = crate::pg::scratch::server_bin() {
+        let _ = std::process::Command::new(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(pgdata)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 

@@ -69,21 +69,25 @@ pub fn run(
     let mut out = Vec::new();
     for d in dbs {
         let r = test_one(repo, snap, d, server, scratch.is_some(), opts)?;
-        let row = RestoreTestRow {
-            time: r.time.clone(),
-            snapshot: r.snapshot.clone(),
-            database: r.database.clone(),
-            passed: r.passed,
-            restore_secs: r.restore_secs,
-            report: serde_json::to_string(&r).unwrap_or_default(),
-        };
-        repo.catalog().add_restore_test(&row)?;
+        record(repo, &r)?;
         out.push(r);
         if crate::util::interrupted() {
             break;
         }
     }
     Ok(out)
+}
+
+/// Keep a test's result in the catalog (`status`, `report`).
+pub fn record(repo: &Repository, r: &RestoreTestReport) -> Result<()> {
+    repo.catalog().add_restore_test(&RestoreTestRow {
+        time: r.time.clone(),
+        snapshot: r.snapshot.clone(),
+        database: r.database.clone(),
+        passed: r.passed,
+        restore_secs: r.restore_secs,
+        report: serde_json::to_string(r).unwrap_or_default(),
+    })
 }
 
 fn test_one(

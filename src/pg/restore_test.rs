@@ -20,7 +20,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
+    pub fn new(name: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
         Check {
             name: name.into(),
             passed,

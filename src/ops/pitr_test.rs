@@ -1,0 +1,175 @@
+//! `verify --restore-test --pitr`: the monthly restore test as a
+//! point-in-time recovery (issue #19, step 6). A restore point is written on
+//! the production server (`pg_create_restore_point`, a marker in the WAL, no
+//! table touched) and its segment switched out and waited for in the
+//! repository; the newest base backup is laid out in a private temp folder
+//! with that restore point as its target, started on a Unix socket there,
+//! and must stop exactly at the marker (else the WAL up to a minute ago is
+//! not whole); then amcheck in every database. The copy is stopped and
+//! deleted in every case; the recovery time is recorded like a restore test's.
+
+use std::time::{Duration, Instant};
+
+use super::pitr::{self, Fetcher, Target};
+use super::restore_test::RestoreTestReport;
+use crate::config::{PgTarget, RestoreTestConfig};
+use crate::error::{Error, Result};
+use crate::pg::restore_test::{amcheck, Check};
+use crate::pg::session::literal;
+use crate::pg::Session;
+use crate::repo::Repository;
+
+/// How long the marker's segment may take to reach the repository.
+const ARCHIVED_WITHIN: Duration = Duration::from_secs(120);
+
+/// A copy that is stopped when this goes, however the test ends.
+struct Running<'a>(&'a std::path::Path);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        super::pitr_start::stop(self.0);
+    }
+}
+
+pub fn run(
+    repo: &Repository,
+    server: &PgTarget,
+    fetcher: &Fetcher,
+    config: &RestoreTestConfig,
+) -> Result<RestoreTestReport> {
+    let now = crate::util::now();
+    let point = format!(
+        "hcbackup-test-{}",
+        crate::util::format_time(
+            now,
+            time::macros::format_description!("[year][month][day]T[hour][minute][second]")
+        )
+    );
+    let mut report = RestoreTestReport {
+        time: crate::util::rfc3339(now),
+        snapshot: String::new(),
+        database: format!("cluster {}:{} (point in time)", server.host, server.port),
+        temp_database: point.clone(),
+        passed: false,
+        restore_secs: 0.0,
+        rto_secs: config.rto_minutes * 60.0,
+        phases: Vec::new(),
+        checks: Vec::new(),
+        error: None,
+        dropped: true,
+    };
+    let t = Instant::now();
+    let wal = mark(server, &point)?;
+    wait_archived(repo, &wal)?;
+    report
+        .phases
+        .push(("marker archived".into(), t.elapsed().as_secs_f64()));
+    let snap = pitr::choose(repo, "latest", &Target::Latest)?;
+    report.snapshot = snap.id.to_hex();
+    let dir = tempfile::Builder::new()
+        .prefix("hcbackup-pitr-test-")
+        .tempdir_in(
+            crate::config::tuning::get()
+                .tmpdir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+        )
+        .map_err(|e| Error::io("creating the PITR test folder", e))?;
+    let pgdata = dir.path().join("data");
+    let t = Instant::now();
+    pitr::restore(repo, &snap, &pgdata, &Target::Name(point.clone()), fetcher)?;
+    report
+        .phases
+        .push(("lay out".into(), t.elapsed().as_secs_f64()));
+    let _running = Running(&pgdata);
+    let started = super::pitr_start::start(&pgdata, 5432, Some(dir.path()))?;
+    report
+        .phases
+        .push(("recovery".into(), started.recovery_secs));
+    report.restore_secs = report.phases[1..].iter().map(|p| p.1).sum();
+    let log = std::fs::read_to_string(&started.log).unwrap_or_default();
+    let reached = log.contains(&format!("recovery stopping at restore point \"{point}\""));
+    report.checks.push(Check::new(
+        "restore point",
+        reached,
+        if reached {
+            format!(
+                "recovery stopped at {point}, written {:.0} s before",
+                report.phases[0].1
+            )
+        } else {
+            format!(
+                "recovery did not stop at {point}: see {}",
+                started.log.display()
+            )
+        },
+    ));
+    let copy = PgTarget {
+        host: dir.path().display().to_string(),
+        port: 5432,
+        password: None,
+        ..server.clone()
+    };
+    report.checks.extend(check_databases(&copy)?);
+    report.passed = report.checks.iter().all(|c| c.passed);
+    Ok(report)
+}
+
+/// Write the restore point and switch its segment out: the segment's name.
+fn mark(server: &PgTarget, point: &str) -> Result<String> {
+    let s = Session::connect(&server.with_db("postgres")).or_else(|_| Session::connect(server))?;
+    let lsn = s
+        .value(&format!("SELECT pg_create_restore_point({})::text", literal(point)))
+        .map_err(|e| {
+            Error::Failed(format!(
+                "the PITR restore test could not write its restore point on {}:{} ({e}): it needs a superuser, or GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO {}",
+                server.host, server.port, server.user
+            ))
+        })?
+        .unwrap_or_default();
+    let wal = s
+        .value(&format!(
+            "SELECT pg_walfile_name({}::pg_lsn)",
+            literal(&lsn)
+        ))?
+        .unwrap_or_default();
+    s.value("SELECT pg_switch_wal()::text")?;
+    Ok(wal)
+}
+
+/// Wait until `wal` is archived in the repository.
+fn wait_archived(repo: &Repository, wal: &str) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        if repo.wal(wal)?.is_some() {
+            return Ok(());
+        }
+        if t.elapsed() > ARCHIVED_WITHIN {
+            return Err(Error::Failed(format!(
+                "WAL segment {wal}, which holds the test's restore point, did not reach {} within {} s: is archive_command failing? See the server log",
+                repo.backend().location(),
+                ARCHIVED_WITHIN.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// amcheck in every database of the recovered copy.
+fn check_databases(copy: &PgTarget) -> Result<Vec<Check>> {
+    let s = Session::connect(&copy.with_db("postgres"))?;
+    let dbs = s.rows("SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1")?;
+    drop(s);
+    let mut out = Vec::new();
+    for name in dbs
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+    {
+        let s = Session::connect(&copy.with_db(&name))?;
+        for mut c in amcheck(&s) {
+            c.name = format!("{} in {name}", c.name);
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
