@@ -649,7 +649,10 @@ fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
         checks.contains("recovery stopped at hcbackup-test-"),
         "{doc}"
     );
-    assert!(checks.contains("amcheck"), "{doc}");
+    assert!(
+        checks.contains("amcheck") && !checks.contains("skipped"),
+        "{doc}"
+    );
     assert!(t["restore_secs"].as_f64().unwrap() > 0.0, "{doc}");
     // Nothing of the copy is left running or on disk.
     let leftovers = std::fs::read_dir(std::env::temp_dir())
@@ -669,4 +672,22 @@ fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
         .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s["last_restore_test"]["passed"], true, "{s}");
+
+    // The WAL the base backup needs is gone: the test fails, says why, and
+    // status knows the last test failed.
+    for e in std::fs::read_dir(archive.repo.join("wal")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let o = archive
+        .hcbackup(&["--json", "verify", "--restore-test", "--pitr"], &pg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("cannot be made consistent"), "{}", out(&o));
+    let o = archive
+        .hcbackup(&["--json", "status"], &pg)
+        .output()
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["last_restore_test"]["passed"], false, "{s}");
 }

@@ -263,6 +263,12 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
         (_, _, Some(x)) => Target::xid(x)?,
         _ => Target::Latest,
     };
+    // SAFETY: geteuid cannot fail.
+    if a.start && unsafe { libc::geteuid() } == 0 {
+        return Err(Error::Usage(
+            "--start runs PostgreSQL, which refuses to run as root: run the restore as the server's user (sudo -u postgres hcbackup restore …)".into(),
+        ));
+    }
     let fetcher = fetcher(ctx)?;
     ctx.note(|d| d.reason = a.reason.clone());
     let repo = ctx.open()?;

@@ -161,11 +161,14 @@ fn pitr_test(
         .filter(|c| !c.passed)
         .map(|c| format!("{} ({})", c.name, c.detail))
         .collect();
-    draft.problems.push(format!(
-        "PITR restore test of {}: checks failed: {}",
-        t.database,
-        failed.join(", ")
-    ));
+    draft.problems.push(match &t.error {
+        Some(e) => format!("PITR restore test of {}: {e}", t.database),
+        None => format!(
+            "PITR restore test of {}: checks failed: {}",
+            t.database,
+            failed.join(", ")
+        ),
+    });
     Ok(exit::ERROR)
 }
 

@@ -326,7 +326,7 @@ fn restore_command(f: &Fetcher) -> Result<String> {
 }
 
 /// A string in postgresql.conf's single quotes (where a backslash escapes).
-fn conf_quote(s: &str) -> String {
+pub(crate) fn conf_quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 

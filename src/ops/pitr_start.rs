@@ -34,6 +34,9 @@ pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started>
             "--start runs PostgreSQL, which refuses to run as root: run the restore as the server's user (sudo -u postgres hcbackup restore …)".into(),
         ));
     }
+    if let Some(dir) = socket {
+        socket_fits(dir, port)?;
+    }
     let conf = pgdata.join("postgresql.auto.conf");
     let mut text =
         std::fs::read_to_string(&conf).map_err(|e| Error::io_path("reading", &conf, e))?;
@@ -42,8 +45,8 @@ pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started>
     ));
     if let Some(dir) = socket {
         text.push_str(&format!(
-            "listen_addresses = ''\nunix_socket_directories = '{}'\n",
-            dir.display().to_string().replace('\'', "''")
+            "listen_addresses = ''\nunix_socket_directories = {}\n",
+            super::pitr::conf_quote(&dir.display().to_string())
         ));
     }
     std::fs::write(&conf, text).map_err(|e| Error::io_path("writing", &conf, e))?;
@@ -62,24 +65,65 @@ pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started>
     if !status.success() {
         return Err(stopped(&log, "pg_ctl could not start it"));
     }
-    let (signal, pid) = (
-        pgdata.join("recovery.signal"),
-        pgdata.join("postmaster.pid"),
-    );
+    crate::util::catch_interrupts();
+    let signal = pgdata.join("recovery.signal");
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let running = pid.exists();
-        if running && !signal.exists() {
+        if crate::util::interrupted() {
+            stop(pgdata);
+            return Err(Error::Failed(
+                "interrupted: the restored copy was stopped; run the restore again".into(),
+            ));
+        }
+        let alive = postmaster_alive(pgdata);
+        // recovery.signal goes when recovery ends; the copy takes writes
+        // once its control file says so.
+        if alive && !signal.exists() && in_production(&bin, pgdata) {
             return Ok(Started {
                 port,
                 recovery_secs: (t.elapsed().as_secs_f64() * 10.0).round() / 10.0,
                 log,
             });
         }
-        if !running && (t.elapsed() > STARTING || said_fatal(&log)) {
+        if !alive && (t.elapsed() > STARTING || said_fatal(&log)) {
             return Err(stopped(&log, "it stopped before recovery ended"));
         }
     }
+}
+
+/// A Unix socket in `dir` for `port` fits the 107 bytes a socket's path
+/// has, and the folder's name has no line break (it goes into a setting).
+pub fn socket_fits(dir: &Path, port: u16) -> Result<()> {
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    if path.as_os_str().len() > 100 || dir.to_string_lossy().contains(['\n', '\r']) {
+        return Err(Error::Usage(format!(
+            "the folder {} is too long (or odd) for PostgreSQL's socket: set HCBACKUP_TMPDIR to a short folder, such as /var/tmp",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the postmaster named in `pgdata/postmaster.pid` runs.
+fn postmaster_alive(pgdata: &Path) -> bool {
+    let pid = std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } == 0)
+}
+
+/// Whether the control file says the cluster is in production (recovered).
+fn in_production(bin: &Path, pgdata: &Path) -> bool {
+    std::process::Command::new(bin.join("pg_controldata"))
+        .arg(pgdata)
+        .env("LC_ALL", "C")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("Database cluster state:") && l.ends_with("in production"))
+        })
 }
 
 /// Stop the server on `pgdata` (fast: a test copy has nothing to keep).
@@ -109,7 +153,7 @@ fn stopped(log: &Path, what: &str) -> Error {
         .find(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("ERROR"))
         .unwrap_or("no message");
     Error::Failed(format!(
-        "PostgreSQL on the restored copy: {what}: {last} (log: {}); the copy is left as it is for a look",
+        "PostgreSQL on the restored copy: {what}: {last} (log: {})",
         log.display()
     ))
 }
