@@ -412,3 +412,58 @@ fn a_fifo_is_refused_at_once() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("not a regular file"), "{}", out(&o));
 }
+
+#[test]
+fn the_next_segments_are_fetched_ahead_and_served_without_the_repository() {
+    let env = Env::new();
+    let src = env.path("src_wal");
+    let names: Vec<String> = (1..=4)
+        .map(|n| format!("0000000100000000000000{n:02X}"))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let p = segment(&src, n, 40 + i as u64, 200_000);
+        assert!(push(&env, &p).status.success());
+    }
+    // PostgreSQL's own folder: fetches land in pg_wal/RECOVERYXLOG.
+    let pg_wal = env.path("data/pg_wal");
+    std::fs::create_dir_all(&pg_wal).unwrap();
+    let dest = pg_wal.join("RECOVERYXLOG");
+    assert_eq!(fetch(&env, &names[0], &dest), Some(0));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(src.join(&names[0])).unwrap()
+    );
+    let spool = pg_wal.join("hcbackup-prefetch");
+    for n in &names[1..] {
+        assert!(spool.join(n).is_file(), "{n} was not fetched ahead");
+    }
+    // Served from the spool: the repository is not even opened (a wrong
+    // password would fail it), and the bytes are the archived ones.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PASSWORD", "not the password")
+        .args(["wal-fetch", &names[1]])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(src.join(&names[1])).unwrap()
+    );
+    assert!(!spool.join(&names[1]).exists());
+    // A link planted in the spool is never served.
+    let planted = env.path("planted");
+    write(&planted, b"not WAL");
+    std::fs::remove_file(spool.join(&names[2])).unwrap();
+    std::os::unix::fs::symlink(&planted, spool.join(&names[2])).unwrap();
+    assert_eq!(fetch(&env, &names[2], &dest), Some(0));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(src.join(&names[2])).unwrap()
+    );
+    // The end of the archive: the spool is emptied.
+    assert_eq!(fetch(&env, "000000010000000000000009", &dest), Some(1));
+    assert!(!spool.exists(), "the spool outlived the recovery");
+    env.verified();
+}

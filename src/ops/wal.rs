@@ -258,8 +258,19 @@ pub fn fetch(repo: &Repository, name: &str, dest: &Path) -> Result<Fetched> {
     }
     let _lock = repo.lock(false, "wal-fetch")?;
     let Some(record) = repo.wal(name)? else {
+        // The end of the archived WAL: recovery is about to end.
+        super::wal_spool::clear(dest);
         return Ok(Fetched::NotArchived);
     };
+    let n = write_record(repo, &record, dest)?;
+    super::wal_spool::prefetch(repo, &record, dest);
+    Ok(Fetched::Written(n))
+}
+
+/// Write the file `record` names to `dest` (replacing it), checked against
+/// the record's size and BLAKE3: bytes.
+pub(crate) fn write_record(repo: &Repository, record: &WalRecord, dest: &Path) -> Result<u64> {
+    let name = &record.name;
     let tree = repo.load_tree(record.tree)?;
     let node = match tree.nodes.as_slice() {
         [n] if n.name.as_slice() == name.as_bytes() && n.size == record.size => n,
@@ -288,7 +299,7 @@ pub fn fetch(repo: &Repository, name: &str, dest: &Path) -> Result<Fetched> {
         ));
     }
     out.commit()?;
-    Ok(Fetched::Written(n))
+    Ok(n)
 }
 
 /// A writer that hashes what passes through it.
