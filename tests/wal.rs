@@ -452,6 +452,16 @@ fn the_next_segments_are_fetched_ahead_and_served_without_the_repository() {
         std::fs::read(src.join(&names[1])).unwrap()
     );
     assert!(!spool.join(&names[1]).exists());
+    // Another repository never gets this one's spool: it is opened (and
+    // here, missing, cannot tell).
+    let o = env
+        .cmd_repo(env.path("no-such-repo").as_os_str())
+        .args(["wal-fetch", &names[3]])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
+    assert!(spool.join(&names[3]).is_file());
     // A link planted in the spool is never served.
     let planted = env.path("planted");
     write(&planted, b"not WAL");
@@ -465,5 +475,15 @@ fn the_next_segments_are_fetched_ahead_and_served_without_the_repository() {
     // The end of the archive: the spool is emptied.
     assert_eq!(fetch(&env, "000000010000000000000009", &dest), Some(1));
     assert!(!spool.exists(), "the spool outlived the recovery");
+    // A folder others may write in gets no spool: its entries could be
+    // swapped between a check and a use.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pg_wal, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(fetch(&env, &names[0], &dest), Some(0));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(src.join(&names[0])).unwrap()
+    );
+    assert!(!spool.exists(), "a spool in a folder others may write in");
     env.verified();
 }

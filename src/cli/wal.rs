@@ -33,13 +33,14 @@ pub fn push(ctx: &Ctx, path: &Path) -> Result<i32> {
 /// `wal-fetch NAME DEST`: 0 fetched, 1 not archived, 255 cannot tell.
 pub fn fetch(ctx: &Ctx, name: &str, dest: &Path) -> Result<i32> {
     // Fetched ahead by an earlier call: no need to open the repository.
-    if crate::ops::wal_spool::serve(name, dest) {
+    let source = ctx.settings.repo.clone().unwrap_or_default();
+    if crate::ops::wal_spool::serve(name, dest, &source) {
         tracing::info!("{name}: restored from the segments fetched ahead");
         return Ok(exit::OK);
     }
     let fetched = ctx
         .open()
-        .and_then(|repo| wal::fetch(&repo, name, dest))
+        .and_then(|repo| wal::fetch(&repo, name, dest, &source))
         // Even a malformed name (`%p %f` swapped in restore_command): "not
         // archived" would end recovery at once, before any WAL is replayed.
         .map_err(|e| Error::CannotTell(Box::new(e)))?;

@@ -250,7 +250,9 @@ pub enum Fetched {
 
 /// Bring back the file `name` (PostgreSQL's `%f`) to `dest` (`%p`), checked
 /// chunk by chunk and whole against the BLAKE3 recorded at push time.
-pub fn fetch(repo: &Repository, name: &str, dest: &Path) -> Result<Fetched> {
+/// `source`: the repository as `--repo` names it (the spool of segments
+/// fetched ahead serves only the same one).
+pub fn fetch(repo: &Repository, name: &str, dest: &Path, source: &str) -> Result<Fetched> {
     if kind_of(name).is_none() {
         return Err(Error::Usage(format!(
             "{name:?}: not a file PostgreSQL archives: set restore_command = 'hcbackup wal-fetch %f %p'"
@@ -263,7 +265,7 @@ pub fn fetch(repo: &Repository, name: &str, dest: &Path) -> Result<Fetched> {
         return Ok(Fetched::NotArchived);
     };
     let n = write_record(repo, &record, dest)?;
-    super::wal_spool::prefetch(repo, &record, dest);
+    super::wal_spool::prefetch(repo, &record, dest, source);
     Ok(Fetched::Written(n))
 }
 
