@@ -18,6 +18,17 @@ fn contents(c: &Cluster) -> String {
     c.psql("SELECT count(*) || ':' || md5(string_agg(v::text, ',' ORDER BY v.id)) FROM visits v")
 }
 
+/// A cluster archiving into `archive`, started, with `rows` rows in `visits`.
+fn clinic(archive: &Archive, rows: u32) -> Cluster {
+    let cluster = archive.cluster("data");
+    cluster.pg_ctl("start");
+    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
+    cluster.psql(&format!(
+        "INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, {rows}) g"
+    ));
+    cluster
+}
+
 /// The marker row written, the content then, and the moment just after it
 /// (UTC, to the microsecond); a second passes before anything else.
 fn marked(c: &Cluster) -> (String, String) {
@@ -92,10 +103,7 @@ fn recover_with(
 fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     let env = Env::uninit();
     let archive = Archive::new(&env);
-    let cluster = archive.cluster("data");
-    cluster.pg_ctl("start");
-    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
-    cluster.psql("INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 50000) g");
+    let cluster = clinic(&archive, 50000);
 
     // The base backup, as the server's user (its REPLICATION right).
     let o = archive.base_backup(&cluster);
@@ -619,25 +627,12 @@ fn wal_goes_with_the_base_backups_forget_removes_and_what_stays_recovers() {
 fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
     let env = Env::uninit();
     let archive = Archive::new(&env);
-    let cluster = archive.cluster("data");
-    cluster.pg_ctl("start");
-    cluster.psql("CREATE TABLE visits (id int PRIMARY KEY, note text)");
-    cluster.psql("INSERT INTO visits SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+    let cluster = clinic(&archive, 20000);
     let o = archive.base_backup(&cluster);
     assert!(o.status.success(), "{}", out(&o));
     cluster.psql("INSERT INTO visits SELECT g, 'after' FROM generate_series(20001, 30000) g");
-    let (port, socket) = (
-        cluster.port.to_string(),
-        cluster.socket.display().to_string(),
-    );
-    let pg = [
-        ("POSTGRES_HOST", socket.as_str()),
-        ("POSTGRES_PORT", port.as_str()),
-        ("POSTGRES_USER", PG_USER),
-        ("POSTGRES_DB", "postgres"),
-    ];
     let o = archive
-        .hcbackup(&["--json", "verify", "--restore-test", "--pitr"], &pg)
+        .hcbackup_on(&cluster, &["--json", "verify", "--restore-test", "--pitr"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
@@ -667,7 +662,7 @@ fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
     assert_eq!(leftovers, 0);
     // status takes it for the restore test.
     let o = archive
-        .hcbackup(&["--json", "status"], &pg)
+        .hcbackup_on(&cluster, &["--json", "status"])
         .output()
         .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -679,13 +674,13 @@ fn the_monthly_pitr_test_reaches_a_restore_point_written_a_moment_before() {
         std::fs::remove_file(e.unwrap().path()).unwrap();
     }
     let o = archive
-        .hcbackup(&["--json", "verify", "--restore-test", "--pitr"], &pg)
+        .hcbackup_on(&cluster, &["--json", "verify", "--restore-test", "--pitr"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).contains("cannot be made consistent"), "{}", out(&o));
     let o = archive
-        .hcbackup(&["--json", "status"], &pg)
+        .hcbackup_on(&cluster, &["--json", "status"])
         .output()
         .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -130,6 +130,25 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> Result<i32> {
     Ok(code.max(result?))
 }
 
+/// The line that says why restore test `t` failed: its error, or the checks
+/// that did not pass.
+fn failure(what: &str, t: &restore_test::RestoreTestReport) -> String {
+    if let Some(e) = &t.error {
+        return format!("{what} of {}: {e}", t.database);
+    }
+    let failed: Vec<String> = t
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} ({})", c.name, c.detail))
+        .collect();
+    format!(
+        "{what} of {}: checks failed: {}",
+        t.database,
+        failed.join(", ")
+    )
+}
+
 /// The PITR restore test (`ops::pitr_test`); recorded as a restore test.
 fn pitr_test(
     ctx: &Ctx,
@@ -155,20 +174,7 @@ fn pitr_test(
     if t.passed {
         return Ok(exit::OK);
     }
-    let failed: Vec<String> = t
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| format!("{} ({})", c.name, c.detail))
-        .collect();
-    draft.problems.push(match &t.error {
-        Some(e) => format!("PITR restore test of {}: {e}", t.database),
-        None => format!(
-            "PITR restore test of {}: checks failed: {}",
-            t.database,
-            failed.join(", ")
-        ),
-    });
+    draft.problems.push(failure("PITR restore test", &t));
     Ok(exit::ERROR)
 }
 
@@ -236,20 +242,7 @@ fn restore_test(
     );
     for t in tests.iter().filter(|t| !t.passed) {
         code = exit::ERROR;
-        let failed: Vec<String> = t
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| format!("{} ({})", c.name, c.detail))
-            .collect();
-        draft.problems.push(match &t.error {
-            Some(e) => format!("restore test of {}: {e}", t.database),
-            None => format!(
-                "restore test of {}: checks failed: {}",
-                t.database,
-                failed.join(", ")
-            ),
-        });
+        draft.problems.push(failure("restore test", t));
     }
     if crate::util::interrupted() {
         return Err(Error::Failed(

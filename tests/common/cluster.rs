@@ -198,6 +198,16 @@ impl Archive {
     /// `snapshot --physical --no-mirror` (with `--json`) of `cluster`, as the
     /// server's user (its REPLICATION right).
     pub fn base_backup(&self, cluster: &Cluster) -> std::process::Output {
+        self.hcbackup_on(
+            cluster,
+            &["--json", "snapshot", "--physical", "--no-mirror"],
+        )
+        .output()
+        .unwrap()
+    }
+
+    /// `hcbackup ARGS` as the server's user with POSTGRES_* naming `cluster`.
+    pub fn hcbackup_on(&self, cluster: &Cluster, args: &[&str]) -> Command {
         let (port, socket) = (
             cluster.port.to_string(),
             cluster.socket.display().to_string(),
@@ -208,9 +218,7 @@ impl Archive {
             ("POSTGRES_USER", PG_USER),
             ("POSTGRES_DB", "postgres"),
         ];
-        self.hcbackup(&["--json", "snapshot", "--physical", "--no-mirror"], &pg)
-            .output()
-            .unwrap()
+        self.hcbackup(args, &pg)
     }
 
     /// A new cluster in `name` whose archive_command pushes into this repository.
