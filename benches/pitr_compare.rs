@@ -96,11 +96,14 @@ struct Row {
     base2_secs: f64,
     base2_added: u64,
     restore_secs: f64,
+    layout_secs: f64,
 }
 
 /// A base backup command (`true`: the day-2 one).
 type BackupCmd = Box<dyn Fn(bool) -> Command>;
 /// A restore-to-time command: the new data folder, the target (RFC 3339 UTC).
+/// hcbackup's starts the server itself (`--start`, port 5491) and returns
+/// once recovery has ended; pgBackRest's only lays the folder out.
 type RestoreCmd = Box<dyn Fn(&Path, &str) -> Command>;
 
 /// How a tool archives, backs up and restores.
@@ -162,7 +165,7 @@ fn hcbackup(work: &Path, c: &Cluster) -> Tool {
                     .arg(&repo)
                     .args(["-q", "restore", "latest", "--pgdata"])
                     .arg(dir)
-                    .args(["--to-time", at]);
+                    .args(["--to-time", at, "--start", "--port", "5491"]);
                 r
             }
         }),
@@ -257,6 +260,11 @@ fn measure(work: &Path, make: fn(&Path, &Cluster) -> Tool, scale: u32, secs: u64
     let _ = std::fs::remove_dir_all(work);
     std::fs::create_dir_all(work).unwrap();
     std::fs::write(work.join("pw"), "bench-password-0123456789").unwrap();
+    std::fs::set_permissions(
+        work.join("pw"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     run({
         let mut x = Command::new("chown");
         x.args(["-R", "postgres:postgres"]).arg(work);
@@ -354,15 +362,22 @@ fn measure(work: &Path, make: fn(&Path, &Cluster) -> Tool, scale: u32, secs: u64
     let target = work.join("restored");
     let t = Instant::now();
     run((tool.restore)(&target, &at));
-    let auto = target.join("postgresql.auto.conf");
-    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
-    text.push_str("\nport = 5491\narchive_mode = off\n");
-    std::fs::write(&auto, text).unwrap();
+    row.layout_secs = t.elapsed().as_secs_f64();
     let r = Cluster {
         data: target.clone(),
         sock: c.sock.clone(),
         port: 5491,
     };
+    if tool.name == "hcbackup" {
+        row.restore_secs = row.layout_secs;
+        row.layout_secs = f64::NAN;
+        r.ctl("stop");
+        return (tool.name.to_string(), row);
+    }
+    let auto = target.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+    text.push_str("\nport = 5491\narchive_mode = off\nlog_line_prefix = '%m '\n");
+    std::fs::write(&auto, text).unwrap();
     let mut start = postgres(&format!("{BIN}/pg_ctl"));
     start
         .arg("-D")
@@ -411,7 +426,7 @@ fn main() {
         measure(&work.join("pgbackrest"), pgbackrest, scale, secs),
     ];
     println!(
-        "{:<11} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10}",
+        "{:<11} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>10} {:>10} {:>9}",
         "tool",
         "base1 s",
         "base1 MiB",
@@ -421,11 +436,12 @@ fn main() {
         "drain s",
         "base2 s",
         "base2 +MiB",
-        "restore s"
+        "restore s",
+        "layout s"
     );
     for (name, r) in &rows {
         println!(
-            "{:<11} {:>9.1} {:>9.1} {:>9.2} {:>10.2} {:>8} {:>8.1} {:>9.1} {:>10.1} {:>10.1}",
+            "{:<11} {:>9.1} {:>9.1} {:>9.2} {:>10.2} {:>8} {:>8.1} {:>9.1} {:>10.1} {:>10.1} {:>9.1}",
             name,
             r.base1_secs,
             mib(r.base1_bytes),
@@ -435,7 +451,8 @@ fn main() {
             r.drain_secs,
             r.base2_secs,
             mib(r.base2_added),
-            r.restore_secs
+            r.restore_secs,
+            r.layout_secs
         );
     }
     let (h, p) = (&rows[0].1, &rows[1].1);

@@ -79,6 +79,17 @@ fn recover_with(
         "{auto}"
     );
     assert!(!auto.contains(PASSWORD), "the password was written to disk");
+    // The first segments recovery asks for are laid out with the base
+    // backup (its first fetches need no unlock), up to the one it stops in.
+    let spool = target.join("pg_wal/hcbackup-prefetch");
+    let spooled = std::fs::read_dir(&spool)
+        .map(|d| d.flatten().filter(|e| e.file_name().len() == 24).count())
+        .unwrap_or(0);
+    assert!(
+        spooled >= 1,
+        "no segment was laid out ahead in {}",
+        spool.display()
+    );
     let recovered = Cluster {
         bin: common::cluster::server_bin(),
         data: target,
@@ -96,6 +107,10 @@ fn recover_with(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(
+        !spool.exists(),
+        "the segments laid out ahead outlived the recovery"
+    );
     recovered
 }
 
@@ -104,6 +119,11 @@ fn a_cluster_recovers_to_just_before_a_destructive_statement() {
     let env = Env::uninit();
     let archive = Archive::new(&env);
     let cluster = clinic(&archive, 50000);
+    // Recovery settings left in postgresql.conf (where PostgreSQL's manual
+    // puts them; the primary ignores them) go into the base backup: the
+    // restore's own must win, or recovery stops early, waits an hour, or
+    // refuses two targets.
+    cluster.configure("recovery_target_xid = '3'\nrecovery_min_apply_delay = '1h'");
 
     // The base backup, as the server's user (its REPLICATION right).
     let o = archive.base_backup(&cluster);
@@ -286,8 +306,9 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
     write(&wal, &seg);
     let o = env.cmd().arg("wal-push").arg(&wal).output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
-    // The base backup's tar, with or without a link where the settings go.
-    let make_tar = |link_to: Option<&std::path::Path>| {
+    // The base backup's tar, with or without a link where the settings go,
+    // or WAL planted where a restore puts what it fetched ahead.
+    let make_tar = |link_to: Option<&std::path::Path>, planted: bool| {
         let mut tar = tar::Builder::new(Vec::new());
         let mut file = |name: &str, data: &[u8], mode: u32| {
             let mut h = tar::Header::new_ustar();
@@ -308,6 +329,18 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
             br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/1000028", "End-LSN": "0/1000100"}]}"#,
             0o600,
         );
+        if planted {
+            // With a leading `/`, which unpacking drops (tar::Builder
+            // refuses to write one: the name goes in raw).
+            let data = b"not the archived WAL";
+            let mut h = tar::Header::new_ustar();
+            let name = b"/pg_wal/hcbackup-prefetch/000000010000000000000001";
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            tar.append(&h, &data[..]).unwrap();
+        }
         if let Some(target) = link_to {
             let mut link = tar::Header::new_ustar();
             link.set_entry_type(tar::EntryType::Symlink);
@@ -342,7 +375,7 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
             .output()
             .unwrap()
     };
-    base_backup(make_tar(Some(&outside)));
+    base_backup(make_tar(Some(&outside), false));
     let o = restore();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(
@@ -353,10 +386,21 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
     assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     // Nothing half laid out is left: the folder is empty, ready for a retry.
     assert_eq!(std::fs::read_dir(&pgdata).unwrap().count(), 0);
-    // A base backup with a setuid file: laid out without the bit.
-    base_backup(make_tar(None));
+    // A base backup that carries WAL "fetched ahead": refused, whole.
+    base_backup(make_tar(None, true));
+    let o = restore();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("hcbackup-prefetch"), "{}", out(&o));
+    assert_eq!(std::fs::read_dir(&pgdata).unwrap().count(), 0);
+    // A base backup with a setuid file: laid out without the bit, and the
+    // archived WAL (only that) fetched ahead beside it.
+    base_backup(make_tar(None, false));
     let o = restore();
     assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        std::fs::read(pgdata.join("pg_wal/hcbackup-prefetch/000000010000000000000001")).unwrap(),
+        seg
+    );
     let tool = std::fs::metadata(pgdata.join("setuid-tool")).unwrap();
     assert_eq!(tool.permissions().mode() & 0o7000, 0, "setuid kept");
     assert!(pgdata.join("recovery.signal").is_file());

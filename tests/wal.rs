@@ -487,3 +487,117 @@ fn the_next_segments_are_fetched_ahead_and_served_without_the_repository() {
     assert!(!spool.exists(), "a spool in a folder others may write in");
     env.verified();
 }
+
+#[test]
+fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs() {
+    use hcbackup::model::wal::WalRecord;
+    use hcbackup::ops::wal_spool::{prefill, Feeder, PREFILL, SPOOL};
+    // 1 MiB segments (initdb --wal-segsize=1): PREFILL and six more.
+    let env = Env::new();
+    let src = env.path("src_wal");
+    let names: Vec<String> = (1..=PREFILL + 6)
+        .map(|n| format!("0000000100000000000000{n:02X}"))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut b = noise(300 + i as u64, 20_000);
+        b.resize(1 << 20, 0);
+        write(&src.join(name), &b);
+        let o = push(&env, &src.join(name));
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let repo = hcbackup::repo::Repository::open(
+        std::sync::Arc::new(hcbackup::storage::LocalBackend::new(&env.repo)),
+        &mut || Ok(zeroize::Zeroizing::new(PASSWORD.to_string())),
+        &env.cache,
+    )
+    .unwrap();
+    let source = env.repo.to_str().unwrap();
+    let pg_wal = env.path("data/pg_wal");
+    std::fs::create_dir_all(&pg_wal).unwrap();
+    let spool = pg_wal.join(SPOOL);
+    let spooled = || {
+        let mut v: Vec<String> = std::fs::read_dir(&spool)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 24)
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // A target archived in the third segment: the next two (the first
+    // transaction after the moment may be there), none after them.
+    let ahead = prefill(&repo, &names[0], &pg_wal, source, &|r: &WalRecord| {
+        r.name == names[2]
+    });
+    assert_eq!(ahead, None);
+    assert_eq!(spooled(), names[..5]);
+    // To the end: PREFILL of them, and where to go on.
+    let ahead = prefill(&repo, &names[0], &pg_wal, source, &|_: &WalRecord| false);
+    assert_eq!(spooled(), names[..PREFILL]);
+    assert_eq!(
+        ahead.as_ref().map(|a| a.next.as_str()),
+        Some(names[PREFILL].as_str())
+    );
+    // Recovery takes them one by one, and never opens the repository (a
+    // wrong password would fail it): the restore, its repository open,
+    // keeps the spool fed.
+    let last = |_: &WalRecord| false;
+    let mut feeder = Feeder {
+        repo: &repo,
+        dest: pg_wal.join("RECOVERYXLOG"),
+        source: source.to_string(),
+        ahead,
+        last: &last,
+    };
+    for name in &names {
+        feeder.feed();
+        let o = env
+            .cmd()
+            .env("HCBACKUP_PASSWORD", "not the password")
+            .args(["wal-fetch", name])
+            .arg(&feeder.dest)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", out(&o));
+        assert_eq!(
+            std::fs::read(&feeder.dest).unwrap(),
+            std::fs::read(src.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // The end of the archive: nothing more to feed.
+    feeder.feed();
+    assert!(feeder.ahead.is_none());
+    assert!(spooled().is_empty(), "{:?}", spooled());
+    env.verified();
+}
+
+#[test]
+fn timeline_1_has_no_history_file_and_saying_so_needs_no_unlock() {
+    let env = Env::new();
+    let dest = env.path("pg_wal/RECOVERYHISTORY");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    // PostgreSQL asks for it when it promotes a copy recovered on timeline 1.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PASSWORD", "not the password")
+        .args(["wal-fetch", "00000001.history"])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(!dest.exists());
+    // Any other history file is looked up: a wrong password cannot tell.
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PASSWORD", "not the password")
+        .args(["wal-fetch", "00000002.history"])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
+    env.verified();
+}

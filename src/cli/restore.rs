@@ -279,7 +279,6 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
     });
     let mut r = pitr::restore(&repo, &snap, pgdata, &target, &fetcher)?;
     ctx.note(|d| d.bytes = r.bytes);
-    drop(repo);
     let laid = format!(
         "laid out the base backup of snapshot {} in {} ({}, WAL from {} on timeline {})",
         snap.id.short(),
@@ -289,7 +288,8 @@ fn pitr(ctx: &Ctx, a: &RestoreArgs, pgdata: &std::path::Path) -> Result<i32> {
         r.timeline,
     );
     let text = if a.start {
-        let s = crate::ops::pitr_start::start(pgdata, a.port, None)?;
+        let s =
+            crate::ops::pitr_start::start_fed(&repo, &mut r, &target, &fetcher.repo, a.port, None)?;
         ctx.note(|d| d.duration_secs = Some(s.recovery_secs));
         let text = format!(
             "{laid}; recovered to {} in {:.1} s: PostgreSQL runs on port {} (stop it with `pg_ctl -D {} stop`)",

@@ -32,6 +32,13 @@ pub fn push(ctx: &Ctx, path: &Path) -> Result<i32> {
 
 /// `wal-fetch NAME DEST`: 0 fetched, 1 not archived, 255 cannot tell.
 pub fn fetch(ctx: &Ctx, name: &str, dest: &Path) -> Result<i32> {
+    // Timeline 1 has no history file (PostgreSQL's own
+    // existsTimeLineHistory says so); recovery still asks for it when it
+    // promotes: no need to open the repository to say it is not archived.
+    if name == "00000001.history" {
+        tracing::info!("{name}: timeline 1 has no history file");
+        return Ok(exit::ERROR);
+    }
     // Fetched ahead by an earlier call: no need to open the repository.
     let source = ctx.settings.repo.clone().unwrap_or_default();
     if crate::ops::wal_spool::serve(name, dest, &source) {

@@ -39,4 +39,4 @@ pub(crate) mod tag;
 mod tar_tree;
 pub(crate) mod verify;
 pub(crate) mod wal;
-pub(crate) mod wal_spool;
+pub mod wal_spool;

@@ -41,6 +41,33 @@ impl Target {
         }
     }
 
+    /// Whether `record`'s segment is where recovery to this target reaches
+    /// the target: the first archived after the moment, or the one holding
+    /// the position (recovery reads on to the next transaction, so a segment
+    /// or two after it may be needed too). False where the WAL cannot tell
+    /// (a transaction id, a restore point, the end).
+    pub fn stops_in(&self, record: &crate::model::wal::WalRecord) -> bool {
+        let Some(at) = crate::model::wal::position(&record.name) else {
+            return false;
+        };
+        match self {
+            Target::Time(limit) => {
+                crate::util::parse_rfc3339(&record.time).is_some_and(|t| t > *limit)
+            }
+            Target::Lsn(lsn) => {
+                let Some((hi, lo)) = lsn.split_once('/') else {
+                    return false;
+                };
+                let (Ok(hi), Ok(lo)) = (u64::from_str_radix(hi, 16), u64::from_str_radix(lo, 16))
+                else {
+                    return false;
+                };
+                record.size > 0 && at >= ((hi << 32) | (lo / record.size))
+            }
+            _ => false,
+        }
+    }
+
     /// `--to-xid`: a transaction id (digits).
     pub fn xid(s: &str) -> Result<Target> {
         if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -86,6 +113,9 @@ pub struct Restored {
     /// `--start`: the server recovered on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started: Option<super::pitr_start::Started>,
+    /// Where fetching WAL ahead goes on (`--start` feeds it while recovering).
+    #[serde(skip)]
+    pub ahead: Option<super::wal_spool::Ahead>,
 }
 
 /// The snapshot to restore for `target`: with `latest` and a time, the newest
@@ -134,7 +164,7 @@ pub fn restore(
     let restore_command = restore_command(fetcher)?;
     check_chain(repo, snap)?;
     new_folder(pgdata)?;
-    let laid_out = (|| -> Result<()> {
+    let laid_out = (|| -> Result<Option<super::wal_spool::Ahead>> {
         let _lock = repo.lock(false, "restore")?;
         super::restore_job::still_there(repo, snap)?;
         let tree = repo.load_tree(p.tree.expect("ok"))?;
@@ -144,19 +174,37 @@ pub fn restore(
             .find(|n| n.name.as_slice() == PhysicalEntry::TAR_NAME.as_bytes())
             .ok_or_else(|| Error::corrupt("base backup tree", "it holds no base.tar"))?;
         let mut reader = super::database::ChunkReader::new(repo, node)?;
-        let unpacked = unpack(&mut reader, pgdata);
+        // The first segments recovery asks for, so that its first fetches
+        // need no unlock of their own: fetched while the base backup is laid
+        // out, on the other core.
+        let pg_wal = pgdata.join("pg_wal");
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&pg_wal)
+            .map_err(|e| Error::io_path("creating", &pg_wal, e))?;
+        let (unpacked, ahead) = std::thread::scope(|s| {
+            let ahead = s.spawn(|| {
+                super::wal_spool::prefill(repo, &p.start_wal, &pg_wal, &fetcher.repo, &|r| {
+                    target.stops_in(r)
+                })
+            });
+            (unpack(&mut reader, pgdata), ahead.join())
+        });
         if let Some(e) = reader.take_error() {
             return Err(e);
         }
         unpacked?;
-        write_recovery(pgdata, &restore_command, target)
+        write_recovery(pgdata, &restore_command, target)?;
+        Ok(ahead.unwrap_or(None))
     })();
-    if let Err(e) = laid_out {
-        // Half a data folder is worse than none: emptied (it is this run's,
-        // private), so the same command can run again.
-        empty(pgdata);
-        return Err(e);
-    }
+    let ahead = match laid_out {
+        Ok(ahead) => ahead,
+        Err(e) => {
+            // Half a data folder is worse than none: emptied (it is this
+            // run's, private), so the same command can run again.
+            empty(pgdata);
+            return Err(e);
+        }
+    };
     Ok(Restored {
         snapshot: snap.id.to_hex(),
         pgdata: pgdata.to_path_buf(),
@@ -165,6 +213,7 @@ pub fn restore(
         timeline: p.timeline,
         target: describe(target),
         started: None,
+        ahead,
     })
 }
 
@@ -233,6 +282,14 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
     for entry in entries {
         let mut entry =
             entry.map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
+        if in_spool(&entry.path().unwrap_or_default()) {
+            // pg_basebackup -X none sends no WAL: this would pass for WAL
+            // fetched ahead, unchecked.
+            return Err(bad(format!(
+                "it carries pg_wal/{}, which only a restore writes",
+                super::wal_spool::SPOOL
+            )));
+        }
         let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_dir()) {
             let name = entry
@@ -251,6 +308,18 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a member's path is in (or is) `pg_wal`'s spool of WAL fetched ahead.
+fn in_spool(path: &Path) -> bool {
+    // As `unpack_in` lays it out: a leading `/` or `./` dropped.
+    let mut parts = path
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)));
+    parts.next().is_some_and(|c| c.as_os_str() == "pg_wal")
+        && parts
+            .next()
+            .is_some_and(|c| c.as_os_str() == super::wal_spool::SPOOL)
 }
 
 /// Remove what is in `pgdata` (folders and files this run laid out; a link
@@ -335,6 +404,15 @@ pub(crate) fn conf_quote(s: &str) -> String {
 /// recovery at the old target, or refuse to start ("multiple recovery targets").
 const RECOVERY_KEYS: &[&str] = &["restore_command", "recovery_target", "recovery_end_command"];
 
+/// The recovery targets (at most one may be set).
+const OTHER_TARGETS: &[&str] = &[
+    "recovery_target",
+    "recovery_target_lsn",
+    "recovery_target_name",
+    "recovery_target_time",
+    "recovery_target_xid",
+];
+
 /// `text` with every line that sets a recovery setting commented out.
 fn without_recovery_settings(text: &str) -> String {
     let mut out = String::new();
@@ -359,6 +437,12 @@ fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Resu
         "\n# Written by hcbackup restore --pgdata: recovery from the repository.\nrestore_command = {}\nrecovery_target_action = 'promote'\n",
         conf_quote(restore_command)
     );
+    // What wal-fetch fetched ahead and recovery did not need goes when it
+    // ends (run in the data folder; a link there is removed, not followed).
+    conf.push_str(&format!(
+        "recovery_end_command = 'rm -rf -- pg_wal/{}'\n",
+        super::wal_spool::SPOOL
+    ));
     let (key, value) = match target {
         Target::Latest => ("", String::new()),
         Target::Time(t) => ("recovery_target_time", postgres_time(*t)),
@@ -366,6 +450,16 @@ fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Resu
         Target::Xid(x) => ("recovery_target_xid", x.clone()),
         Target::Name(n) => ("recovery_target_name", n.clone()),
     };
+    // Every recovery setting is given here (this file is read last, so it
+    // wins): one left in postgresql.conf or an included file, where
+    // PostgreSQL's manual puts them, would otherwise stop this recovery
+    // early or delay it, and a restore "to the end" would promote short.
+    for k in OTHER_TARGETS.iter().filter(|k| **k != key) {
+        conf.push_str(&format!("{k} = ''\n"));
+    }
+    conf.push_str(
+        "recovery_target_timeline = 'latest'\nrecovery_min_apply_delay = 0\narchive_cleanup_command = ''\nprimary_conninfo = ''\n",
+    );
     if !key.is_empty() {
         conf.push_str(&format!(
             "{key} = {}\nrecovery_target_inclusive = off\n",
@@ -425,6 +519,27 @@ mod tests {
             4,
             "{new}"
         );
+    }
+
+    #[test]
+    fn the_segment_recovery_stops_in_is_told_by_its_time_or_position() {
+        let record = |name: &str, time: &str| crate::model::wal::WalRecord {
+            version: 1,
+            name: name.into(),
+            size: 16 << 20,
+            blake3: String::new(),
+            time: time.into(),
+            host: String::new(),
+            tree: crate::id::TreeId([0; 32]),
+        };
+        let at = Target::Time(crate::util::parse_rfc3339("2026-12-01T14:05:00Z").unwrap());
+        assert!(!at.stops_in(&record("000000010000000000000013", "2026-12-01T14:04:59Z")));
+        assert!(at.stops_in(&record("000000010000000000000014", "2026-12-01T14:05:01Z")));
+        let lsn = Target::lsn("1/15000060").unwrap();
+        assert!(!lsn.stops_in(&record("000000010000000100000014", "")));
+        assert!(lsn.stops_in(&record("000000010000000100000015", "")));
+        assert!(!lsn.stops_in(&record("000000010000000000000016", "")));
+        assert!(!Target::Latest.stops_in(&record("000000010000000100000015", "")));
     }
 
     #[test]

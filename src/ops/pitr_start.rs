@@ -25,9 +25,40 @@ pub struct Started {
 /// means it stopped.
 const STARTING: Duration = Duration::from_secs(10);
 
+/// `start` the copy `r` laid out for `target` from `repo`, which stays open
+/// (a shared lock held) to keep the WAL fetched ahead fed while it recovers;
+/// what is left of it goes when recovery has ended.
+pub fn start_fed(
+    repo: &crate::repo::Repository,
+    r: &mut super::pitr::Restored,
+    target: &super::pitr::Target,
+    source: &str,
+    port: u16,
+    socket: Option<&Path>,
+) -> Result<Started> {
+    let _lock = repo.lock(false, "restore")?;
+    let last = |rec: &crate::model::wal::WalRecord| target.stops_in(rec);
+    let mut feeder = super::wal_spool::Feeder {
+        repo,
+        dest: r.pgdata.join("pg_wal").join("RECOVERYXLOG"),
+        source: source.to_string(),
+        ahead: r.ahead.take(),
+        last: &last,
+    };
+    let started = start(&r.pgdata, port, socket, &mut || feeder.feed());
+    super::wal_spool::clear(&feeder.dest);
+    started
+}
+
 /// Start on `port`; with `socket`, listening only on a Unix socket in that
-/// (private) folder, as the PITR restore test does.
-pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started> {
+/// (private) folder, as the PITR restore test does. `feed` runs while it
+/// recovers, every tenth of a second.
+pub fn start(
+    pgdata: &Path,
+    port: u16,
+    socket: Option<&Path>,
+    feed: &mut dyn FnMut(),
+) -> Result<Started> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return Err(Error::Usage(
@@ -53,7 +84,7 @@ pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started>
     let log = pgdata.join("hcbackup-recovery.log");
     let bin = crate::pg::scratch::server_bin()?;
     let t = Instant::now();
-    let status = std::process::Command::new(bin.join("pg_ctl"))
+    let status = crate::util::child(bin.join("pg_ctl"), &[])
         .arg("-D")
         .arg(pgdata)
         .arg("-l")
@@ -68,11 +99,12 @@ pub fn start(pgdata: &Path, port: u16, socket: Option<&Path>) -> Result<Started>
     crate::util::catch_interrupts();
     let signal = pgdata.join("recovery.signal");
     loop {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(100));
+        feed();
         if crate::util::interrupted() {
             stop(pgdata);
             return Err(Error::Failed(
-                "interrupted: the restored copy was stopped; run the restore again".into(),
+                "interrupted: the restored copy was stopped, half recovered: remove its folder and run the restore again".into(),
             ));
         }
         let alive = postmaster_alive(pgdata);
@@ -115,7 +147,7 @@ fn postmaster_alive(pgdata: &Path) -> bool {
 
 /// Whether the control file says the cluster is in production (recovered).
 fn in_production(bin: &Path, pgdata: &Path) -> bool {
-    std::process::Command::new(bin.join("pg_controldata"))
+    crate::util::child(bin.join("pg_controldata"), &[])
         .arg(pgdata)
         .env("LC_ALL", "C")
         .output()
@@ -129,7 +161,7 @@ fn in_production(bin: &Path, pgdata: &Path) -> bool {
 /// Stop the server on `pgdata` (fast: a test copy has nothing to keep).
 pub fn stop(pgdata: &Path) {
     if let Ok(bin) = crate::pg::scratch::server_bin() {
-        let _ = std::process::Command::new(bin.join("pg_ctl"))
+        let _ = crate::util::child(bin.join("pg_ctl"), &[])
             .arg("-D")
             .arg(pgdata)
             .args(["-m", "fast", "-w", "stop"])

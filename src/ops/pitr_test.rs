@@ -113,18 +113,14 @@ fn test(
         .push(("marker archived".into(), t.elapsed().as_secs_f64()));
     let pgdata = dir.join("data");
     let t = Instant::now();
-    pitr::restore(
-        repo,
-        snap,
-        &pgdata,
-        &Target::Name(point.to_string()),
-        fetcher,
-    )?;
+    let target = Target::Name(point.to_string());
+    let mut laid = pitr::restore(repo, snap, &pgdata, &target, fetcher)?;
     report
         .phases
         .push(("lay out".into(), t.elapsed().as_secs_f64()));
     let _running = Running(&pgdata);
-    let started = super::pitr_start::start(&pgdata, 5432, Some(dir))?;
+    let started =
+        super::pitr_start::start_fed(repo, &mut laid, &target, &fetcher.repo, 5432, Some(dir))?;
     report
         .phases
         .push(("recovery".into(), started.recovery_secs));

@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::chunker::{Chunker, FILE_CHUNKS};
 use crate::error::{Error, Result};
 use crate::model::tree::Tree;
-use crate::model::wal::{kind_of, WalRecord};
+use crate::model::wal::{kind_of, WalFile, WalRecord};
 use crate::ops::archive::{Archiver, RepoStore};
 use crate::progress::NoProgress;
 use crate::repo::{BlobWriter, Repository};
@@ -260,8 +260,12 @@ pub fn fetch(repo: &Repository, name: &str, dest: &Path, source: &str) -> Result
     }
     let _lock = repo.lock(false, "wal-fetch")?;
     let Some(record) = repo.wal(name)? else {
-        // The end of the archived WAL: recovery is about to end.
-        super::wal_spool::clear(dest);
+        // A segment past the end of the archived WAL: recovery is about to
+        // end. (A history file that is not there says nothing of that:
+        // recovery probes for newer timelines when it starts.)
+        if kind_of(name) == Some(WalFile::Segment) {
+            super::wal_spool::clear(dest);
+        }
         return Ok(Fetched::NotArchived);
     };
     let n = write_record(repo, &record, dest)?;

@@ -5,7 +5,9 @@
 //! archived (`AHEAD`), into `hcbackup-prefetch/` beside `%p` (in `pg_wal`,
 //! the data folder's own, private to the server's user); a later fetch of
 //! one of them moves it into place without opening the repository, as
-//! pgBackRest's asynchronous archive-get does.
+//! pgBackRest's asynchronous archive-get does. `restore --pgdata` fills the
+//! spool of the data folder it lays out with the first segments recovery
+//! will ask for (`prefill`), as far as the target needs them.
 //!
 //! Only what this user wrote is served: there is a spool only where `%p`'s
 //! folder is this user's and no one else may write in it; the spool must be
@@ -26,8 +28,13 @@ use crate::repo::Repository;
 
 /// Segments fetched ahead (16 MiB each by default).
 const AHEAD: usize = 8;
+/// Segments laid out by `restore --pgdata` before recovery starts.
+pub const PREFILL: usize = 2 * AHEAD;
+/// Segments fetched ahead after the one a target picks (see `fill`).
+const PAST: u8 = 2;
 
-const SPOOL: &str = "hcbackup-prefetch";
+/// The spool's folder, beside `%p` (in `pg_wal`).
+pub const SPOOL: &str = "hcbackup-prefetch";
 /// In the spool: the repository (as `--repo` names it) the files came from.
 const SOURCE: &str = ".source";
 
@@ -164,57 +171,180 @@ pub fn prefetch(repo: &Repository, record: &WalRecord, dest: &Path, source: &str
     if kind_of(&record.name) != Some(WalFile::Segment) {
         return;
     }
-    let Some(parent) = trusted_parent(dest) else {
-        return;
+    let names = following(&record.name, record.size, AHEAD);
+    let _ = fill(repo, names, record.size, dest, source, &|_| false);
+}
+
+/// Before recovery starts (`restore --pgdata`): the first segments it will
+/// ask for, from the base backup's first segment `first` on, into the spool
+/// in `pg_wal` of the new data folder, so that the first fetches open no
+/// repository. As far as they are archived, at most `PREFILL`, and none
+/// after the one `last` picks and `PAST` more. Best effort, as `prefetch`.
+/// What is left to fetch ahead (for `Feeder`), if anything.
+pub fn prefill(
+    repo: &Repository,
+    first: &str,
+    pg_wal: &Path,
+    source: &str,
+    last: &dyn Fn(&WalRecord) -> bool,
+) -> Option<Ahead> {
+    let record = repo.wal(first).ok()??;
+    let mut names = vec![first.to_string()];
+    names.extend(following(first, record.size, PREFILL - 1));
+    let dest = pg_wal.join(first);
+    // Only what this run fetched: never a spool that came with the tar.
+    clear(&dest);
+    let next = fill(repo, names, record.size, &dest, source, last)?;
+    Some(Ahead {
+        next,
+        size: record.size,
+    })
+}
+
+/// Where fetching ahead goes on: the next segment's name, and their size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ahead {
+    pub next: String,
+    pub size: u64,
+}
+
+/// `restore --start`: while the copy recovers, this run, its repository
+/// open, keeps the spool up to `PREFILL` segments ahead of recovery, so
+/// that no fetch needs an unlock of its own however long the recovery.
+pub struct Feeder<'a> {
+    pub repo: &'a Repository,
+    /// A name in the copy's `pg_wal` (the spool is beside it).
+    pub dest: std::path::PathBuf,
+    pub source: String,
+    pub ahead: Option<Ahead>,
+    /// Whether recovery stops in this segment (none after it is needed).
+    pub last: &'a dyn Fn(&WalRecord) -> bool,
+}
+
+impl Feeder<'_> {
+    /// Top the spool up to `PREFILL` segments.
+    pub fn feed(&mut self) {
+        let Some(ahead) = self.ahead.take() else {
+            return;
+        };
+        let have = spooled(&self.dest);
+        if have >= PREFILL {
+            self.ahead = Some(ahead);
+            return;
+        }
+        let mut names = vec![ahead.next.clone()];
+        names.extend(following(&ahead.next, ahead.size, PREFILL - have - 1));
+        self.ahead = fill(
+            self.repo,
+            names,
+            ahead.size,
+            &self.dest,
+            &self.source,
+            self.last,
+        )
+        .map(|next| Ahead {
+            next,
+            size: ahead.size,
+        });
+    }
+}
+
+/// How many segments wait in the spool beside `dest`.
+fn spooled(dest: &Path) -> usize {
+    let Some(dir) = trusted_parent(dest).and_then(|p| spool_dir(&p)) else {
+        return 0;
     };
+    rustix::fs::Dir::read_from(&dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| {
+                std::str::from_utf8(e.file_name().to_bytes())
+                    .is_ok_and(|n| kind_of(n) == Some(WalFile::Segment))
+            })
+            .count()
+    })
+}
+
+/// The spool beside `dest` for files of the repository `source` (emptied
+/// and marked afresh when it held another's), or `None` where there is none.
+fn open_spool(dest: &Path, source: &str) -> Option<(OwnedFd, OwnedFd)> {
+    let parent = trusted_parent(dest)?;
     let _ = rustix::fs::mkdirat(&parent, SPOOL, Mode::from_raw_mode(0o700));
     let Some(dir) = spool_dir(&parent) else {
         tracing::warn!(
             "{SPOOL} beside {} is not a private folder of this user's: nothing fetched ahead",
             dest.display()
         );
-        return;
+        return None;
     };
-    if source_of(&dir).as_deref() != Some(source) {
-        // Files of another repository (or none): start afresh.
-        clear(dest);
-        let _ = rustix::fs::mkdirat(&parent, SPOOL, Mode::from_raw_mode(0o700));
-        let Some(fresh) = spool_dir(&parent) else {
-            return;
-        };
-        let written = rustix::fs::openat(
-            &fresh,
-            SOURCE,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(std::io::Error::from)
-        .map(std::fs::File::from)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, source.as_bytes()));
-        if written.is_err() {
-            return;
-        }
+    if source_of(&dir).as_deref() == Some(source) {
+        return Some((parent, dir));
     }
+    // Files of another repository (or none): start afresh.
+    clear(dest);
+    let _ = rustix::fs::mkdirat(&parent, SPOOL, Mode::from_raw_mode(0o700));
+    let fresh = spool_dir(&parent)?;
+    rustix::fs::openat(
+        &fresh,
+        SOURCE,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(std::io::Error::from)
+    .map(std::fs::File::from)
+    .and_then(|mut f| std::io::Write::write_all(&mut f, source.as_bytes()))
+    .ok()?;
+    Some((parent, fresh))
+}
+
+/// The segments `names` (in order, of `size` bytes) that are archived, into
+/// the spool beside `dest`; after the one `last` picks and `PAST` more (the
+/// segment being written at the moment may be archived just after it, the
+/// next one switched with no transaction after it in, and recovery reads on
+/// to the first one), no more. The name after them
+/// when all were there (fetching ahead may go on), else `None`.
+fn fill(
+    repo: &Repository,
+    names: Vec<String>,
+    size: u64,
+    dest: &Path,
+    source: &str,
+    last: &dyn Fn(&WalRecord) -> bool,
+) -> Option<String> {
+    let (_parent, dir) = open_spool(dest, source)?;
     let spool = dest.with_file_name(SPOOL);
-    for next in following(&record.name, record.size, AHEAD) {
-        if our_file(&dir, &next) {
+    // After `last`'s pick: how many more.
+    let mut more: Option<u8> = None;
+    for next in &names {
+        if more == Some(0) {
+            return None;
+        }
+        if our_file(&dir, next) {
             continue;
         }
-        let found = match repo.wal(&next) {
+        let found = match repo.wal(next) {
             Ok(Some(r)) => r,
-            Ok(None) => break,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!("fetching {next} ahead: {e}");
-                break;
+                return None;
             }
         };
         // By path: the folders on it are this user's and no one else's to change.
-        if let Err(e) = super::wal::write_record(repo, &found, &spool.join(&next)) {
+        if let Err(e) = super::wal::write_record(repo, &found, &spool.join(next)) {
             tracing::warn!("fetching {next} ahead: {e}");
             let _ = rustix::fs::unlinkat(&dir, next.as_str(), AtFlags::empty());
-            break;
+            return None;
         }
+        more = match more {
+            Some(n) => Some(n - 1),
+            None => last(&found).then_some(PAST),
+        };
     }
+    if more.is_some() {
+        return None;
+    }
+    following(names.last()?, size, 1).pop()
 }
 
 #[cfg(test)]
