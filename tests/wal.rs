@@ -551,6 +551,7 @@ fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs(
         source: source.to_string(),
         ahead,
         last: &last,
+        probe: Some("00000002.history".into()),
     };
     for name in &names {
         feeder.feed();
@@ -572,6 +573,47 @@ fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs(
     feeder.feed();
     assert!(feeder.ahead.is_none());
     assert!(spooled().is_empty(), "{:?}", spooled());
+    // Recovery's timeline probe is answered from what the feeder checked a
+    // moment ago, without the repository...
+    let dest = feeder.dest.clone();
+    let probe = |name: &str, password: &str| {
+        env.cmd()
+            .env("HCBACKUP_PASSWORD", password)
+            .args(["wal-fetch", name])
+            .arg(&dest)
+            .output()
+            .unwrap()
+    };
+    let o = probe("00000002.history", "not the password");
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    // ...but not once that moment is past: then the repository is asked.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o = probe("00000002.history", "not the password");
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
+    // A history file archived meanwhile: the next check drops the answer,
+    // and the fetch brings it back; the probe moves to the next timeline.
+    let history = src.join("00000002.history");
+    write(&history, b"1\t0/3000000\tno recovery target specified\n");
+    assert!(push(&env, &history).status.success());
+    feeder.feed();
+    assert_eq!(feeder.probe.as_deref(), Some("00000003.history"));
+    let o = probe("00000002.history", PASSWORD);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&history).unwrap()
+    );
+    feeder.feed();
+    let o = probe("00000003.history", "not the password");
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    // An answer planted for another repository is never taken.
+    let o = env
+        .cmd_repo(env.path("no-such-repo").as_os_str())
+        .args(["wal-fetch", "00000003.history"])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", out(&o));
     env.verified();
 }
 

@@ -45,6 +45,11 @@ pub fn fetch(ctx: &Ctx, name: &str, dest: &Path) -> Result<i32> {
         tracing::info!("{name}: restored from the segments fetched ahead");
         return Ok(exit::OK);
     }
+    // The timeline probe, answered a moment ago by `restore --start`.
+    if crate::ops::wal_absent::known_absent(name, dest, &source) {
+        tracing::info!("{name} is not archived in this copy (checked a moment ago)");
+        return Ok(exit::ERROR);
+    }
     let fetched = ctx
         .open()
         .and_then(|repo| wal::fetch(&repo, name, dest, &source))

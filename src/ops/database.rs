@@ -13,7 +13,7 @@ use crate::chunker::{Chunker, DB_CHUNKS};
 use crate::config::PgTarget;
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, TreeId};
+use crate::id::TreeId;
 use crate::model::snapshot::{DatabaseEntry, Snapshot};
 use crate::model::tree::{Node, NodeKind, Tree};
 use crate::pg::dump::{self, Dump};
@@ -146,63 +146,74 @@ pub fn streams(repo: &Repository, d: &DatabaseEntry) -> Result<(Node, Option<Nod
     Ok((dump, find(DatabaseEntry::GLOBALS_NAME)))
 }
 
-/// Reads a stored stream back, decoding chunks in parallel batches. Every chunk is
-/// checked against its id; a failure is kept as a typed error (`take_error`).
-pub struct ChunkReader<'r> {
-    repo: &'r Repository,
-    ids: Vec<ChunkId>,
-    next: usize,
+/// Chunks decoded together (in parallel) by `read_stream`.
+const READ_BATCH: usize = 16;
+
+/// Batches decoded ahead of the consumer: with the one being decoded and the
+/// one being consumed, at most four batches in memory (typically 4 × 16 MiB
+/// of file chunks, 4 × 128 KiB of database chunks).
+const READ_AHEAD: usize = 2;
+
+/// Run `consume` on the stream `node` stores, read back in batches of chunks
+/// decoded in parallel on another thread while the consumer writes the ones
+/// before. Every chunk is checked against its id; a repository error that
+/// stopped the reading comes back typed, beside what `consume` returned.
+pub fn read_stream<T>(
+    repo: &Repository,
+    node: &Node,
+    consume: impl FnOnce(&mut dyn Read) -> T,
+) -> Result<(T, Option<Error>)> {
+    let ids = repo.node_content(node)?.into_owned();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(READ_AHEAD);
+    Ok(std::thread::scope(|s| {
+        s.spawn(move || {
+            for batch in ids.chunks(READ_BATCH) {
+                let decoded: Result<Vec<Vec<u8>>> = batch
+                    .par_iter()
+                    .map(|id| repo.read_blob(Kind::Data, (*id).into()))
+                    .collect();
+                let failed = decoded.is_err();
+                // A consumer that stopped has dropped its end: stop too.
+                if tx.send(decoded.map(|parts| parts.concat())).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut reader = Batches {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            error: None,
+        };
+        let out = consume(&mut reader);
+        let Batches { error, .. } = reader;
+        (out, error)
+    }))
+}
+
+/// The consumer's end of `read_stream`.
+struct Batches {
+    rx: std::sync::mpsc::Receiver<Result<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
     error: Option<Error>,
 }
 
-const READ_BATCH: usize = 64;
-
-impl<'r> ChunkReader<'r> {
-    pub fn new(repo: &'r Repository, node: &Node) -> Result<Self> {
-        let ids = repo.node_content(node)?.into_owned();
-        Ok(ChunkReader {
-            repo,
-            ids,
-            next: 0,
-            buf: Vec::new(),
-            pos: 0,
-            error: None,
-        })
-    }
-
-    /// The repository error that stopped reading, if any.
-    pub fn take_error(&mut self) -> Option<Error> {
-        self.error.take()
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        let end = (self.next + READ_BATCH).min(self.ids.len());
-        let parts: Vec<Vec<u8>> = self.ids[self.next..end]
-            .par_iter()
-            .map(|id| self.repo.read_blob(Kind::Data, (*id).into()))
-            .collect::<Result<_>>()?;
-        self.next = end;
-        self.buf.clear();
-        self.pos = 0;
-        for p in parts {
-            self.buf.extend_from_slice(&p);
-        }
-        Ok(())
-    }
-}
-
-impl Read for ChunkReader<'_> {
+impl Read for Batches {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
-            if self.next == self.ids.len() {
-                return Ok(0);
-            }
-            if let Err(e) = self.fill() {
-                let msg = e.to_string();
-                self.error = Some(e);
-                return Err(io::Error::other(msg));
+            match self.rx.recv() {
+                // The end of the stream.
+                Err(_) => return Ok(0),
+                Ok(Ok(batch)) => {
+                    self.buf = batch;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(io::Error::other(msg));
+                }
             }
         }
         let n = out.len().min(self.buf.len() - self.pos);
@@ -214,12 +225,9 @@ impl Read for ChunkReader<'_> {
 
 /// Copy a stored stream to `w`; a repository error comes back typed.
 pub fn copy_stream(repo: &Repository, node: &Node, w: &mut dyn Write, what: &str) -> Result<u64> {
-    let mut r = ChunkReader::new(repo, node)?;
-    match io::copy(&mut r, w) {
-        Ok(n) => Ok(n),
-        Err(e) => Err(r
-            .take_error()
-            .unwrap_or_else(|| Error::io(what.to_string(), e))),
+    match read_stream(repo, node, |r| io::copy(r, w))? {
+        (Ok(n), _) => Ok(n),
+        (Err(e), error) => Err(error.unwrap_or_else(|| Error::io(what.to_string(), e))),
     }
 }
 

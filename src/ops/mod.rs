@@ -39,4 +39,5 @@ pub(crate) mod tag;
 mod tar_tree;
 pub(crate) mod verify;
 pub(crate) mod wal;
+pub mod wal_absent;
 pub mod wal_spool;

@@ -173,7 +173,6 @@ pub fn restore(
             .iter()
             .find(|n| n.name.as_slice() == PhysicalEntry::TAR_NAME.as_bytes())
             .ok_or_else(|| Error::corrupt("base backup tree", "it holds no base.tar"))?;
-        let mut reader = super::database::ChunkReader::new(repo, node)?;
         // The first segments recovery asks for, so that its first fetches
         // need no unlock of their own: fetched while the base backup is laid
         // out, on the other core.
@@ -187,12 +186,13 @@ pub fn restore(
                     target.stops_in(r)
                 })
             });
-            (unpack(&mut reader, pgdata), ahead.join())
+            let unpacked = super::database::read_stream(repo, node, |r| unpack(r, pgdata));
+            (unpacked, ahead.join())
         });
-        if let Some(e) = reader.take_error() {
-            return Err(e);
+        match unpacked? {
+            (_, Some(e)) => return Err(e),
+            (unpacked, None) => unpacked?,
         }
-        unpacked?;
         write_recovery(pgdata, &restore_command, target)?;
         Ok(ahead.unwrap_or(None))
     })();
@@ -300,14 +300,39 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
                 "{name:?} is a {kind:?}, not a file or folder; nothing of it is laid out further"
             )));
         }
+        let laid: PathBuf = entry
+            .path()
+            .unwrap_or_default()
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
         let inside = entry
             .unpack_in(pgdata)
             .map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
         if !inside {
             return Err(bad("a member would land outside the folder".into()));
         }
+        if kind.is_file() {
+            start_writeback(&pgdata.join(laid));
+        }
     }
     Ok(())
+}
+
+/// Start writing `path`'s pages to disk, not waiting for it: the server
+/// fsyncs the whole data folder when it starts, and finds them written
+/// (the disk works while the rest is decoded).
+fn start_writeback(path: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        // SAFETY: an open descriptor; the call only queues writeback.
+        unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    }
 }
 
 /// Whether a member's path is in (or is) `pg_wal`'s spool of WAL fetched ahead.

@@ -44,6 +44,7 @@ pub fn start_fed(
         source: source.to_string(),
         ahead: r.ahead.take(),
         last: &last,
+        probe: super::wal_absent::first_probe(r.timeline),
     };
     let started = start(&r.pgdata, port, socket, &mut || feeder.feed());
     super::wal_spool::clear(&feeder.dest);

@@ -46,7 +46,7 @@ fn me() -> u32 {
 /// The folder of `dest` (`%p`), when it is this user's and no one else may
 /// change what is in it (PostgreSQL's `pg_wal` is 0700): only then is there
 /// a spool, and no entry in it can be swapped behind this process's back.
-fn trusted_parent(dest: &Path) -> Option<OwnedFd> {
+pub(super) fn trusted_parent(dest: &Path) -> Option<OwnedFd> {
     let parent = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -62,7 +62,7 @@ fn trusted_parent(dest: &Path) -> Option<OwnedFd> {
 }
 
 /// The spool folder in `parent`: a real folder of this user's, private.
-fn spool_dir(parent: &OwnedFd) -> Option<OwnedFd> {
+pub(super) fn spool_dir(parent: &OwnedFd) -> Option<OwnedFd> {
     let fd = rustix::fs::openat(
         parent,
         SPOOL,
@@ -75,14 +75,14 @@ fn spool_dir(parent: &OwnedFd) -> Option<OwnedFd> {
 }
 
 /// Whether `name` in `dir` is a regular file of this user's (not followed).
-fn our_file(dir: &OwnedFd, name: &str) -> bool {
+pub(super) fn our_file(dir: &OwnedFd, name: &str) -> bool {
     rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
         st.st_uid == me() && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
     })
 }
 
 /// The repository the spool's files came from.
-fn source_of(dir: &OwnedFd) -> Option<String> {
+pub(super) fn source_of(dir: &OwnedFd) -> Option<String> {
     if !our_file(dir, SOURCE) {
         return None;
     }
@@ -219,11 +219,17 @@ pub struct Feeder<'a> {
     pub ahead: Option<Ahead>,
     /// Whether recovery stops in this segment (none after it is needed).
     pub last: &'a dyn Fn(&WalRecord) -> bool,
+    /// The history file of the timeline recovery will probe for next
+    /// (`super::wal_absent`).
+    pub probe: Option<String>,
 }
 
 impl Feeder<'_> {
-    /// Top the spool up to `PREFILL` segments.
+    /// Top the spool up to `PREFILL` segments, and keep the answer to the
+    /// timeline probe fresh.
     pub fn feed(&mut self) {
+        self.probe =
+            super::wal_absent::refresh(self.repo, self.probe.take(), &self.dest, &self.source);
         let Some(ahead) = self.ahead.take() else {
             return;
         };
@@ -267,7 +273,7 @@ fn spooled(dest: &Path) -> usize {
 
 /// The spool beside `dest` for files of the repository `source` (emptied
 /// and marked afresh when it held another's), or `None` where there is none.
-fn open_spool(dest: &Path, source: &str) -> Option<(OwnedFd, OwnedFd)> {
+pub(super) fn open_spool(dest: &Path, source: &str) -> Option<(OwnedFd, OwnedFd)> {
     let parent = trusted_parent(dest)?;
     let _ = rustix::fs::mkdirat(&parent, SPOOL, Mode::from_raw_mode(0o700));
     let Some(dir) = spool_dir(&parent) else {

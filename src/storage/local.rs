@@ -70,14 +70,53 @@ pub struct LocalBackend {
     /// The root, opened once (it is the operator's path; everything below it is
     /// reached from this descriptor).
     root_fd: std::sync::OnceLock<OwnedFd>,
+    /// Packs read by range lately, kept open (most recent first): a restore
+    /// reads thousands of chunks from each, and opening one walks its
+    /// folders again. A pack never changes under its name; a write or delete
+    /// through this backend drops its entry.
+    open_packs: std::sync::Mutex<Vec<(String, std::sync::Arc<File>)>>,
 }
+
+/// Packs kept open by `LocalBackend::get_range`.
+const OPEN_PACKS: usize = 8;
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalBackend {
             root: root.into(),
             root_fd: std::sync::OnceLock::new(),
+            open_packs: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    fn open_packs(&self) -> std::sync::MutexGuard<'_, Vec<(String, std::sync::Arc<File>)>> {
+        self.open_packs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `path` opened for ranged reads: a pack from the ones kept open.
+    fn open_for_ranges(&self, path: &str) -> StorageResult<std::sync::Arc<File>> {
+        if !path.starts_with("packs/") {
+            return Ok(std::sync::Arc::new(self.open_object(path)?.0));
+        }
+        {
+            let mut open = self.open_packs();
+            if let Some(i) = open.iter().position(|(p, _)| p == path) {
+                let hit = open.remove(i);
+                let f = hit.1.clone();
+                open.insert(0, hit);
+                return Ok(f);
+            }
+        }
+        let f = std::sync::Arc::new(self.open_object(path)?.0);
+        let mut open = self.open_packs();
+        open.insert(0, (path.to_string(), f.clone()));
+        open.truncate(OPEN_PACKS);
+        Ok(f)
+    }
+
+    /// A write or delete of `path`: no longer read from an open copy.
+    fn forget_open(&self, path: &str) {
+        self.open_packs().retain(|(p, _)| p != path);
     }
 
     /// The components of object `path`. Paths come from this program, but some
@@ -307,6 +346,7 @@ impl LocalBackend {
     /// Write `path` through a temporary file, fsynced, renamed, folder fsynced;
     /// without `replace` an existing object is left alone (false).
     fn write(&self, path: &str, data: &[u8], replace: bool) -> StorageResult<bool> {
+        self.forget_open(path);
         let (dir, name) = self.folder(path, true)?;
         let tmp = tmp_name();
         let result = (|| -> io::Result<bool> {
@@ -378,7 +418,7 @@ impl Backend for LocalBackend {
     }
 
     fn get_range(&self, path: &str, offset: u64, len: u32) -> StorageResult<Vec<u8>> {
-        let (f, _) = self.open_object(path)?;
+        let f = self.open_for_ranges(path)?;
         let mut buf = vec![0u8; len as usize];
         f.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -442,6 +482,7 @@ impl Backend for LocalBackend {
     }
 
     fn delete(&self, path: &str) -> StorageResult<()> {
+        self.forget_open(path);
         let (dir, name) = self.folder(path, false)?;
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| map(path, e.into()))?;
