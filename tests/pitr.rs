@@ -324,6 +324,8 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
             0o600,
         );
         file("setuid-tool", b"#!/bin/sh\n", 0o4755);
+        // As a base backup of a standby carries it.
+        file("standby.signal", b"", 0o600);
         file(
             "backup_manifest",
             br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/1000028", "End-LSN": "0/1000100"}]}"#,
@@ -404,6 +406,10 @@ fn a_hostile_base_backup_never_writes_outside_its_folder() {
     let tool = std::fs::metadata(pgdata.join("setuid-tool")).unwrap();
     assert_eq!(tool.permissions().mode() & 0o7000, 0, "setuid kept");
     assert!(pgdata.join("recovery.signal").is_file());
+    assert!(
+        !pgdata.join("standby.signal").exists(),
+        "the copy would wait for WAL as a standby instead of promoting"
+    );
     env.verified();
 }
 

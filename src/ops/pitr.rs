@@ -519,6 +519,12 @@ fn write_recovery(pgdata: &Path, restore_command: &str, target: &Target) -> Resu
     };
     write(&tmp, text.as_bytes()).map_err(|e| Error::io_path("writing", &tmp, e))?;
     std::fs::rename(&tmp, &auto).map_err(|e| Error::io_path("writing", &auto, e))?;
+    // A base backup of a standby carries its standby.signal: it would make
+    // the copy wait for more WAL for ever instead of promoting.
+    let standby = pgdata.join("standby.signal");
+    if std::fs::symlink_metadata(&standby).is_ok() {
+        std::fs::remove_file(&standby).map_err(|e| Error::io_path("removing", &standby, e))?;
+    }
     let signal = pgdata.join("recovery.signal");
     match std::fs::symlink_metadata(&signal) {
         Ok(m) if m.is_file() => Ok(()),

@@ -49,9 +49,11 @@ pub fn refresh(
     source: &str,
 ) -> Option<String> {
     let name = probe?;
+    // The time of the answer is when the check began.
+    let asked = now_millis();
     match repo.wal(&name) {
         Ok(None) => {
-            mark(dest, source, &name);
+            mark(dest, source, &name, asked);
             Some(name)
         }
         Ok(Some(_)) => {
@@ -68,7 +70,7 @@ pub fn refresh(
     }
 }
 
-fn mark(dest: &Path, source: &str, name: &str) {
+fn mark(dest: &Path, source: &str, name: &str, asked: u128) {
     let Some((_parent, dir)) = open_spool(dest, source) else {
         return;
     };
@@ -80,7 +82,7 @@ fn mark(dest: &Path, source: &str, name: &str) {
     )
     .map_err(std::io::Error::from)
     .map(std::fs::File::from)
-    .and_then(|mut f| std::io::Write::write_all(&mut f, now_millis().to_string().as_bytes()));
+    .and_then(|mut f| std::io::Write::write_all(&mut f, asked.to_string().as_bytes()));
     if written.is_err() {
         unmark(dest, name);
     }
