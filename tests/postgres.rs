@@ -1069,3 +1069,32 @@ fn partitions_identity_columns_and_quoted_names_come_back_whole() {
     assert_eq!(guard.psql("SELECT n FROM \"public.x\".t"), "7");
     env.verified();
 }
+
+#[test]
+fn a_restore_into_a_new_database_that_fails_leaves_no_database_behind() {
+    let server = Server::from_env();
+    let db = marker_db(&server, "half");
+    let env = Env::new();
+    let snap = ok_json(&env, &server, &db.name, &["snapshot", "--no-mirror"]);
+    let id = snap["id"].as_str().unwrap().to_string();
+    // The dump's pack (the largest) damaged in its middle.
+    let mut packs: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(env.repo.join("packs"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    packs.sort();
+    let (len, pack) = packs.pop().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[len as usize / 2] ^= 0xff;
+    std::fs::write(&pack, &bytes).unwrap();
+    let target = format!("{}_new", db.name);
+    let o = run(&env, &server, &db.name, &["restore", &id, "--db", &target]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("pack"), "{}", out(&o));
+    assert!(
+        !server.exists(&target),
+        "the database the failed restore created was left behind"
+    );
+}

@@ -175,14 +175,22 @@ pub fn restore_database(
     report
         .phases
         .push(("prepare".into(), t0.elapsed().as_secs_f64()));
-    load_dump(
+    let loaded = load_dump(
         repo,
         d,
         &opts.target,
         exists,
         opts.temp_dir.as_deref(),
         &mut report,
-    )?;
+    );
+    if let Err(e) = loaded {
+        if report.created {
+            // A database this run created holds only what failed half-way:
+            // it goes, so the same restore can run again.
+            drop_created(&opts.target);
+        }
+        return Err(e);
+    }
     if opts.globals {
         let t = Instant::now();
         let (_, globals) = streams(repo, d)?;
@@ -202,6 +210,17 @@ pub fn restore_database(
             .push(("globals".into(), t.elapsed().as_secs_f64()));
     }
     Ok(report)
+}
+
+/// Drop `target.db`, which this run created (a failure is only said).
+fn drop_created(target: &PgTarget) {
+    let dropped = pgr::maintenance(target).and_then(|m| pgr::drop_database(&m, &target.db));
+    if let Err(e) = dropped {
+        tracing::warn!(
+            "could not drop the half-restored database {}: {e}",
+            target.db
+        );
+    }
 }
 
 /// Fetch the dump and run pg_restore into `target.db`; phases go in `report`.
@@ -318,12 +337,8 @@ fn load_tables(
         .extend(pgr::create_database(&m, &opts.target.db, d)?);
     report.created = true;
     if let Err(e) = pgr::restore_file(&opts.target, &file, Some(&list), pgr::jobs(), false) {
-        if let Err(drop) = pgr::drop_database(&m, &opts.target.db) {
-            tracing::warn!(
-                "could not drop the half-restored database {}: {drop}",
-                opts.target.db
-            );
-        }
+        drop(m);
+        drop_created(&opts.target);
         return Err(e);
     }
     report
