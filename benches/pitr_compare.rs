@@ -2,7 +2,8 @@
 //! pgBackRest (Debian package; zstd, AES-256-CBC repository encryption) on the
 //! same generated clinic cluster (benches/sql/clinic_schema.sql) under the
 //! same write load. For each tool, a fresh cluster (as the `postgres` OS
-//! user) archives into it; then:
+//! user) archives into it, loaded and vacuumed (a settled database;
+//! HCBACKUP_BENCH_PITR_FRESH=1 keeps the bare bulk load); then:
 //!
 //! 1. day-1 base backup: time and bytes stored;
 //! 2. an unthrottled write load (pgbench, appointments and patients) for
@@ -296,6 +297,13 @@ fn measure(work: &Path, make: fn(&Path, &Cluster) -> Tool, scale: u32, secs: u64
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/sql/clinic_schema.sql"),
         scale,
     );
+    // A settled database, as a clinic's is: vacuumed (hint bits and the
+    // visibility map set), not a bulk load the first vacuum after day 1
+    // would rewrite page by page (HCBACKUP_BENCH_PITR_FRESH=1 skips this).
+    if std::env::var_os("HCBACKUP_BENCH_PITR_FRESH").is_none() {
+        c.psql("VACUUM ANALYZE");
+        c.psql("CHECKPOINT");
+    }
     if tool.name == "pgBackRest" {
         let mut s = postgres("pgbackrest");
         s.arg(format!(
