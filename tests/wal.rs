@@ -38,6 +38,17 @@ fn fetch(env: &Env, name: &str, dest: &Path) -> Option<i32> {
         .code()
 }
 
+/// `wal-fetch` with a wrong password: it succeeds only where it needs no
+/// unlock (a segment fetched ahead, an answer known a moment ago).
+fn fetch_locked_out(env: &Env, name: &str, dest: &Path) -> std::process::Output {
+    env.cmd()
+        .env("HCBACKUP_PASSWORD", "not the password")
+        .args(["wal-fetch", name])
+        .arg(dest)
+        .output()
+        .unwrap()
+}
+
 /// The record file of the only (or newest) segment pushed since `before`.
 fn records(env: &Env) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(env.repo.join("wal"))
@@ -439,13 +450,7 @@ fn the_next_segments_are_fetched_ahead_and_served_without_the_repository() {
     }
     // Served from the spool: the repository is not even opened (a wrong
     // password would fail it), and the bytes are the archived ones.
-    let o = env
-        .cmd()
-        .env("HCBACKUP_PASSWORD", "not the password")
-        .args(["wal-fetch", &names[1]])
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let o = fetch_locked_out(&env, &names[1], &dest);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert_eq!(
         std::fs::read(&dest).unwrap(),
@@ -555,13 +560,7 @@ fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs(
     };
     for name in &names {
         feeder.feed();
-        let o = env
-            .cmd()
-            .env("HCBACKUP_PASSWORD", "not the password")
-            .args(["wal-fetch", name])
-            .arg(&feeder.dest)
-            .output()
-            .unwrap();
+        let o = fetch_locked_out(&env, name, &feeder.dest);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", out(&o));
         assert_eq!(
             std::fs::read(&feeder.dest).unwrap(),
@@ -576,19 +575,11 @@ fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs(
     // Recovery's timeline probe is answered from what the feeder checked a
     // moment ago, without the repository...
     let dest = feeder.dest.clone();
-    let probe = |name: &str, password: &str| {
-        env.cmd()
-            .env("HCBACKUP_PASSWORD", password)
-            .args(["wal-fetch", name])
-            .arg(&dest)
-            .output()
-            .unwrap()
-    };
-    let o = probe("00000002.history", "not the password");
+    let o = fetch_locked_out(&env, "00000002.history", &dest);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     // ...but not once that moment is past: then the repository is asked.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let o = probe("00000002.history", "not the password");
+    let o = fetch_locked_out(&env, "00000002.history", &dest);
     assert_eq!(o.status.code(), Some(255), "{}", out(&o));
     // A history file archived meanwhile: the next check drops the answer,
     // and the fetch brings it back; the probe moves to the next timeline.
@@ -597,14 +588,13 @@ fn restore_lays_out_the_first_segments_and_keeps_them_ahead_while_recovery_runs(
     assert!(push(&env, &history).status.success());
     feeder.feed();
     assert_eq!(feeder.probe.as_deref(), Some("00000003.history"));
-    let o = probe("00000002.history", PASSWORD);
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(fetch(&env, "00000002.history", &dest), Some(0));
     assert_eq!(
         std::fs::read(&dest).unwrap(),
         std::fs::read(&history).unwrap()
     );
     feeder.feed();
-    let o = probe("00000003.history", "not the password");
+    let o = fetch_locked_out(&env, "00000003.history", &dest);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     // An answer planted for another repository is never taken.
     let o = env
@@ -623,23 +613,11 @@ fn timeline_1_has_no_history_file_and_saying_so_needs_no_unlock() {
     let dest = env.path("pg_wal/RECOVERYHISTORY");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     // PostgreSQL asks for it when it promotes a copy recovered on timeline 1.
-    let o = env
-        .cmd()
-        .env("HCBACKUP_PASSWORD", "not the password")
-        .args(["wal-fetch", "00000001.history"])
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let o = fetch_locked_out(&env, "00000001.history", &dest);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(!dest.exists());
     // Any other history file is looked up: a wrong password cannot tell.
-    let o = env
-        .cmd()
-        .env("HCBACKUP_PASSWORD", "not the password")
-        .args(["wal-fetch", "00000002.history"])
-        .arg(&dest)
-        .output()
-        .unwrap();
+    let o = fetch_locked_out(&env, "00000002.history", &dest);
     assert_eq!(o.status.code(), Some(255), "{}", out(&o));
     env.verified();
 }
