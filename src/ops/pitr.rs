@@ -282,7 +282,15 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
     for entry in entries {
         let mut entry =
             entry.map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
-        if in_spool(&entry.path().unwrap_or_default()) {
+        // The member's path as `unpack_in` lays it out: a leading `/` or
+        // `./` dropped.
+        let laid: PathBuf = entry
+            .path()
+            .unwrap_or_default()
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .collect();
+        if in_spool(&laid) {
             // pg_basebackup -X none sends no WAL: this would pass for WAL
             // fetched ahead, unchecked.
             return Err(bad(format!(
@@ -300,12 +308,6 @@ fn unpack(reader: &mut dyn std::io::Read, pgdata: &Path) -> Result<()> {
                 "{name:?} is a {kind:?}, not a file or folder; nothing of it is laid out further"
             )));
         }
-        let laid: PathBuf = entry
-            .path()
-            .unwrap_or_default()
-            .components()
-            .filter(|c| matches!(c, std::path::Component::Normal(_)))
-            .collect();
         let inside = entry
             .unpack_in(pgdata)
             .map_err(|e| Error::io_path("laying out the base backup in", pgdata, e))?;
@@ -335,12 +337,10 @@ fn start_writeback(path: &Path) {
     }
 }
 
-/// Whether a member's path is in (or is) `pg_wal`'s spool of WAL fetched ahead.
+/// Whether a member's (normalised) path is in, or is, `pg_wal`'s spool of
+/// WAL fetched ahead.
 fn in_spool(path: &Path) -> bool {
-    // As `unpack_in` lays it out: a leading `/` or `./` dropped.
-    let mut parts = path
-        .components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)));
+    let mut parts = path.components();
     parts.next().is_some_and(|c| c.as_os_str() == "pg_wal")
         && parts
             .next()

@@ -42,14 +42,7 @@ pub fn run(
 ) -> Result<RestoreTestReport> {
     crate::util::catch_interrupts();
     let now = crate::util::now();
-    let point = format!(
-        "hcbackup-test-{}-{:06x}",
-        crate::util::format_time(
-            now,
-            time::macros::format_description!("[year][month][day]T[hour][minute][second]")
-        ),
-        rand::random::<u32>() & 0xff_ffff
-    );
+    let point = super::restore_test::stamped("hcbackup-test", '-', now);
     let mut report = RestoreTestReport {
         time: crate::util::rfc3339(now),
         snapshot: String::new(),

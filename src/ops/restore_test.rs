@@ -99,14 +99,7 @@ fn test_one(
     opts: &RestoreTestOptions,
 ) -> Result<RestoreTestReport> {
     let now = crate::util::now();
-    let temp = format!(
-        "hcbackup_restoretest_{}_{:06x}",
-        crate::util::format_time(
-            now,
-            time::macros::format_description!("[year][month][day][hour][minute][second]")
-        ),
-        rand::random::<u32>() & 0xff_ffff
-    );
+    let temp = stamped("hcbackup_restoretest", '_', now);
     let mut report = RestoreTestReport {
         time: crate::util::rfc3339(now),
         snapshot: snap.id.to_hex(),
@@ -203,4 +196,17 @@ fn test_one(
     }
     report.passed = report.error.is_none() && report.checks.iter().all(|c| c.passed);
     Ok(report)
+}
+
+/// A scratch name no other run picks: `PREFIX` `sep` the time (UTC, to the
+/// second) `sep` six random hex digits.
+pub(crate) fn stamped(prefix: &str, sep: char, now: time::OffsetDateTime) -> String {
+    format!(
+        "{prefix}{sep}{}{sep}{:06x}",
+        crate::util::format_time(
+            now,
+            time::macros::format_description!("[year][month][day][hour][minute][second]")
+        ),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
