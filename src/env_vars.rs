@@ -125,6 +125,10 @@ pub const VARIABLES: &[Var] = &[
     user("HCBACKUP_CLOUD_TIMEOUT", "seconds a cloud request may take"),
     user("HCBACKUP_RETRIES", "attempts per cloud request"),
     user(
+        "HCBACKUP_PRUNE_GRACE_SECS",
+        "how long a pack prune condemned waits before a prune deletes it",
+    ),
+    user(
         "HCBACKUP_PACK_CACHE_MB",
         "the memory for whole packs read from a cloud copy",
     ),
@@ -161,6 +165,14 @@ pub const VARIABLES: &[Var] = &[
     ),
     test("HCBACKUP_FAILPOINT", "stop the process at a named point"),
     test("HCBACKUP_TEST_PAUSE", "pause at a named point"),
+    test(
+        "HCBACKUP_TEST_PAUSED_FILE",
+        "created when that pause begins",
+    ),
+    test(
+        "HCBACKUP_TEST_CLOCK_OFFSET_SECS",
+        "this process's clock runs ahead",
+    ),
     test("HCBACKUP_TEST_KDF", "a fast key derivation"),
     test(
         "HCBACKUP_TEST_LOCK_REFRESH_SECS",

@@ -74,7 +74,14 @@ pub fn child(program: impl AsRef<std::ffi::OsStr>, allow: &[&str]) -> std::proce
 
 /// Now, as UTC.
 pub fn now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
+    let t = time::OffsetDateTime::now_utc();
+    if !cfg!(debug_assertions) {
+        return t;
+    }
+    match crate::config::tuning::get().hooks.clock_offset {
+        Some(s) => t + time::Duration::seconds(s),
+        None => t,
+    }
 }
 
 /// Now, UTC, in whole seconds (times people read and strings that compare).
@@ -133,6 +140,9 @@ pub fn failpoint(name: &str) {
             let nth: Option<u64> = parts.next().and_then(|s| s.parse().ok());
             let count = hit(&format!("pause {name}"));
             if nth.is_none_or(|n| n == count) {
+                if let Some(f) = &hooks.paused_file {
+                    let _ = std::fs::write(f, name);
+                }
                 std::thread::sleep(std::time::Duration::from_secs(secs));
             }
         }
@@ -196,6 +206,15 @@ pub fn catch_interrupts() {
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A span of seconds as people read it: `24 h`, `90 min`, `30 s`.
+pub fn human_secs(s: u64) -> String {
+    match s {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 /// Bytes in binary units, as people read them (`1.5 GiB`).

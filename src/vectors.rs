@@ -215,10 +215,31 @@ fn the_pack_index_and_snapshot_decode() {
     )
     .unwrap();
     assert_eq!(hex::encode(&plain), text(&ix["plaintext"]));
-    let packs = index::decode(&plain).unwrap();
-    assert_eq!(index::encode(&packs), plain);
+    // Version 1, read as version 2 with no time, marks or replacements.
+    let v1 = index::decode(&plain).unwrap();
+    assert_eq!(
+        (v1.written, v1.condemned.len(), v1.supersedes.len()),
+        (0, 0, 0)
+    );
+    let packs = &v1.packs;
     assert_eq!(hex::encode(packs[0].id.0), text(&v["pack"]["name"]));
     assert_eq!(packs[0].blobs, header.entries);
+    // Version 2: the same packs, condemned, replacing the version 1 object.
+    let v2 = &v["index_v2"];
+    let plain2 = bytes(&v2["plaintext"]);
+    let ix = index::decode(&plain2).unwrap();
+    assert_eq!(index::encode(&ix), plain2);
+    assert_eq!(&ix.packs, packs);
+    assert_eq!(ix.written, v2["written"].as_i64().unwrap());
+    let c = &v2["condemned"][0];
+    assert_eq!(
+        ix.condemned,
+        [(crate::id::PackId(id(&c[0])), c[1].as_i64().unwrap())]
+    );
+    assert_eq!(
+        ix.supersedes,
+        [crate::id::ObjectId(id(&v2["supersedes"][0]))]
+    );
 
     let s = &v["snapshot"];
     let sealed = std::fs::read(fixture(&format!("snapshots/{}", text(&s["id"])))).unwrap();

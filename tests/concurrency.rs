@@ -26,6 +26,14 @@ fn start_paused(env: &Env, cache: &Path, pause: &str, args: &[&str]) -> Child {
     child
 }
 
+/// Start `args` with `cache` as its catalog folder and return once it has
+/// reached the pause `pause` (`name:SECS[:N]`).
+fn start_until_paused(env: &Env, cache: &Path, pause: &str, args: &[&str]) -> Child {
+    let mut cmd = env.cmd();
+    cmd.env("HCBACKUP_CACHE_DIR", cache).args(args);
+    env.start_until_paused(cmd, pause)
+}
+
 fn finished_ok(child: Child) -> String {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
@@ -43,12 +51,12 @@ fn uploads(env: &Env, seed: u64) -> PathBuf {
     src
 }
 
-/// Defect 1: a snapshot whose catalog lives in another folder than the prune's
-/// (another machine) opens, then waits for the prune's lock; the prune deletes
-/// the packs that catalog still lists. The snapshot must see that once it holds
-/// the lock, store the data again, and restore byte for byte.
+/// Issue #20: a prune on another machine condemns the packs of a forgotten
+/// snapshot while this machine's snapshot runs. The snapshot never waits for
+/// it, never deduplicates against what was condemned (it stores that data
+/// again), and restores byte for byte after the prune deleted the packs.
 #[test]
-fn a_snapshot_that_waited_for_a_prune_restores() {
+fn a_snapshot_beside_a_prune_never_reuses_what_it_condemned() {
     let env = Env::new();
     let other = env.path("other-machine-cache");
     let src = uploads(&env, 1);
@@ -59,8 +67,8 @@ fn a_snapshot_that_waited_for_a_prune_restores() {
     fs::rename(&src, &aside).unwrap();
     write(&src.join("note.txt"), &text(9, 1000));
     env.snapshot(&[&src]);
-    // The other machine forgets the first snapshot and prunes its data away,
-    // pausing once it holds the lock.
+    // The other machine forgets the first snapshot and prunes; it pauses once
+    // its first pass has condemned the exams' packs.
     let o = env
         .cmd()
         .env("HCBACKUP_CACHE_DIR", &other)
@@ -68,22 +76,26 @@ fn a_snapshot_that_waited_for_a_prune_restores() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
-    let prune = start_paused(&env, &other, "prune-locked:4", &["prune"]);
+    let prune = start_until_paused(&env, &other, "prune-between-passes:4", &["--json", "prune"]);
     // The exams come back as they were: this catalog's file cache knows them.
     fs::remove_dir_all(&src).unwrap();
     fs::rename(&aside, &src).unwrap();
-    let o = env
-        .cmd()
-        .env("HCBACKUP_LOCK_WAIT", "60")
-        .args(["--json", "snapshot", src.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
-    finished_ok(prune);
-    let saved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let saved = env.snapshot(&[&src]);
+    let mut prune = prune;
+    assert!(
+        prune.try_wait().unwrap().is_none(),
+        "the prune ended before the snapshot it ran beside"
+    );
     assert!(
         saved["bytes_added"].as_u64().unwrap() >= 900_000,
-        "the pruned data was stored again: {saved}"
+        "the condemned data was stored again: {saved}"
+    );
+    let o = prune.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        report[0]["prune"]["packs_deleted"].as_u64().unwrap() >= 1,
+        "{report}"
     );
     let r = env.restore(saved["id"].as_str().unwrap(), "restored");
     assert_same_tree(&src, &r.join("uploads"));
@@ -97,14 +109,15 @@ fn a_snapshot_that_waited_for_a_prune_restores() {
     assert!(o.status.success(), "{}", out(&o));
 }
 
-/// Defect 9: a nightly snapshot that meets a prune waits for it by default
-/// (no HCBACKUP_LOCK_WAIT), saying so, instead of failing with exit 11.
+/// Issue #20: a snapshot never waits for a prune (it runs while the prune
+/// holds its lock); defect 9 still holds for what does lock it out (a retag):
+/// the nightly snapshot waits by default, saying so, instead of exit 11.
 #[test]
-fn a_snapshot_waits_for_a_lock_by_default() {
+fn a_snapshot_never_waits_for_a_prune_and_waits_for_a_retag_by_default() {
     let env = Env::new();
     let src = uploads(&env, 2);
     env.snapshot(&[&src]);
-    let prune = start_paused(&env, &env.cache, "prune-locked:3", &["prune"]);
+    let prune = start_until_paused(&env, &env.cache, "prune-locked:30", &["prune"]);
     write(&src.join("new.txt"), &text(3, 5000));
     let o = env
         .cmd()
@@ -113,27 +126,48 @@ fn a_snapshot_waits_for_a_lock_by_default() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", out(&o));
+    assert!(!out(&o).contains("waiting"), "{}", out(&o));
+    let mut prune = prune;
     assert!(
-        String::from_utf8_lossy(&o.stderr)
-            .contains("waiting for the repository lock held by prune"),
+        prune.try_wait().unwrap().is_none(),
+        "the snapshot waited for the prune"
+    );
+    prune.kill().unwrap();
+    let _ = prune.wait();
+    let tag = start_until_paused(
+        &env,
+        &env.cache,
+        "tag-after-write:3",
+        &["tag", "latest", "--add", "exams"],
+    );
+    write(&src.join("newer.txt"), &text(4, 5000));
+    let o = env
+        .cmd()
+        .env_remove("HCBACKUP_LOCK_WAIT")
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("waiting for the repository lock held by tag"),
         "{}",
         out(&o)
     );
-    finished_ok(prune);
-    assert_eq!(env.snapshot_ids().len(), 2);
+    finished_ok(tag);
+    assert_eq!(env.snapshot_ids().len(), 3);
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
     env.verified();
 }
 
-/// Defect 4: verify under another command's exclusive lock exits 11 with the
-/// lock's holder, like every other command (not 1 with "1 PROBLEMS").
+/// Defect 4: verify while a prune runs exits 11 with the lock's holder, like
+/// every other command (not 1 with "1 PROBLEMS").
 #[test]
-fn verify_under_an_exclusive_lock_exits_11() {
+fn verify_under_a_prune_exits_11() {
     let env = Env::new();
     let src = uploads(&env, 4);
     env.snapshot(&[&src]);
-    let prune = start_paused(&env, &env.cache, "prune-locked:3", &["prune"]);
+    let prune = start_until_paused(&env, &env.cache, "prune-locked:3", &["prune"]);
     let o = env.run(&["verify"]);
     assert_eq!(o.status.code(), Some(11), "{}", out(&o));
     assert!(
@@ -302,47 +336,84 @@ fn an_event_stored_by_a_killed_run_is_not_chained_twice() {
     }
 }
 
-/// A restore that waited for a `forget --prune` of its snapshot says the
-/// snapshot was forgotten meanwhile (not "missing tree … restore from another
-/// copy", which reads as damage); the same for `export`.
+/// Issue #20: a restore that is running when its snapshot is forgotten and
+/// pruned completes byte for byte: prune condemns the snapshot's packs but
+/// deletes them only once the restore, which started before the mark, has
+/// ended.
 #[test]
-fn a_restore_that_waited_for_the_forget_of_its_snapshot_says_so() {
+fn a_restore_beside_a_forget_prune_of_its_snapshot_completes() {
     let env = Env::new();
     let src = uploads(&env, 4);
     let mut ids = Vec::new();
-    for i in 0..3 {
+    for i in 0..2 {
+        if i == 1 {
+            fs::remove_dir_all(src.join("exams")).unwrap();
+        }
         write(&src.join(format!("day-{i}.txt")), &text(5 + i, 4000));
         ids.push(env.snapshot(&[&src])["id"].as_str().unwrap().to_string());
     }
-    for (id, args) in [
-        (&ids[0], vec!["restore", &ids[0][..8], "--target", "r"]),
-        (
-            &ids[1],
-            vec!["export", &ids[1][..8], "--tar", "files.tar.gz"],
-        ),
-    ] {
-        let forget = start_paused(
-            &env,
-            &env.cache,
-            "forget-locked:3",
-            &["forget", &id[..8], "--prune"],
-        );
-        let o = env
-            .cmd()
-            .env("HCBACKUP_LOCK_WAIT", "60")
-            .args(&args)
-            .output()
-            .unwrap();
-        finished_ok(forget);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
-        assert!(
-            out(&o).contains("was forgotten (or retagged) while"),
-            "{}",
-            out(&o)
-        );
-        assert!(!out(&o).contains("missing"), "{}", out(&o));
-    }
-    assert!(!env.path("files.tar.gz").exists());
-    assert_eq!(env.snapshot_ids(), [ids[2].clone()]);
+    let target = env.path("r");
+    let restore = start_until_paused(
+        &env,
+        &env.cache,
+        "restore-chunk:8:2",
+        &[
+            "restore",
+            &ids[0][..8],
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    );
+    let pruned = env.json(&["forget", &ids[0][..8], "--prune"]);
+    let p = &pruned[0]["prune"];
+    assert!(p["packs_condemned"].as_u64().unwrap() >= 1, "{pruned}");
+    assert_eq!(p["packs_deleted"], 0, "{pruned}");
+    assert!(p["packs_waiting"].as_u64().unwrap() >= 1, "{pruned}");
+    finished_ok(restore);
+    assert!(target.join("uploads/exams/4-0.dcm").exists());
+    // The restore wrote the first snapshot's files as they were.
+    assert_eq!(
+        fs::read(target.join("uploads/exams/4-2.dcm")).unwrap(),
+        noise(42, 300_000)
+    );
+    // Now that it has ended, the next prune deletes what it waited for.
+    let again = env.json(&["prune"]);
+    assert!(
+        again[0]["prune"]["packs_deleted"].as_u64().unwrap() >= 1,
+        "{again}"
+    );
+    assert_eq!(again[0]["prune"]["packs_waiting"], 0, "{again}");
+    assert_eq!(env.snapshot_ids(), [ids[1].clone()]);
+    env.verified();
+}
+
+/// A restore that waited for a retag of its snapshot says the snapshot was
+/// forgotten or retagged meanwhile (not "missing tree … restore from another
+/// copy", which reads as damage).
+#[test]
+fn a_restore_that_waited_for_a_retag_of_its_snapshot_says_so() {
+    let env = Env::new();
+    let src = uploads(&env, 4);
+    let id = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+    let tag = start_until_paused(
+        &env,
+        &env.cache,
+        "tag-after-write:3",
+        &["tag", &id[..8], "--add", "exams"],
+    );
+    let o = env
+        .cmd()
+        .env("HCBACKUP_LOCK_WAIT", "60")
+        .args(["restore", &id[..8], "--target", "r"])
+        .output()
+        .unwrap();
+    finished_ok(tag);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("was forgotten (or retagged) while"),
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("missing"), "{}", out(&o));
     env.verified();
 }

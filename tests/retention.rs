@@ -341,10 +341,15 @@ fn policies_from_hcbackup_toml_and_retention_days() {
 
 #[test]
 fn a_prune_killed_at_any_step_leaves_every_snapshot_intact() {
+    // Each in the first pass (it condemns) and in the second (it deletes).
     for point in [
         "prune-after-repack",
         "prune-after-index",
         "prune-after-index-delete",
+        "prune-between-passes",
+        "prune-after-index:2",
+        "prune-after-index-delete:2",
+        "prune-sweeping",
     ] {
         let env = Env::new();
         let ids = daily_snapshots(&env, 4);

@@ -248,12 +248,12 @@ fn attacks_on_the_safety_dump_fail() {
     assert_eq!(patients(&db), "8501");
 
     // --no-lock reads without a lock, but the safety dump is a snapshot: it
-    // waits for the prune's exclusive lock like any other (here: exit 11, as
-    // HCBACKUP_LOCK_WAIT=0), and nothing is replaced.
+    // waits for an exclusive lock (a retag's) like any other (here: exit 11,
+    // as HCBACKUP_LOCK_WAIT=0), and nothing is replaced.
     let prune = env
         .cmd()
-        .env("HCBACKUP_TEST_PAUSE", "prune-locked:5")
-        .arg("prune")
+        .env("HCBACKUP_TEST_PAUSE", "tag-after-write:5")
+        .args(["tag", "latest", "--add", "kept"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

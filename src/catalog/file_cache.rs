@@ -215,8 +215,7 @@ impl Catalog {
             let tx = c.transaction()?;
             let mut out = Vec::with_capacity(lists.len());
             {
-                let mut st =
-                    tx.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?;
+                let mut st = tx.prepare_cached(super::HAS_LIVE_BLOB)?;
                 for ids in lists {
                     let mut all = true;
                     for id in ids.iter() {

@@ -32,7 +32,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ObjectId, PackId};
-use crate::model::index::IndexedPack;
+use crate::model::index::{Index, IndexedPack};
 use crate::pack::{BlobKey, PackEntry};
 
 /// Where a blob is.
@@ -123,18 +123,91 @@ impl Catalog {
         })
     }
 
-    /// Record an index object and the packs it covers, in one transaction.
-    pub fn add_index(&self, index: &ObjectId, packs: &[IndexedPack]) -> Result<()> {
+    /// Record an index object, the packs it covers and those it condemns, in one
+    /// transaction. A condemnation makes cached files be checked again (their
+    /// chunks may be only in a condemned pack), and is noted as seen now
+    /// (`marks_seen`) unless it was seen before.
+    pub fn add_index(&self, id: &ObjectId, index: &Index) -> Result<()> {
+        self.add_index_seen(id, index, crate::util::now().unix_timestamp())
+    }
+
+    /// `add_index` for an index object this machine's prune wrote: its marks
+    /// were visible since the times they carry (a mark carried over from an
+    /// older object keeps its time), not since now.
+    pub fn add_own_index(&self, id: &ObjectId, index: &Index) -> Result<()> {
+        self.add_index_seen(id, index, i64::MIN)
+    }
+
+    fn add_index_seen(&self, id: &ObjectId, index: &Index, now: i64) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT OR IGNORE INTO indexes(id) VALUES (?1)",
-                [&index.0[..]],
-            )?;
-            for p in packs {
-                insert_pack(&tx, p, Some(index))?;
+            tx.execute("INSERT OR IGNORE INTO indexes(id) VALUES (?1)", [&id.0[..]])?;
+            for p in &index.packs {
+                insert_pack(&tx, p, Some(id))?;
+            }
+            for (pack, at) in &index.condemned {
+                tx.execute(
+                    "INSERT OR REPLACE INTO condemned(pack, index_id, marked_at) VALUES (?1, ?2, ?3)",
+                    params![&pack.0[..], &id.0[..], at],
+                )?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO marks_seen(index_id, pack, seen_at) VALUES (?1, ?2, ?3)",
+                    params![&id.0[..], &pack.0[..], now.max(*at)],
+                )?;
+            }
+            if !index.condemned.is_empty() {
+                file_cache::bump_generation(&tx)?;
             }
             tx.commit()
+        })
+    }
+
+    /// When this catalog first saw each condemnation (index object, pack).
+    pub fn marks_seen(&self) -> Result<std::collections::HashMap<(ObjectId, PackId), i64>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT index_id, pack, seen_at FROM marks_seen")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            rows.map(|r| {
+                r.map(|(i, p, t)| {
+                    let i = ObjectId::from_slice(&i).unwrap_or(ObjectId([0; 32]));
+                    ((i, PackId::from_slice(&p).unwrap_or(PackId([0; 32]))), t)
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Forget when marks of index objects no longer in the repository were
+    /// seen (`present`: the index objects there now).
+    pub fn keep_marks_seen(&self, present: &std::collections::HashSet<ObjectId>) -> Result<()> {
+        let gone: Vec<ObjectId> = self
+            .marks_seen()?
+            .into_keys()
+            .map(|(i, _)| i)
+            .filter(|i| !present.contains(i))
+            .collect();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for i in &gone {
+                tx.execute("DELETE FROM marks_seen WHERE index_id = ?1", [&i.0[..]])?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// The packs some loaded index object condemns, with the latest time one did.
+    pub fn condemned(&self) -> Result<std::collections::HashMap<PackId, i64>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT pack, max(marked_at) FROM condemned GROUP BY pack")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.map(|r| r.map(|(p, t)| (PackId::from_slice(&p).unwrap_or(PackId([0; 32])), t)))
+                .collect()
         })
     }
 
@@ -159,8 +232,18 @@ impl Catalog {
     }
 
     pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        self.packs_where("")
+    }
+
+    /// The packs no loaded index object condemns: those a snapshot may
+    /// deduplicate against.
+    pub fn live_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        self.packs_where("WHERE NOT EXISTS (SELECT 1 FROM condemned c WHERE c.pack = packs.id)")
+    }
+
+    fn packs_where(&self, filter: &str) -> Result<Vec<(PackId, u64)>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT id, size FROM packs ORDER BY id")?;
+            let mut st = c.prepare(&format!("SELECT id, size FROM packs {filter} ORDER BY id"))?;
             let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
             rows.map(|r| {
                 r.map(|(id, size)| {
@@ -243,6 +326,7 @@ impl Catalog {
                 [&id.0[..]],
             )?;
             tx.execute("DELETE FROM indexes WHERE id = ?1", [&id.0[..]])?;
+            tx.execute("DELETE FROM condemned WHERE index_id = ?1", [&id.0[..]])?;
             tx.commit()
         })
     }
@@ -253,6 +337,7 @@ impl Catalog {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM blobs WHERE pack = ?1", [&id.0[..]])?;
             tx.execute("DELETE FROM packs WHERE id = ?1", [&id.0[..]])?;
+            tx.execute("DELETE FROM condemned WHERE pack = ?1", [&id.0[..]])?;
             file_cache::bump_generation(&tx)?;
             tx.commit()
         })
@@ -264,13 +349,15 @@ impl Catalog {
     }
 
     /// Every place holding blob `id` of `kind`, those in packs an index object lists
-    /// first: a read that fails to authenticate in one tries the next.
+    /// first and condemned packs last: a read that fails to authenticate in one
+    /// tries the next.
     pub fn locations(&self, kind: Kind, id: &BlobId) -> Result<Vec<Location>> {
         self.with(|c| {
             let mut st = c.prepare_cached(
                 "SELECT b.pack, b.offset, b.length, b.raw_length FROM blobs b
                  JOIN packs p ON p.id = b.pack
-                 WHERE b.id = ?1 AND b.kind = ?2 ORDER BY p.index_id IS NULL",
+                 WHERE b.id = ?1 AND b.kind = ?2
+                 ORDER BY EXISTS (SELECT 1 FROM condemned c WHERE c.pack = b.pack), p.index_id IS NULL",
             )?;
             let rows = st.query_map(params![&id.0[..], kind as u8], |r| {
                 Ok(Location {
@@ -316,10 +403,22 @@ impl Catalog {
         })
     }
 
-    /// Whether a durable pack holds blob `id` of `kind` (the dedup question).
-    pub fn has_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
+    /// Whether any pack the catalog knows holds blob `id` of `kind`, condemned
+    /// or not (the question of `verify`: can it be read?).
+    pub fn has_stored_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
         self.with(|c| {
             c.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?
+                .query_row(params![&id.0[..], kind as u8], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+        })
+    }
+
+    /// Whether a durable pack no prune condemned holds blob `id` of `kind` (the
+    /// dedup question).
+    pub fn has_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
+        self.with(|c| {
+            c.prepare_cached(HAS_LIVE_BLOB)?
                 .query_row(params![&id.0[..], kind as u8], |_| Ok(()))
                 .optional()
                 .map(|o| o.is_some())
@@ -330,19 +429,26 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.with(|c| {
             c.execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots; DELETE FROM seen_wal;",
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM condemned; DELETE FROM marks_seen; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots; DELETE FROM seen_wal;",
             )?;
             file_cache::bump_generation(c)
         })
     }
 
-    /// Forget every index object, pack and blob but keep the file cache (its rows
-    /// are checked against the blobs before they are trusted again): for a prune,
-    /// or index objects removed by one elsewhere, followed by a reload.
+    /// Forget every index object, and the packs and blobs they list, but keep
+    /// the file cache (its rows are checked against the blobs before they are
+    /// trusted again) and the packs no index lists yet (a snapshot running on
+    /// this machine beside a prune has its packs here until it indexes them):
+    /// for a prune, or index objects removed by one elsewhere, followed by a
+    /// reload.
     pub fn clear_index(&self) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes;")?;
+            tx.execute_batch(
+                "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_id IS NOT NULL);
+                 DELETE FROM packs WHERE index_id IS NOT NULL;
+                 DELETE FROM indexes; DELETE FROM condemned;",
+            )?;
             file_cache::bump_generation(&tx)?;
             tx.commit()
         })
@@ -446,6 +552,12 @@ fn private_files(db: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether blob (?1, kind ?2) is in a pack no index object condemns: a
+/// snapshot never deduplicates against a condemned pack, which a prune may
+/// delete once the snapshots running at its mark have ended.
+pub(crate) const HAS_LIVE_BLOB: &str = "SELECT 1 FROM blobs b WHERE b.id = ?1 AND b.kind = ?2
+     AND NOT EXISTS (SELECT 1 FROM condemned c WHERE c.pack = b.pack) LIMIT 1";
 
 fn insert_pack(
     tx: &rusqlite::Transaction<'_>,

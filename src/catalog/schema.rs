@@ -66,6 +66,15 @@ const MIGRATIONS: &[&str] = &[
     // 13: the WAL records this machine has seen (and their file names): one
     // that is gone was deleted behind its back (no command removes one yet).
     "CREATE TABLE seen_wal(id BLOB PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID;",
+    // 14: packs a prune condemned (index objects of version 2), per index object
+    // that says so: their blobs are read but never deduplicated against.
+    "CREATE TABLE condemned(pack BLOB NOT NULL, index_id BLOB NOT NULL, marked_at INTEGER NOT NULL,
+                            PRIMARY KEY(pack, index_id)) WITHOUT ROWID;",
+    // 15: when this catalog first saw each condemnation: a mark counts from
+    // then at the latest, so an old index object put back by someone with
+    // access to the storage cannot make a prune delete at once.
+    "CREATE TABLE marks_seen(index_id BLOB NOT NULL, pack BLOB NOT NULL, seen_at INTEGER NOT NULL,
+                             PRIMARY KEY(index_id, pack)) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -237,7 +237,9 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Remove snapshots a retention policy does not keep (per copy; --prune frees their data).
     Forget(retention::ForgetArgs),
-    /// Remove data no snapshot needs (per copy).
+    /// Remove data no snapshot needs (per copy): condemn it now, delete what an
+    /// earlier prune condemned once HCBACKUP_PRUNE_GRACE_SECS (a day) has passed;
+    /// snapshots go on meanwhile.
     Prune(retention::PruneArgs),
     /// Replace damaged or missing objects of a copy with good ones from the others.
     Repair(repair::RepairArgs),
@@ -447,7 +449,8 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
 }
 
 /// `mount`: the selected snapshots as a read-only file system, under a shared
-/// lock (a prune waits until it is unmounted), until it is unmounted.
+/// lock (a prune deletes nothing it may read until it is unmounted), until
+/// it is unmounted.
 fn mount(
     ctx: &Ctx,
     mountpoint: &std::path::Path,

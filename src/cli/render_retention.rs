@@ -81,14 +81,21 @@ pub fn prune(ctx: &Ctx, copy: &str, r: &PruneReport) {
     }
     let verb = if r.dry_run { "would free" } else { "freed" };
     outln!(
-        "prune {copy} ({}): {} snapshots use {} blobs; {} packs deleted, {} repacked into {} ({} downloaded); {verb} {} of {}; {} unused left in packs below the threshold",
+        "prune {copy} ({}): {} snapshots use {} blobs; {} packs deleted, {} condemned ({} of them repacked into {}, {} downloaded), {} recovered, {} waiting (a condemned pack is deleted {}, once the snapshots running at its mark have ended); {verb} {} of {}; {} unused left in packs below the threshold",
         r.location,
         r.snapshots,
         r.blobs_used,
         r.packs_deleted,
+        r.packs_condemned,
         r.packs_repacked,
         r.packs_written,
         size(r.bytes_downloaded),
+        r.packs_recovered,
+        r.packs_waiting,
+        match r.grace_secs {
+            0 => "in the same run".to_string(),
+            g => format!("by a prune {} later", crate::util::human_secs(g)),
+        },
         size(r.bytes_deleted.saturating_sub(r.bytes_written)),
         size(r.bytes_before),
         size(r.bytes_unused_kept),

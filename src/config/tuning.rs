@@ -18,6 +18,9 @@ pub const DEFAULT_PACK_CACHE: usize = 128 << 20;
 pub const DEFAULT_RETRIES: u32 = 6;
 /// The longest one cloud request may take unless HCBACKUP_CLOUD_TIMEOUT says otherwise.
 pub const DEFAULT_CLOUD_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a pack prune condemned stays before a prune deletes it, unless
+/// HCBACKUP_PRUNE_GRACE_SECS says otherwise: longer than any nightly run.
+pub const DEFAULT_PRUNE_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct Tuning {
@@ -33,6 +36,8 @@ pub struct Tuning {
     pub cloud_timeout: Duration,
     /// HCBACKUP_RETRIES.
     pub retries: u32,
+    /// HCBACKUP_PRUNE_GRACE_SECS.
+    pub prune_grace: Duration,
     /// Debug builds only; release builds leave these empty.
     pub hooks: TestHooks,
 }
@@ -46,6 +51,12 @@ pub struct TestHooks {
     pub lock_refresh: Option<Duration>,
     /// HCBACKUP_TEST_PAUSE=name:SECS[:N].
     pub pause: Option<String>,
+    /// HCBACKUP_TEST_PAUSED_FILE: created when that pause begins, so a test
+    /// knows the run has reached it.
+    pub paused_file: Option<PathBuf>,
+    /// HCBACKUP_TEST_CLOCK_OFFSET_SECS: this process's clock runs that far
+    /// ahead (or behind): another host's clock, or a run hours later.
+    pub clock_offset: Option<i64>,
     /// HCBACKUP_FAILPOINT=name[:N].
     pub failpoint: Option<String>,
 }
@@ -59,6 +70,7 @@ impl Default for Tuning {
             pack_cache: DEFAULT_PACK_CACHE,
             cloud_timeout: DEFAULT_CLOUD_TIMEOUT,
             retries: DEFAULT_RETRIES,
+            prune_grace: DEFAULT_PRUNE_GRACE,
             hooks: TestHooks::default(),
         }
     }
@@ -86,6 +98,12 @@ impl Tuning {
             |n: &u32| (1..=100).contains(n),
             "give the attempts per cloud request, from 1 to 100, such as 6",
         )?;
+        let grace = number(
+            env,
+            "HCBACKUP_PRUNE_GRACE_SECS",
+            |s: &u64| *s <= 366 * 86_400,
+            "give the seconds a condemned pack waits before prune deletes it, such as 86400 (0: in the same run, once the snapshots running have ended)",
+        )?;
         Ok(Tuning {
             pg_bin: env.var("HCBACKUP_PG_BIN").map(PathBuf::from),
             tmpdir: env.var("HCBACKUP_TMPDIR").map(PathBuf::from),
@@ -93,6 +111,7 @@ impl Tuning {
             pack_cache: pack_cache_mb.map_or(d.pack_cache, |mb| mb << 20),
             cloud_timeout: timeout.map_or(d.cloud_timeout, Duration::from_secs),
             retries: retries.unwrap_or(d.retries),
+            prune_grace: grace.map_or(d.prune_grace, Duration::from_secs),
             hooks: if cfg!(debug_assertions) {
                 TestHooks::read(env)
             } else {
@@ -111,6 +130,10 @@ impl TestHooks {
                 .and_then(|v| v.trim().parse().ok())
                 .map(Duration::from_secs),
             pause: env.var("HCBACKUP_TEST_PAUSE"),
+            paused_file: env.var("HCBACKUP_TEST_PAUSED_FILE").map(PathBuf::from),
+            clock_offset: env
+                .var("HCBACKUP_TEST_CLOCK_OFFSET_SECS")
+                .and_then(|v| v.trim().parse().ok()),
             failpoint: env.var("HCBACKUP_FAILPOINT"),
         }
     }
@@ -149,6 +172,7 @@ mod tests {
             ("HCBACKUP_PACK_CACHE_MB", "64"),
             ("HCBACKUP_CLOUD_TIMEOUT", " 30 "),
             ("HCBACKUP_RETRIES", "2"),
+            ("HCBACKUP_PRUNE_GRACE_SECS", "0"),
             ("HCBACKUP_PG_BIN", "/usr/lib/postgresql/15/bin"),
             ("HCBACKUP_KEY_ID", "ab12 "),
             ("HCBACKUP_FAILPOINT", "pack:2"),
@@ -157,6 +181,7 @@ mod tests {
         assert_eq!(t.pack_cache, 64 << 20);
         assert_eq!(t.cloud_timeout, Duration::from_secs(30));
         assert_eq!(t.retries, 2);
+        assert_eq!(t.prune_grace, Duration::ZERO);
         assert_eq!(
             t.pg_bin.unwrap(),
             PathBuf::from("/usr/lib/postgresql/15/bin")
@@ -173,6 +198,7 @@ mod tests {
             ("HCBACKUP_CLOUD_TIMEOUT", "5m"),
             ("HCBACKUP_RETRIES", "0"),
             ("HCBACKUP_RETRIES", "-1"),
+            ("HCBACKUP_PRUNE_GRACE_SECS", "1d"),
         ] {
             let e = Tuning::read(&[(name, value)]).unwrap_err().to_string();
             assert!(

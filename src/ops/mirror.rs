@@ -66,8 +66,8 @@ const ORDER: &[&str] = &["keys", "packs", "index", "wal", "snapshots", "audit"];
 
 /// Mirror, reading the destination's listing.
 /// Mirror `repo` to each destination of `chosen` (name, backend or why it
-/// cannot be built), under a shared lock here and at each destination (a prune
-/// on either side waits); one outcome per destination, a failure on one never
+/// cannot be built), under shared repository and maintenance locks here and at
+/// each destination (a prune or forget on either side waits); one outcome per destination, a failure on one never
 /// stopping the others.
 pub fn to_each(
     repo: &Repository,
@@ -75,6 +75,8 @@ pub fn to_each(
     full_check: bool,
 ) -> Result<Vec<super::copies::Outcome<MirrorReport>>> {
     let _lock = repo.lock(false, "mirror")?;
+    // No prune here meanwhile: a pack it deletes may be one this mirror sends.
+    let _maintenance = repo.lock_maintenance_shared("mirror")?;
     crate::util::failpoint("mirror-locked");
     // The record of what each destination holds lives in this repository's catalog.
     let opts = Options {
@@ -86,6 +88,9 @@ pub fn to_each(
         .map(|(name, dest)| {
             let result = dest.and_then(|dest| {
                 let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
+                // No prune or forget there meanwhile: a pack one condemns there
+                // may be one this mirror finds present and does not send.
+                let _dest_maintenance = repo.lock_maintenance_at(dest.clone(), "mirror")?;
                 run_with(repo, dest.as_ref(), &name, opts)
             });
             super::copies::Outcome { copy: name, result }
@@ -276,8 +281,8 @@ fn authentic(
                 return refused("its content does not match its name");
             }
             if kind == Kind::Index {
-                let replayed = crate::model::index::decode(&plain).is_ok_and(|packs| {
-                    packs.iter().any(|p| {
+                let replayed = crate::model::index::decode(&plain).is_ok_and(|ix| {
+                    ix.packs.iter().any(|p| {
                         keys.removed_packs
                             .contains(&crate::storage::pack_path(&p.id))
                     })

@@ -140,6 +140,9 @@ pub fn plan(all: &[SnapshotEntry], selected: &[SnapshotEntry], change: &TagChang
 /// `copy` is the copy's name (`local` for the primary).
 pub fn apply(repo: &Repository, copy: &str, plan: Vec<Retag>) -> Result<Vec<Retagged>> {
     let _lock = repo.lock(true, "tag")?;
+    // No forget meanwhile: it could keep the old manifest and remove the new.
+    // (Locks are always taken repository first, then maintenance.)
+    let _maintenance = repo.lock_maintenance("tag")?;
     let holds = repo.holds()?;
     let held = |id: &ObjectId| holds.iter().find(|h| h.snapshot == id.to_hex());
     let mut done = Vec::new();

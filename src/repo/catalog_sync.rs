@@ -21,7 +21,10 @@ use crate::storage::pack_path;
 pub(crate) const PACKS_PER_INDEX: usize = 2048;
 
 impl Repository {
-    pub(super) fn sync_catalog(&self) -> Result<()> {
+    /// Load the index objects the catalog has not seen (reload it when one it
+    /// had loaded is gone). Prune calls it after listing the snapshots: every
+    /// index object a listed manifest needs was written before the manifest.
+    pub(crate) fn sync_catalog(&self) -> Result<()> {
         if self.catalog.meta("repo_id")?.as_deref() != Some(&self.config.id) {
             self.catalog.clear()?;
             self.catalog.set_meta("repo_id", &self.config.id)?;
@@ -54,13 +57,13 @@ impl Repository {
                 // An index object naming a pack this machine's prune removed was
                 // removed with it: someone put it back (a replay). Believing it
                 // would make new snapshots reference data that is gone.
-                Ok(packs) if packs.iter().any(|p| removed.contains(&pack_path(&p.id))) => {
+                Ok(ix) if ix.packs.iter().any(|p| removed.contains(&pack_path(&p.id))) => {
                     tracing::warn!(
                         "index object index/{} names packs a prune removed here: it was put back (a replay?) and is ignored; `hcbackup verify` names it",
                         id.to_hex()
                     );
                 }
-                Ok(packs) => self.catalog.add_index(id, &packs)?,
+                Ok(ix) => self.catalog.add_index(id, &ix)?,
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
                     tracing::warn!("{e}");
                 }
@@ -71,7 +74,7 @@ impl Repository {
     }
 
     /// Read and decode one index object.
-    pub fn read_index(&self, id: &ObjectId) -> Result<Vec<IndexedPack>> {
+    pub fn read_index(&self, id: &ObjectId) -> Result<index::Index> {
         let plain = self.read_object(Kind::Index, "index", id)?;
         index::decode(&plain).map_err(|e| Error::corrupt(format!("index {}", id.to_hex()), e))
     }
@@ -237,12 +240,14 @@ impl Repository {
     /// does not restore. Returns how many were forgotten.
     pub fn forget_missing_packs(&self, listed: &[(PackId, u64)]) -> Result<usize> {
         let present: std::collections::HashMap<PackId, u64> = listed.iter().copied().collect();
+        let condemned = self.catalog.condemned()?;
         let mut gone = 0;
         for (id, size) in self.catalog.packs()? {
             // Gone, or not the size the index says (a junk file under its name).
+            // A condemned pack going is a prune's sweep: nothing to warn about.
             if present.get(&id) != Some(&size) {
                 self.catalog.remove_pack(&id)?;
-                gone += 1;
+                gone += usize::from(!condemned.contains_key(&id));
             }
         }
         if gone > 0 {
@@ -253,24 +258,14 @@ impl Repository {
         Ok(gone)
     }
 
-    /// The last check before a manifest is written: every index object the
-    /// catalog loaded, and every pack it places blobs in, is still in the
-    /// repository, whole. The lock keeps prunes out while a run writes; this
-    /// catches what got round it (a prune without the lock, packs deleted by
-    /// hand), so that a snapshot reported saved always restores.
+    /// The last check before a manifest is written: every pack the catalog
+    /// places blobs in that a snapshot may have deduplicated against (none a
+    /// prune condemned) is still in the repository, whole. A prune deletes only
+    /// condemned packs, so this catches what got round it (packs deleted by
+    /// hand, or by someone without the lock), so that a snapshot reported saved
+    /// always restores. Index objects may come and go meanwhile: a prune
+    /// elsewhere replaces them, listing the same packs.
     pub fn confirm_durable(&self) -> Result<()> {
-        let indexes: HashSet<ObjectId> = self
-            .backend
-            .list("index")?
-            .into_iter()
-            .filter_map(|(n, _)| ObjectId::from_hex(&n))
-            .collect();
-        let lost_indexes = self
-            .catalog
-            .loaded_indexes()?
-            .into_iter()
-            .filter(|id| !indexes.contains(id))
-            .count();
         let packs: std::collections::HashMap<PackId, u64> = self
             .backend
             .list("packs")?
@@ -279,15 +274,15 @@ impl Repository {
             .collect();
         let lost_packs = self
             .catalog
-            .packs()?
+            .live_packs()?
             .into_iter()
             .filter(|(id, size)| packs.get(id) != Some(size))
             .count();
-        if lost_indexes + lost_packs == 0 {
+        if lost_packs == 0 {
             return Ok(());
         }
         Err(Error::Failed(format!(
-            "{lost_packs} pack(s) and {lost_indexes} index object(s) this run relied on left the repository while it ran (a prune or someone working without the lock); nothing was saved: run it again, it stores that data anew"
+            "{lost_packs} pack(s) this run relied on left the repository while it ran (deleted by hand, or by someone working without the lock); nothing was saved: run it again, it stores that data anew"
         )))
     }
 
@@ -298,8 +293,9 @@ impl Repository {
         let packs = self.catalog.unindexed_packs()?;
         let mut ids = Vec::new();
         for group in packs.chunks(PACKS_PER_INDEX) {
-            let id = self.write_object(Kind::Index, "index", &index::encode(group))?;
-            self.catalog.add_index(&id, group)?;
+            let ix = index::Index::of(group.to_vec());
+            let id = self.write_object(Kind::Index, "index", &index::encode(&ix))?;
+            self.catalog.add_index(&id, &ix)?;
             ids.push(id);
         }
         Ok(ids)

@@ -49,6 +49,11 @@ pub struct LockInfo {
     /// audit chain (`audit_turn`), which no repository lock conflicts with.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// When the lock was taken (`time` is its last refresh): a prune deletes a
+    /// condemned pack only when no lock started before the mark. Empty in
+    /// locks of older releases: such a lock counts as started long ago.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started: String,
 }
 
 impl LockInfo {
@@ -63,7 +68,18 @@ impl LockInfo {
             exclusive: true,
             operation: what,
             scope: String::new(),
+            started: String::new(),
         }
+    }
+
+    /// Whether this is something in `locks/` that did not open as a lock.
+    fn is_unknown(&self) -> bool {
+        self.pid == 0 && self.host == "?"
+    }
+
+    /// When the lock was taken, in Unix seconds; `i64::MIN` when not known.
+    fn started_at(&self) -> i64 {
+        crate::util::parse_rfc3339(&self.started).map_or(i64::MIN, |t| t.unix_timestamp())
     }
 
     fn describe(&self) -> String {
@@ -77,7 +93,11 @@ impl LockInfo {
             } else {
                 "shared"
             },
-            self.time
+            if self.started.is_empty() {
+                &self.time
+            } else {
+                &self.started
+            }
         )
     }
 
@@ -182,11 +202,78 @@ impl Repository {
         Ok(guard)
     }
 
+    /// The maintenance lock (prune, forget), exclusive in its own scope: one
+    /// maintainer at a time, no verify or mirror meanwhile, and no repository
+    /// lock, so snapshots never wait for it nor it for them.
+    pub fn lock_maintenance(&self, operation: &str) -> Result<LockGuard> {
+        let guard = self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, true, operation)?;
+        self.sync_catalog()?;
+        Ok(guard)
+    }
+
+    /// A shared maintenance lock, for a reader that walks every snapshot or
+    /// pack (verify, mirror): no prune or forget changes the copy under it.
+    /// None where no lock is taken (`--no-lock`, a read-only file system).
+    pub fn lock_maintenance_shared(&self, operation: &str) -> Result<Option<LockGuard>> {
+        if self.no_lock || self.backend.read_only() {
+            return Ok(None);
+        }
+        self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, false, operation)
+            .map(Some)
+    }
+
+    /// The shared maintenance lock of another copy (a mirror destination): a
+    /// mirror and a prune or forget there never run at once.
+    pub fn lock_maintenance_at(
+        &self,
+        backend: Arc<dyn Backend>,
+        operation: &str,
+    ) -> Result<LockGuard> {
+        self.lock_waiting(backend, MAINTENANCE_SCOPE, false, operation)
+    }
+
+    /// The repository locks live now (stale ones removed): how many, and when
+    /// the earliest of them started. Read by prune before the snapshots.
+    pub fn writers(&self) -> Result<crate::ops::prune::plan::Writers> {
+        let locker = Locker {
+            backend: self.backend.clone(),
+            key: &self.key,
+            state: Arc::default(),
+        };
+        let live: Vec<LockInfo> = locker
+            .live_locks()?
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| l.scope.is_empty())
+            .collect();
+        for l in live.iter().filter(|l| l.is_unknown()) {
+            tracing::warn!(
+                "{}: prune deletes nothing while it is there (it may be a running snapshot's)",
+                l.operation
+            );
+        }
+        Ok(crate::ops::prune::plan::Writers {
+            live: live.len(),
+            oldest_start: live.iter().map(LockInfo::started_at).min(),
+        })
+    }
+
     /// Take a lock in another copy of this repository (a mirror destination),
     /// sealed with this repository's key.
     pub fn lock_at(
         &self,
         backend: Arc<dyn Backend>,
+        exclusive: bool,
+        operation: &str,
+    ) -> Result<LockGuard> {
+        self.lock_waiting(backend, "", exclusive, operation)
+    }
+
+    /// Take a lock in `scope`, waiting up to the repository's lock wait.
+    fn lock_waiting(
+        &self,
+        backend: Arc<dyn Backend>,
+        scope: &str,
         exclusive: bool,
         operation: &str,
     ) -> Result<LockGuard> {
@@ -198,7 +285,7 @@ impl Repository {
         let start = std::time::Instant::now();
         let mut told: Option<std::time::Instant> = None;
         loop {
-            match locker.try_lock(exclusive, operation) {
+            match locker.try_lock_in(scope, exclusive, operation) {
                 Err(Error::Locked(who)) if start.elapsed() < self.lock_wait => {
                     // Said once, then every minute: a cron mail shows why it took long.
                     if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -225,6 +312,8 @@ impl Repository {
 
 /// The scope of audit turns.
 const AUDIT_SCOPE: &str = "audit";
+/// The scope of prune and forget (exclusive), and of verify and mirror (shared).
+const MAINTENANCE_SCOPE: &str = "maintenance";
 
 /// A turn at appending to the audit chain of the repository at `backend`:
 /// appends from several machines take turns, so the chain never forks. No
@@ -316,31 +405,32 @@ impl Locker<'_> {
         Ok(out)
     }
 
-    fn try_lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
-        self.try_lock_in("", exclusive, operation)
-    }
-
     /// Take a lock in `scope`: locks of other scopes do not conflict; in the
-    /// audit scope every lock is exclusive.
+    /// audit scope every lock is exclusive (whatever it says).
     fn try_lock_in(&self, scope: &str, exclusive: bool, operation: &str) -> Result<LockGuard> {
         let exclusive = exclusive || scope == AUDIT_SCOPE;
         let conflict = |locks: &[(String, LockInfo)], mine: Option<&str>| {
             locks
                 .iter()
                 .filter(|(_, l)| l.scope == scope)
-                .find(|(n, l)| Some(n.as_str()) != mine && (exclusive || l.exclusive))
+                .find(|(n, l)| {
+                    Some(n.as_str()) != mine && (exclusive || l.exclusive || l.scope == AUDIT_SCOPE)
+                })
                 .map(|(_, l)| Error::Locked(l.describe()))
         };
         if let Some(e) = conflict(&self.live_locks()?, None) {
             return Err(e);
         }
+        let now = crate::util::rfc3339(crate::util::now());
         let info = LockInfo {
             host: crate::util::hostname(),
             pid: std::process::id(),
             user: crate::util::username(),
-            time: crate::util::rfc3339(crate::util::now()),
-            // Older releases read an audit turn as a shared lock: no conflict.
-            exclusive: exclusive && scope.is_empty(),
+            time: now.clone(),
+            started: now,
+            // Older releases read an audit turn as a shared lock (no conflict),
+            // and an exclusive maintenance lock as an exclusive repository one.
+            exclusive: exclusive && scope != AUDIT_SCOPE,
             operation: operation.to_string(),
             scope: scope.to_string(),
         };

@@ -167,6 +167,7 @@ impl Archive {
                 cache.display().to_string(),
             ),
             ("HCBACKUP_TEST_KDF".to_string(), "1".to_string()),
+            ("HCBACKUP_PRUNE_GRACE_SECS".to_string(), "0".to_string()),
         ];
         let a = Archive {
             work,

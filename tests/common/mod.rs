@@ -93,6 +93,9 @@ impl Env {
             .env("HCBACKUP_LOCK_WAIT", "0")
             .env("HCBACKUP_CACHE_DIR", &self.cache)
             .env("HCBACKUP_TEST_KDF", "1")
+            // Prune deletes in the run that condemns (after the snapshots running
+            // then); the tests of the grace period set their own.
+            .env("HCBACKUP_PRUNE_GRACE_SECS", "0")
             .current_dir(self.dir.path())
             .arg("--repo")
             .arg(repo)
@@ -121,6 +124,26 @@ impl Env {
             out(&o)
         );
         o
+    }
+
+    /// Start `cmd` (this environment's, with its own variables and arguments)
+    /// paused at `pause` (`name:SECS[:N]`), and return once it has reached it.
+    pub fn start_until_paused(&self, mut cmd: Command, pause: &str) -> std::process::Child {
+        let flag = self.path(&format!("paused-{}", pause.split(':').next().unwrap()));
+        let _ = fs::remove_file(&flag);
+        let child = cmd
+            .env("HCBACKUP_TEST_PAUSE", pause)
+            .env("HCBACKUP_TEST_PAUSED_FILE", &flag)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !flag.exists() {
+            assert!(start.elapsed().as_secs() < 60, "never reached {pause}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
     }
 
     /// Run and require exit 0; returns stdout.

@@ -91,9 +91,11 @@ pub fn run(
             "no retention policy given: pass --keep-daily N (or --keep-last/-hourly/-weekly/-monthly/-yearly, --keep-within, --keep-tag), set [retention.NAME] in hcbackup.toml, or name the snapshots to remove".into(),
         ));
     }
-    // Exclusive: a verify or prune running now must not see snapshots vanish.
+    // One maintainer at a time: a prune running now must not see snapshots
+    // vanish while it marks. Snapshots go on meanwhile; one written now is not
+    // among those judged.
     let _lock = (!opts.dry_run)
-        .then(|| repo.lock(true, "forget"))
+        .then(|| repo.lock_maintenance("forget"))
         .transpose()?;
     crate::util::failpoint("forget-locked");
     let inputs = gather(repo, copy, source, opts)?;

@@ -1,6 +1,7 @@
-//! Carrying out a prune plan: repack, write the new index objects, delete the
-//! old ones and the packs, and report what was done (a retention lock may keep
-//! what the plan removes: it is reported as retained, not as freed).
+//! Carrying out a prune plan: repack, write the new index objects (with the
+//! packs condemned now and those still waiting), delete the old ones and the
+//! packs whose time has come, and report what was done (a retention lock may
+//! keep what the plan removes: it is reported as retained, not as freed).
 
 use std::collections::{HashMap, HashSet};
 
@@ -8,7 +9,7 @@ use crate::codec;
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId};
-use crate::model::index::{self, IndexedPack};
+use crate::model::index::{self, Index, IndexedPack};
 use crate::pack::{BlobKey, PackBuilder};
 use crate::repo::{Removed, Repository, PACK_TARGET};
 use crate::storage::pack_path;
@@ -16,15 +17,14 @@ use crate::storage::pack_path;
 use super::plan::{Chosen, Fate, Inputs, PrunePlan};
 use super::PruneReport;
 
-/// Carry out `plan`, made from `inputs`, under the exclusive lock.
+/// Carry out `plan`, made from `inputs`, under the maintenance lock.
 pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<PruneReport> {
     let mut r = plan.facts(inputs);
-    let going = plan.going();
     // A blob stored twice leaves with one pack and stays in another: that copy
     // must read back before the one leaving is deleted.
     check_kept_copies(repo, inputs, plan)?;
 
-    // 3. Repack.
+    // Repack.
     let repack: Vec<PackId> = plan.packs_where(|f| f == Fate::Repack).collect();
     let mut new_packs = Vec::new();
     repack_into(
@@ -35,79 +35,111 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
         &mut new_packs,
         &mut r,
     )?;
+    r.packs_repacked = repack.len() as u64;
     crate::util::failpoint("prune-after-repack");
 
-    // 4. New index objects: kept packs of the affected index objects, kept packs no
-    // index listed, and the new packs. Only while the lock still holds.
+    // New index objects, replacing the affected ones: their packs that stay
+    // (condemned ones with their mark), packs no index listed, the new packs.
+    // Only while the lock still holds.
     repo.confirm_lock()?;
-    let affected: Vec<&(ObjectId, Vec<IndexedPack>)> = inputs
-        .indexes
-        .iter()
-        .filter(|(id, _)| plan.affected.contains(id))
-        .collect();
-    let mut reindex: Vec<IndexedPack> = Vec::new();
-    let mut queued: HashSet<PackId> = HashSet::new();
-    for (_, list) in &affected {
-        for p in list {
-            if !going.contains(&p.id) && queued.insert(p.id) {
-                reindex.push(p.clone());
-            }
-        }
-    }
-    for id in &plan.unindexed_kept {
-        if queued.insert(*id) {
-            reindex.push(inputs.packs[id].clone());
-        }
-    }
-    reindex.extend(new_packs);
-    let mut written = Vec::new();
-    for group in reindex.chunks(crate::repo::PACKS_PER_INDEX) {
-        let id = repo.write_object(Kind::Index, "index", &index::encode(group))?;
-        written.push((id, group.to_vec()));
-        r.indexes_written += 1;
-    }
+    let written = write_indexes(repo, inputs, plan, new_packs)?;
+    r.indexes_written = written.len() as u64;
     crate::util::failpoint("prune-after-index");
     // An index object under a retention lock stays, and so do the packs it lists:
     // an index never names a pack that is gone.
     let mut gone: HashSet<ObjectId> = HashSet::new();
     let mut pinned: HashSet<PackId> = HashSet::new();
-    for (id, list) in &affected {
+    for (id, ix) in inputs
+        .indexes
+        .iter()
+        .filter(|(id, _)| plan.affected.contains(id))
+    {
         let path = format!("index/{}", id.to_hex());
         if taken(repo.remove_index(id)?, path, &mut r) {
             gone.insert(*id);
             r.indexes_deleted += 1;
         } else {
-            pinned.extend(list.iter().map(|p| p.id));
+            pinned.extend(ix.packs.iter().map(|p| p.id));
         }
     }
     crate::util::failpoint("prune-after-index-delete");
-    for id in plan.packs_where(|f| matches!(f, Fate::Delete | Fate::Repack)) {
+    let mut deleted = 0;
+    for id in plan.packs_where(|f| f == Fate::Delete) {
         if pinned.contains(&id) {
             r.retained.push(pack_path(&id));
             continue;
         }
         if taken(repo.remove_pack(&id)?, pack_path(&id), &mut r) {
             r.bytes_deleted += inputs.present[&id];
-            match plan.fates[&id] {
-                Fate::Delete => r.packs_deleted += 1,
-                _ => r.packs_repacked += 1,
+            r.packs_deleted += 1;
+            deleted += 1;
+            if deleted == 1 {
+                crate::util::failpoint("prune-sweeping");
             }
         }
     }
-    r.removed = plan.removals(inputs);
+    r.removed = plan.removals();
     r.removed.retain(|x| !r.retained.contains(&x.object));
+    r.marked = plan.marks(inputs);
     if let Some(days) = repo.backend().retention_days() {
+        let going: HashSet<PackId> = plan.packs_where(|f| f == Fate::Delete).collect();
         extend_locks(repo, days, &inputs.packs, &going, &mut r)?;
     }
     // The catalog: the surviving index objects and the new ones (the file cache stays).
     repo.catalog().clear_index()?;
-    for (id, list) in inputs.indexes.iter().filter(|(id, _)| !gone.contains(id)) {
-        repo.catalog().add_index(id, list)?;
+    for (id, ix) in inputs.indexes.iter().filter(|(id, _)| !gone.contains(id)) {
+        repo.catalog().add_index(id, ix)?;
     }
-    for (id, list) in &written {
-        repo.catalog().add_index(id, list)?;
+    for (id, ix) in &written {
+        repo.catalog().add_own_index(id, ix)?;
     }
+    let present: HashSet<ObjectId> = inputs
+        .indexes
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !gone.contains(id))
+        .chain(written.iter().map(|(id, _)| *id))
+        .collect();
+    repo.catalog().keep_marks_seen(&present)?;
     Ok(r)
+}
+
+/// Write the index objects that replace the plan's affected ones.
+fn write_indexes(
+    repo: &Repository,
+    inputs: &Inputs,
+    plan: &PrunePlan,
+    new_packs: Vec<IndexedPack>,
+) -> Result<Vec<(ObjectId, Index)>> {
+    let mut packs: Vec<IndexedPack> = Vec::new();
+    let mut queued: HashSet<PackId> = HashSet::new();
+    let listed = inputs
+        .indexes
+        .iter()
+        .filter(|(id, _)| plan.affected.contains(id))
+        .flat_map(|(_, ix)| ix.packs.iter().map(|p| p.id));
+    for id in listed.chain(plan.unindexed.iter().copied()) {
+        let stays = matches!(
+            plan.fates[&id],
+            Fate::Keep | Fate::Repack | Fate::Condemn | Fate::Wait | Fate::Recover
+        );
+        if stays && queued.insert(id) {
+            packs.push(inputs.packs[&id].clone());
+        }
+    }
+    packs.extend(new_packs);
+    let mut written = Vec::new();
+    for group in packs.chunks(crate::repo::PACKS_PER_INDEX) {
+        let mut ix = Index::of(group.to_vec());
+        ix.condemned = group
+            .iter()
+            .filter_map(|p| Some((p.id, plan.mark_of(&p.id)?)))
+            .collect();
+        ix.supersedes = plan.affected.clone();
+        let id = repo.write_object(Kind::Index, "index", &index::encode(&ix))?;
+        written.push((id, ix));
+    }
+    Ok(written)
 }
 
 /// Whether `removed` took the object at `path` away; one a retention lock
@@ -170,14 +202,18 @@ fn check_kept_copies(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Re
         .collect();
     let mut checked: HashSet<BlobKey> = HashSet::new();
     for (id, fate) in fates {
-        if !matches!(fate, Fate::Delete | Fate::Repack) {
+        if *fate != Fate::Delete {
             continue;
         }
         for b in &packs[id].blobs {
             let Some(kept) = holder.get(&b.key()).filter(|k| *k != id) else {
                 continue;
             };
-            if fates.get(kept) != Some(&Fate::Keep) || !checked.insert(b.key()) {
+            let stays = matches!(
+                fates.get(kept),
+                Some(Fate::Keep | Fate::Repack | Fate::Recover)
+            );
+            if !stays || !checked.insert(b.key()) {
                 continue;
             }
             let e = packs[kept]

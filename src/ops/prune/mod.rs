@@ -1,32 +1,35 @@
-//! `prune`: remove the data no snapshot needs any more, from one copy.
+//! `prune`: remove the data no snapshot needs any more, from one copy, while
+//! snapshots on any host go on (`docs/decisions/009-many-writers-prune.md`).
 //!
-//! Under the copy's exclusive lock (a snapshot, mirror or verify running there holds
-//! a shared one, so nothing it writes or reads can be deleted under it):
-//! 1. **Mark**: walk every snapshot's trees (files and database dumps); every tree,
-//!    chunk list and chunk reached is used. Any tree that cannot be read stops
-//!    prune before it deletes anything.
-//! 2. **Plan** from the index objects (and the headers of packs no index lists,
-//!    left by interrupted runs): a pack none of whose blobs is used is deleted; a
-//!    pack whose unused share is above `max_unused` is repacked; a blob stored
-//!    twice is used in one pack only. A pack that holds used data but is missing
-//!    stops prune (run `repair`).
-//! 3. **Repack**: download each pack to repack whole, check it against its name,
-//!    check every used blob (authenticated, hashes to its id) and copy its sealed
-//!    bytes into new packs, unchanged.
-//! 4. Write index objects for the kept packs of every index object that names a
-//!    pack going away, and for the new packs; then delete those old index objects;
-//!    then the packs.
+//! Under the copy's maintenance lock (one prune or forget at a time; no
+//! repository lock, so writers never wait):
+//! 1. **Writers**: the repository locks live now, and when each started.
+//! 2. **Mark**: walk every snapshot's trees (files and database dumps) and WAL
+//!    records; every tree, chunk list and chunk reached is used. Any tree that
+//!    cannot be read stops prune before it changes anything.
+//! 3. **Plan** from the index objects (and the headers of packs no index lists,
+//!    left by interrupted runs): `plan::decide`. An unused pack is condemned; a
+//!    condemned one is deleted once the grace period has passed and no writer
+//!    that started before its mark is running, or recovered when used again.
+//! 4. **Repack** the packs whose unused share is above `max_unused`: their used
+//!    blobs are checked and copied into new packs, unchanged; the old ones are
+//!    condemned.
+//! 5. Write index objects replacing every index object that names a pack whose
+//!    state changes; then delete those old index objects; then the packs.
 //!
-//! A crash between steps leaves at worst blobs listed twice or packs no index
-//! lists; both are harmless, and the next prune removes them. On a cloud copy only
-//! the index objects and the packs being repacked are downloaded.
+//! With a grace period of 0 (`HCBACKUP_PRUNE_GRACE_SECS=0`) a second pass
+//! deletes what the first condemned, once the writers that started before the
+//! mark have ended. A crash between steps leaves at worst blobs listed twice,
+//! marks not yet written, or packs no index lists; all are harmless, and the
+//! next prune finishes the work. On a cloud copy only the index objects and
+//! the packs being repacked are downloaded.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId, TreeId};
-use crate::model::index::{self, IndexedPack};
+use crate::model::index::{self, Index, IndexedPack};
 use crate::model::tree::NodeKind;
 use crate::pack::BlobKey;
 use crate::repo::Repository;
@@ -67,7 +70,9 @@ pub struct PruneReport {
     pub blobs_used: u64,
     pub packs_before: u64,
     pub bytes_before: u64,
+    /// Packs deleted: condemned earlier, past the grace period, still unused.
     pub packs_deleted: u64,
+    /// Packs whose used blobs were copied into new packs (they are condemned).
     pub packs_repacked: u64,
     pub packs_written: u64,
     pub bytes_deleted: u64,
@@ -78,7 +83,19 @@ pub struct PruneReport {
     pub bytes_unused_kept: u64,
     pub indexes_written: u64,
     pub indexes_deleted: u64,
+    /// Packs condemned by this run (unused, or repacked): a later prune
+    /// deletes them.
+    pub packs_condemned: u64,
+    /// Packs condemned earlier that are not deleted yet: the grace period has
+    /// not passed, or a writer that started before the mark is running.
+    pub packs_waiting: u64,
+    /// Condemned packs a snapshot uses again: live once more.
+    pub packs_recovered: u64,
+    /// The grace period between condemning a pack and deleting it.
+    pub grace_secs: u64,
     pub removed: Vec<Removed>,
+    /// The packs condemned by this run, and why.
+    pub marked: Vec<Removed>,
     /// Objects prune would delete but that are under a retention lock (S3 Object
     /// Lock): they stay, and a later prune removes them once the lock expires.
     pub retained: Vec<String>,
@@ -86,8 +103,34 @@ pub struct PruneReport {
     pub locks_extended: u64,
 }
 
+impl PruneReport {
+    /// Add a second pass's report to this one (a grace period of 0).
+    fn absorb(&mut self, next: PruneReport) {
+        self.packs_deleted += next.packs_deleted;
+        self.packs_repacked += next.packs_repacked;
+        self.packs_written += next.packs_written;
+        self.bytes_deleted += next.bytes_deleted;
+        self.bytes_written += next.bytes_written;
+        self.bytes_downloaded += next.bytes_downloaded;
+        self.indexes_written += next.indexes_written;
+        self.indexes_deleted += next.indexes_deleted;
+        self.packs_condemned += next.packs_condemned;
+        self.packs_recovered += next.packs_recovered;
+        self.locks_extended += next.locks_extended;
+        self.packs_waiting = next.packs_waiting;
+        self.bytes_unused_kept = next.bytes_unused_kept;
+        self.removed.extend(next.removed);
+        self.marked.extend(next.marked);
+        self.retained.extend(next.retained);
+    }
+}
+
 pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
-    let _lock = repo.lock(!opts.dry_run, "prune")?;
+    let _lock = if opts.dry_run {
+        repo.lock(false, "prune")?
+    } else {
+        repo.lock_maintenance("prune")?
+    };
     crate::util::failpoint("prune-locked");
     // What killed runs left half-written goes first: it may be what fills the disk.
     if !opts.dry_run {
@@ -96,7 +139,19 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
             tracing::info!("removed {partials} partial file(s) left by interrupted runs");
         }
     }
-    let inputs = gather(repo)?;
+    let grace = crate::config::tuning::get().prune_grace.as_secs() as i64;
+    let mut report = pass(repo, opts, grace)?;
+    if !opts.dry_run && grace == 0 && report.packs_condemned > 0 {
+        crate::util::failpoint("prune-between-passes");
+        let second = pass(repo, opts, grace)?;
+        report.absorb(second);
+    }
+    Ok(report)
+}
+
+/// Read, decide and (unless a dry run) act, once.
+fn pass(repo: &Repository, opts: PruneOptions, grace: i64) -> Result<PruneReport> {
+    let inputs = gather(repo, grace)?;
     let plan = plan::decide(&inputs, opts.max_unused)?;
     if opts.dry_run {
         return Ok(plan.preview(&inputs));
@@ -104,21 +159,25 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
     execute::execute(repo, &inputs, &plan)
 }
 
-/// Read what the copy holds: the blobs its snapshots use, its index objects,
-/// its packs (and the checked headers of packs no index lists).
-fn gather(repo: &Repository) -> Result<Inputs> {
+/// Read what the copy holds: the writers running, the blobs its snapshots use,
+/// its index objects, its packs (and the checked headers of packs no index
+/// lists). The writers are read first: a writer that ends after that has its
+/// snapshot read here.
+fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
+    let writers = repo.writers()?;
+    let now = crate::util::now().unix_timestamp();
     let (snapshots, used) = mark(repo)?;
     // Every index object, decoded: the truth about which packs hold what.
-    let mut indexes: Vec<(ObjectId, Vec<IndexedPack>)> = Vec::new();
+    let mut indexes: Vec<(ObjectId, Index)> = Vec::new();
     for (name, _) in repo.backend().list("index")? {
         let Some(id) = ObjectId::from_hex(&name) else {
             continue;
         };
         let plain = repo.read_object(Kind::Index, "index", &id)?;
-        let packs =
-            index::decode(&plain).map_err(|e| Error::corrupt(format!("index {name}"), e))?;
-        indexes.push((id, packs));
+        let ix = index::decode(&plain).map_err(|e| Error::corrupt(format!("index {name}"), e))?;
+        indexes.push((id, ix));
     }
+    count_marks_from_sight(repo, &mut indexes, now)?;
     let present: HashMap<PackId, u64> = repo
         .backend()
         .list("packs")?
@@ -126,8 +185,8 @@ fn gather(repo: &Repository) -> Result<Inputs> {
         .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
         .collect();
     let mut packs: HashMap<PackId, IndexedPack> = HashMap::new();
-    for (_, list) in &indexes {
-        for p in list {
+    for (_, ix) in &indexes {
+        for p in &ix.packs {
             packs.entry(p.id).or_insert_with(|| p.clone());
         }
     }
@@ -159,7 +218,29 @@ fn gather(repo: &Repository) -> Result<Inputs> {
         indexes,
         packs,
         present,
+        now,
+        grace,
+        writers,
     })
+}
+
+/// A mark counts from when this catalog first saw it, if that is later than
+/// the time it carries: an old index object put back by someone with access to
+/// the storage (a mark from before a recovery) then waits out the grace period
+/// and the writers running when it reappeared, like a new mark.
+fn count_marks_from_sight(
+    repo: &Repository,
+    indexes: &mut [(ObjectId, Index)],
+    now: i64,
+) -> Result<()> {
+    let seen = repo.catalog().marks_seen()?;
+    for (id, ix) in indexes.iter_mut() {
+        for (pack, at) in ix.condemned.iter_mut() {
+            let first = seen.get(&(*id, *pack)).copied().unwrap_or(now);
+            *at = (*at).max(first);
+        }
+    }
+    Ok(())
 }
 
 /// Every blob some snapshot needs; and how many snapshots there are.
@@ -170,6 +251,10 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
         ))
     };
     let snaps = repo.snapshots_strict().map_err(stop)?;
+    let wal = repo.wal_records().map_err(stop)?;
+    // Snapshots and WAL records written since this prune took its lock (by
+    // writers on any host) have index objects the catalog has not loaded yet.
+    repo.sync_catalog()?;
     let mut used = HashSet::new();
     let mut seen = HashSet::new();
     for s in &snaps {
@@ -185,7 +270,7 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
     }
     // The files PostgreSQL archived are kept whole (until retention of WAL,
     // issue #19): a record that does not open stops the prune.
-    for rec in repo.wal_records().map_err(stop)? {
+    for rec in wal {
         walk(repo, rec.tree, &mut used, &mut seen, 0).map_err(stop)?;
     }
     Ok((snaps.len() as u64, used))

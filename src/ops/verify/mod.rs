@@ -183,6 +183,8 @@ const AUTO_MAX_AGE_DAYS: i64 = 330;
 
 pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport> {
     let _lock = repo.lock(false, "verify")?;
+    // No prune or forget meanwhile: what they remove would read as lost here.
+    let _maintenance = repo.lock_maintenance_shared("verify")?;
     let mut r = VerifyReport {
         copy: copy.to_string(),
         location: repo.backend().location(),
@@ -256,7 +258,10 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     }
     let Walk { mut bad, .. } = w;
     for (kind, b) in &bad {
-        if !repo.catalog().has_blob(*kind, &crate::id::BlobId(*b))? {
+        if !repo
+            .catalog()
+            .has_stored_blob(*kind, &crate::id::BlobId(*b))?
+        {
             r.missing_blobs.push((*kind, *b));
         }
     }
@@ -541,7 +546,7 @@ fn check_tree(
                 let mut missing = 0;
                 for c in content.iter() {
                     w.needed.insert((Kind::Data, c.0));
-                    if !repo.catalog().has_blob(Kind::Data, &(*c).into())? {
+                    if !repo.catalog().has_stored_blob(Kind::Data, &(*c).into())? {
                         w.bad.insert((Kind::Data, c.0));
                         missing += 1;
                     }

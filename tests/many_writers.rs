@@ -1,0 +1,239 @@
+//! Many writers on one repository and a prune that never stops them (issue
+//! #20): prune condemns first and deletes after the grace period, never while
+//! a writer that started before the mark runs, and recovers what a snapshot
+//! written meanwhile uses.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+/// `prune --json` with a grace period of `grace` seconds; its report.
+fn prune(env: &Env, grace: &str) -> serde_json::Value {
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PRUNE_GRACE_SECS", grace)
+        .args(["--json", "prune"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    doc[0]["prune"].clone()
+}
+
+fn count(r: &serde_json::Value, field: &str) -> u64 {
+    r[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {r}"))
+}
+
+/// A snapshot of an exam, then one without it that forgets the first: the
+/// exam's packs are used by nothing. Returns the folder.
+fn exam_no_longer_used(env: &Env) -> std::path::PathBuf {
+    let src = env.path("uploads");
+    write(&src.join("exam.dcm"), &noise(1, 2 << 20));
+    env.snapshot(&[&src]);
+    fs::remove_file(src.join("exam.dcm")).unwrap();
+    write(&src.join("note.txt"), &text(2, 3000));
+    env.snapshot(&[&src]);
+    env.ok(&["forget", "--keep-last", "1"]);
+    src
+}
+
+#[test]
+fn prune_condemns_first_and_deletes_after_the_grace_period() {
+    let env = Env::new();
+    let src = exam_no_longer_used(&env);
+    let packs = pack_files(&env.repo).len();
+    // By default a day passes between the mark and the deletion.
+    let o = env
+        .cmd()
+        .env_remove("HCBACKUP_PRUNE_GRACE_SECS")
+        .args(["--json", "prune", "--dry-run"])
+        .output()
+        .unwrap();
+    let dry: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dry[0]["prune"]["grace_secs"], 86_400, "{dry}");
+    let first = prune(&env, "3");
+    assert!(count(&first, "packs_condemned") >= 1, "{first}");
+    assert_eq!(count(&first, "packs_deleted"), 0, "{first}");
+    assert!(
+        first["marked"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no snapshot uses"),
+        "{first}"
+    );
+    assert_eq!(
+        pack_files(&env.repo).len(),
+        packs,
+        "a pack went at the mark"
+    );
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    // The exam comes back: it is stored again, not taken from the condemned pack.
+    write(&src.join("exam.dcm"), &noise(1, 2 << 20));
+    let again = env.snapshot(&[&src]);
+    assert!(
+        count(&again, "bytes_added") >= 2 << 20,
+        "deduplicated against a condemned pack: {again}"
+    );
+    // Within the grace period nothing goes.
+    let second = prune(&env, "3");
+    assert_eq!(count(&second, "packs_deleted"), 0, "{second}");
+    assert!(count(&second, "packs_waiting") >= 1, "{second}");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let third = prune(&env, "3");
+    assert!(count(&third, "packs_deleted") >= 1, "{third}");
+    assert_eq!(count(&third, "packs_waiting"), 0, "{third}");
+    assert!(count(&third, "bytes_deleted") >= 2 << 20, "{third}");
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// A snapshot that deduplicated against a pack before a prune condemned it,
+/// and runs longer than the grace period: the pack is not deleted while it
+/// runs, and once its manifest uses the pack, the next prune recovers it.
+#[test]
+fn a_pack_a_running_snapshot_uses_is_kept_and_recovered() {
+    let env = Env::new();
+    exam_no_longer_used(&env);
+    // The same exam under another folder: read, and deduplicated against the
+    // pack nothing uses yet.
+    let other = env.path("pacs");
+    write(&other.join("exam.dcm"), &noise(1, 2 << 20));
+    // Index objects and locks carry whole seconds: a pack indexed in the second
+    // a writer started may be that writer's, and prune leaves it alone.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut cmd = env.cmd();
+    cmd.args(["--json", "snapshot", other.to_str().unwrap()]);
+    let writer = env.start_until_paused(cmd, "before-index:10");
+    let first = prune(&env, "2");
+    assert!(count(&first, "packs_condemned") >= 1, "{first}");
+    // Past the grace period, but the writer started before the mark.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let second = prune(&env, "2");
+    assert_eq!(count(&second, "packs_deleted"), 0, "{second}");
+    assert!(count(&second, "packs_waiting") >= 1, "{second}");
+    let o = writer.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let saved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        count(&saved, "bytes_added") < 1 << 20,
+        "the writer did not deduplicate: {saved}"
+    );
+    let third = prune(&env, "2");
+    assert!(count(&third, "packs_recovered") >= 1, "{third}");
+    // What goes is the forgotten snapshot's trees, not the exam.
+    assert!(count(&third, "bytes_deleted") < 1 << 20, "{third}");
+    // Recovered means live: later snapshots deduplicate against it again, and
+    // later prunes leave it.
+    let fourth = prune(&env, "0");
+    assert_eq!(count(&fourth, "packs_deleted"), 0, "{fourth}");
+    let r = env.restore(&saved["id"].as_str().unwrap()[..8], "r");
+    assert_same_tree(&other, &r.join("pacs"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// Forget and prune hold the maintenance lock: two at once do not run, and
+/// neither waits for a snapshot.
+#[test]
+fn one_maintainer_at_a_time() {
+    let env = Env::new();
+    exam_no_longer_used(&env);
+    let mut cmd = env.cmd();
+    cmd.args(["prune"]);
+    let first = env.start_until_paused(cmd, "prune-locked:5");
+    let o = env.run(&["prune"]);
+    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    assert!(out(&o).contains("locked by prune"), "{}", out(&o));
+    let o = env.run(&["forget", "--keep-last", "1"]);
+    assert_eq!(o.status.code(), Some(11), "{}", out(&o));
+    let more = env.path("more");
+    write(&more.join("a.pdf"), &noise(5, 100_000));
+    env.snapshot(&[&more]);
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    env.verified();
+}
+
+/// The index objects of the repository, by name.
+fn index_names(env: &Env) -> std::collections::BTreeSet<String> {
+    fs::read_dir(env.repo.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+/// A snapshot of `folder` holding the exam again, paused before its index
+/// (it has deduplicated against the exam's pack), with its clock `offset`
+/// seconds ahead.
+fn writer_paused(env: &Env, folder: &str, offset: &str) -> std::process::Child {
+    let dir = env.path(folder);
+    write(&dir.join("exam.dcm"), &noise(1, 2 << 20));
+    let mut cmd = env.cmd();
+    cmd.env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", offset).args([
+        "--json",
+        "snapshot",
+        dir.to_str().unwrap(),
+    ]);
+    env.start_until_paused(cmd, "before-index:10")
+}
+
+/// Attack: someone with access to the storage puts back an old index object
+/// whose mark a later prune lifted (the pack was recovered). An hour later a
+/// snapshot deduplicates against that pack; a prune must not take the old
+/// mark's time for its own and delete the pack under the snapshot.
+#[test]
+fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
+    let env = Env::new();
+    exam_no_longer_used(&env);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // A prune condemns the exam's pack while a snapshot that uses it runs;
+    // the next one recovers it. The attacker keeps the marking index object.
+    let w1 = writer_paused(&env, "pacs", "0");
+    let before = index_names(&env);
+    let first = prune(&env, "2");
+    assert!(count(&first, "packs_condemned") >= 1, "{first}");
+    let marking: Vec<String> = index_names(&env).difference(&before).cloned().collect();
+    let kept: Vec<(String, Vec<u8>)> = marking
+        .iter()
+        .map(|n| (n.clone(), fs::read(env.repo.join("index").join(n)).unwrap()))
+        .collect();
+    let o = w1.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let w1_id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = prune(&env, "2");
+    assert!(count(&second, "packs_recovered") >= 1, "{second}");
+    // The pack is unused again, and live: nothing marks it.
+    env.ok(&["forget", &w1_id[..8]]);
+    // An hour later a snapshot deduplicates against it; the old mark comes back.
+    let w2 = writer_paused(&env, "pacs-2", "3600");
+    for (name, bytes) in &kept {
+        fs::write(env.repo.join("index").join(name), bytes).unwrap();
+    }
+    let o = env
+        .cmd()
+        .env("HCBACKUP_PRUNE_GRACE_SECS", "2")
+        .env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", "3600")
+        .args(["--json", "prune"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let third: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        count(&third[0]["prune"], "bytes_deleted") < 1 << 20,
+        "the exam's pack was deleted under a running snapshot: {third}"
+    );
+    let o = w2.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let saved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = env.restore(&saved["id"].as_str().unwrap()[..8], "r");
+    assert_same_tree(&env.path("pacs-2"), &r.join("pacs-2"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
