@@ -125,6 +125,10 @@ pub const VARIABLES: &[Var] = &[
     user("HCBACKUP_CLOUD_TIMEOUT", "seconds a cloud request may take"),
     user("HCBACKUP_RETRIES", "attempts per cloud request"),
     user(
+        "HCBACKUP_REQUESTS_FILE",
+        "where a run writes how many storage requests it made",
+    ),
+    user(
         "HCBACKUP_PRUNE_GRACE_SECS",
         "how long a pack prune condemned waits before a prune deletes it",
     ),

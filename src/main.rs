@@ -79,6 +79,11 @@ fn main() {
             fail(e.exit_code())
         }
     };
+    if let Some(p) = &hcbackup::config::tuning::get().requests_file {
+        if let Err(e) = hcbackup::storage::counting::write_requests(p) {
+            eprintln!("hcbackup: warning: writing {}: {e}", p.display());
+        }
+    }
     if let Some(l) = log_file {
         l.finish(code);
     }

@@ -237,3 +237,112 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     assert_same_tree(&env.path("pacs-2"), &r.join("pacs-2"));
     assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
 }
+
+/// The storage requests of `args`, as `HCBACKUP_REQUESTS_FILE` reports them.
+fn requests(env: &Env, args: &[&str]) -> serde_json::Value {
+    let file = env.path("requests.json");
+    let o = env
+        .cmd()
+        .env("HCBACKUP_REQUESTS_FILE", &file)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    serde_json::from_slice(&fs::read(&file).unwrap()).unwrap()
+}
+
+/// Issue #20: a nightly snapshot's requests do not grow with the repository's
+/// age. Forty days of new exams (a new index object and new packs each night),
+/// with retention and a prune after each stretch, cost the nightly snapshot of an
+/// unchanged folder the same reads, writes and listed names as ten days did
+/// (the audit log's listing aside: it grows with the events, item 5).
+#[test]
+fn a_nightly_snapshots_requests_do_not_grow_with_the_repository() {
+    let env = Env::new();
+    let uploads = env.path("uploads");
+    write(&uploads.join("record.pdf"), &noise(3, 200_000));
+    let exams = env.path("exams");
+    let mut day = 0;
+    let mut nights = |env: &Env, n: u64| {
+        for _ in 0..n {
+            day += 1;
+            write(
+                &exams.join(format!("day-{day}.dcm")),
+                &noise(100 + day, 200_000),
+            );
+            env.snapshot(&[&exams]);
+        }
+        env.ok(&["forget", "--keep-last", "1", "--prune"]);
+    };
+    // One snapshot of each folder is kept: the measured one is the second.
+    let nightly = |env: &Env, n: u64| {
+        write(&uploads.join(format!("note-{n}.txt")), &text(n, 500));
+        requests(env, &["snapshot", uploads.to_str().unwrap()])
+    };
+    env.snapshot(&[&uploads]);
+    nights(&env, 10);
+    let young = nightly(&env, 1);
+    nights(&env, 30);
+    let old = nightly(&env, 2);
+    for field in ["gets", "ranged_gets", "puts", "stats", "deletes"] {
+        assert_eq!(young[field], old[field], "{field}: {young} then {old}");
+    }
+    for dir in ["index", "snapshots", "locks", "keys"] {
+        assert_eq!(
+            young["lists"][dir], old["lists"][dir],
+            "listing {dir}/: {young} then {old}"
+        );
+    }
+    assert!(old["lists"]["packs"].is_null(), "packs listed: {old}");
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// A pack a running snapshot deduplicated against is deleted by hand (or by
+/// anyone working without the lock) before its manifest: the run saves
+/// nothing and says so, and the next run stores that data again.
+#[test]
+fn a_pack_deleted_under_a_snapshot_saves_nothing_and_the_rerun_stores_it() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("exam.dcm"), &noise(1, 2 << 20));
+    env.snapshot(&[&src]);
+    let pack = pack_files(&env.repo).pop().unwrap();
+    let other = env.path("pacs");
+    write(&other.join("exam.dcm"), &noise(1, 2 << 20));
+    let mut cmd = env.cmd();
+    cmd.args(["--json", "snapshot", other.to_str().unwrap()]);
+    let writer = env.start_until_paused(cmd, "before-index:3");
+    fs::remove_file(&pack).unwrap();
+    let o = writer.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("left the repository while it ran"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(env.snapshot_ids().len(), 1, "a snapshot was saved");
+    let again = env.snapshot(&[&other]);
+    assert!(count(&again, "bytes_added") >= 2 << 20, "{again}");
+    let r = env.restore(&again["id"].as_str().unwrap()[..8], "r");
+    assert_same_tree(&other, &r.join("pacs"));
+}
+
+/// A snapshot killed after writing its packs, before its index: a prune on the
+/// same machine condemns and deletes those packs (nothing uses them); the
+/// next snapshot of the same data must not take them for present.
+#[test]
+fn packs_of_a_killed_run_that_a_prune_deleted_are_not_reused() {
+    let env = Env::new();
+    let src = env.path("uploads");
+    write(&src.join("a.pdf"), &noise(1, 100_000));
+    env.snapshot(&[&src]);
+    write(&src.join("exam.dcm"), &noise(2, 2 << 20));
+    env.killed_at("before-index", &["snapshot", src.to_str().unwrap()]);
+    let pruned = prune(&env, "0");
+    assert!(count(&pruned, "packs_deleted") >= 1, "{pruned}");
+    let saved = env.snapshot(&[&src]);
+    assert!(count(&saved, "bytes_added") >= 2 << 20, "{saved}");
+    let r = env.restore("latest", "r");
+    assert_same_tree(&src, &r.join("uploads"));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}

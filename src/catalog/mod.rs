@@ -113,6 +113,48 @@ impl Catalog {
         })
     }
 
+    /// Note that process `pid` of this machine starts a run that writes packs.
+    /// True when a run noted so before died without ending: packs it wrote
+    /// may be in the repository and not here (killed between the two).
+    pub fn begin_writing(&self, pid: u32) -> Result<bool> {
+        let noted: Vec<String> = self.with(|c| {
+            let mut st = c.prepare("SELECT key FROM meta WHERE key LIKE 'writing.%'")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let dead: Vec<&String> = noted
+            .iter()
+            .filter(|k| {
+                k.strip_prefix("writing.")
+                    .and_then(|p| p.parse().ok())
+                    .is_none_or(|p| !crate::util::pid_alive(p))
+            })
+            .collect();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for k in &dead {
+                tx.execute("DELETE FROM meta WHERE key = ?1", [k])?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, '1')",
+                [format!("writing.{pid}")],
+            )?;
+            tx.commit()
+        })?;
+        Ok(!dead.is_empty())
+    }
+
+    /// The run of `pid` ended (whether it saved anything or not).
+    pub fn end_writing(&self, pid: u32) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM meta WHERE key = ?1",
+                [format!("writing.{pid}")],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Index objects already loaded.
     pub fn loaded_indexes(&self) -> Result<Vec<ObjectId>> {
         self.with(|c| {
@@ -159,6 +201,41 @@ impl Catalog {
                 file_cache::bump_generation(&tx)?;
             }
             tx.commit()
+        })
+    }
+
+    /// Drop index object `id`, which a loaded one replaces (a prune's rewrite):
+    /// the packs it listed that no loaded object lists since (the ones the
+    /// prune deleted) go with it. Noted, so that it is not loaded again while a
+    /// killed prune left it in the repository.
+    pub fn supersede(&self, id: &ObjectId) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let gone = tx.execute(
+                "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_id = ?1)",
+                [&id.0[..]],
+            )?;
+            tx.execute("DELETE FROM packs WHERE index_id = ?1", [&id.0[..]])?;
+            tx.execute("DELETE FROM condemned WHERE index_id = ?1", [&id.0[..]])?;
+            tx.execute("DELETE FROM indexes WHERE id = ?1", [&id.0[..]])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO superseded(id) VALUES (?1)",
+                [&id.0[..]],
+            )?;
+            if gone > 0 {
+                file_cache::bump_generation(&tx)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// The index objects a loaded one replaced.
+    pub fn superseded(&self) -> Result<std::collections::HashSet<ObjectId>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id FROM superseded")?;
+            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|r| r.map(|b| ObjectId::from_slice(&b).unwrap_or(ObjectId([0; 32]))))
+                .collect()
         })
     }
 
@@ -417,11 +494,16 @@ impl Catalog {
     /// Whether a durable pack no prune condemned holds blob `id` of `kind` (the
     /// dedup question).
     pub fn has_blob(&self, kind: Kind, id: &BlobId) -> Result<bool> {
+        Ok(self.live_pack_of(kind, id)?.is_some())
+    }
+
+    /// A durable pack no prune condemned that holds blob `id` of `kind`.
+    pub fn live_pack_of(&self, kind: Kind, id: &BlobId) -> Result<Option<PackId>> {
         self.with(|c| {
-            c.prepare_cached(HAS_LIVE_BLOB)?
-                .query_row(params![&id.0[..], kind as u8], |_| Ok(()))
+            c.prepare_cached(LIVE_PACK_OF)?
+                .query_row(params![&id.0[..], kind as u8], |r| r.get::<_, Vec<u8>>(0))
                 .optional()
-                .map(|o| o.is_some())
+                .map(|o| o.and_then(|p| PackId::from_slice(&p)))
         })
     }
 
@@ -429,7 +511,7 @@ impl Catalog {
     pub fn clear(&self) -> Result<()> {
         self.with(|c| {
             c.execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM condemned; DELETE FROM marks_seen; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots; DELETE FROM seen_wal;",
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM condemned; DELETE FROM marks_seen; DELETE FROM manifest_cache; DELETE FROM superseded; DELETE FROM dir_cache; DELETE FROM cache_runs; DELETE FROM seen_snapshots; DELETE FROM seen_wal;",
             )?;
             file_cache::bump_generation(c)
         })
@@ -447,7 +529,7 @@ impl Catalog {
             tx.execute_batch(
                 "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_id IS NOT NULL);
                  DELETE FROM packs WHERE index_id IS NOT NULL;
-                 DELETE FROM indexes; DELETE FROM condemned;",
+                 DELETE FROM indexes; DELETE FROM condemned; DELETE FROM superseded;",
             )?;
             file_cache::bump_generation(&tx)?;
             tx.commit()
@@ -557,6 +639,8 @@ fn private_files(db: &Path) -> Result<()> {
 /// snapshot never deduplicates against a condemned pack, which a prune may
 /// delete once the snapshots running at its mark have ended.
 pub(crate) const HAS_LIVE_BLOB: &str = "SELECT 1 FROM blobs b WHERE b.id = ?1 AND b.kind = ?2
+     AND NOT EXISTS (SELECT 1 FROM condemned c WHERE c.pack = b.pack) LIMIT 1";
+const LIVE_PACK_OF: &str = "SELECT b.pack FROM blobs b WHERE b.id = ?1 AND b.kind = ?2
      AND NOT EXISTS (SELECT 1 FROM condemned c WHERE c.pack = b.pack) LIMIT 1";
 
 fn insert_pack(

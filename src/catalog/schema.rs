@@ -75,6 +75,12 @@ const MIGRATIONS: &[&str] = &[
     // access to the storage cannot make a prune delete at once.
     "CREATE TABLE marks_seen(index_id BLOB NOT NULL, pack BLOB NOT NULL, seen_at INTEGER NOT NULL,
                              PRIMARY KEY(index_id, pack)) WITHOUT ROWID;",
+    // 16: manifests read back (authenticated plaintext), so that a nightly run's
+    // look at every snapshot (shrink warnings) reads none it read before.
+    "CREATE TABLE manifest_cache(id BLOB PRIMARY KEY, plain BLOB NOT NULL) WITHOUT ROWID;",
+    // 17: index objects a loaded one replaces (version 2 `supersedes`): dropped
+    // without a reload of the whole index, and not loaded again.
+    "CREATE TABLE superseded(id BLOB PRIMARY KEY) WITHOUT ROWID;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::Catalog;
 use crate::error::Result;
@@ -36,7 +36,26 @@ impl Catalog {
     /// Forget a manifest removed on purpose (`forget`).
     pub fn unsee_snapshot(&self, id: &ObjectId) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM seen_snapshots WHERE id = ?1", [&id.0[..]])
+            c.execute("DELETE FROM seen_snapshots WHERE id = ?1", [&id.0[..]])?;
+            c.execute("DELETE FROM manifest_cache WHERE id = ?1", [&id.0[..]])
+                .map(|_| ())
+        })
+    }
+
+    /// The plaintext of manifest `id`, when it was read back (or written) here.
+    pub fn cached_manifest(&self, id: &ObjectId) -> Result<Option<Vec<u8>>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT plain FROM manifest_cache WHERE id = ?1")?
+                .query_row([&id.0[..]], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// Keep the authenticated plaintext of manifest `id`.
+    pub fn cache_manifest(&self, id: &ObjectId, plain: &[u8]) -> Result<()> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR IGNORE INTO manifest_cache(id, plain) VALUES (?1, ?2)")?
+                .execute(params![&id.0[..], plain])
                 .map(|_| ())
         })
     }

@@ -413,11 +413,17 @@ pub(crate) fn now_flag(value: &Option<String>) -> Result<time::OffsetDateTime> {
     }
 }
 
-/// A cloud backend behind the retry decorator, and blob reads served from whole packs.
+/// A backend whose requests are counted (`storage::counting`).
+fn counted(b: Arc<dyn Backend>) -> Arc<dyn Backend> {
+    Arc::new(crate::storage::counting::Counting(b))
+}
+
+/// A cloud backend behind the retry decorator (each attempt counted), and blob
+/// reads served from whole packs.
 #[cfg(feature = "cloud")]
 fn remote(b: Arc<dyn Backend>) -> Arc<dyn Backend> {
     use crate::storage::{RetryPolicy, Retrying};
-    let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(b, RetryPolicy::default()));
+    let retrying: Arc<dyn Backend> = Arc::new(Retrying::new(counted(b), RetryPolicy::default()));
     Arc::new(crate::storage::PackCache::new(retrying))
 }
 
@@ -433,7 +439,9 @@ pub fn backend_at(loc: RepoLocation) -> Result<Arc<dyn Backend>> {
                     p.display()
                 )));
             }
-            Arc::new(LocalBackend::new(std::path::absolute(&p).unwrap_or(p)))
+            counted(Arc::new(LocalBackend::new(
+                std::path::absolute(&p).unwrap_or(p),
+            )))
         }
         #[cfg(feature = "cloud")]
         RepoLocation::S3(cfg) => {

@@ -290,7 +290,8 @@ fn warn_if_shrunk(
     if pct == 0 {
         return Ok(());
     }
-    let warnings = crate::ops::shrink::warnings(&repo.snapshots()?, Some(&entry.snapshot), pct);
+    let warnings =
+        crate::ops::shrink::warnings(&repo.snapshots_cached()?, Some(&entry.snapshot), pct);
     for w in &warnings {
         eprintln!("hcbackup: WARNING: {w}");
     }

@@ -38,6 +38,9 @@ pub struct Tuning {
     pub retries: u32,
     /// HCBACKUP_PRUNE_GRACE_SECS.
     pub prune_grace: Duration,
+    /// HCBACKUP_REQUESTS_FILE: where the run's storage requests are written
+    /// when it ends (`storage::counting`).
+    pub requests_file: Option<PathBuf>,
     /// Debug builds only; release builds leave these empty.
     pub hooks: TestHooks,
 }
@@ -71,6 +74,7 @@ impl Default for Tuning {
             cloud_timeout: DEFAULT_CLOUD_TIMEOUT,
             retries: DEFAULT_RETRIES,
             prune_grace: DEFAULT_PRUNE_GRACE,
+            requests_file: None,
             hooks: TestHooks::default(),
         }
     }
@@ -112,6 +116,7 @@ impl Tuning {
             cloud_timeout: timeout.map_or(d.cloud_timeout, Duration::from_secs),
             retries: retries.unwrap_or(d.retries),
             prune_grace: grace.map_or(d.prune_grace, Duration::from_secs),
+            requests_file: env.var("HCBACKUP_REQUESTS_FILE").map(PathBuf::from),
             hooks: if cfg!(debug_assertions) {
                 TestHooks::read(env)
             } else {

@@ -87,8 +87,13 @@ pub fn run(
     // A snapshot writes: its lock is taken even when the command reads with
     // --no-lock (a restore's safety dump), or a prune could delete what it stores.
     let _lock = repo.lock_to_write("snapshot")?;
-    let listed = repo.recover_packs()?;
-    repo.forget_missing_packs(&listed)?;
+    // No listing of packs unless a run of this machine was killed: the
+    // catalog knows this machine's packs that no index lists yet, a prune
+    // indexes other machines' ones, and `confirm_durable` checks what this
+    // run reuses. So a nightly run's requests do not grow with the
+    // repository (issue #20).
+    repo.remove_stale_partials(std::time::Duration::from_secs(3600))?;
+    let _writing = Writing::begin(repo)?;
 
     let writer = BlobWriter::new(repo);
     let chunker = Chunker::new(FILE_CHUNKS, repo.key().gear_table());
@@ -192,6 +197,30 @@ pub fn run(
 
     let id = repo.write_snapshot(&snapshot)?;
     Ok(SnapshotEntry { id, snapshot })
+}
+
+/// This machine's catalog knows a snapshot is writing; after one that was
+/// killed, the packs no index lists are looked for in the repository (once).
+struct Writing<'r>(&'r Repository);
+
+impl<'r> Writing<'r> {
+    fn begin(repo: &'r Repository) -> Result<Writing<'r>> {
+        if repo.catalog().begin_writing(std::process::id())? {
+            let listed = repo.recover_packs()?;
+            repo.forget_missing_packs(&listed)?;
+        } else {
+            // Packs of a killed run no index lists yet may have been condemned
+            // and deleted by a prune since: a stat each (they are few).
+            repo.confirm_unindexed()?;
+        }
+        Ok(Writing(repo))
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.catalog().end_writing(std::process::id());
+    }
 }
 
 /// Walk the sources as a snapshot would, storing nothing: what it would save,

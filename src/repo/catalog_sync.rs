@@ -21,11 +21,15 @@ use crate::storage::pack_path;
 pub(crate) const PACKS_PER_INDEX: usize = 2048;
 
 impl Repository {
-    /// Load the index objects the catalog has not seen (reload it when one it
-    /// had loaded is gone). Prune calls it after listing the snapshots: every
-    /// index object a listed manifest needs was written before the manifest.
+    /// Load the index objects the catalog has not seen, and drop those they
+    /// replace (a prune's rewrite, version 2 `supersedes`). Only when an index
+    /// object it had loaded is gone and nothing replaced it (deleted by hand,
+    /// or by a release before issue #20) is the whole index reloaded. Prune
+    /// calls it after listing the snapshots: every index object a listed
+    /// manifest needs was written before the manifest.
     pub(crate) fn sync_catalog(&self) -> Result<()> {
-        if self.catalog.meta("repo_id")?.as_deref() != Some(&self.config.id) {
+        let fresh = self.catalog.meta("repo_id")?.as_deref() != Some(&self.config.id);
+        if fresh {
             self.catalog.clear()?;
             self.catalog.set_meta("repo_id", &self.config.id)?;
         }
@@ -36,23 +40,50 @@ impl Repository {
             .filter_map(|(n, _)| ObjectId::from_hex(&n))
             .collect();
         let loaded: HashSet<ObjectId> = self.catalog.loaded_indexes()?.into_iter().collect();
-        if !loaded.is_subset(&in_repo) {
-            // A prune elsewhere: reload the index, keeping the file cache.
+        let superseded = self.catalog.superseded()?;
+        let new: Vec<&ObjectId> = in_repo
+            .iter()
+            .filter(|id| !loaded.contains(id) && !superseded.contains(id))
+            .collect();
+        self.load_indexes(new.into_iter())?;
+        let vanished = self
+            .catalog
+            .loaded_indexes()?
+            .into_iter()
+            .any(|id| !in_repo.contains(&id));
+        if vanished {
+            // Removed, and no index object says it replaced them: reload the
+            // index, keeping the file cache.
             tracing::info!("index objects were removed from the repository; reloading the index");
             self.catalog.clear_index()?;
             self.load_indexes(in_repo.iter())?;
             self.recover_packs()?;
             return Ok(());
         }
-        self.load_indexes(in_repo.difference(&loaded))
+        if fresh {
+            // A new catalog: packs of runs killed before their index, on any
+            // machine, are found once (later runs know their own), and packs
+            // index objects name that are not there (an index object put back
+            // after a prune) are forgotten before anything deduplicates.
+            let listed = self.recover_packs()?;
+            self.forget_missing_packs(&listed)?;
+        }
+        Ok(())
     }
 
-    /// Load index objects into the catalog. A damaged one is skipped with a warning
-    /// (and tried again next time): the packs it listed are found by their headers,
-    /// and `verify` reports it.
+    /// Load index objects into the catalog, in any order: one that a loaded
+    /// object replaces is skipped, and one loaded earlier that a new one
+    /// replaces is dropped (the packs it alone listed, the ones its prune
+    /// deleted, with it). A damaged one is skipped with a warning (and tried
+    /// again next time): the packs it listed are found by their headers, and
+    /// `verify` reports it.
     fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
         let removed = self.catalog.removed_packs()?;
+        let mut superseded = self.catalog.superseded()?;
         for id in ids {
+            if superseded.contains(id) {
+                continue;
+            }
             match self.read_index(id) {
                 // An index object naming a pack this machine's prune removed was
                 // removed with it: someone put it back (a replay). Believing it
@@ -63,7 +94,13 @@ impl Repository {
                         id.to_hex()
                     );
                 }
-                Ok(ix) => self.catalog.add_index(id, &ix)?,
+                Ok(ix) => {
+                    self.catalog.add_index(id, &ix)?;
+                    for old in &ix.supersedes {
+                        self.catalog.supersede(old)?;
+                        superseded.insert(*old);
+                    }
+                }
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
                     tracing::warn!("{e}");
                 }
@@ -258,32 +295,100 @@ impl Repository {
         Ok(gone)
     }
 
-    /// The last check before a manifest is written: every pack the catalog
-    /// places blobs in that a snapshot may have deduplicated against (none a
-    /// prune condemned) is still in the repository, whole. A prune deletes only
-    /// condemned packs, so this catches what got round it (packs deleted by
-    /// hand, or by someone without the lock), so that a snapshot reported saved
-    /// always restores. Index objects may come and go meanwhile: a prune
-    /// elsewhere replaces them, listing the same packs.
+    /// Note that this process deduplicated against `pack`.
+    pub(crate) fn note_reused(&self, pack: PackId) {
+        self.reused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pack);
+    }
+
+    /// The last check before a manifest is written: every pack this run
+    /// deduplicated against is still in the repository, whole (a stat each, or
+    /// one listing when that takes fewer requests). A prune deletes only
+    /// condemned packs, which no snapshot deduplicates against, so this
+    /// catches what got round it (packs deleted by hand, or by someone
+    /// without the lock), so that a snapshot reported saved always restores.
+    /// A missing one is forgotten here: the next run stores its data again.
+    /// The rest is trusted from the runs that found it durable: it costs no
+    /// request, however old the repository.
     pub fn confirm_durable(&self) -> Result<()> {
-        let packs: std::collections::HashMap<PackId, u64> = self
-            .backend
-            .list("packs")?
-            .into_iter()
-            .filter_map(|(n, size)| Some((n.rsplit('/').next().and_then(PackId::from_hex)?, size)))
-            .collect();
-        let lost_packs = self
-            .catalog
-            .live_packs()?
-            .into_iter()
-            .filter(|(id, size)| packs.get(id) != Some(size))
-            .count();
-        if lost_packs == 0 {
+        let reused: Vec<PackId> = {
+            let r = self.reused.lock().unwrap_or_else(|p| p.into_inner());
+            r.iter().copied().collect()
+        };
+        if reused.is_empty() {
+            return Ok(());
+        }
+        let sizes: std::collections::HashMap<PackId, u64> =
+            self.catalog.packs()?.into_iter().collect();
+        let pages = (sizes.len() as u64).div_ceil(crate::storage::counting::LIST_PAGE);
+        let present = self.sizes_of(&reused, reused.len() as u64 > pages)?;
+        let mut lost = 0;
+        for id in &reused {
+            // Gone, or not the size the index says (a junk file under its name).
+            // The catalog may be between a clear and a reload by another
+            // process on this machine (a prune): then presence is the test.
+            let there = present.get(id);
+            if there.is_none() || sizes.get(id).is_some_and(|s| Some(s) != there) {
+                self.catalog.remove_pack(id)?;
+                lost += 1;
+            }
+        }
+        if lost == 0 {
             return Ok(());
         }
         Err(Error::Failed(format!(
-            "{lost_packs} pack(s) this run relied on left the repository while it ran (deleted by hand, or by someone working without the lock); nothing was saved: run it again, it stores that data anew"
+            "{lost} pack(s) this run relied on left the repository while it ran (deleted by hand, or by someone working without the lock); nothing was saved: run it again, it stores that data anew (and `hcbackup verify` shows what else is affected)"
         )))
+    }
+
+    /// Forget the packs the catalog holds that no index lists (a killed run's)
+    /// and that are no longer in the repository whole: a prune may have
+    /// condemned and deleted them, with index objects this catalog never saw.
+    pub fn confirm_unindexed(&self) -> Result<()> {
+        let packs: Vec<(PackId, u64)> = self
+            .catalog
+            .unindexed_packs()?
+            .into_iter()
+            .map(|p| (p.id, p.size))
+            .collect();
+        let ids: Vec<PackId> = packs.iter().map(|(id, _)| *id).collect();
+        let present = self.sizes_of(&ids, false)?;
+        for (id, size) in packs {
+            if present.get(&id) != Some(&size) {
+                self.catalog.remove_pack(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sizes of those of `packs` that are in the repository: by one
+    /// listing of `packs/` (`list`), or by a stat each.
+    fn sizes_of(
+        &self,
+        packs: &[PackId],
+        list: bool,
+    ) -> Result<std::collections::HashMap<PackId, u64>> {
+        if list {
+            return Ok(self
+                .backend
+                .list("packs")?
+                .into_iter()
+                .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
+                .collect());
+        }
+        let mut out = std::collections::HashMap::new();
+        for id in packs {
+            match self.backend.stat(&pack_path(id)) {
+                Ok(size) => {
+                    out.insert(*id, size);
+                }
+                Err(crate::storage::StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
     }
 
     /// Write index objects for every pack no index covers yet (step two of the

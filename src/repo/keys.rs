@@ -218,6 +218,7 @@ impl Repository {
             lock_wait: std::time::Duration::ZERO,
             no_lock: false,
             lock_lost: Arc::default(),
+            reused: Default::default(),
         })
     }
 

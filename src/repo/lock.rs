@@ -218,8 +218,10 @@ impl Repository {
         if self.no_lock || self.backend.read_only() {
             return Ok(None);
         }
-        self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, false, operation)
-            .map(Some)
+        let guard = self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, false, operation)?;
+        // A prune may have run while this waited: in step again.
+        self.sync_catalog()?;
+        Ok(Some(guard))
     }
 
     /// The shared maintenance lock of another copy (a mirror destination): a

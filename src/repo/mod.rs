@@ -33,7 +33,7 @@ use crate::catalog::{Catalog, Location};
 use crate::codec;
 use crate::crypto::{Kind, MasterKey};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, ChunkId, ObjectId, TreeId};
+use crate::id::{BlobId, ChunkId, ObjectId, PackId, TreeId};
 use crate::model::chunk_list;
 use crate::model::snapshot::{Snapshot, SnapshotEntry};
 use crate::model::tree::{Node, Tree};
@@ -129,6 +129,9 @@ pub struct Repository {
     lock_lost: Arc<lock::LockState>,
     /// `--no-lock` (read-only commands only): shared locks are not taken.
     no_lock: bool,
+    /// The packs this process deduplicated against: the ones a manifest it
+    /// writes relies on beyond its own (`confirm_durable`).
+    reused: std::sync::Mutex<std::collections::HashSet<PackId>>,
 }
 
 /// An object that does not read back: its path and why.
@@ -246,6 +249,7 @@ impl Repository {
             lock_wait: std::time::Duration::ZERO,
             no_lock: false,
             lock_lost: Arc::default(),
+            reused: Default::default(),
         };
         unlocked(&repo);
         repo.sync_catalog()?;
@@ -430,9 +434,11 @@ impl Repository {
     pub fn write_snapshot(&self, s: &Snapshot) -> Result<ObjectId> {
         self.confirm_lock()?;
         self.confirm_durable()?;
-        let id = self.write_object(Kind::Snapshot, "snapshots", &s.to_bytes())?;
+        let plain = s.to_bytes();
+        let id = self.write_object(Kind::Snapshot, "snapshots", &plain)?;
         self.catalog
             .see_snapshots(std::iter::once((&id, s.time.as_str())))?;
+        self.catalog.cache_manifest(&id, &plain)?;
         Ok(id)
     }
 
@@ -443,6 +449,22 @@ impl Repository {
     pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
         let (out, bad) = self.snapshots_checked()?;
         warn_left_out(bad);
+        Ok(out)
+    }
+
+    /// `snapshots`, with the manifests read back before taken from the
+    /// catalog (their authenticated plaintext): the listing is the storage's,
+    /// the bytes are not read again. For a look at every snapshot that is not
+    /// a check of the storage (a nightly run's shrink warnings).
+    pub fn snapshots_cached(&self) -> Result<Vec<SnapshotEntry>> {
+        let (out, bad, hidden) = self.snapshots_listed(true)?;
+        warn_left_out(bad);
+        warn_left_out(
+            hidden
+                .into_iter()
+                .map(|(id, time)| hidden_error(&id, &time))
+                .collect(),
+        );
         Ok(out)
     }
 
@@ -460,7 +482,7 @@ impl Repository {
     /// (their id and why), with those this machine saw that are gone (see
     /// `catalog::seen`).
     pub fn snapshots_checked(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
-        let (out, mut bad, hidden) = self.snapshots_listed()?;
+        let (out, mut bad, hidden) = self.snapshots_listed(false)?;
         bad.extend(
             hidden
                 .into_iter()
@@ -472,13 +494,17 @@ impl Repository {
     /// The manifests in the repository that do not read back (damaged,
     /// truncated, planted): what `forget ID` may remove by name.
     pub fn unreadable_snapshots(&self) -> Result<Vec<ObjectId>> {
-        let (_, bad, _) = self.snapshots_listed()?;
+        let (_, bad, _) = self.snapshots_listed(false)?;
         Ok(bad.iter().map(|(id, _)| *id).collect())
     }
 
     /// Every snapshot that reads back, oldest first; the manifests that do not;
     /// and those this machine saw that are gone: (id, time), oldest first.
-    fn snapshots_listed(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>, Vec<Seen>)> {
+    /// With `cached`, manifests read back before come from the catalog.
+    fn snapshots_listed(
+        &self,
+        cached: bool,
+    ) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>, Vec<Seen>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         let mut listed = std::collections::HashSet::new();
@@ -515,12 +541,22 @@ impl Repository {
                 ));
                 continue;
             }
-            let read = self
-                .read_object(Kind::Snapshot, "snapshots", &id)
-                .and_then(|bytes| {
-                    Snapshot::from_bytes(&bytes)
-                        .map_err(|e| Error::corrupt(format!("snapshot {name}"), e))
-                });
+            let known = match cached {
+                true => self.catalog.cached_manifest(&id)?,
+                false => None,
+            };
+            let read = match known {
+                Some(plain) => Snapshot::from_bytes(&plain)
+                    .map_err(|e| Error::corrupt(format!("snapshot {name}"), e)),
+                None => self
+                    .read_object(Kind::Snapshot, "snapshots", &id)
+                    .and_then(|bytes| {
+                        let s = Snapshot::from_bytes(&bytes)
+                            .map_err(|e| Error::corrupt(format!("snapshot {name}"), e))?;
+                        self.catalog.cache_manifest(&id, &bytes)?;
+                        Ok(s)
+                    }),
+            };
             match read {
                 Ok(snapshot) => out.push(SnapshotEntry { id, snapshot }),
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => bad.push((id, e)),
@@ -587,7 +623,7 @@ impl Repository {
         spec: &str,
         wanted: impl Fn(&Snapshot) -> bool,
     ) -> Result<SnapshotEntry> {
-        let (all, mut bad, hidden) = self.snapshots_listed()?;
+        let (all, mut bad, hidden) = self.snapshots_listed(false)?;
         let newest_hidden = hidden.last().cloned();
         bad.extend(hidden.iter().map(|(id, time)| hidden_error(id, time)));
         // Asked for by a prefix of one that does not read back: say why, not

@@ -113,9 +113,11 @@ impl<'r> BlobWriter<'r> {
             return Err(Error::Failed("writing packs failed".into()));
         }
         self.repo.check_lock()?;
-        if self.shared.lock().pending.contains(&(kind, id))
-            || self.repo.catalog().has_blob(kind, &BlobId(id))?
-        {
+        if self.shared.lock().pending.contains(&(kind, id)) {
+            return Ok(false);
+        }
+        if let Some(pack) = self.repo.catalog().live_pack_of(kind, &BlobId(id))? {
+            self.repo.note_reused(pack);
             return Ok(false);
         }
         let sealed = codec::encode(self.repo.key(), kind, &id, plain);

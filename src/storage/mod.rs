@@ -5,6 +5,7 @@
 //! Backends translate their own failures into [`StorageError`] at the edge.
 
 pub mod conformance;
+pub mod counting;
 #[cfg(feature = "cloud")]
 mod drive;
 mod local;

@@ -153,21 +153,28 @@ fn a_decoy_pack_loses_nothing(store: Store) {
     };
     store.raw.put(&decoy.0, &decoy.1).unwrap();
 
-    // The next snapshot refuses the decoy, says so, and saves its own data.
+    // The next snapshot never takes the decoy for the real pack (it does not
+    // even list the packs), and saves its own data.
     write(&src.join("exams/new.pdf"), &noise(23, 400_000));
     let o = store.run(&["--json", "snapshot", src.to_str().unwrap()]);
     assert!(o.status.success(), "{}", out(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("belongs to another pack"), "{err}");
     assert_same_tree(&src, &store.restore("latest", "r-latest"));
 
-    // Prune: the real pack stays (both snapshots need it); the decoy is never
-    // trusted as a copy of its blobs, and never deleted as ours.
-    let pruned = store.ok(&["prune"]);
+    // Prune: the real pack stays (both snapshots need it); the decoy is refused
+    // (and said so), never trusted as a copy of its blobs, never deleted as ours.
+    let p = store.run(&["prune"]);
+    assert!(p.status.success(), "{}", out(&p));
+    assert!(
+        String::from_utf8_lossy(&p.stderr).contains("belongs to another pack"),
+        "{}",
+        out(&p)
+    );
     assert!(
         store.raw.get(&real).is_ok(),
-        "prune deleted the real pack: {pruned}"
+        "prune deleted the real pack: {}",
+        out(&p)
     );
+    assert!(store.raw.get(&decoy.0).is_ok(), "prune deleted the decoy");
     assert_same_tree(&src, &store.restore("latest", "r-after-prune"));
     let old = store.restore(first["id"].as_str().unwrap(), "r-first");
     assert!(old.join("exams/ct.dcm").is_file() && !old.join("exams/new.pdf").exists());

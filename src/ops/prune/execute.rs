@@ -93,6 +93,13 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     for (id, ix) in &written {
         repo.catalog().add_own_index(id, ix)?;
     }
+    // Packs no index listed that this catalog held (a killed run's here) and
+    // that went: kept by `clear_index`, forgotten now.
+    for id in plan.packs_where(|f| matches!(f, Fate::Delete | Fate::Forget)) {
+        if !pinned.contains(&id) {
+            repo.catalog().remove_pack(&id)?;
+        }
+    }
     let present: HashSet<ObjectId> = inputs
         .indexes
         .iter()

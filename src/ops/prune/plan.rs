@@ -25,6 +25,11 @@ use super::{PruneReport, Removed};
 /// may still have read the index before the mark was visible.
 pub const MARK_MARGIN: i64 = 5 * 60;
 
+/// An index object listing fewer packs than this is small: once a prune
+/// finds `MERGE_AT` of them, it merges them into full ones.
+pub const SMALL_INDEX: usize = crate::repo::PACKS_PER_INDEX / 4;
+pub const MERGE_AT: usize = 8;
+
 /// What the copy holds, as prune read it.
 #[derive(Debug, Default)]
 pub struct Inputs {
@@ -319,10 +324,22 @@ pub fn decide(inputs: &Inputs, max_unused: f64) -> Result<PrunePlan> {
         };
         fates.insert(*id, fate);
     }
+    // Index objects naming a pack whose state changes, and the small ones
+    // (a snapshot's each night) merged into full ones: the number of index
+    // objects follows the repository's size, not its age.
+    let small: Vec<ObjectId> = inputs
+        .indexes
+        .iter()
+        .filter(|(_, ix)| ix.packs.len() < SMALL_INDEX)
+        .map(|(id, _)| *id)
+        .collect();
     let affected = inputs
         .indexes
         .iter()
-        .filter(|(_, ix)| ix.packs.iter().any(|p| fates[&p.id].rewrites_index()))
+        .filter(|(id, ix)| {
+            ix.packs.iter().any(|p| fates[&p.id].rewrites_index())
+                || (small.len() >= MERGE_AT && small.contains(id))
+        })
         .map(|(id, _)| *id)
         .collect();
     let unindexed = fates
@@ -606,6 +623,19 @@ mod tests {
         let plan = decide(&i, 0.1).unwrap();
         assert_eq!(fate(&plan, 2), Fate::Condemn);
         assert_eq!(plan.unindexed, vec![PackId([2; 32])]);
+    }
+
+    #[test]
+    fn small_index_objects_are_merged_once_there_are_enough() {
+        let packs: Vec<IndexedPack> = (1..MERGE_AT as u8).map(|n| pack(n, &[(n, 100)])).collect();
+        let used: Vec<u8> = (1..MERGE_AT as u8).collect();
+        let plan = decide(&inputs(&packs, &[], &used), 0.1).unwrap();
+        assert!(plan.affected.is_empty());
+        let packs: Vec<IndexedPack> = (1..=MERGE_AT as u8).map(|n| pack(n, &[(n, 100)])).collect();
+        let used: Vec<u8> = (1..=MERGE_AT as u8).collect();
+        let plan = decide(&inputs(&packs, &[], &used), 0.1).unwrap();
+        assert_eq!(plan.affected.len(), MERGE_AT);
+        assert_eq!(plan.packs_where(|f| f != Fate::Keep).count(), 0);
     }
 
     #[test]
