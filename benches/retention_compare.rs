@@ -68,8 +68,11 @@ impl Tool {
     fn cmd(&self) -> Command {
         let mut c = if self.name == "hcbackup" {
             let mut c = Command::new(env!("CARGO_BIN_EXE_hcbackup"));
+            // Deleting in the run, as `restic forget --prune` does (issue #20:
+            // the default marks first and deletes a day later).
             c.env("HCBACKUP_PASSWORD", "bench")
                 .env("HCBACKUP_CACHE_DIR", self.work.join("hcb-cache"))
+                .env("HCBACKUP_PRUNE_GRACE_SECS", "0")
                 .arg("-q")
                 .arg("--repo")
                 .arg(&self.repo);

@@ -118,6 +118,16 @@ fn a_snapshot_never_waits_for_a_prune_and_waits_for_a_retag_by_default() {
     let src = uploads(&env, 2);
     env.snapshot(&[&src]);
     let prune = start_until_paused(&env, &env.cache, "prune-locked:30", &["prune"]);
+    // A retag queued behind the prune holds up no snapshot either.
+    let mut queued = env
+        .cmd()
+        .env("HCBACKUP_LOCK_WAIT", "60")
+        .args(["tag", "latest", "--add", "queued"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     write(&src.join("new.txt"), &text(3, 5000));
     let o = env
         .cmd()
@@ -134,6 +144,7 @@ fn a_snapshot_never_waits_for_a_prune_and_waits_for_a_retag_by_default() {
     );
     prune.kill().unwrap();
     let _ = prune.wait();
+    assert!(queued.wait().unwrap().success(), "the queued retag");
     let tag = start_until_paused(
         &env,
         &env.cache,

@@ -196,6 +196,18 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     let w1 = writer_paused(&env, "pacs", "0");
     let before = index_names(&env);
     let first = prune(&env, "2");
+    // Another machine, which only takes snapshots, sees the mark.
+    let b = env.path("cache-b");
+    let on_b = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", &b)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+    };
+    on_b(&["snapshots"]);
     assert!(count(&first, "packs_condemned") >= 1, "{first}");
     let marking: Vec<String> = index_names(&env).difference(&before).cloned().collect();
     let kept: Vec<(String, Vec<u8>)> = marking
@@ -210,6 +222,7 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
         .to_string();
     let second = prune(&env, "2");
     assert!(count(&second, "packs_recovered") >= 1, "{second}");
+    on_b(&["snapshots"]);
     // The pack is unused again, and live: nothing marks it.
     env.ok(&["forget", &w1_id[..8]]);
     // An hour later a snapshot deduplicates against it; the old mark comes back.
@@ -217,8 +230,27 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     for (name, bytes) in &kept {
         fs::write(env.repo.join("index").join(name), bytes).unwrap();
     }
+    // Neither this machine's prune nor the other machine's (which saw the old
+    // mark once, and never pruned) takes the old mark's time.
+    for cache in [&env.cache, &b] {
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", cache)
+            .env("HCBACKUP_PRUNE_GRACE_SECS", "2")
+            .env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", "3600")
+            .args(["--json", "prune", "--dry-run"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        let third: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            count(&third[0]["prune"], "bytes_deleted") < 1 << 20,
+            "{cache:?} would delete the exam's pack under a running snapshot: {third}"
+        );
+    }
     let o = env
         .cmd()
+        .env("HCBACKUP_CACHE_DIR", &b)
         .env("HCBACKUP_PRUNE_GRACE_SECS", "2")
         .env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", "3600")
         .args(["--json", "prune"])
@@ -345,4 +377,52 @@ fn packs_of_a_killed_run_that_a_prune_deleted_are_not_reused() {
     let r = env.restore("latest", "r");
     assert_same_tree(&src, &r.join("uploads"));
     assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
+/// Found by an attack: prunes from two machines in turn, each rewriting the
+/// index object that holds a mark (it merges small ones), made the other count
+/// the mark from when it saw the new object: nothing was ever freed. A mark
+/// carried over keeps the time it was first seen.
+#[test]
+fn prunes_from_two_machines_in_turn_free_space() {
+    let env = Env::new();
+    let b = env.path("cache-b");
+    let mut n = 0;
+    let mut folders = |env: &Env, k: u64| {
+        for _ in 0..k {
+            n += 1;
+            let dir = env.path(&format!("f-{n}"));
+            write(&dir.join("a.bin"), &noise(500 + n, 100_000));
+            env.snapshot(&[&dir]);
+        }
+    };
+    folders(&env, 9);
+    let first = env.snapshot_ids()[0].clone();
+    env.ok(&["forget", &first[..8]]);
+    let marked = prune(&env, "3");
+    assert!(count(&marked, "packs_condemned") >= 1, "{marked}");
+    let mut deleted = 0;
+    for turn in 0..4 {
+        // Eight new small index objects: each prune rewrites the one holding
+        // the mark.
+        folders(&env, 8);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let cache = if turn % 2 == 0 { &b } else { &env.cache };
+        let o = env
+            .cmd()
+            .env("HCBACKUP_CACHE_DIR", cache)
+            .env("HCBACKUP_PRUNE_GRACE_SECS", "3")
+            .args(["--json", "prune"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(count(&r[0]["prune"], "indexes_deleted") >= 1, "{r}");
+        deleted += count(&r[0]["prune"], "packs_deleted");
+    }
+    assert!(
+        deleted >= 1,
+        "prunes in turn never freed the forgotten snapshot's packs"
+    );
+    env.verified();
 }

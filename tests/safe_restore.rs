@@ -250,15 +250,9 @@ fn attacks_on_the_safety_dump_fail() {
     // --no-lock reads without a lock, but the safety dump is a snapshot: it
     // waits for an exclusive lock (a retag's) like any other (here: exit 11,
     // as HCBACKUP_LOCK_WAIT=0), and nothing is replaced.
-    let prune = env
-        .cmd()
-        .env("HCBACKUP_TEST_PAUSE", "tag-after-write:5")
-        .args(["tag", "latest", "--add", "kept"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_lock(&env.repo);
+    let mut tag = env.cmd();
+    tag.args(["tag", "latest", "--add", "kept"]);
+    let prune = env.start_until_paused(tag, "tag-after-write:5");
     let o = run(&["--no-lock", "restore", "latest", "--db", &db.name]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(

@@ -338,6 +338,20 @@ impl AuditLog {
         Ok((rows, problems))
     }
 
+    /// The snapshots that events in the repository but not in this catalog's
+    /// chain say were forgotten: an event appended beside another (a fork,
+    /// when a turn could not be had) is left out of the chain, but it is
+    /// sealed with the key, so what it says was done was done.
+    pub(crate) fn forgotten_off_chain(&self) -> Result<std::collections::HashSet<String>> {
+        let known = self.catalog.audit_ids()?;
+        let (rows, _) = self.read_repository_but(&known)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Event::from_json(&r.event).ok())
+            .flat_map(|e| e.forgotten)
+            .collect())
+    }
+
     /// Every event of the repository's `audit/` (see `read_repository_but`).
     fn read_repository(&self) -> Result<(Vec<AuditRow>, Vec<String>)> {
         self.read_repository_but(&Default::default())

@@ -192,9 +192,26 @@ impl Catalog {
                     "INSERT OR REPLACE INTO condemned(pack, index_id, marked_at) VALUES (?1, ?2, ?3)",
                     params![&pack.0[..], &id.0[..], at],
                 )?;
+                // A mark carried over from an object this one replaces was
+                // seen when that one was: a rewrite by another machine's prune
+                // does not start its clock again.
+                let inherited: Option<i64> = index
+                    .supersedes
+                    .iter()
+                    .filter_map(|old| {
+                        tx.query_row(
+                            "SELECT seen_at FROM marks_seen WHERE index_id = ?1 AND pack = ?2",
+                            params![&old.0[..], &pack.0[..]],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .ok()
+                        .flatten()
+                    })
+                    .min();
                 tx.execute(
                     "INSERT OR IGNORE INTO marks_seen(index_id, pack, seen_at) VALUES (?1, ?2, ?3)",
-                    params![&id.0[..], &pack.0[..], now.max(*at)],
+                    params![&id.0[..], &pack.0[..], inherited.unwrap_or(now).max(*at)],
                 )?;
             }
             if !index.condemned.is_empty() {
@@ -226,6 +243,17 @@ impl Catalog {
                 file_cache::bump_generation(&tx)?;
             }
             tx.commit()
+        })
+    }
+
+    /// Note that index object `id` was replaced (this machine's prune did it).
+    pub fn note_superseded(&self, id: &ObjectId) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO superseded(id) VALUES (?1)",
+                [&id.0[..]],
+            )
+            .map(|_| ())
         })
     }
 
@@ -529,7 +557,7 @@ impl Catalog {
             tx.execute_batch(
                 "DELETE FROM blobs WHERE pack IN (SELECT id FROM packs WHERE index_id IS NOT NULL);
                  DELETE FROM packs WHERE index_id IS NOT NULL;
-                 DELETE FROM indexes; DELETE FROM condemned; DELETE FROM superseded;",
+                 DELETE FROM indexes; DELETE FROM condemned;",
             )?;
             file_cache::bump_generation(&tx)?;
             tx.commit()

@@ -74,9 +74,9 @@ pub fn to_each(
     chosen: Vec<(String, Result<std::sync::Arc<dyn Backend>>)>,
     full_check: bool,
 ) -> Result<Vec<super::copies::Outcome<MirrorReport>>> {
-    let _lock = repo.lock(false, "mirror")?;
     // No prune here meanwhile: a pack it deletes may be one this mirror sends.
     let _maintenance = repo.lock_maintenance_shared("mirror")?;
+    let _lock = repo.lock(false, "mirror")?;
     crate::util::failpoint("mirror-locked");
     // The record of what each destination holds lives in this repository's catalog.
     let opts = Options {
@@ -87,10 +87,10 @@ pub fn to_each(
         .into_iter()
         .map(|(name, dest)| {
             let result = dest.and_then(|dest| {
-                let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
                 // No prune or forget there meanwhile: a pack one condemns there
                 // may be one this mirror finds present and does not send.
                 let _dest_maintenance = repo.lock_maintenance_at(dest.clone(), "mirror")?;
+                let _dest_lock = repo.lock_at(dest.clone(), false, "mirror")?;
                 run_with(repo, dest.as_ref(), &name, opts)
             });
             super::copies::Outcome { copy: name, result }

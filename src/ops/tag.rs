@@ -139,10 +139,10 @@ pub fn plan(all: &[SnapshotEntry], selected: &[SnapshotEntry], change: &TagChang
 /// Write the new manifests, carry legal holds over, then remove the old ones.
 /// `copy` is the copy's name (`local` for the primary).
 pub fn apply(repo: &Repository, copy: &str, plan: Vec<Retag>) -> Result<Vec<Retagged>> {
-    let _lock = repo.lock(true, "tag")?;
     // No forget meanwhile: it could keep the old manifest and remove the new.
-    // (Locks are always taken repository first, then maintenance.)
+    // The maintenance lock first: waiting for a prune, tag holds up no snapshot.
     let _maintenance = repo.lock_maintenance("tag")?;
+    let _lock = repo.lock(true, "tag")?;
     let holds = repo.holds()?;
     let held = |id: &ObjectId| holds.iter().find(|h| h.snapshot == id.to_hex());
     let mut done = Vec::new();

@@ -46,6 +46,10 @@ impl Repository {
             .filter(|id| !loaded.contains(id) && !superseded.contains(id))
             .collect();
         self.load_indexes(new.into_iter())?;
+        // When marks of objects no longer there were first seen is forgotten
+        // (after the objects replacing them took it over): one put back later
+        // is seen anew.
+        self.catalog.keep_marks_seen(&in_repo)?;
         let vanished = self
             .catalog
             .loaded_indexes()?

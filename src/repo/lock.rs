@@ -84,10 +84,15 @@ impl LockInfo {
 
     fn describe(&self) -> String {
         format!(
-            "{} (pid {} on {}, {}, since {})",
+            "{} (pid {} on {}, {}{}, since {})",
             self.operation,
             self.pid,
             self.host,
+            if self.scope == MAINTENANCE_SCOPE {
+                "maintenance lock, which snapshots do not wait for, "
+            } else {
+                ""
+            },
             if self.exclusive {
                 "exclusive"
             } else {
@@ -218,10 +223,10 @@ impl Repository {
         if self.no_lock || self.backend.read_only() {
             return Ok(None);
         }
-        let guard = self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, false, operation)?;
-        // A prune may have run while this waited: in step again.
-        self.sync_catalog()?;
-        Ok(Some(guard))
+        // Taken before the repository lock, whose grant brings the catalog in
+        // step (a prune may have run while this waited).
+        self.lock_waiting(self.backend.clone(), MAINTENANCE_SCOPE, false, operation)
+            .map(Some)
     }
 
     /// The shared maintenance lock of another copy (a mirror destination): a
@@ -301,10 +306,13 @@ impl Repository {
                     std::thread::sleep(Duration::from_millis(1000 + jitter));
                 }
                 Err(Error::Locked(who)) if !self.lock_wait.is_zero() => {
+                    let waited = match self.lock_wait.as_secs() {
+                        s if s < 120 => format!("{s} seconds"),
+                        s => format!("{} minutes", s.div_ceil(60)),
+                    };
                     return Err(Error::Locked(format!(
-                        "{who}, still after {} minute(s) of waiting",
-                        self.lock_wait.as_secs().div_ceil(60)
-                    )))
+                        "{who}, still after {waited} of waiting"
+                    )));
                 }
                 other => return other,
             }
@@ -314,7 +322,9 @@ impl Repository {
 
 /// The scope of audit turns.
 const AUDIT_SCOPE: &str = "audit";
-/// The scope of prune and forget (exclusive), and of verify and mirror (shared).
+/// The scope of prune, forget and tag (exclusive), and of verify and mirror
+/// (shared). Taken before the repository lock by those that take both, so
+/// that one waiting for it holds up no snapshot, and no two wait on each other.
 const MAINTENANCE_SCOPE: &str = "maintenance";
 
 /// A turn at appending to the audit chain of the repository at `backend`:

@@ -598,7 +598,14 @@ impl Repository {
         if let Err(e) = self.audit_log().catch_up() {
             tracing::warn!("audit log: could not read the repository's events ({e})");
         }
-        let forgotten = self.catalog.forgotten_in_audit()?;
+        let mut forgotten = self.catalog.forgotten_in_audit()?;
+        if gone.iter().any(|(id, _)| !forgotten.contains(&id.to_hex())) {
+            // Events off the chain (a fork) still say what was forgotten.
+            match self.audit_log().forgotten_off_chain() {
+                Ok(more) => forgotten.extend(more),
+                Err(e) => tracing::warn!("audit log: could not read the repository's events ({e})"),
+            }
+        }
         for (id, _) in gone
             .iter()
             .filter(|(id, _)| forgotten.contains(&id.to_hex()))

@@ -93,6 +93,11 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     for (id, ix) in &written {
         repo.catalog().add_own_index(id, ix)?;
     }
+    // Replaced: put back later (a replay), they are neither loaded nor their
+    // marks believed.
+    for id in &plan.affected {
+        repo.catalog().note_superseded(id)?;
+    }
     // Packs no index listed that this catalog held (a killed run's here) and
     // that went: kept by `clear_index`, forgotten now.
     for id in plan.packs_where(|f| matches!(f, Fate::Delete | Fate::Forget)) {
@@ -137,10 +142,12 @@ fn write_indexes(
     packs.extend(new_packs);
     let mut written = Vec::new();
     for group in packs.chunks(crate::repo::PACKS_PER_INDEX) {
+        // `Index::of` reads the clock as this object is written: its new
+        // marks count from then.
         let mut ix = Index::of(group.to_vec());
         ix.condemned = group
             .iter()
-            .filter_map(|p| Some((p.id, plan.mark_of(&p.id)?)))
+            .filter_map(|p| Some((p.id, plan.mark_of(&p.id, ix.written)?)))
             .collect();
         ix.supersedes = plan.affected.clone();
         let id = repo.write_object(Kind::Index, "index", &index::encode(&ix))?;

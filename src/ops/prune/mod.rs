@@ -177,8 +177,8 @@ fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
         let ix = index::decode(&plain).map_err(|e| Error::corrupt(format!("index {name}"), e))?;
         indexes.push((id, ix));
     }
-    count_marks_from_sight(repo, &mut indexes, now)?;
-    let present: HashMap<PackId, u64> = repo
+    let superseded = count_marks_from_sight(repo, &mut indexes, now)?;
+    let mut present: HashMap<PackId, u64> = repo
         .backend()
         .list("packs")?
         .into_iter()
@@ -188,6 +188,18 @@ fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
     for (_, ix) in &indexes {
         for p in &ix.packs {
             packs.entry(p.id).or_insert_with(|| p.clone());
+        }
+    }
+    // A file under a pack's name that is not the size its index gives (junk,
+    // or a truncated copy) holds none of it: the pack counts as missing (and
+    // the file is left for `verify` and `repair`), so no blob is kept there.
+    for (id, p) in &packs {
+        if present.get(id).is_some_and(|size| *size != p.size) {
+            tracing::warn!(
+                "pack {} is not the size its index gives: it counts as missing (run `hcbackup verify`, then `hcbackup repair`)",
+                id.to_hex()
+            );
+            present.remove(id);
         }
     }
     // Packs no index lists (an interrupted run's): their sealed headers say what they
@@ -221,26 +233,39 @@ fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
         now,
         grace,
         writers,
+        superseded,
     })
 }
 
 /// A mark counts from when this catalog first saw it, if that is later than
 /// the time it carries: an old index object put back by someone with access to
 /// the storage (a mark from before a recovery) then waits out the grace period
-/// and the writers running when it reappeared, like a new mark.
+/// and the writers running when it reappeared, like a new mark. Marks of an
+/// object a newer one replaced do not count at all.
+/// Returns the listed index objects known to be replaced.
 fn count_marks_from_sight(
     repo: &Repository,
     indexes: &mut [(ObjectId, Index)],
     now: i64,
-) -> Result<()> {
+) -> Result<HashSet<ObjectId>> {
     let seen = repo.catalog().marks_seen()?;
+    let superseded = repo.catalog().superseded()?;
     for (id, ix) in indexes.iter_mut() {
+        // Replaced (left by a killed prune, or put back): its replacement
+        // carries the marks that still count.
+        if superseded.contains(id) {
+            ix.condemned.clear();
+        }
         for (pack, at) in ix.condemned.iter_mut() {
             let first = seen.get(&(*id, *pack)).copied().unwrap_or(now);
             *at = (*at).max(first);
         }
     }
-    Ok(())
+    Ok(indexes
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| superseded.contains(id))
+        .collect())
 }
 
 /// Every blob some snapshot needs; and how many snapshots there are.

@@ -51,6 +51,9 @@ pub struct Inputs {
     /// The writers (snapshots, restores, mirrors: every repository lock) live
     /// when prune started, read before the snapshots were.
     pub writers: Writers,
+    /// Index objects in the copy that a newer one replaced (a killed prune's
+    /// leftovers, or put back): rewritten away.
+    pub superseded: HashSet<ObjectId>,
 }
 
 /// The repository locks live at a moment.
@@ -131,8 +134,6 @@ pub struct PrunePlan {
     pub unindexed: Vec<PackId>,
     /// Unused bytes left in packs below the repack threshold.
     pub bytes_unused_kept: u64,
-    /// The time the new marks carry.
-    pub now: i64,
 }
 
 impl PrunePlan {
@@ -147,10 +148,13 @@ impl PrunePlan {
             .map(|(id, _)| *id)
     }
 
-    /// Whether the new index objects mark pack `id` condemned, and since when.
-    pub fn mark_of(&self, id: &PackId) -> Option<i64> {
+    /// Whether the new index objects mark pack `id` condemned, and since when:
+    /// a new mark carries `written`, the moment its index object is written
+    /// (not when prune began: a writer that starts in between reads the index
+    /// before the mark is there).
+    pub fn mark_of(&self, id: &PackId, written: i64) -> Option<i64> {
         match self.fates.get(id)? {
-            Fate::Repack | Fate::Condemn => Some(self.now),
+            Fate::Repack | Fate::Condemn => Some(written),
             Fate::Wait => self.marked.get(id).copied(),
             _ => None,
         }
@@ -339,6 +343,7 @@ pub fn decide(inputs: &Inputs, max_unused: f64) -> Result<PrunePlan> {
         .filter(|(id, ix)| {
             ix.packs.iter().any(|p| fates[&p.id].rewrites_index())
                 || (small.len() >= MERGE_AT && small.contains(id))
+                || inputs.superseded.contains(id)
         })
         .map(|(id, _)| *id)
         .collect();
@@ -356,7 +361,6 @@ pub fn decide(inputs: &Inputs, max_unused: f64) -> Result<PrunePlan> {
         affected,
         unindexed,
         bytes_unused_kept,
-        now: inputs.now,
     })
 }
 
@@ -460,6 +464,7 @@ mod tests {
             now: NOW,
             grace: DAY,
             writers: Writers::default(),
+            superseded: HashSet::new(),
         }
     }
 
@@ -497,8 +502,8 @@ mod tests {
         assert_eq!(plan.bytes_unused_kept, 50);
         assert_eq!(
             (
-                plan.mark_of(&PackId([2; 32])),
-                plan.mark_of(&PackId([1; 32]))
+                plan.mark_of(&PackId([2; 32]), NOW),
+                plan.mark_of(&PackId([1; 32]), NOW)
             ),
             (Some(NOW), None)
         );
@@ -561,7 +566,7 @@ mod tests {
         condemn(&mut i, 2, NOW - 2 * DAY);
         let plan = decide(&i, 0.1).unwrap();
         assert_eq!(fate(&plan, 2), Fate::Recover);
-        assert_eq!(plan.mark_of(&PackId([2; 32])), None);
+        assert_eq!(plan.mark_of(&PackId([2; 32]), NOW), None);
         assert_eq!(plan.affected, vec![ObjectId([102; 32])]);
     }
 
@@ -589,7 +594,7 @@ mod tests {
         i.indexes.push((ObjectId([200; 32]), again));
         let plan = decide(&i, 0.1).unwrap();
         assert_eq!(fate(&plan, 2), Fate::Wait);
-        assert_eq!(plan.mark_of(&PackId([2; 32])), Some(NOW - 10));
+        assert_eq!(plan.mark_of(&PackId([2; 32]), NOW), Some(NOW - 10));
         assert!(plan.affected.is_empty(), "{:?}", plan.affected);
     }
 

@@ -182,9 +182,9 @@ impl serde::Serialize for VerifyReport {
 const AUTO_MAX_AGE_DAYS: i64 = 330;
 
 pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport> {
-    let _lock = repo.lock(false, "verify")?;
     // No prune or forget meanwhile: what they remove would read as lost here.
     let _maintenance = repo.lock_maintenance_shared("verify")?;
+    let _lock = repo.lock(false, "verify")?;
     let mut r = VerifyReport {
         copy: copy.to_string(),
         location: repo.backend().location(),
