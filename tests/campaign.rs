@@ -394,13 +394,7 @@ impl Campaign {
         let m = self.rng.gen_range(0..self.caches.len());
         let o = self.cmd(m).args(["--json", "snapshots"]).output().unwrap();
         assert!(o.status.success(), "{}", out(&o));
-        let listed: Vec<String> = serde_json::from_slice::<serde_json::Value>(&o.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_str().unwrap().to_string())
-            .collect();
+        let listed = ids_listed(&serde_json::from_slice(&o.stdout).unwrap());
         let newest = listed.last().cloned();
         for id in &listed {
             if self.known.insert(id.clone()) && !self.saved.contains_key(id) {

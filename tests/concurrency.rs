@@ -34,6 +34,15 @@ fn start_until_paused(env: &Env, cache: &Path, pause: &str, args: &[&str]) -> Ch
     env.start_until_paused(cmd, pause)
 }
 
+/// A snapshot of `src` with the default lock wait (a nightly run's).
+fn snapshot_waiting_by_default(env: &Env, src: &Path) -> std::process::Output {
+    env.cmd()
+        .env_remove("HCBACKUP_LOCK_WAIT")
+        .args(["snapshot", src.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 fn finished_ok(child: Child) -> String {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
@@ -129,12 +138,7 @@ fn a_snapshot_never_waits_for_a_prune_and_waits_for_a_retag_by_default() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     write(&src.join("new.txt"), &text(3, 5000));
-    let o = env
-        .cmd()
-        .env_remove("HCBACKUP_LOCK_WAIT")
-        .args(["snapshot", src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = snapshot_waiting_by_default(&env, &src);
     assert!(o.status.success(), "{}", out(&o));
     assert!(!out(&o).contains("waiting"), "{}", out(&o));
     let mut prune = prune;
@@ -152,12 +156,7 @@ fn a_snapshot_never_waits_for_a_prune_and_waits_for_a_retag_by_default() {
         &["tag", "latest", "--add", "exams"],
     );
     write(&src.join("newer.txt"), &text(4, 5000));
-    let o = env
-        .cmd()
-        .env_remove("HCBACKUP_LOCK_WAIT")
-        .args(["snapshot", src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = snapshot_waiting_by_default(&env, &src);
     assert!(o.status.success(), "{}", out(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("waiting for the repository lock held by tag"),

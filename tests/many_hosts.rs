@@ -147,14 +147,8 @@ fn eight_hosts_and_a_pruner_on_one_bucket() {
     let v = bucket.ok(&cache(0), &["verify", "--read-data"]);
     assert!(v.contains("no problems"), "{v}");
     // Every saved snapshot still kept restores, whichever machine restores it.
-    let kept: Vec<String> =
-        serde_json::from_str::<serde_json::Value>(&bucket.ok(&cache(0), &["--json", "snapshots"]))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_str().unwrap().to_string())
-            .collect();
+    let kept =
+        ids_listed(&serde_json::from_str(&bucket.ok(&cache(0), &["--json", "snapshots"])).unwrap());
     let mut restored = 0;
     for (id, (h, own_digest, shared_digest)) in &saved {
         if !kept.contains(id) {

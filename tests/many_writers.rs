@@ -22,6 +22,13 @@ fn prune(env: &Env, grace: &str) -> serde_json::Value {
     doc[0]["prune"].clone()
 }
 
+/// The newest snapshot restores to what `src` holds, and the data reads back.
+fn latest_restores_and_verifies(env: &Env, src: &std::path::Path) {
+    let r = env.restore("latest", "r");
+    assert_same_tree(src, &r.join(src.file_name().unwrap()));
+    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+}
+
 fn count(r: &serde_json::Value, field: &str) -> u64 {
     r[field]
         .as_u64()
@@ -87,9 +94,7 @@ fn prune_condemns_first_and_deletes_after_the_grace_period() {
     assert!(count(&third, "packs_deleted") >= 1, "{third}");
     assert_eq!(count(&third, "packs_waiting"), 0, "{third}");
     assert!(count(&third, "bytes_deleted") >= 2 << 20, "{third}");
-    let r = env.restore("latest", "r");
-    assert_same_tree(&src, &r.join("uploads"));
-    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    latest_restores_and_verifies(&env, &src);
 }
 
 /// A snapshot that deduplicated against a pack before a prune condemned it,
@@ -374,9 +379,7 @@ fn packs_of_a_killed_run_that_a_prune_deleted_are_not_reused() {
     assert!(count(&pruned, "packs_deleted") >= 1, "{pruned}");
     let saved = env.snapshot(&[&src]);
     assert!(count(&saved, "bytes_added") >= 2 << 20, "{saved}");
-    let r = env.restore("latest", "r");
-    assert_same_tree(&src, &r.join("uploads"));
-    assert!(env.ok(&["verify", "--read-data"]).contains("no problems"));
+    latest_restores_and_verifies(&env, &src);
 }
 
 /// Found by an attack: prunes from two machines in turn, each rewriting the
@@ -425,4 +428,40 @@ fn prunes_from_two_machines_in_turn_free_space() {
         "prunes in turn never freed the forgotten snapshot's packs"
     );
     env.verified();
+}
+
+/// Found by an attack: a prune that merged small index objects took in the one
+/// a running snapshot had just written (before its manifest) and left that
+/// snapshot's packs out of the merged object: the snapshot was "saved" with
+/// data no index listed.
+#[test]
+fn a_merge_keeps_the_packs_of_a_snapshot_still_running() {
+    let env = Env::new();
+    for n in 0..8 {
+        let dir = env.path(&format!("f-{n}"));
+        write(&dir.join("a.bin"), &noise(700 + n, 50_000));
+        env.snapshot(&[&dir]);
+    }
+    let src = env.path("uploads");
+    write(&src.join("exam.dcm"), &noise(9, 1 << 20));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut cmd = env.cmd();
+    cmd.args(["--json", "snapshot", src.to_str().unwrap()]);
+    let writer = env.start_until_paused(cmd, "after-index:4");
+    let merged = prune(&env, "0");
+    assert!(count(&merged, "indexes_deleted") >= 9, "{merged}");
+    let o = writer.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    // From a new catalog too: the index alone says where its data is.
+    let fresh = env.path("fresh-cache");
+    let v = env
+        .cmd()
+        .env("HCBACKUP_CACHE_DIR", &fresh)
+        .args(["verify", "--read-data"])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", out(&v));
+    latest_restores_and_verifies(&env, &src);
+    let again = prune(&env, "0");
+    assert_eq!(count(&again, "packs_deleted"), 0, "{again}");
 }

@@ -40,12 +40,8 @@ impl Repository {
             .filter_map(|(n, _)| ObjectId::from_hex(&n))
             .collect();
         let loaded: HashSet<ObjectId> = self.catalog.loaded_indexes()?.into_iter().collect();
-        let superseded = self.catalog.superseded()?;
-        let new: Vec<&ObjectId> = in_repo
-            .iter()
-            .filter(|id| !loaded.contains(id) && !superseded.contains(id))
-            .collect();
-        self.load_indexes(new.into_iter())?;
+        let new: Vec<&ObjectId> = in_repo.iter().filter(|id| !loaded.contains(id)).collect();
+        self.load_indexes(new.into_iter(), &in_repo)?;
         // When marks of objects no longer there were first seen is forgotten
         // (after the objects replacing them took it over): one put back later
         // is seen anew.
@@ -60,7 +56,7 @@ impl Repository {
             // index, keeping the file cache.
             tracing::info!("index objects were removed from the repository; reloading the index");
             self.catalog.clear_index()?;
-            self.load_indexes(in_repo.iter())?;
+            self.load_indexes(in_repo.iter(), &in_repo)?;
             self.recover_packs()?;
             return Ok(());
         }
@@ -75,19 +71,21 @@ impl Repository {
         Ok(())
     }
 
-    /// Load index objects into the catalog, in any order: one that a loaded
-    /// object replaces is skipped, and one loaded earlier that a new one
-    /// replaces is dropped (the packs it alone listed, the ones its prune
-    /// deleted, with it). A damaged one is skipped with a warning (and tried
+    /// Load index objects into the catalog. One loaded earlier that a new one
+    /// replaces and that is gone from the repository (`in_repo`) is dropped,
+    /// with the packs it alone listed (the ones its prune deleted): no reload.
+    /// One still there stays: a copy keeps objects its source's prune replaced
+    /// when its own retention still needs their packs (S3 keeps 90 days, the
+    /// local copy 30). A damaged one is skipped with a warning (and tried
     /// again next time): the packs it listed are found by their headers, and
     /// `verify` reports it.
-    fn load_indexes<'a>(&self, ids: impl Iterator<Item = &'a ObjectId>) -> Result<()> {
+    fn load_indexes<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a ObjectId>,
+        in_repo: &HashSet<ObjectId>,
+    ) -> Result<()> {
         let removed = self.catalog.removed_packs()?;
-        let mut superseded = self.catalog.superseded()?;
         for id in ids {
-            if superseded.contains(id) {
-                continue;
-            }
             match self.read_index(id) {
                 // An index object naming a pack this machine's prune removed was
                 // removed with it: someone put it back (a replay). Believing it
@@ -100,9 +98,8 @@ impl Repository {
                 }
                 Ok(ix) => {
                     self.catalog.add_index(id, &ix)?;
-                    for old in &ix.supersedes {
+                    for old in ix.supersedes.iter().filter(|o| !in_repo.contains(o)) {
                         self.catalog.supersede(old)?;
-                        superseded.insert(*old);
                     }
                 }
                 Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {

@@ -297,8 +297,8 @@ impl Repository {
                     // Said once, then every minute: a cron mail shows why it took long.
                     if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                         tracing::warn!(
-                            "waiting for the repository lock held by {who} (up to {} more minute(s); HCBACKUP_LOCK_WAIT sets how long, 0 not at all)",
-                            self.lock_wait.saturating_sub(start.elapsed()).as_secs().div_ceil(60)
+                            "waiting for the repository lock held by {who} (up to {} more; HCBACKUP_LOCK_WAIT sets how long, 0 not at all)",
+                            seconds_or_minutes(self.lock_wait.saturating_sub(start.elapsed()))
                         );
                         told = Some(std::time::Instant::now());
                     }
@@ -306,17 +306,22 @@ impl Repository {
                     std::thread::sleep(Duration::from_millis(1000 + jitter));
                 }
                 Err(Error::Locked(who)) if !self.lock_wait.is_zero() => {
-                    let waited = match self.lock_wait.as_secs() {
-                        s if s < 120 => format!("{s} seconds"),
-                        s => format!("{} minutes", s.div_ceil(60)),
-                    };
                     return Err(Error::Locked(format!(
-                        "{who}, still after {waited} of waiting"
+                        "{who}, still after {} of waiting",
+                        seconds_or_minutes(self.lock_wait)
                     )));
                 }
                 other => return other,
             }
         }
+    }
+}
+
+/// A wait as people read it: seconds under two minutes, else minutes.
+fn seconds_or_minutes(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
     }
 }
 

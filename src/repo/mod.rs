@@ -509,6 +509,10 @@ impl Repository {
         let mut bad = Vec::new();
         let mut listed = std::collections::HashSet::new();
         let forgotten = self.catalog.forgotten_snapshots()?;
+        // What this machine had seen, read before the listing: a snapshot of
+        // this machine saved meanwhile (after the listing) is not taken for
+        // one hidden.
+        let seen = self.catalog.seen_snapshots()?;
         for (name, size) in self.backend.list("snapshots")? {
             let Some(id) = ObjectId::from_hex(&name) else {
                 continue;
@@ -568,7 +572,6 @@ impl Repository {
             let tb = b.snapshot.parsed_time();
             ta.cmp(&tb).then(a.id.cmp(&b.id))
         });
-        let seen = self.catalog.seen_snapshots()?;
         // Remembered once: only manifests this machine had not seen yet.
         self.catalog.see_snapshots(
             out.iter()

@@ -191,12 +191,7 @@ impl Env {
 
     /// The ids of the snapshots, oldest first.
     pub fn snapshot_ids(&self) -> Vec<String> {
-        self.json(&["snapshots"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_str().unwrap().to_string())
-            .collect()
+        ids_listed(&self.json(&["snapshots"]))
     }
 
     /// Write an hcbackup.toml with one folder destination named `usb` (a USB disk);
@@ -238,6 +233,16 @@ impl Env {
 /// Wait (up to 30 s) until `repo/locks` holds a lock file, not the temporary
 /// file it is written through: a run started in the background holds its lock.
 /// Returns the lock file's path.
+/// The snapshot ids of a `--json snapshots` listing, in its order.
+pub fn ids_listed(listing: &serde_json::Value) -> Vec<String> {
+    listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn wait_for_lock(repo: &Path) -> PathBuf {
     let start = std::time::Instant::now();
     loop {

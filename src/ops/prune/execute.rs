@@ -131,17 +131,23 @@ fn write_indexes(
         .filter(|(id, _)| plan.affected.contains(id))
         .flat_map(|(_, ix)| ix.packs.iter().map(|p| p.id));
     for id in listed.chain(plan.unindexed.iter().copied()) {
-        let stays = matches!(
-            plan.fates[&id],
-            Fate::Keep | Fate::Repack | Fate::Condemn | Fate::Wait | Fate::Recover
-        );
+        // Everything but what goes: a running writer's packs (InFlight) stay
+        // listed when a merge rewrites its index object.
+        let stays = !matches!(plan.fates[&id], Fate::Delete | Fate::Forget);
         if stays && queued.insert(id) {
             packs.push(inputs.packs[&id].clone());
         }
     }
     packs.extend(new_packs);
+    let supersedes = superseded_by_rewrite(inputs, plan);
+    let groups: Vec<&[IndexedPack]> = if packs.is_empty() && !supersedes.is_empty() {
+        // Nothing stays, but what was replaced must still be said.
+        vec![&[]]
+    } else {
+        packs.chunks(crate::repo::PACKS_PER_INDEX).collect()
+    };
     let mut written = Vec::new();
-    for group in packs.chunks(crate::repo::PACKS_PER_INDEX) {
+    for group in groups {
         // `Index::of` reads the clock as this object is written: its new
         // marks count from then.
         let mut ix = Index::of(group.to_vec());
@@ -149,11 +155,37 @@ fn write_indexes(
             .iter()
             .filter_map(|p| Some((p.id, plan.mark_of(&p.id, ix.written)?)))
             .collect();
-        ix.supersedes = plan.affected.clone();
+        ix.supersedes = supersedes.clone();
         let id = repo.write_object(Kind::Index, "index", &index::encode(&ix))?;
         written.push((id, ix));
     }
     Ok(written)
+}
+
+/// Index objects a rewrite says it replaces, at most this many.
+const MAX_SUPERSEDES: usize = 1024;
+
+/// What the new index objects replace: the affected objects, and what those
+/// replaced (newest rewrite first). A catalog that never saw the objects in
+/// between (a prune's two passes, one after the other) still learns that an
+/// object it loaded long ago is replaced, even if someone puts it back.
+fn superseded_by_rewrite(inputs: &Inputs, plan: &PrunePlan) -> Vec<ObjectId> {
+    let mut out = plan.affected.clone();
+    let mut seen: HashSet<ObjectId> = out.iter().copied().collect();
+    let earlier = inputs
+        .indexes
+        .iter()
+        .filter(|(id, _)| plan.affected.contains(id))
+        .flat_map(|(_, ix)| ix.supersedes.iter().copied());
+    for id in earlier {
+        if out.len() >= MAX_SUPERSEDES {
+            break;
+        }
+        if seen.insert(id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// Whether `removed` took the object at `path` away; one a retention lock
