@@ -9,15 +9,26 @@ use std::fs;
 
 use common::*;
 
+/// `args` with the variable `var` set to `value`; it must succeed.
+fn ok_with(
+    env: &Env,
+    var: &str,
+    value: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+) -> std::process::Output {
+    let o = env.cmd().env(var, value).args(args).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", out(&o));
+    o
+}
+
 /// `prune --json` with a grace period of `grace` seconds; its report.
 fn prune(env: &Env, grace: &str) -> serde_json::Value {
-    let o = env
-        .cmd()
-        .env("HCBACKUP_PRUNE_GRACE_SECS", grace)
-        .args(["--json", "prune"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
+    let o = ok_with(
+        env,
+        "HCBACKUP_PRUNE_GRACE_SECS",
+        grace,
+        &["--json", "prune"],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     doc[0]["prune"].clone()
 }
@@ -107,13 +118,7 @@ fn a_pack_a_running_snapshot_uses_is_kept_and_recovered() {
     // The same exam under another folder: read, and deduplicated against the
     // pack nothing uses yet.
     let other = env.path("pacs");
-    write(&other.join("exam.dcm"), &noise(1, 2 << 20));
-    // Index objects and locks carry whole seconds: a pack indexed in the second
-    // a writer started may be that writer's, and prune leaves it alone.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut cmd = env.cmd();
-    cmd.args(["--json", "snapshot", other.to_str().unwrap()]);
-    let writer = env.start_until_paused(cmd, "before-index:10");
+    let writer = writer_paused(&env, "pacs", "0");
     let first = prune(&env, "2");
     assert!(count(&first, "packs_condemned") >= 1, "{first}");
     // Past the grace period, but the writer started before the mark.
@@ -178,13 +183,27 @@ fn index_names(env: &Env) -> std::collections::BTreeSet<String> {
 fn writer_paused(env: &Env, folder: &str, offset: &str) -> std::process::Child {
     let dir = env.path(folder);
     write(&dir.join("exam.dcm"), &noise(1, 2 << 20));
+    snapshot_paused(env, &dir, offset, "before-index:10")
+}
+
+/// A snapshot of `dir` paused at `pause`, its clock `offset` seconds ahead.
+/// Index objects and locks carry whole seconds: it starts in a second after
+/// anything written before (a pack indexed in the second a writer started
+/// may be that writer's, and prune leaves it alone).
+fn snapshot_paused(
+    env: &Env,
+    dir: &std::path::Path,
+    offset: &str,
+    pause: &str,
+) -> std::process::Child {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let mut cmd = env.cmd();
     cmd.env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", offset).args([
         "--json",
         "snapshot",
         dir.to_str().unwrap(),
     ]);
-    env.start_until_paused(cmd, "before-index:10")
+    env.start_until_paused(cmd, pause)
 }
 
 /// Attack: someone with access to the storage puts back an old index object
@@ -195,7 +214,6 @@ fn writer_paused(env: &Env, folder: &str, offset: &str) -> std::process::Child {
 fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     let env = Env::new();
     exam_no_longer_used(&env);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     // A prune condemns the exam's pack while a snapshot that uses it runs;
     // the next one recovers it. The attacker keeps the marking index object.
     let w1 = writer_paused(&env, "pacs", "0");
@@ -204,13 +222,7 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     // Another machine, which only takes snapshots, sees the mark.
     let b = env.path("cache-b");
     let on_b = |args: &[&str]| {
-        let o = env
-            .cmd()
-            .env("HCBACKUP_CACHE_DIR", &b)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", out(&o));
+        ok_with(&env, "HCBACKUP_CACHE_DIR", &b, args);
     };
     on_b(&["snapshots"]);
     assert!(count(&first, "packs_condemned") >= 1, "{first}");
@@ -237,35 +249,31 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
     }
     // Neither this machine's prune nor the other machine's (which saw the old
     // mark once, and never pruned) takes the old mark's time.
-    for cache in [&env.cache, &b] {
+    // An hour later, from `cache`: what the prune deletes (`args` adds
+    // --dry-run or nothing).
+    let later = |cache: &std::path::Path, args: &[&str]| -> u64 {
         let o = env
             .cmd()
             .env("HCBACKUP_CACHE_DIR", cache)
             .env("HCBACKUP_PRUNE_GRACE_SECS", "2")
             .env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", "3600")
-            .args(["--json", "prune", "--dry-run"])
+            .args(["--json", "prune"])
+            .args(args)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", out(&o));
-        let third: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        count(&r[0]["prune"], "bytes_deleted")
+    };
+    for cache in [&env.cache, &b] {
         assert!(
-            count(&third[0]["prune"], "bytes_deleted") < 1 << 20,
-            "{cache:?} would delete the exam's pack under a running snapshot: {third}"
+            later(cache, &["--dry-run"]) < 1 << 20,
+            "{cache:?} would delete the exam's pack under a running snapshot"
         );
     }
-    let o = env
-        .cmd()
-        .env("HCBACKUP_CACHE_DIR", &b)
-        .env("HCBACKUP_PRUNE_GRACE_SECS", "2")
-        .env("HCBACKUP_TEST_CLOCK_OFFSET_SECS", "3600")
-        .args(["--json", "prune"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
-    let third: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        count(&third[0]["prune"], "bytes_deleted") < 1 << 20,
-        "the exam's pack was deleted under a running snapshot: {third}"
+        later(&b, &[]) < 1 << 20,
+        "the exam's pack was deleted under a running snapshot"
     );
     let o = w2.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", out(&o));
@@ -278,13 +286,7 @@ fn an_old_mark_put_back_does_not_delete_a_pack_in_use() {
 /// The storage requests of `args`, as `HCBACKUP_REQUESTS_FILE` reports them.
 fn requests(env: &Env, args: &[&str]) -> serde_json::Value {
     let file = env.path("requests.json");
-    let o = env
-        .cmd()
-        .env("HCBACKUP_REQUESTS_FILE", &file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
+    ok_with(env, "HCBACKUP_REQUESTS_FILE", &file, args);
     serde_json::from_slice(&fs::read(&file).unwrap()).unwrap()
 }
 
@@ -346,9 +348,7 @@ fn a_pack_deleted_under_a_snapshot_saves_nothing_and_the_rerun_stores_it() {
     let pack = pack_files(&env.repo).pop().unwrap();
     let other = env.path("pacs");
     write(&other.join("exam.dcm"), &noise(1, 2 << 20));
-    let mut cmd = env.cmd();
-    cmd.args(["--json", "snapshot", other.to_str().unwrap()]);
-    let writer = env.start_until_paused(cmd, "before-index:3");
+    let writer = snapshot_paused(&env, &other, "0", "before-index:3");
     fs::remove_file(&pack).unwrap();
     let o = writer.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
@@ -444,10 +444,7 @@ fn a_merge_keeps_the_packs_of_a_snapshot_still_running() {
     }
     let src = env.path("uploads");
     write(&src.join("exam.dcm"), &noise(9, 1 << 20));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut cmd = env.cmd();
-    cmd.args(["--json", "snapshot", src.to_str().unwrap()]);
-    let writer = env.start_until_paused(cmd, "after-index:4");
+    let writer = snapshot_paused(&env, &src, "0", "after-index:4");
     let merged = prune(&env, "0");
     assert!(count(&merged, "indexes_deleted") >= 9, "{merged}");
     let o = writer.wait_with_output().unwrap();
