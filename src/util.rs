@@ -208,12 +208,13 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// A span of seconds as people read it: `24 h`, `90 min`, `30 s`.
+/// A span of seconds as people read it: `30 s` under two minutes, `24 h` for
+/// whole hours, else minutes rounded up (`90 min`).
 pub fn human_secs(s: u64) -> String {
     match s {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
-        s => format!("{s} s"),
+        s if s < 120 => format!("{s} s"),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s => format!("{} min", s.div_ceil(60)),
     }
 }
 

@@ -221,10 +221,10 @@ impl Catalog {
         })
     }
 
-    /// Drop index object `id`, which a loaded one replaces (a prune's rewrite):
-    /// the packs it listed that no loaded object lists since (the ones the
-    /// prune deleted) go with it. Noted, so that it is not loaded again while a
-    /// killed prune left it in the repository.
+    /// Drop index object `id`, which a loaded one replaces (a prune's rewrite)
+    /// and which is gone from the repository: the packs it listed that no
+    /// loaded object lists since (the ones the prune deleted) go with it.
+    /// Noted, so that prune never believes its marks if it is put back.
     pub fn supersede(&self, id: &ObjectId) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -340,10 +340,27 @@ impl Catalog {
         self.packs_where("")
     }
 
-    /// The packs no loaded index object condemns: those a snapshot may
-    /// deduplicate against.
-    pub fn live_packs(&self) -> Result<Vec<(PackId, u64)>> {
-        self.packs_where("WHERE NOT EXISTS (SELECT 1 FROM condemned c WHERE c.pack = packs.id)")
+    /// The packs no index object covers yet, with their sizes (not their blobs).
+    pub fn unindexed_pack_sizes(&self) -> Result<Vec<(PackId, u64)>> {
+        self.packs_where("WHERE index_id IS NULL")
+    }
+
+    /// The size of pack `id`, if the catalog knows it.
+    pub fn pack_size(&self, id: &PackId) -> Result<Option<u64>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT size FROM packs WHERE id = ?1")?
+                .query_row([&id.0[..]], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|o| o.map(|s| s as u64))
+        })
+    }
+
+    /// How many packs the catalog knows.
+    pub fn pack_count(&self) -> Result<u64> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM packs", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
     }
 
     fn packs_where(&self, filter: &str) -> Result<Vec<(PackId, u64)>> {

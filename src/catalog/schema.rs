@@ -79,7 +79,7 @@ const MIGRATIONS: &[&str] = &[
     // look at every snapshot (shrink warnings) reads none it read before.
     "CREATE TABLE manifest_cache(id BLOB PRIMARY KEY, plain BLOB NOT NULL) WITHOUT ROWID;",
     // 17: index objects a loaded one replaces (version 2 `supersedes`): dropped
-    // without a reload of the whole index, and not loaded again.
+    // without a reload of the whole index once gone; their marks never count.
     "CREATE TABLE superseded(id BLOB PRIMARY KEY) WITHOUT ROWID;",
 ];
 

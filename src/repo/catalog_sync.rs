@@ -321,9 +321,10 @@ impl Repository {
         if reused.is_empty() {
             return Ok(());
         }
-        let sizes: std::collections::HashMap<PackId, u64> =
-            self.catalog.packs()?.into_iter().collect();
-        let pages = (sizes.len() as u64).div_ceil(crate::storage::counting::LIST_PAGE);
+        let pages = self
+            .catalog
+            .pack_count()?
+            .div_ceil(crate::storage::counting::LIST_PAGE);
         let present = self.sizes_of(&reused, reused.len() as u64 > pages)?;
         let mut lost = 0;
         for id in &reused {
@@ -331,7 +332,8 @@ impl Repository {
             // The catalog may be between a clear and a reload by another
             // process on this machine (a prune): then presence is the test.
             let there = present.get(id);
-            if there.is_none() || sizes.get(id).is_some_and(|s| Some(s) != there) {
+            let known = self.catalog.pack_size(id)?;
+            if there.is_none() || known.is_some_and(|s| Some(&s) != there) {
                 self.catalog.remove_pack(id)?;
                 lost += 1;
             }
@@ -348,12 +350,7 @@ impl Repository {
     /// and that are no longer in the repository whole: a prune may have
     /// condemned and deleted them, with index objects this catalog never saw.
     pub fn confirm_unindexed(&self) -> Result<()> {
-        let packs: Vec<(PackId, u64)> = self
-            .catalog
-            .unindexed_packs()?
-            .into_iter()
-            .map(|p| (p.id, p.size))
-            .collect();
+        let packs = self.catalog.unindexed_pack_sizes()?;
         let ids: Vec<PackId> = packs.iter().map(|(id, _)| *id).collect();
         let present = self.sizes_of(&ids, false)?;
         for (id, size) in packs {
@@ -364,6 +361,16 @@ impl Repository {
         Ok(())
     }
 
+    /// Every pack in the repository, with its size (one listing of `packs/`).
+    pub fn listed_packs(&self) -> Result<std::collections::HashMap<PackId, u64>> {
+        Ok(self
+            .backend
+            .list("packs")?
+            .into_iter()
+            .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
+            .collect())
+    }
+
     /// The sizes of those of `packs` that are in the repository: by one
     /// listing of `packs/` (`list`), or by a stat each.
     fn sizes_of(
@@ -372,12 +379,7 @@ impl Repository {
         list: bool,
     ) -> Result<std::collections::HashMap<PackId, u64>> {
         if list {
-            return Ok(self
-                .backend
-                .list("packs")?
-                .into_iter()
-                .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
-                .collect());
+            return self.listed_packs();
         }
         let mut out = std::collections::HashMap::new();
         for id in packs {

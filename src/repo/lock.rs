@@ -298,7 +298,7 @@ impl Repository {
                     if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                         tracing::warn!(
                             "waiting for the repository lock held by {who} (up to {} more; HCBACKUP_LOCK_WAIT sets how long, 0 not at all)",
-                            seconds_or_minutes(self.lock_wait.saturating_sub(start.elapsed()))
+                            crate::util::human_secs(self.lock_wait.saturating_sub(start.elapsed()).as_secs())
                         );
                         told = Some(std::time::Instant::now());
                     }
@@ -308,20 +308,12 @@ impl Repository {
                 Err(Error::Locked(who)) if !self.lock_wait.is_zero() => {
                     return Err(Error::Locked(format!(
                         "{who}, still after {} of waiting",
-                        seconds_or_minutes(self.lock_wait)
+                        crate::util::human_secs(self.lock_wait.as_secs())
                     )));
                 }
                 other => return other,
             }
         }
-    }
-}
-
-/// A wait as people read it: seconds under two minutes, else minutes.
-fn seconds_or_minutes(d: Duration) -> String {
-    match d.as_secs() {
-        s if s < 120 => format!("{s} seconds"),
-        s => format!("{} minutes", s.div_ceil(60)),
     }
 }
 

@@ -63,7 +63,6 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
         }
     }
     crate::util::failpoint("prune-after-index-delete");
-    let mut deleted = 0;
     for id in plan.packs_where(|f| f == Fate::Delete) {
         if pinned.contains(&id) {
             r.retained.push(pack_path(&id));
@@ -72,8 +71,7 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
         if taken(repo.remove_pack(&id)?, pack_path(&id), &mut r) {
             r.bytes_deleted += inputs.present[&id];
             r.packs_deleted += 1;
-            deleted += 1;
-            if deleted == 1 {
+            if r.packs_deleted == 1 {
                 crate::util::failpoint("prune-sweeping");
             }
         }
@@ -93,8 +91,8 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     for (id, ix) in &written {
         repo.catalog().add_own_index(id, ix)?;
     }
-    // Replaced: put back later (a replay), they are neither loaded nor their
-    // marks believed.
+    // Replaced: put back later (a replay), their marks are not believed and
+    // the next prune rewrites them away.
     for id in &plan.affected {
         repo.catalog().note_superseded(id)?;
     }

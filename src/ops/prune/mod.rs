@@ -178,12 +178,7 @@ fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
         indexes.push((id, ix));
     }
     let superseded = count_marks_from_sight(repo, &mut indexes, now)?;
-    let mut present: HashMap<PackId, u64> = repo
-        .backend()
-        .list("packs")?
-        .into_iter()
-        .filter_map(|(n, size)| Some((PackId::from_hex(n.rsplit('/').next()?)?, size)))
-        .collect();
+    let mut present = repo.listed_packs()?;
     let mut packs: HashMap<PackId, IndexedPack> = HashMap::new();
     for (_, ix) in &indexes {
         for p in &ix.packs {
