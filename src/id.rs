@@ -32,6 +32,11 @@ macro_rules! id_type {
                 &self.0
             }
         }
+        impl From<[u8; 32]> for $name {
+            fn from(b: [u8; 32]) -> Self {
+                Self(b)
+            }
+        }
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.short())

@@ -14,6 +14,7 @@ mod holdings;
 mod removals;
 mod salvage;
 mod schema;
+pub mod scratch;
 mod seen;
 pub mod sizes;
 

@@ -1,34 +1,28 @@
 //! Sizes of what the catalog indexes, for `stats`.
 
-use std::collections::HashMap;
+use std::path::Path;
 
 use super::Catalog;
 use crate::crypto::Kind;
 use crate::error::Result;
 
-/// Each data chunk's size before compression, and sealed.
-pub type Sizes = HashMap<[u8; 32], (u64, u64)>;
-
 impl Catalog {
-    /// Every data chunk's size before compression and sealed.
-    pub fn data_blob_sizes(&self) -> Result<Sizes> {
+    /// The sizes (before compression, sealed) of the data chunks listed in
+    /// table `keys` of the scratch file `set` (a `BlobSet`), added up: one
+    /// query, the set attached for its time.
+    pub fn data_sizes_in(&self, set: &Path) -> Result<(u64, u64)> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT id, raw_length, length FROM blobs WHERE kind = ?1")?;
-            let rows = st.query_map([Kind::Data as i64], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            let mut out = HashMap::new();
-            for row in rows {
-                let (id, raw, len) = row?;
-                if let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) {
-                    out.insert(id, (raw as u64, len as u64));
-                }
-            }
-            Ok(out)
+            c.execute("ATTACH DATABASE ?1 AS chunk_set", [set.to_string_lossy()])?;
+            let sums = c.query_row(
+                "SELECT coalesce(sum(r), 0), coalesce(sum(l), 0) FROM
+                   (SELECT max(b.raw_length) AS r, max(b.length) AS l
+                    FROM chunk_set.keys k JOIN blobs b ON b.id = k.id AND b.kind = k.kind
+                    WHERE k.kind = ?1 GROUP BY k.id)",
+                [Kind::Data as i64],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            );
+            c.execute("DETACH DATABASE chunk_set", [])?;
+            sums
         })
     }
 

@@ -3,12 +3,15 @@
 //! chunks each source uses, every unchanged folder walked once) and the catalog
 //! (each chunk's size before and after compression and encryption).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::catalog::scratch::BlobSet;
+use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, TreeId};
+use crate::id::TreeId;
 use crate::model::snapshot::SnapshotEntry;
 use crate::model::tree::NodeKind;
 use crate::repo::Repository;
@@ -67,12 +70,30 @@ pub struct SnapshotStats {
     pub bytes_added: u64,
 }
 
-use crate::catalog::sizes::Sizes;
+/// The source named `name`, made on first use (its chunk set in a scratch
+/// file in `dir`).
+fn source<'s>(
+    sources: &'s mut BTreeMap<String, Source>,
+    name: String,
+    dir: &Path,
+) -> Result<&'s mut Source> {
+    if !sources.contains_key(&name) {
+        sources.insert(name.clone(), Source::new(dir)?);
+    }
+    Ok(sources.get_mut(&name).expect("just inserted"))
+}
 
-/// The statistics of `snaps` (oldest first).
+/// The statistics of `snaps` (oldest first). The chunk sets are on disk
+/// (scratch files beside the catalog): memory does not grow with the
+/// repository.
 pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
     let _lock = repo.lock(false, "stats")?;
-    let sizes = repo.catalog().data_blob_sizes()?;
+    let dir: PathBuf = repo
+        .catalog()
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut per_snapshot = Vec::new();
     let mut logical = 0u64;
@@ -81,13 +102,13 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
         let root = repo.load_tree(s.snapshot.tree)?;
         for n in &root.nodes {
             let name = String::from_utf8_lossy(&n.name).into_owned();
-            let src = sources.entry(name).or_default();
+            let src = source(&mut sources, name, &dir)?;
             let before = src.bytes;
             src.add_node(repo, n)?;
             src.snapshot_done(src.bytes - before);
         }
         for d in s.snapshot.databases.iter().filter(|d| d.ok()) {
-            let src = sources.entry(format!("database {}", d.db)).or_default();
+            let src = source(&mut sources, format!("database {}", d.db), &dir)?;
             let before = src.bytes;
             if let Some(t) = d.tree {
                 src.walk(repo, t, 0)?;
@@ -97,9 +118,8 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
             src.snapshot_done(size);
         }
         if let Some(p) = s.snapshot.physical.as_ref().filter(|p| p.ok()) {
-            let src = sources
-                .entry(format!("base backup {}:{}", p.host, p.port))
-                .or_default();
+            let name = format!("base backup {}:{}", p.host, p.port);
+            let src = source(&mut sources, name, &dir)?;
             let before = src.bytes;
             if let Some(t) = p.tree {
                 src.walk(repo, t, 0)?;
@@ -120,15 +140,11 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
     let (blobs, all_raw) = repo.catalog().blob_totals()?;
     let stored = repo.catalog().pack_bytes()?;
     // The selected snapshots' distinct data: every source's chunks, once.
-    let mut union: std::collections::HashSet<ChunkId> = HashSet::new();
-    for s in sources.values() {
-        union.extend(s.chunks.iter().copied());
+    let mut union = BlobSet::new(&dir)?;
+    for s in sources.values_mut() {
+        s.chunks.for_each(|k| union.add(k))?;
     }
-    let raw: u64 = union
-        .iter()
-        .filter_map(|c| sizes.get(&c.0))
-        .map(|(r, _)| r)
-        .sum();
+    let (raw, _) = sizes_of(repo, &mut union)?;
     Ok(Stats {
         snapshots: snaps.len(),
         repository: Totals {
@@ -141,8 +157,8 @@ pub fn run(repo: &Repository, snaps: &[SnapshotEntry]) -> Result<Stats> {
         },
         sources: sources
             .into_iter()
-            .map(|(name, s)| s.finish(name, &sizes))
-            .collect(),
+            .map(|(name, s)| s.finish(repo, name))
+            .collect::<Result<_>>()?,
         per_snapshot,
     })
 }
@@ -155,21 +171,36 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// The sizes (before compression, sealed) of the data chunks in `set`.
+fn sizes_of(repo: &Repository, set: &mut BlobSet) -> Result<(u64, u64)> {
+    repo.catalog().data_sizes_in(set.written()?)
+}
+
 /// What the walk gathers of one source.
-#[derive(Default)]
 struct Source {
     snapshots: usize,
     latest: u64,
     logical: u64,
     /// Bytes of the snapshot being walked (files' sizes).
     bytes: u64,
-    chunks: HashSet<ChunkId>,
+    chunks: BlobSet,
     /// Each tree walked, with the file bytes below it: an unchanged folder is
     /// walked once however many snapshots hold it.
     trees: HashMap<TreeId, u64>,
 }
 
 impl Source {
+    fn new(dir: &Path) -> Result<Source> {
+        Ok(Source {
+            snapshots: 0,
+            latest: 0,
+            logical: 0,
+            bytes: 0,
+            chunks: BlobSet::new(dir)?,
+            trees: HashMap::new(),
+        })
+    }
+
     fn snapshot_done(&mut self, size: u64) {
         self.snapshots += 1;
         self.latest = size;
@@ -181,7 +212,9 @@ impl Source {
             (NodeKind::Dir, Some(t)) => self.walk(repo, t, 0),
             (NodeKind::File, _) => {
                 self.bytes += n.size;
-                self.chunks.extend(repo.node_content(n)?.iter().copied());
+                for c in repo.node_content(n)?.iter() {
+                    self.chunks.add((Kind::Data, c.0))?;
+                }
                 Ok(())
             }
             _ => Ok(()),
@@ -210,13 +243,9 @@ impl Source {
         Ok(())
     }
 
-    fn finish(self, source: String, sizes: &Sizes) -> SourceStats {
-        let (raw, stored) = self
-            .chunks
-            .iter()
-            .filter_map(|c| sizes.get(&c.0))
-            .fold((0, 0), |(r, s), (cr, cs)| (r + cr, s + cs));
-        SourceStats {
+    fn finish(mut self, repo: &Repository, source: String) -> Result<SourceStats> {
+        let (raw, stored) = sizes_of(repo, &mut self.chunks)?;
+        Ok(SourceStats {
             source,
             snapshots: self.snapshots,
             latest_bytes: self.latest,
@@ -224,6 +253,6 @@ impl Source {
             raw_bytes: raw,
             stored_bytes: stored,
             dedup_ratio: ratio(self.logical, raw),
-        }
+        })
     }
 }

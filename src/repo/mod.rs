@@ -11,6 +11,8 @@ mod holds;
 mod keys;
 mod lock;
 mod removal;
+#[doc(hidden)]
+pub mod synth;
 mod wal;
 mod writer;
 

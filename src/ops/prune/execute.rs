@@ -3,38 +3,31 @@
 //! packs whose time has come, and report what was done (a retention lock may
 //! keep what the plan removes: it is reported as retained, not as freed).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::codec;
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId};
 use crate::model::index::{self, Index, IndexedPack};
-use crate::pack::{BlobKey, PackBuilder};
+use crate::pack::PackBuilder;
 use crate::repo::{Removed, Repository, PACK_TARGET};
 use crate::storage::pack_path;
 
-use super::plan::{Chosen, Fate, Inputs, PrunePlan};
+use super::plan::{Fate, Inputs, PrunePlan};
 use super::PruneReport;
 
 /// Carry out `plan`, made from `inputs`, under the maintenance lock.
-pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<PruneReport> {
-    let mut r = plan.facts(inputs);
+pub fn execute(repo: &Repository, inputs: &mut Inputs, plan: &PrunePlan) -> Result<PruneReport> {
+    let mut r = plan.facts(inputs)?;
     // A blob stored twice leaves with one pack and stays in another: that copy
     // must read back before the one leaving is deleted.
-    check_kept_copies(repo, inputs, plan)?;
+    check_kept_copies(repo, inputs)?;
 
     // Repack.
-    let repack: Vec<PackId> = plan.packs_where(|f| f == Fate::Repack).collect();
+    let repack = inputs.work.packs_with(&[Fate::Repack])?;
     let mut new_packs = Vec::new();
-    repack_into(
-        repo,
-        &repack,
-        &inputs.packs,
-        &plan.chosen,
-        &mut new_packs,
-        &mut r,
-    )?;
+    repack_into(repo, &repack, inputs, &mut new_packs, &mut r)?;
     r.packs_repacked = repack.len() as u64;
     crate::util::failpoint("prune-after-repack");
 
@@ -49,115 +42,145 @@ pub fn execute(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<P
     // an index never names a pack that is gone.
     let mut gone: HashSet<ObjectId> = HashSet::new();
     let mut pinned: HashSet<PackId> = HashSet::new();
-    for (id, ix) in inputs
-        .indexes
-        .iter()
-        .filter(|(id, _)| plan.affected.contains(id))
-    {
+    for id in &plan.affected {
         let path = format!("index/{}", id.to_hex());
         if taken(repo.remove_index(id)?, path, &mut r) {
             gone.insert(*id);
             r.indexes_deleted += 1;
         } else {
-            pinned.extend(ix.packs.iter().map(|p| p.id));
+            pinned.extend(inputs.work.packs_of_index(id)?);
         }
     }
     crate::util::failpoint("prune-after-index-delete");
-    for id in plan.packs_where(|f| f == Fate::Delete) {
-        if pinned.contains(&id) {
-            r.retained.push(pack_path(&id));
+    let deleting = inputs.work.packs_with(&[Fate::Delete])?;
+    for id in &deleting {
+        if pinned.contains(id) {
+            r.retained.push(pack_path(id));
             continue;
         }
-        if taken(repo.remove_pack(&id)?, pack_path(&id), &mut r) {
-            r.bytes_deleted += inputs.present[&id];
+        if taken(repo.remove_pack(id)?, pack_path(id), &mut r) {
+            r.bytes_deleted += inputs.work.state(id)?.present_size;
             r.packs_deleted += 1;
             if r.packs_deleted == 1 {
                 crate::util::failpoint("prune-sweeping");
             }
         }
     }
-    r.removed = plan.removals();
-    r.removed.retain(|x| !r.retained.contains(&x.object));
-    r.marked = plan.marks(inputs);
+    let retained: HashSet<String> = r.retained.iter().cloned().collect();
+    r.removed = plan.removals(inputs)?;
+    r.removed.retain(|x| !retained.contains(&x.object));
+    r.marked = plan.marks(inputs)?;
     if let Some(days) = repo.backend().retention_days() {
-        let going: HashSet<PackId> = plan.packs_where(|f| f == Fate::Delete).collect();
-        extend_locks(repo, days, &inputs.packs, &going, &mut r)?;
+        extend_locks(repo, days, inputs, &retained, &mut r)?;
     }
-    // The catalog: the surviving index objects and the new ones (the file cache stays).
-    repo.catalog().clear_index()?;
-    for (id, ix) in inputs.indexes.iter().filter(|(id, _)| !gone.contains(id)) {
-        repo.catalog().add_index(id, ix)?;
-    }
-    for (id, ix) in &written {
-        repo.catalog().add_own_index(id, ix)?;
-    }
-    // Replaced: put back later (a replay), their marks are not believed and
-    // the next prune rewrites them away.
-    for id in &plan.affected {
-        repo.catalog().note_superseded(id)?;
-    }
-    // Packs no index listed that this catalog held (a killed run's here) and
-    // that went: kept by `clear_index`, forgotten now.
-    for id in plan.packs_where(|f| matches!(f, Fate::Delete | Fate::Forget)) {
-        if !pinned.contains(&id) {
-            repo.catalog().remove_pack(&id)?;
-        }
-    }
-    let present: HashSet<ObjectId> = inputs
-        .indexes
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| !gone.contains(id))
-        .chain(written.iter().map(|(id, _)| *id))
-        .collect();
-    repo.catalog().keep_marks_seen(&present)?;
+    refresh_catalog(repo, inputs, plan, &written, &gone, &pinned)?;
     Ok(r)
 }
 
-/// Write the index objects that replace the plan's affected ones.
-fn write_indexes(
+/// The catalog after a prune, in an order that never leaves out a pack that
+/// is still there (a restore on this machine may be reading it meanwhile):
+/// the new index objects first (the packs that stay move to them), then the
+/// replaced ones go (or, kept by a retention lock, stay with their packs),
+/// then the packs deleted or found gone. Index objects prune did not touch
+/// stay as they are (the file cache too).
+fn refresh_catalog(
     repo: &Repository,
     inputs: &Inputs,
     plan: &PrunePlan,
-    new_packs: Vec<IndexedPack>,
-) -> Result<Vec<(ObjectId, Index)>> {
-    let mut packs: Vec<IndexedPack> = Vec::new();
-    let mut queued: HashSet<PackId> = HashSet::new();
-    let listed = inputs
-        .indexes
-        .iter()
-        .filter(|(id, _)| plan.affected.contains(id))
-        .flat_map(|(_, ix)| ix.packs.iter().map(|p| p.id));
-    for id in listed.chain(plan.unindexed.iter().copied()) {
-        // Everything but what goes: a running writer's packs (InFlight) stay
-        // listed when a merge rewrites its index object.
-        let stays = !matches!(plan.fates[&id], Fate::Delete | Fate::Forget);
-        if stays && queued.insert(id) {
-            packs.push(inputs.packs[&id].clone());
+    written: &[ObjectId],
+    gone: &HashSet<ObjectId>,
+    pinned: &HashSet<PackId>,
+) -> Result<()> {
+    let catalog = repo.catalog();
+    for id in written {
+        catalog.add_own_index(id, &inputs.work.index(id)?)?;
+    }
+    for id in &plan.affected {
+        if gone.contains(id) {
+            catalog.forget_index(id)?;
+        } else {
+            catalog.add_index(id, &inputs.work.index(id)?)?;
+        }
+        // Replaced: put back later (a replay), its marks are not believed
+        // and the next prune rewrites it away.
+        catalog.note_superseded(id)?;
+    }
+    for id in inputs.work.packs_with(&[Fate::Delete, Fate::Forget])? {
+        if !pinned.contains(&id) {
+            catalog.remove_pack(&id)?;
         }
     }
-    packs.extend(new_packs);
-    let supersedes = superseded_by_rewrite(inputs, plan);
-    let groups: Vec<&[IndexedPack]> = if packs.is_empty() && !supersedes.is_empty() {
-        // Nothing stays, but what was replaced must still be said.
-        vec![&[]]
-    } else {
-        packs.chunks(crate::repo::PACKS_PER_INDEX).collect()
-    };
+    let present: HashSet<ObjectId> = inputs
+        .work
+        .index_ids()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !gone.contains(id))
+        .collect();
+    catalog.keep_marks_seen(&present)
+}
+
+/// Write the index objects that replace the plan's affected ones, a full
+/// index object at a time (each is recorded in the working set): the packs
+/// they list that stay — a running writer's (InFlight) too, when a merge
+/// rewrites its index object — the packs no index listed, the new packs.
+/// Returns their ids.
+fn write_indexes(
+    repo: &Repository,
+    inputs: &mut Inputs,
+    plan: &PrunePlan,
+    new_packs: Vec<IndexedPack>,
+) -> Result<Vec<ObjectId>> {
+    const FULL: usize = crate::repo::PACKS_PER_INDEX;
+    let supersedes = superseded_by_rewrite(inputs, plan)?;
+    let queued = inputs.work.queue_staying(&plan.unindexed)?;
     let mut written = Vec::new();
-    for group in groups {
-        // `Index::of` reads the clock as this object is written: its new
-        // marks count from then.
-        let mut ix = Index::of(group.to_vec());
-        ix.condemned = group
-            .iter()
-            .filter_map(|p| Some((p.id, plan.mark_of(&p.id, ix.written)?)))
-            .collect();
-        ix.supersedes = supersedes.clone();
-        let id = repo.write_object(Kind::Index, "index", &index::encode(&ix))?;
-        written.push((id, ix));
+    let mut group: Vec<IndexedPack> = Vec::new();
+    for page in 0..queued.div_ceil(FULL as u64) {
+        for id in inputs.work.staying_page(page, FULL)? {
+            group.push(inputs.work.pack(&id)?);
+        }
+        if group.len() == FULL {
+            let full = std::mem::take(&mut group);
+            written.push(write_index(repo, inputs, plan, full, &supersedes)?);
+        }
+    }
+    for p in new_packs {
+        group.push(p);
+        if group.len() == FULL {
+            let full = std::mem::take(&mut group);
+            written.push(write_index(repo, inputs, plan, full, &supersedes)?);
+        }
+    }
+    // The rest; or nothing stays, but what was replaced must still be said.
+    if !group.is_empty() || (written.is_empty() && !supersedes.is_empty()) {
+        written.push(write_index(repo, inputs, plan, group, &supersedes)?);
     }
     Ok(written)
+}
+
+/// Write one index object listing `packs`, and record it in the working set.
+fn write_index(
+    repo: &Repository,
+    inputs: &mut Inputs,
+    plan: &PrunePlan,
+    packs: Vec<IndexedPack>,
+    supersedes: &[ObjectId],
+) -> Result<ObjectId> {
+    // `Index::of` reads the clock as this object is written: its new
+    // marks count from then.
+    let mut ix = Index::of(packs);
+    let mut condemned = Vec::new();
+    for p in &ix.packs {
+        if let Some(at) = plan.mark_of(inputs, &p.id, ix.written)? {
+            condemned.push((p.id, at));
+        }
+    }
+    ix.condemned = condemned;
+    ix.supersedes = supersedes.to_vec();
+    let id = repo.write_object(Kind::Index, "index", &index::encode(&ix))?;
+    inputs.work.add_index(&id, &ix, false, true)?;
+    Ok(id)
 }
 
 /// Index objects a rewrite says it replaces, at most this many.
@@ -167,15 +190,10 @@ const MAX_SUPERSEDES: usize = 1024;
 /// replaced (newest rewrite first). A catalog that never saw the objects in
 /// between (a prune's two passes, one after the other) still learns that an
 /// object it loaded long ago is replaced, even if someone puts it back.
-fn superseded_by_rewrite(inputs: &Inputs, plan: &PrunePlan) -> Vec<ObjectId> {
+fn superseded_by_rewrite(inputs: &Inputs, plan: &PrunePlan) -> Result<Vec<ObjectId>> {
     let mut out = plan.affected.clone();
     let mut seen: HashSet<ObjectId> = out.iter().copied().collect();
-    let earlier = inputs
-        .indexes
-        .iter()
-        .filter(|(id, _)| plan.affected.contains(id))
-        .flat_map(|(_, ix)| ix.supersedes.iter().copied());
-    for id in earlier {
+    for id in inputs.work.supersedes_of_affected()? {
         if out.len() >= MAX_SUPERSEDES {
             break;
         }
@@ -183,7 +201,7 @@ fn superseded_by_rewrite(inputs: &Inputs, plan: &PrunePlan) -> Vec<ObjectId> {
             out.push(id);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Whether `removed` took the object at `path` away; one a retention lock
@@ -205,31 +223,24 @@ fn taken(removed: Removed, path: String, r: &mut PruneReport) -> bool {
 fn extend_locks(
     repo: &Repository,
     days: u32,
-    packs: &HashMap<PackId, IndexedPack>,
-    going: &HashSet<PackId>,
+    inputs: &Inputs,
+    retained: &HashSet<String>,
     r: &mut PruneReport,
 ) -> Result<()> {
     let until = crate::util::now() + time::Duration::days(days as i64);
-    let mut paths: Vec<String> = packs
-        .keys()
-        .filter(|id| !going.contains(id))
-        .map(pack_path)
-        .collect();
+    let mut extend = |p: String| -> Result<()> {
+        if !retained.contains(&p) {
+            repo.extend_retention(&p, until)?;
+            r.locks_extended += 1;
+        }
+        Ok(())
+    };
+    inputs.work.staying_packs(|id| extend(pack_path(&id)))?;
     // Index objects (new ones included) and manifests, as they are now.
     for dir in ["index", "snapshots"] {
-        paths.extend(
-            repo.backend()
-                .list(dir)?
-                .into_iter()
-                .map(|(n, _)| format!("{dir}/{n}")),
-        );
-    }
-    for p in paths {
-        if r.retained.contains(&p) {
-            continue;
+        for (n, _) in repo.backend().list(dir)? {
+            extend(format!("{dir}/{n}"))?;
         }
-        repo.extend_retention(&p, until)?;
-        r.locks_extended += 1;
     }
     Ok(())
 }
@@ -238,59 +249,33 @@ fn extend_locks(
 /// pack that stays (repacked packs are checked blob by blob as they are copied):
 /// it must authenticate and hash to its id, or prune stops before deleting
 /// anything. A damaged (or planted) pack never becomes the only copy.
-fn check_kept_copies(repo: &Repository, inputs: &Inputs, plan: &PrunePlan) -> Result<()> {
-    let (packs, fates, chosen) = (&inputs.packs, &plan.fates, &plan.chosen);
-    let holder: HashMap<BlobKey, PackId> = chosen
-        .iter()
-        .flat_map(|(p, set)| set.iter().map(move |b| (*b, *p)))
-        .collect();
-    let mut checked: HashSet<BlobKey> = HashSet::new();
-    for (id, fate) in fates {
-        if *fate != Fate::Delete {
-            continue;
-        }
-        for b in &packs[id].blobs {
-            let Some(kept) = holder.get(&b.key()).filter(|k| *k != id) else {
-                continue;
-            };
-            let stays = matches!(
-                fates.get(kept),
-                Some(Fate::Keep | Fate::Repack | Fate::Recover)
-            );
-            if !stays || !checked.insert(b.key()) {
-                continue;
-            }
-            let e = packs[kept]
-                .blobs
-                .iter()
-                .find(|e| e.key() == b.key())
-                .expect("a chosen blob is in its pack");
-            let loc = crate::catalog::Location {
-                pack: *kept,
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            };
-            repo.read_blob_at(b.kind, crate::id::BlobId(b.id), &loc)
-                .map_err(|err| {
-                    Error::Failed(format!(
-                        "prune stopped before deleting anything: the copy of {} {} it would keep (pack {}) does not read back: {err}",
-                        b.kind.name(),
-                        hex::encode(&b.id[..4]),
-                        kept.to_hex()
-                    ))
-                })?;
-        }
-    }
-    Ok(())
+fn check_kept_copies(repo: &Repository, inputs: &Inputs) -> Result<()> {
+    inputs.work.kept_copies(|c| {
+        let loc = crate::catalog::Location {
+            pack: c.pack,
+            offset: c.entry.offset,
+            length: c.entry.length,
+            raw_length: c.entry.raw_length,
+        };
+        let (kind, id) = c.key;
+        repo.read_blob_at(kind, crate::id::BlobId(id), &loc)
+            .map(|_| ())
+            .map_err(|err| {
+                Error::Failed(format!(
+                    "prune stopped before deleting anything: the copy of {} {} it would keep (pack {}) does not read back: {err}",
+                    kind.name(),
+                    hex::encode(&id[..4]),
+                    c.pack.to_hex()
+                ))
+            })
+    })
 }
 
 /// Copy the chosen blobs of `repack` into new packs (trees and data apart).
 fn repack_into(
     repo: &Repository,
     repack: &[PackId],
-    packs: &HashMap<PackId, IndexedPack>,
-    chosen: &Chosen,
+    inputs: &Inputs,
     out: &mut Vec<IndexedPack>,
     r: &mut PruneReport,
 ) -> Result<()> {
@@ -310,10 +295,7 @@ fn repack_into(
                 "its bytes do not match its name (prune stopped; nothing was deleted)",
             ));
         }
-        for b in &packs[id].blobs {
-            if !chosen[id].contains(&b.key()) {
-                continue;
-            }
+        for b in &inputs.work.kept_blobs(id)? {
             let sealed = &bytes[b.offset as usize..(b.offset + b.length as u64) as usize];
             let ok = codec::decode(repo.key(), b.kind, &b.id, sealed, b.raw_length as usize)
                 .is_ok_and(|plain| repo.key().id_of(&plain) == b.id);

@@ -24,20 +24,21 @@
 //! next prune finishes the work. On a cloud copy only the index objects and
 //! the packs being repacked are downloaded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::index::{self, Index, IndexedPack};
 use crate::model::tree::NodeKind;
-use crate::pack::BlobKey;
 use crate::repo::Repository;
 
 mod execute;
 pub mod plan;
+mod work;
 
 pub use plan::Inputs;
+use work::Work;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PruneOptions {
@@ -151,84 +152,80 @@ pub fn run(repo: &Repository, opts: PruneOptions) -> Result<PruneReport> {
 
 /// Read, decide and (unless a dry run) act, once.
 fn pass(repo: &Repository, opts: PruneOptions, grace: i64) -> Result<PruneReport> {
-    let inputs = gather(repo, grace)?;
-    let plan = plan::decide(&inputs, opts.max_unused)?;
+    let mut inputs = gather(repo, grace)?;
+    let plan = plan::decide(&mut inputs, opts.max_unused)?;
     if opts.dry_run {
-        return Ok(plan.preview(&inputs));
+        return plan.preview(&inputs);
     }
-    execute::execute(repo, &inputs, &plan)
+    execute::execute(repo, &mut inputs, &plan)
 }
 
-/// Read what the copy holds: the writers running, the blobs its snapshots use,
-/// its index objects, its packs (and the checked headers of packs no index
-/// lists). The writers are read first: a writer that ends after that has its
-/// snapshot read here.
+/// Read what the copy holds into the working set (a scratch file beside the
+/// catalog): the writers running, the blobs its snapshots use, its index
+/// objects, its packs (and the checked headers of packs no index lists). The
+/// writers are read first: a writer that ends after that has its snapshot
+/// read here.
 fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
     let writers = repo.writers()?;
     let now = crate::util::now().unix_timestamp();
-    let (snapshots, used) = mark(repo)?;
-    // Every index object, decoded: the truth about which packs hold what.
-    let mut indexes: Vec<(ObjectId, Index)> = Vec::new();
+    let dir = repo
+        .catalog()
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let mut work = Work::new(&dir)?;
+    let started = std::time::Instant::now();
+    let snapshots = mark(repo, &mut work)?;
+    tracing::debug!(
+        "prune: snapshots walked in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Every index object, one at a time: the truth about which packs hold what.
+    let seen = repo.catalog().marks_seen()?;
+    let superseded = repo.catalog().superseded()?;
     for (name, _) in repo.backend().list("index")? {
         let Some(id) = ObjectId::from_hex(&name) else {
             continue;
         };
         let plain = repo.read_object(Kind::Index, "index", &id)?;
-        let ix = index::decode(&plain).map_err(|e| Error::corrupt(format!("index {name}"), e))?;
-        indexes.push((id, ix));
+        let mut ix =
+            index::decode(&plain).map_err(|e| Error::corrupt(format!("index {name}"), e))?;
+        let replaced = superseded.contains(&id);
+        count_marks_from_sight(&id, &mut ix, replaced, &seen, now);
+        work.add_index(&id, &ix, replaced, false)?;
     }
-    let superseded = count_marks_from_sight(repo, &mut indexes, now)?;
-    let mut present = repo.listed_packs()?;
-    let mut packs: HashMap<PackId, IndexedPack> = HashMap::new();
-    for (_, ix) in &indexes {
-        for p in &ix.packs {
-            packs.entry(p.id).or_insert_with(|| p.clone());
-        }
-    }
+    tracing::debug!(
+        "prune: index read in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    work.add_listed(repo.listed_packs()?.into_iter())?;
     // A file under a pack's name that is not the size its index gives (junk,
     // or a truncated copy) holds none of it: the pack counts as missing (and
     // the file is left for `verify` and `repair`), so no blob is kept there.
-    for (id, p) in &packs {
-        if present.get(id).is_some_and(|size| *size != p.size) {
-            tracing::warn!(
-                "pack {} is not the size its index gives: it counts as missing (run `hcbackup verify`, then `hcbackup repair`)",
-                id.to_hex()
-            );
-            present.remove(id);
-        }
+    for id in work.drop_wrong_sizes()? {
+        tracing::warn!(
+            "pack {} is not the size its index gives: it counts as missing (run `hcbackup verify`, then `hcbackup repair`)",
+            id.to_hex()
+        );
     }
     // Packs no index lists (an interrupted run's): their sealed headers say what they
     // hold, once the whole pack is checked against its header (a decoy is not).
-    for (id, size) in &present {
-        if !packs.contains_key(id) {
-            match repo.read_pack_verified(id) {
-                Ok(blobs) => {
-                    packs.insert(
-                        *id,
-                        IndexedPack {
-                            id: *id,
-                            size: *size,
-                            blobs,
-                        },
-                    );
-                }
-                // Not trusted, so not a copy of anything, and not deleted either:
-                // it may be planted (a decoy) or a damaged pack `repair` can heal.
-                Err(e) => tracing::warn!("prune leaves pack {} alone: {e}", id.to_hex()),
-            }
+    for (id, size) in work.listed_unindexed()? {
+        match repo.read_pack_verified(&id) {
+            Ok(blobs) => work.add_pack(&IndexedPack { id, size, blobs })?,
+            // Not trusted, so not a copy of anything, and not deleted either:
+            // it may be planted (a decoy) or a damaged pack `repair` can heal.
+            Err(e) => tracing::warn!("prune leaves pack {} alone: {e}", id.to_hex()),
         }
     }
     Ok(Inputs {
         location: repo.backend().location(),
         snapshots,
-        used,
-        indexes,
-        packs,
-        present,
+        work,
         now,
         grace,
         writers,
-        superseded,
     })
 }
 
@@ -236,35 +233,27 @@ fn gather(repo: &Repository, grace: i64) -> Result<Inputs> {
 /// the time it carries: an old index object put back by someone with access to
 /// the storage (a mark from before a recovery) then waits out the grace period
 /// and the writers running when it reappeared, like a new mark. Marks of an
-/// object a newer one replaced do not count at all.
-/// Returns the listed index objects known to be replaced.
+/// object a newer one replaced (`replaced`) do not count at all: its
+/// replacement carries the marks that still count.
 fn count_marks_from_sight(
-    repo: &Repository,
-    indexes: &mut [(ObjectId, Index)],
+    id: &ObjectId,
+    ix: &mut Index,
+    replaced: bool,
+    seen: &HashMap<(ObjectId, PackId), i64>,
     now: i64,
-) -> Result<HashSet<ObjectId>> {
-    let seen = repo.catalog().marks_seen()?;
-    let superseded = repo.catalog().superseded()?;
-    for (id, ix) in indexes.iter_mut() {
-        // Replaced (left by a killed prune, or put back): its replacement
-        // carries the marks that still count.
-        if superseded.contains(id) {
-            ix.condemned.clear();
-        }
-        for (pack, at) in ix.condemned.iter_mut() {
-            let first = seen.get(&(*id, *pack)).copied().unwrap_or(now);
-            *at = (*at).max(first);
-        }
+) {
+    if replaced {
+        ix.condemned.clear();
     }
-    Ok(indexes
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| superseded.contains(id))
-        .collect())
+    for (pack, at) in ix.condemned.iter_mut() {
+        let first = seen.get(&(*id, *pack)).copied().unwrap_or(now);
+        *at = (*at).max(first);
+    }
 }
 
-/// Every blob some snapshot needs; and how many snapshots there are.
-fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
+/// Note every blob some snapshot needs in `work`; returns how many snapshots
+/// there are.
+fn mark(repo: &Repository, work: &mut Work) -> Result<u64> {
     let stop = |e: Error| {
         Error::Failed(format!(
             "prune stopped before deleting anything: {e}; run `hcbackup verify`, then `hcbackup repair`"
@@ -275,36 +264,28 @@ fn mark(repo: &Repository) -> Result<(u64, HashSet<BlobKey>)> {
     // Snapshots and WAL records written since this prune took its lock (by
     // writers on any host) have index objects the catalog has not loaded yet.
     repo.sync_catalog()?;
-    let mut used = HashSet::new();
-    let mut seen = HashSet::new();
     for s in &snaps {
-        walk(repo, s.snapshot.tree, &mut used, &mut seen, 0).map_err(stop)?;
+        walk(repo, s.snapshot.tree, work, 0).map_err(stop)?;
         for d in &s.snapshot.databases {
             if let Some(t) = d.tree {
-                walk(repo, t, &mut used, &mut seen, 0).map_err(stop)?;
+                walk(repo, t, work, 0).map_err(stop)?;
             }
         }
         if let Some(t) = s.snapshot.physical.as_ref().and_then(|p| p.tree) {
-            walk(repo, t, &mut used, &mut seen, 0).map_err(stop)?;
+            walk(repo, t, work, 0).map_err(stop)?;
         }
     }
     // The files PostgreSQL archived are kept whole (until retention of WAL,
     // issue #19): a record that does not open stops the prune.
     for rec in wal {
-        walk(repo, rec.tree, &mut used, &mut seen, 0).map_err(stop)?;
+        walk(repo, rec.tree, work, 0).map_err(stop)?;
     }
-    Ok((snaps.len() as u64, used))
+    Ok(snaps.len() as u64)
 }
 
-fn walk(
-    repo: &Repository,
-    id: TreeId,
-    used: &mut HashSet<BlobKey>,
-    seen: &mut HashSet<TreeId>,
-    depth: usize,
-) -> Result<()> {
+fn walk(repo: &Repository, id: TreeId, work: &mut Work, depth: usize) -> Result<()> {
     // A folder unchanged since an earlier snapshot is one tree, walked once.
-    if !seen.insert(id) {
+    if !work.first_visit(id)? {
         return Ok(());
     }
     if depth > crate::model::tree::MAX_DEPTH {
@@ -313,18 +294,22 @@ fn walk(
             crate::model::tree::too_deep("a folder"),
         ));
     }
-    used.insert((Kind::Tree, id.0));
+    work.use_blob((Kind::Tree, id.0))?;
     let tree = repo.load_tree(id)?;
     for n in &tree.nodes {
         match n.kind {
             NodeKind::Dir => {
                 if let Some(t) = n.subtree {
-                    walk(repo, t, used, seen, depth + 1)?;
+                    walk(repo, t, work, depth + 1)?;
                 }
             }
             NodeKind::File => {
-                used.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
-                used.extend(repo.node_content(n)?.iter().map(|c| (Kind::Data, c.0)));
+                for l in &n.lists {
+                    work.use_blob((Kind::Tree, l.0))?;
+                }
+                for c in repo.node_content(n)?.iter() {
+                    work.use_blob((Kind::Data, c.0))?;
+                }
             }
             _ => {}
         }

@@ -219,7 +219,17 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     }
     let wal = wal_records(repo, &mut r)?;
     wal_chain(repo, &snapshots, &wal, &mut r)?;
-    let mut w = Walk::default();
+    // Packs left by an interrupted run (or kept by a retention lock after a repack)
+    // are normal; one that alone holds data a snapshot needs was listed by an index
+    // object that is gone. The walk notes which of their blobs are needed.
+    let unindexed = repo.catalog().unindexed_packs()?;
+    let mut w = Walk {
+        watched: unindexed
+            .iter()
+            .flat_map(|p| p.blobs.iter().map(|b| b.key()))
+            .collect(),
+        ..Walk::default()
+    };
     for rec in &wal {
         let label = format!("WAL {}", rec.name);
         check_tree(repo, rec.tree, &label, "", &mut w, &mut r)?;
@@ -231,10 +241,7 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
             check_tree(repo, t, &label, &path, &mut w, &mut r)?;
         }
     }
-    // Packs left by an interrupted run (or kept by a retention lock after a repack)
-    // are normal; one that alone holds data a snapshot needs was listed by an index
-    // object that is gone.
-    for p in repo.catalog().unindexed_packs()? {
+    for p in unindexed {
         let mut lost = false;
         for b in p.blobs.iter().filter(|b| w.needed.contains(&b.key())) {
             if !repo
@@ -461,12 +468,24 @@ fn choose(
     })
 }
 
-/// The structure walk's state: trees seen, blobs found bad, blobs needed.
+/// The structure walk's state: trees seen, blobs found bad, and which of the
+/// blobs of packs no index lists (`watched`) snapshots need. Only those are
+/// remembered: a set of every needed blob would grow with the repository
+/// (issue #20).
 #[derive(Default)]
 struct Walk {
     seen: HashSet<TreeId>,
     bad: HashSet<BlobKey>,
+    watched: HashSet<BlobKey>,
     needed: HashSet<BlobKey>,
+}
+
+impl Walk {
+    fn need(&mut self, key: BlobKey) {
+        if self.watched.contains(&key) {
+            self.needed.insert(key);
+        }
+    }
 }
 
 /// A snapshot's folder or file, as a finding's object.
@@ -506,7 +525,7 @@ fn check_tree(
         return Ok(());
     }
     r.trees += 1;
-    w.needed.insert((Kind::Tree, id.0));
+    w.need((Kind::Tree, id.0));
     let tree = match repo.load_tree(id) {
         Ok(t) => t,
         Err(e) => {
@@ -530,7 +549,9 @@ fn check_tree(
                 }
             },
             NodeKind::File => {
-                w.needed.extend(n.lists.iter().map(|l| (Kind::Tree, l.0)));
+                for l in &n.lists {
+                    w.need((Kind::Tree, l.0));
+                }
                 let content = match repo.node_content(n) {
                     Ok(c) => c,
                     Err(e) => {
@@ -545,7 +566,7 @@ fn check_tree(
                 };
                 let mut missing = 0;
                 for c in content.iter() {
-                    w.needed.insert((Kind::Data, c.0));
+                    w.need((Kind::Data, c.0));
                     if !repo.catalog().has_stored_blob(Kind::Data, &(*c).into())? {
                         w.bad.insert((Kind::Data, c.0));
                         missing += 1;
