@@ -19,7 +19,7 @@ const CACHE_KIB: i64 = 8 * 1024;
 
 pub(crate) fn sql(e: rusqlite::Error) -> Error {
     Error::Failed(format!(
-        "scratch file beside the catalog: {e} (is its disk full?)"
+        "scratch file beside the catalog: {e}; free space on the catalog's disk, or set HCBACKUP_CACHE_DIR to a folder on a larger one"
     ))
 }
 
@@ -52,7 +52,22 @@ fn remove_stale(dir: &Path) {
 /// no journal, no sync, a small page cache.
 pub struct Scratch {
     pub conn: Connection,
-    file: tempfile::NamedTempFile,
+    /// Always `Some` until dropped.
+    file: Option<tempfile::NamedTempFile>,
+    path: std::path::PathBuf,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(f) = self.file.take() {
+            if let Err(e) = f.close() {
+                tracing::warn!(
+                    "could not remove the scratch file {}: {e} (the next run removes it)",
+                    self.path.display()
+                );
+            }
+        }
+    }
 }
 
 impl Scratch {
@@ -65,7 +80,7 @@ impl Scratch {
             .tempfile_in(dir)
             .map_err(|e| {
                 Error::Failed(format!(
-                    "cannot make a scratch file in {}: {e}",
+                    "cannot make a scratch file in {}: {e}; free space there, or set HCBACKUP_CACHE_DIR to a writable folder",
                     dir.display()
                 ))
             })?;
@@ -78,11 +93,16 @@ impl Scratch {
             .map_err(sql)?;
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(sql)?;
-        Ok(Scratch { conn, file })
+        let path = file.path().to_path_buf();
+        Ok(Scratch {
+            conn,
+            file: Some(file),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.path
     }
 }
 
