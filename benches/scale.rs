@@ -13,6 +13,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod common;
+
 #[path = "../tests/common/scale.rs"]
 mod scale;
 
@@ -35,15 +37,8 @@ fn main() {
     let base = std::env::var("HCBACKUP_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("hcbackup-scale"));
-    let nightly = base.join("nightly");
-    std::fs::create_dir_all(&nightly).unwrap();
-    for i in 0..20u64 {
-        std::fs::write(
-            nightly.join(format!("laudo-{i}.pdf")),
-            data::text(i, 20_000),
-        )
-        .unwrap();
-    }
+    std::fs::create_dir_all(&base).unwrap();
+    let nightly = scale::nightly_folder(&base);
     let mut tables = Vec::new();
     for chunks in sizes {
         let h = scale::Harness::new(

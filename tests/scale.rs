@@ -8,6 +8,9 @@
 #[path = "common/scale.rs"]
 mod scale;
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 #[path = "common/data.rs"]
 mod data;
 
@@ -37,15 +40,7 @@ fn run(chunks: u64, work: &std::path::Path, nightly: &std::path::Path) -> Vec<sc
 #[test]
 fn every_commands_peak_memory_stays_flat_as_the_repository_grows_fivefold() {
     let d = tempfile::tempdir().unwrap();
-    let nightly = d.path().join("nightly");
-    std::fs::create_dir_all(&nightly).unwrap();
-    for i in 0..20u64 {
-        std::fs::write(
-            nightly.join(format!("laudo-{i}.pdf")),
-            data::text(i, 20_000),
-        )
-        .unwrap();
-    }
+    let nightly = scale::nightly_folder(d.path());
     let small = run(200_000, &d.path().join("small"), &nightly);
     let large = run(1_000_000, &d.path().join("large"), &nightly);
     let mut over = Vec::new();

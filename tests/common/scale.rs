@@ -2,7 +2,9 @@
 //! `tests/scale.rs`: a synthetic repository of a given shape
 //! (`hcbackup::repo::synth`) on a local folder, and each command measured on
 //! it — peak memory and time (GNU time), storage requests
-//! (`HCBACKUP_REQUESTS_FILE`) and the catalog's size afterwards.
+//! (`HCBACKUP_REQUESTS_FILE`) and the catalog's size afterwards. The crate
+//! including it has `common` (`benches/common`: GNU time) and `data`
+//! (`tests/common/data.rs`) modules.
 #![allow(dead_code)]
 
 use std::fs;
@@ -107,15 +109,15 @@ impl Harness {
         let _ = fs::remove_file(&requests);
         let mut c = self.cmd();
         c.env("HCBACKUP_REQUESTS_FILE", &requests).args(args);
-        let m = timed(&mut c);
+        let m = crate::common::timed(&mut c);
         let counted: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&requests).unwrap()).unwrap();
         Row {
             command,
-            peak_kib: m.1,
-            secs: m.0,
+            peak_kib: m.peak_kib,
+            secs: m.secs,
             requests: counted["total"].as_u64().unwrap(),
-            catalog_bytes: dir_size(&self.cache),
+            catalog_bytes: crate::common::dir_size(&self.cache),
         }
     }
 
@@ -167,49 +169,18 @@ pub fn shape(chunks: u64, snapshots: u64) -> Shape {
     }
 }
 
-/// (wall seconds, peak KiB) of `cmd` under /usr/bin/time; it must succeed.
-fn timed(cmd: &mut Command) -> (f64, u64) {
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let mut t = Command::new("/usr/bin/time");
-    t.arg("-f").arg("%e %M").arg("-o").arg(out.path());
-    t.arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => t.env(k, v),
-            None => t.env_remove(k),
-        };
+/// A folder of 20 records (text), the nightly snapshot's, in `dir`.
+pub fn nightly_folder(dir: &Path) -> PathBuf {
+    let nightly = dir.join("nightly");
+    fs::create_dir_all(&nightly).unwrap();
+    for i in 0..20u64 {
+        fs::write(
+            nightly.join(format!("laudo-{i}.pdf")),
+            crate::data::text(i, 20_000),
+        )
+        .unwrap();
     }
-    if let Some(d) = cmd.get_current_dir() {
-        t.current_dir(d);
-    }
-    let o = t.output().expect("run /usr/bin/time");
-    assert!(
-        o.status.success(),
-        "{:?} failed: {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s = fs::read_to_string(out.path()).unwrap();
-    let mut it = s.lines().last().unwrap().split_whitespace();
-    (
-        it.next().unwrap().parse().unwrap(),
-        it.next().unwrap().parse().unwrap(),
-    )
-}
-
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = fs::read_dir(p) {
-        for e in rd.flatten() {
-            let m = e.metadata().unwrap();
-            n += if m.is_dir() {
-                dir_size(&e.path())
-            } else {
-                m.len()
-            };
-        }
-    }
-    n
+    nightly
 }
 
 /// The table, one row per command.
