@@ -204,18 +204,11 @@ impl Work {
 
     /// Listed packs no index lists, with their sizes.
     pub fn listed_unindexed(&self) -> Result<Vec<(PackId, u64)>> {
-        let mut st = self
-            .conn()
-            .prepare(
-                "SELECT id, size FROM listed WHERE id NOT IN (SELECT id FROM pack) ORDER BY id",
-            )
-            .map_err(sql)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((PackId(id32(r.get(0)?)), r.get::<_, i64>(1)? as u64))
-            })
-            .map_err(sql)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        self.rows(
+            "SELECT id, size FROM listed WHERE id NOT IN (SELECT id FROM pack) ORDER BY id",
+            [],
+            |r| Ok((PackId(id32(r.get(0)?)), r.get::<_, i64>(1)? as u64)),
+        )
     }
 
     /// (packs, bytes) listed.
@@ -229,12 +222,21 @@ impl Work {
             .map_err(sql)
     }
 
-    fn ids<T: From<[u8; 32]>>(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<T>> {
-        let mut st = self.conn().prepare(q).map_err(sql)?;
-        let rows = st
-            .query_map(p, |r| Ok(T::from(id32(r.get(0)?))))
-            .map_err(sql)?;
+    /// The rows query `q` gives, each made by `f` (the statement is cached).
+    fn rows<T>(
+        &self,
+        q: &str,
+        p: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn().prepare_cached(q).map_err(sql)?;
+        let rows = st.query_map(p, f).map_err(sql)?;
         rows.collect::<rusqlite::Result<_>>().map_err(sql)
+    }
+
+    /// The ids (first column) query `q` gives.
+    fn ids<T: From<[u8; 32]>>(&self, q: &str, p: impl rusqlite::Params) -> Result<Vec<T>> {
+        self.rows(q, p, |r| Ok(T::from(id32(r.get(0)?))))
     }
 
     /// Everything the fates need, per pack: presence, latest mark, when
@@ -365,40 +367,33 @@ impl Work {
         )
     }
 
-    /// How many packs have fate `f`.
-    pub fn count(&self, f: Fate) -> Result<u64> {
+    /// A number the query `q` gives for fate `f` (its `?1`).
+    fn number(&self, q: &str, f: Fate) -> Result<u64> {
         self.conn()
-            .query_row(
-                "SELECT count(*) FROM fate WHERE fate = ?1",
-                [f as i64],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row(q, [f as i64], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(sql)
+    }
+
+    /// How many packs have fate `f`.
+    pub fn count(&self, f: Fate) -> Result<u64> {
+        self.number("SELECT count(*) FROM fate WHERE fate = ?1", f)
     }
 
     /// The size in the listing of packs of fate `f`.
     pub fn present_bytes(&self, f: Fate) -> Result<u64> {
-        self.conn()
-            .query_row(
-                "SELECT coalesce(sum(p.present), 0) FROM fate f JOIN pack p ON p.id = f.pack WHERE f.fate = ?1",
-                [f as i64],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(sql)
+        self.number(
+            "SELECT coalesce(sum(p.present), 0) FROM fate f JOIN pack p ON p.id = f.pack WHERE f.fate = ?1",
+            f,
+        )
     }
 
     /// Unused bytes left in kept packs.
     pub fn unused_kept_bytes(&self) -> Result<u64> {
-        self.conn()
-            .query_row(
-                "SELECT coalesce(sum(p.total - p.kept), 0) FROM fate f JOIN pack p ON p.id = f.pack WHERE f.fate = ?1",
-                [Fate::Keep as i64],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(sql)
+        self.number(
+            "SELECT coalesce(sum(p.total - p.kept), 0) FROM fate f JOIN pack p ON p.id = f.pack WHERE f.fate = ?1",
+            Fate::Keep,
+        )
     }
 
     /// Mark as affected (to be replaced) the index objects that name a pack
@@ -503,17 +498,11 @@ impl Work {
                 r.get(0)
             })
             .map_err(sql)?;
-        let mut st = self
-            .conn()
-            .prepare_cached(
-                "SELECT kind, id, offset, length, raw_length FROM blob WHERE pack = ?1 ORDER BY pos",
-            )
-            .map_err(sql)?;
-        let blobs = st
-            .query_map([&id.0[..]], |r| entry(r, 0))
-            .map_err(sql)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(sql)?;
+        let blobs = self.rows(
+            "SELECT kind, id, offset, length, raw_length FROM blob WHERE pack = ?1 ORDER BY pos",
+            [&id.0[..]],
+            |r| entry(r, 0),
+        )?;
         Ok(IndexedPack {
             id: *id,
             size: size as u64,
@@ -523,16 +512,13 @@ impl Work {
 
     /// The blobs of pack `id` it keeps, in its order.
     pub fn kept_blobs(&self, id: &PackId) -> Result<Vec<PackEntry>> {
-        let mut st = self
-            .conn()
-            .prepare_cached(
-                "SELECT b.kind, b.id, b.offset, b.length, b.raw_length FROM blob b
-                 JOIN chosen c ON c.kind = b.kind AND c.id = b.id AND c.pack = b.pack
-                 WHERE b.pack = ?1 ORDER BY b.pos",
-            )
-            .map_err(sql)?;
-        let rows = st.query_map([&id.0[..]], |r| entry(r, 0)).map_err(sql)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        self.rows(
+            "SELECT b.kind, b.id, b.offset, b.length, b.raw_length FROM blob b
+             JOIN chosen c ON c.kind = b.kind AND c.id = b.id AND c.pack = b.pack
+             WHERE b.pack = ?1 ORDER BY b.pos",
+            [&id.0[..]],
+            |r| entry(r, 0),
+        )
     }
 
     /// Used blobs that packs of fate Delete also hold, with their copy in a
@@ -583,14 +569,9 @@ impl Work {
 
     /// Every index object recorded (those read and those written).
     pub fn index_ids(&self) -> Result<Vec<(ObjectId, bool)>> {
-        let mut st = self
-            .conn()
-            .prepare("SELECT id, new FROM ix ORDER BY id")
-            .map_err(sql)?;
-        let rows = st
-            .query_map([], |r| Ok((ObjectId(id32(r.get(0)?)), r.get(1)?)))
-            .map_err(sql)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql)
+        self.rows("SELECT id, new FROM ix ORDER BY id", [], |r| {
+            Ok((ObjectId(id32(r.get(0)?)), r.get(1)?))
+        })
     }
 
     /// Index object `id` as recorded (its marks as they count).
@@ -606,15 +587,11 @@ impl Work {
             .iter()
             .map(|p| self.pack(p))
             .collect::<Result<_>>()?;
-        let mut st = self
-            .conn()
-            .prepare("SELECT pack, at FROM mark WHERE ix = ?1 ORDER BY pack")
-            .map_err(sql)?;
-        let condemned = st
-            .query_map([&id.0[..]], |r| Ok((PackId(id32(r.get(0)?)), r.get(1)?)))
-            .map_err(sql)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(sql)?;
+        let condemned = self.rows(
+            "SELECT pack, at FROM mark WHERE ix = ?1 ORDER BY pack",
+            [&id.0[..]],
+            |r| Ok((PackId(id32(r.get(0)?)), r.get(1)?)),
+        )?;
         let supersedes = self.ids(
             "SELECT sup FROM ixsup WHERE ix = ?1 ORDER BY pos",
             [&id.0[..]],
