@@ -415,6 +415,14 @@ mod tests {
         }
     }
 
+    /// `live` writers running, the oldest since `start`.
+    fn running(live: usize, start: i64) -> Writers {
+        Writers {
+            live,
+            oldest_start: Some(start),
+        }
+    }
+
     fn fate(i: &Inputs, n: u8) -> Fate {
         i.work.fate(&PackId([n; 32])).unwrap().unwrap().0
     }
@@ -486,18 +494,12 @@ mod tests {
         // A writer that started before the mark (or just after: the margin for
         // clocks) may still reference it.
         for start in [NOW - 2 * DAY, NOW - DAY + MARK_MARGIN, i64::MIN] {
-            i.writers = Writers {
-                live: 1,
-                oldest_start: Some(start),
-            };
+            i.writers = running(1, start);
             decide(&mut i, 0.1).unwrap();
             assert_eq!(fate(&i, 2), Fate::Wait, "{start}");
         }
         // One that started after the mark read it: it never deduplicates there.
-        i.writers = Writers {
-            live: 3,
-            oldest_start: Some(NOW - DAY + MARK_MARGIN + 1),
-        };
+        i.writers = running(3, NOW - DAY + MARK_MARGIN + 1);
         let plan = decide(&mut i, 0.1).unwrap();
         assert_eq!(fate(&i, 2), Fate::Delete);
         let r = plan.preview(&i).unwrap();
@@ -577,19 +579,13 @@ mod tests {
         let mut c = copy(&[pack(1, &[(1, 100)]), pack(2, &[(2, 100)])], &[], &[1]);
         c.indexes[1].1.written = NOW - 60;
         let mut i = c.inputs();
-        i.writers = Writers {
-            live: 1,
-            oldest_start: Some(NOW - 120),
-        };
+        i.writers = running(1, NOW - 120);
         decide(&mut i, 0.1).unwrap();
         assert_eq!(fate(&i, 2), Fate::InFlight);
         // Indexed well before that writer started: nobody's in-flight pack.
         c.indexes[1].1.written = NOW - 121;
         let mut i = c.inputs();
-        i.writers = Writers {
-            live: 1,
-            oldest_start: Some(NOW - 120),
-        };
+        i.writers = running(1, NOW - 120);
         decide(&mut i, 0.1).unwrap();
         assert_eq!(fate(&i, 2), Fate::Condemn);
     }
@@ -599,10 +595,7 @@ mod tests {
         let mut c = copy(&[pack(1, &[(1, 100)]), pack(2, &[(2, 100)])], &[], &[1]);
         c.indexes.retain(|(id, _)| id.0[0] == 101);
         let mut i = c.inputs();
-        i.writers = Writers {
-            live: 1,
-            oldest_start: Some(NOW),
-        };
+        i.writers = running(1, NOW);
         let plan = decide(&mut i, 0.1).unwrap();
         assert_eq!(fate(&i, 2), Fate::InFlight);
         assert!(plan.unindexed.is_empty() && plan.affected.is_empty());

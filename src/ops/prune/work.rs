@@ -59,7 +59,24 @@ pub struct PackState {
     pub kept: u64,
 }
 
+/// The columns `PackState::from_row` reads, after any before them.
+const STATE_COLUMNS: &str = "present, marked, indexed, nkept, total, kept";
+
 impl PackState {
+    /// A pack's state from a row whose columns `at..` are `STATE_COLUMNS`.
+    fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PackState> {
+        let present: Option<i64> = r.get(at)?;
+        Ok(PackState {
+            present: present.is_some(),
+            present_size: present.unwrap_or(0) as u64,
+            marked: r.get(at + 1)?,
+            indexed: r.get(at + 2)?,
+            nkept: r.get::<_, i64>(at + 3)? as u64,
+            total: r.get::<_, i64>(at + 4)? as u64,
+            kept: r.get::<_, i64>(at + 5)? as u64,
+        })
+    }
+
     /// The share of its blob bytes prune would not keep there.
     pub fn unused_share(&self) -> f64 {
         if self.total == 0 {
@@ -297,7 +314,7 @@ impl Work {
         let tx = self.s.conn.transaction().map_err(sql)?;
         {
             let mut read = tx
-                .prepare("SELECT id, present, marked, indexed, nkept, total, kept FROM pack")
+                .prepare(&format!("SELECT id, {STATE_COLUMNS} FROM pack"))
                 .map_err(sql)?;
             let mut write = tx
                 .prepare("INSERT OR REPLACE INTO fate(pack, fate) VALUES (?1, ?2)")
@@ -305,16 +322,7 @@ impl Work {
             let mut rows = read.query([]).map_err(sql)?;
             while let Some(r) = rows.next().map_err(sql)? {
                 let id: Vec<u8> = r.get(0).map_err(sql)?;
-                let present: Option<i64> = r.get(1).map_err(sql)?;
-                let st = PackState {
-                    present: present.is_some(),
-                    present_size: present.unwrap_or(0) as u64,
-                    marked: r.get(2).map_err(sql)?,
-                    indexed: r.get(3).map_err(sql)?,
-                    nkept: r.get::<_, i64>(4).map_err(sql)? as u64,
-                    total: r.get::<_, i64>(5).map_err(sql)? as u64,
-                    kept: r.get::<_, i64>(6).map_err(sql)? as u64,
-                };
+                let st = PackState::from_row(r, 1).map_err(sql)?;
                 write.execute(params![id, f(&st) as i64]).map_err(sql)?;
             }
         }
@@ -337,20 +345,9 @@ impl Work {
     pub fn state(&self, id: &PackId) -> Result<PackState> {
         self.conn()
             .query_row(
-                "SELECT present, marked, indexed, nkept, total, kept FROM pack WHERE id = ?1",
+                &format!("SELECT {STATE_COLUMNS} FROM pack WHERE id = ?1"),
                 [&id.0[..]],
-                |r| {
-                    let present: Option<i64> = r.get(0)?;
-                    Ok(PackState {
-                        present: present.is_some(),
-                        present_size: present.unwrap_or(0) as u64,
-                        marked: r.get(1)?,
-                        indexed: r.get(2)?,
-                        nkept: r.get::<_, i64>(3)? as u64,
-                        total: r.get::<_, i64>(4)? as u64,
-                        kept: r.get::<_, i64>(5)? as u64,
-                    })
-                },
+                |r| PackState::from_row(r, 0),
             )
             .map_err(sql)
     }
