@@ -195,6 +195,10 @@ pub fn run(repo: &Repository, copy: &str, read: ReadMode) -> Result<VerifyReport
     let present = repo.recover_packs()?;
     crate::util::failpoint("verify-after-list");
     let (snapshots, unreadable) = repo.snapshots_checked()?;
+    // A snapshot that ended on another machine since this one opened the
+    // repository has an index object the catalog has not loaded yet (prune
+    // does the same after its listing).
+    repo.sync_catalog()?;
     for (id, e) in unreadable {
         let problem = match e {
             Error::Missing { .. } => Problem::Missing,
